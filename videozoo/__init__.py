@@ -1,0 +1,1 @@
+"""videozoo: video classification models with their published weights."""
