@@ -1,0 +1,236 @@
+"""VideoResNet: R3D, MC3 and R(2+1)D.
+
+Tran et al., "A Closer Look at Spatiotemporal Convolutions for Action Recognition", CVPR 2018
+(https://arxiv.org/abs/1711.11248). One ResNet-18 skeleton; the variants differ only in the
+convolution used inside each residual stage:
+
+* ``"3d"``   — a full 3x3x3 convolution (R3D),
+* ``"2d"``   — a 1x3x3 convolution with no temporal extent (the upper stages of MC3),
+* ``"2+1d"`` — a 1x3x3 spatial convolution, BN, ReLU, then a 3x1x1 temporal one, with the middle
+  width chosen so the pair has the parameter count of the 3x3x3 it replaces (R(2+1)D).
+
+Module names follow torchvision's, so the published checkpoints load with ``strict=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+from typing import Any, Literal
+
+from torch import Tensor, nn
+
+from videozoo._api import Weights, WeightsEnum, build_model, register_model
+from videozoo._categories import KINETICS400_CATEGORIES
+from videozoo.models._base import VideoModel, check_num_classes
+from videozoo.transforms import VideoClassification
+
+__all__ = [
+    "VideoResNet",
+    "R3D_18_Weights",
+    "MC3_18_Weights",
+    "R2Plus1D_18_Weights",
+    "r3d_18",
+    "mc3_18",
+    "r2plus1d_18",
+]
+
+ConvKind = Literal["3d", "2d", "2+1d"]
+
+
+def _conv(kind: ConvKind, in_planes: int, out_planes: int, mid_planes: int, stride: int) -> nn.Module:
+    """The 3x3x3-equivalent convolution of a residual block, in one of the three factorisations."""
+    if kind == "3d":
+        return nn.Conv3d(in_planes, out_planes, (3, 3, 3), stride=stride, padding=1, bias=False)
+    if kind == "2d":
+        return nn.Conv3d(in_planes, out_planes, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False)
+    return nn.Sequential(
+        nn.Conv3d(in_planes, mid_planes, (1, 3, 3), stride=(1, stride, stride), padding=(0, 1, 1), bias=False),
+        nn.BatchNorm3d(mid_planes),
+        nn.ReLU(inplace=True),
+        nn.Conv3d(mid_planes, out_planes, (3, 1, 1), stride=(stride, 1, 1), padding=(1, 0, 0), bias=False),
+    )
+
+
+class BasicBlock(nn.Module):
+    """Two convolutions and an identity (or 1x1x1 projection) shortcut."""
+
+    def __init__(self, kind: ConvKind, in_planes: int, planes: int, stride: int = 1) -> None:
+        super().__init__()
+        # The (2+1)D width that matches the parameters of a full 3x3x3 convolution (paper, eq. 1).
+        mid = (in_planes * planes * 27) // (in_planes * 9 + 3 * planes)
+        self.conv1 = nn.Sequential(_conv(kind, in_planes, planes, mid, stride), nn.BatchNorm3d(planes), nn.ReLU(True))
+        # torchvision (and so the checkpoints) reuse the first convolution's width for the second.
+        self.conv2 = nn.Sequential(_conv(kind, planes, planes, mid, 1), nn.BatchNorm3d(planes))
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or in_planes != planes:
+            # A "2d" stage never strides in time, so neither does its shortcut.
+            ds_stride = (1, stride, stride) if kind == "2d" else (stride, stride, stride)
+            self.downsample = nn.Sequential(
+                nn.Conv3d(in_planes, planes, kernel_size=1, stride=ds_stride, bias=False), nn.BatchNorm3d(planes)
+            )
+
+    def forward(self, x: Tensor) -> Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = self.conv2(self.conv1(x))
+        out += shortcut
+        return self.relu(out)
+
+
+class VideoResNet(VideoModel):
+    """ResNet-18 for clips: a stem, four residual stages (64-512 channels) and a linear classifier.
+
+    ``stage_convs`` picks the convolution kind of each stage; ``stem`` is ``"basic"`` (a 3x7x7
+    convolution) or ``"2+1d"`` (1x7x7 to 45 channels, then 3x1x1).
+    """
+
+    def __init__(
+        self,
+        stage_convs: Sequence[ConvKind],
+        layers: Sequence[int] = (2, 2, 2, 2),
+        stem: Literal["basic", "2+1d"] = "basic",
+        num_classes: int = 400,
+        zero_init_residual: bool = False,
+    ) -> None:
+        super().__init__(num_classes, num_features=512)
+        if len(stage_convs) != 4 or len(layers) != 4:
+            raise ValueError(f"stage_convs and layers need 4 entries each, got {stage_convs!r} and {layers!r}.")
+        if stem == "basic":
+            self.stem = nn.Sequential(
+                nn.Conv3d(3, 64, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3), bias=False),
+                nn.BatchNorm3d(64),
+                nn.ReLU(inplace=True),
+            )
+        else:
+            self.stem = nn.Sequential(
+                nn.Conv3d(3, 45, (1, 7, 7), stride=(1, 2, 2), padding=(0, 3, 3), bias=False),
+                nn.BatchNorm3d(45),
+                nn.ReLU(inplace=True),
+                nn.Conv3d(45, 64, (3, 1, 1), stride=1, padding=(1, 0, 0), bias=False),
+                nn.BatchNorm3d(64),
+                nn.ReLU(inplace=True),
+            )
+        in_planes = 64
+        for i, (kind, depth, planes) in enumerate(zip(stage_convs, layers, (64, 128, 256, 512)), start=1):
+            blocks = []
+            for j in range(depth):
+                blocks.append(BasicBlock(kind, in_planes, planes, stride=2 if (j == 0 and i > 1) else 1))
+                in_planes = planes
+            self.add_module(f"layer{i}", nn.Sequential(*blocks))
+        self.avgpool = nn.AdaptiveAvgPool3d(1)
+        self.fc = nn.Linear(512, num_classes)
+
+        for m in self.modules():
+            if isinstance(m, nn.Conv3d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm3d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        nn.init.normal_(self.fc.weight, 0, 0.01)
+        nn.init.zeros_(self.fc.bias)
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, BasicBlock):
+                    nn.init.zeros_(m.conv2[1].weight)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        x = self.stem(x)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.avgpool(x).flatten(1)
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        return self.fc(x)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        check_num_classes(num_classes)
+        self.fc = nn.Linear(self.num_features, num_classes, device=self.fc.weight.device, dtype=self.fc.weight.dtype)
+        nn.init.normal_(self.fc.weight, 0, 0.01)
+        nn.init.zeros_(self.fc.bias)
+        self.num_classes = num_classes
+
+
+# ----------------------------------------------------------------------------------------------------
+# Weights
+
+_TRANSFORMS = partial(VideoClassification, crop_size=(112, 112), resize_size=(128, 171))
+
+_COMMON_META: dict[str, Any] = {
+    "min_size": (1, 1),
+    "min_temporal_size": 1,
+    "recipe": "https://github.com/pytorch/vision/tree/main/references/video_classification",
+    "_docs": (
+        "The weights reproduce closely the accuracy of the paper. The accuracies are estimated on video-level "
+        "with parameters `frame_rate=15`, `clips_per_video=5`, and `clip_len=16`."
+    ),
+    # The evaluation recipe of _docs in machine-readable form (see videozoo.sampling).
+    "num_frames": 16,
+    "sampling_rate": 1,
+    "frame_rate": 15.0,
+    "num_clips": 5,
+    "num_crops": 1,
+}
+
+
+def _meta(num_params: int, acc1: float, acc5: float, ops: float, file_size: float) -> dict[str, Any]:
+    return {
+        **_COMMON_META,
+        "categories": list(KINETICS400_CATEGORIES),
+        "num_params": num_params,
+        "_metrics": {"Kinetics-400": {"acc@1": acc1, "acc@5": acc5}},
+        "_ops": ops,
+        "_file_size": file_size,
+    }
+
+
+class R3D_18_Weights(WeightsEnum):
+    KINETICS400_V1 = Weights(
+        url="https://download.pytorch.org/models/r3d_18-b3b3357e.pth",
+        transforms=_TRANSFORMS,
+        meta=_meta(33371472, 63.200, 83.479, 40.697, 127.359),
+    )
+    DEFAULT = KINETICS400_V1
+
+
+class MC3_18_Weights(WeightsEnum):
+    KINETICS400_V1 = Weights(
+        url="https://download.pytorch.org/models/mc3_18-a90a0ba3.pth",
+        transforms=_TRANSFORMS,
+        meta=_meta(11695440, 63.960, 84.130, 43.343, 44.672),
+    )
+    DEFAULT = KINETICS400_V1
+
+
+class R2Plus1D_18_Weights(WeightsEnum):
+    KINETICS400_V1 = Weights(
+        url="https://download.pytorch.org/models/r2plus1d_18-91a641e6.pth",
+        transforms=_TRANSFORMS,
+        meta=_meta(31505325, 67.463, 86.175, 40.519, 120.318),
+    )
+    DEFAULT = KINETICS400_V1
+
+
+# ----------------------------------------------------------------------------------------------------
+# Builders
+
+
+@register_model(R3D_18_Weights)
+def r3d_18(*, weights: R3D_18_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> VideoResNet:
+    """R3D-18: 3x3x3 convolutions in every stage."""
+    return build_model(partial(VideoResNet, ("3d",) * 4), R3D_18_Weights, weights, progress, **kwargs)
+
+
+@register_model(MC3_18_Weights)
+def mc3_18(*, weights: MC3_18_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> VideoResNet:
+    """MC3-18: 3D convolutions in the first stage, 2D (1x3x3) convolutions above it."""
+    return build_model(partial(VideoResNet, ("3d", "2d", "2d", "2d")), MC3_18_Weights, weights, progress, **kwargs)
+
+
+@register_model(R2Plus1D_18_Weights)
+def r2plus1d_18(
+    *, weights: R2Plus1D_18_Weights | str | None = None, progress: bool = True, **kwargs: Any
+) -> VideoResNet:
+    """R(2+1)D-18: every 3x3x3 convolution factorised into a spatial and a temporal one."""
+    return build_model(
+        partial(VideoResNet, ("2+1d",) * 4, stem="2+1d"), R2Plus1D_18_Weights, weights, progress, **kwargs
+    )
