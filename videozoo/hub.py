@@ -1,0 +1,411 @@
+"""Checkpoint store: download, cache and safely load published weights.
+
+Files live in :func:`get_dir` (``$VIDEOZOO_HOME/checkpoints``, else torch.hub's
+``checkpoints`` dir, so weights torchvision already downloaded are reused) under
+the basename of their URL.  A cached file is returned without any network access.
+
+A download streams into ``<file>.partial`` next to the final file and is renamed
+into place (``os.replace``) only once it is complete, looks like a checkpoint and,
+when the name carries torchvision's ``name-<sha256 prefix>.ext`` hash, matches it.
+Several processes (e.g. DDP ranks) asking for the same file serialise on
+``<file>.lock``: one downloads, the others wait and reuse its file.  Connection
+errors, timeouts and 5xx responses are retried with exponential backoff, and an
+interrupted transfer resumes from the partial file with an HTTP Range request.
+
+Checkpoints are loaded with ``torch.load(..., weights_only=True)`` only: a file
+that needs arbitrary unpickling is refused and its payload never runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import re
+import sys
+import time
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import torch
+from filelock import FileLock
+from tqdm import tqdm
+
+from .errors import CheckpointError, DownloadError
+
+__all__ = [
+    "get_dir",
+    "cached_path",
+    "download",
+    "load_checkpoint",
+    "load_state_dict_from_url",
+]
+
+ENV_VIDEOZOO_HOME = "VIDEOZOO_HOME"
+
+#: torchvision's convention: ``name-<hex>.ext``; the hex is a prefix of the file's sha256.
+HASH_REGEX = re.compile(r"-([a-f0-9]*)\.")
+
+#: Delay before retry ``n`` (1-based) is ``BACKOFF_BASE * 2 ** (n - 1)`` seconds,
+#: capped at ``BACKOFF_MAX``.  Tests set ``BACKOFF_BASE`` to 0.
+BACKOFF_BASE: float = 1.0
+BACKOFF_MAX: float = 30.0
+
+CHUNK_SIZE = 1 << 20
+
+_ZIP_MAGIC = b"PK\x03\x04"  # torch.save zip format (the default since torch 1.6)
+_PICKLE_MAGIC = b"\x80"  # legacy torch.save: a pickle stream starts with PROTO
+_HEAD_LEN = 64  # bytes of the body inspected before anything is written
+
+_CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
+# Messages of torch's weights-only unpickler that mean "this needs code we won't run".
+_UNSAFE_PICKLE = re.compile(
+    r"Unsupported global|GLOBAL \S+ whose module|unrecognized function"
+    r"|Can only create new object|must be imported to load"
+)
+_UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+)")
+
+
+class _Transient(Exception):
+    """A failure worth retrying after a backoff (the partial file is kept for resuming)."""
+
+
+class _Restart(Exception):
+    """The partial file is unusable; it was truncated and the next attempt starts from zero."""
+
+
+def get_dir() -> Path:
+    """Return the checkpoint cache directory (not created until a download needs it).
+
+    ``$VIDEOZOO_HOME/checkpoints`` if ``VIDEOZOO_HOME`` is set, else
+    ``torch.hub.get_dir()/checkpoints``, which honours ``TORCH_HOME`` and
+    ``torch.hub.set_dir`` and is where torchvision keeps its weights.
+    """
+    home = os.environ.get(ENV_VIDEOZOO_HOME)
+    if home:
+        return Path(home).expanduser() / "checkpoints"
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def cached_path(url: str, model_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Return where the file for ``url`` lives or would live; it may not exist yet.
+
+    The name is the basename of the URL's path (query string and fragment ignored),
+    inside ``model_dir`` if given, else :func:`get_dir`.
+    """
+    name = os.path.basename(urlsplit(url).path)
+    if name in ("", ".", ".."):
+        raise ValueError(f"Cannot derive a file name from URL {url!r}: its path must end with the file name.")
+    directory = Path(model_dir).expanduser() if model_dir is not None else get_dir()
+    return directory / name
+
+
+def download(
+    url: str,
+    *,
+    progress: bool = True,
+    check_hash: bool = True,
+    model_dir: str | os.PathLike[str] | None = None,
+    retries: int = 4,
+    timeout: tuple[float, float] = (10.0, 60.0),
+) -> Path:
+    """Return the cached file for ``url``, downloading it first if it is not cached.
+
+    ``retries`` is the number of extra attempts after connection errors, timeouts,
+    5xx/408/429 responses and interrupted transfers; ``timeout`` is requests'
+    ``(connect, read)`` timeout in seconds.  With ``check_hash`` (and a hash in the
+    file name) the sha256 of the whole file must start with that hash.  A cached
+    file is returned as is, without network access or hash check.
+
+    Raises :class:`~videozoo.errors.DownloadError` if the file cannot be obtained;
+    nothing is then left under the final name.
+    """
+    dst = cached_path(url, model_dir)
+    if dst.is_file():
+        return dst
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(dst.with_name(dst.name + ".lock"))):
+        if dst.is_file():  # another process downloaded it while we waited
+            return dst
+        _download_locked(url, dst, progress=progress, check_hash=check_hash, retries=retries, timeout=timeout)
+    return dst
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Any:
+    """Load a checkpoint on CPU with ``torch.load(weights_only=True)``.
+
+    Raises :class:`~videozoo.errors.CheckpointError` if the file is not a torch
+    checkpoint, is truncated or corrupt, or needs arbitrary code to unpickle (refused;
+    its payload never runs).  A missing file raises ``FileNotFoundError``.
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(_HEAD_LEN)
+    if not _looks_like_checkpoint(head):
+        raise CheckpointError(
+            f"{path} is not a PyTorch checkpoint (it starts with {_describe_head(head)}). "
+            f"Delete it and download it again."
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        message = str(e)
+        if _UNSAFE_PICKLE.search(message):
+            found = _UNSAFE_GLOBAL.search(message)
+            what = f" ({found.group(1)})" if found else ""
+            raise CheckpointError(
+                f"{path} needs arbitrary code to load{what} and was refused: videozoo only loads "
+                f"checkpoints with torch.load(weights_only=True) and never unpickles untrusted objects. "
+                f"Use a checkpoint that holds only tensors and plain containers (e.g. a state_dict)."
+            ) from None
+        raise _corrupt(path, e, "invalid pickle data") from e
+    except OSError:
+        raise
+    except Exception as e:  # torch raises RuntimeError, EOFError, ValueError, ... for damaged files
+        raise _corrupt(path, e) from e
+
+
+def load_state_dict_from_url(
+    url: str,
+    *,
+    progress: bool = True,
+    check_hash: bool = True,
+    model_dir: str | os.PathLike[str] | None = None,
+) -> Any:
+    """:func:`download` ``url`` (or reuse the cached file), then :func:`load_checkpoint` it."""
+    path = download(url, progress=progress, check_hash=check_hash, model_dir=model_dir)
+    return load_checkpoint(path)
+
+
+# --------------------------------------------------------------------------- internals
+
+
+def _download_locked(
+    url: str, dst: Path, *, progress: bool, check_hash: bool, retries: int, timeout: tuple[float, float]
+) -> None:
+    """Download ``url`` to ``dst``; the caller holds the lock."""
+    partial = dst.with_name(dst.name + ".partial")
+    match = HASH_REGEX.search(dst.name)
+    hash_prefix = match.group(1) if (check_hash and match and match.group(1)) else None
+    remedy = f"To work offline, download the file by hand and put it at {dst}."
+
+    bar = tqdm(desc=dst.name, file=sys.stderr, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress)
+    with requests.Session() as session, bar:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                hasher = _attempt(session, url, partial, bar, timeout, remedy, want_hash=hash_prefix is not None)
+                break
+            except _Restart as e:
+                if attempt > retries:
+                    raise DownloadError(f"Could not download {url} after {attempt} attempts: {e}. {remedy}") from None
+            except _Transient as e:
+                if attempt > retries:
+                    resume = " Run again to resume it." if partial.is_file() and partial.stat().st_size else ""
+                    raise DownloadError(
+                        f"Could not download {url} after {attempt} attempts: {e}.{resume} {remedy}"
+                    ) from e.__cause__
+                time.sleep(min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1)))
+
+    try:
+        if hasher is not None and hash_prefix is not None:
+            digest = hasher.hexdigest()
+            if not digest.startswith(hash_prefix):
+                raise DownloadError(
+                    f"The file downloaded from {url} has sha256 {digest[: max(len(hash_prefix), 8)]}..., which does "
+                    f"not start with {hash_prefix} as its name {dst.name!r} requires; it was discarded. "
+                    f"Try again later, or fetch it by hand and check it."
+                )
+        _check_complete(partial, url)
+    except DownloadError:
+        partial.unlink(missing_ok=True)
+        raise
+    os.replace(partial, dst)
+
+
+def _attempt(
+    session: requests.Session,
+    url: str,
+    partial: Path,
+    bar: tqdm,
+    timeout: tuple[float, float],
+    remedy: str,
+    *,
+    want_hash: bool,
+) -> Any:
+    """One HTTP request: resume or (re)start ``partial`` and stream the body into it.
+
+    Returns the sha256 of the whole partial file (if ``want_hash``) once it is complete.
+    """
+    offset = partial.stat().st_size if partial.is_file() else 0
+    headers = {"Accept-Encoding": "identity"}  # byte offsets and Content-Length must be of the file itself
+    if offset:
+        headers["Range"] = f"bytes={offset}-"
+    try:
+        response = session.get(url, headers=headers, stream=True, timeout=timeout)
+    except (requests.ConnectionError, requests.Timeout) as e:
+        raise _Transient(_reason(e)) from e
+    except requests.RequestException as e:
+        raise DownloadError(f"Could not download {url}: {e}") from e
+
+    with response:
+        status = response.status_code
+        content_range = _parse_content_range(response.headers.get("Content-Range"))
+        if offset and status == 416:
+            if content_range and content_range[2] == offset:  # the partial file already is the whole file
+                return _hash_file(partial) if want_hash else None
+            _truncate(partial)
+            raise _Restart(f"the server refused to resume at byte {offset} (HTTP 416)")
+        if status >= 500 or status in (408, 429):
+            raise _Transient(f"HTTP {status} {response.reason}")
+        if not 200 <= status < 300:
+            raise DownloadError(f"{url} returned HTTP {status} {response.reason}. {remedy}")
+
+        if status == 206:
+            if not offset or content_range is None or content_range[0] != offset:
+                _truncate(partial)
+                raise _Restart(f"the server answered a request for byte {offset} on with range {content_range}")
+            total = content_range[2]
+            mode = "ab"
+        else:  # 200 (also the answer to a Range request from a server that ignores Range): start from zero
+            offset = 0
+            total = _int_or_none(response.headers.get("Content-Length"))
+            mode = "wb"
+
+        bar.reset(total=total)
+        bar.update(offset)
+        received = 0
+        try:
+            chunks: Iterator[bytes] = response.iter_content(CHUNK_SIZE)
+            first: list[bytes] = []
+            if mode == "wb":  # inspect the first bytes before anything is written
+                head = b""
+                for chunk in chunks:
+                    head += chunk
+                    if len(head) >= _HEAD_LEN:
+                        break
+                if not _looks_like_checkpoint(head):
+                    kind = response.headers.get("Content-Type", "no Content-Type")
+                    raise DownloadError(
+                        f"{url} did not return a checkpoint but something starting with {_describe_head(head)} "
+                        f"({kind}); this is typically an error or login page from a proxy or captive portal, "
+                        f"and nothing was saved. {remedy}"
+                    )
+                first.append(head)
+            hasher = hashlib.sha256() if want_hash else None
+            if hasher is not None and mode == "ab":
+                _hash_file(partial, hasher)
+            with open(partial, mode) as f:
+                for chunk in _chain(first, chunks):
+                    f.write(chunk)
+                    if hasher is not None:
+                        hasher.update(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
+                f.flush()
+                os.fsync(f.fileno())
+        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
+            raise _Transient(f"the transfer broke off after {offset + received} bytes ({_reason(e)})") from e
+
+    size = offset + received
+    if total is not None and size != total:
+        raise _Transient(f"received {size} bytes but the server announced {total} (Content-Length)")
+    return hasher
+
+
+def _chain(first: list[bytes], rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield from first
+    yield from rest
+
+
+def _check_complete(partial: Path, url: str) -> None:
+    """Refuse a finished download that is not a checkpoint or is a truncated zip archive."""
+    with open(partial, "rb") as f:
+        head = f.read(_HEAD_LEN)
+    if not _looks_like_checkpoint(head):
+        raise DownloadError(
+            f"{url} did not return a checkpoint but something starting with {_describe_head(head)}; nothing was saved."
+        )
+    if head.startswith(_ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(partial):
+                pass
+        except (zipfile.BadZipFile, OSError) as e:
+            raise DownloadError(
+                f"The file downloaded from {url} is an incomplete or damaged zip archive ({e}); "
+                f"it was discarded. Try again."
+            ) from e
+
+
+def _looks_like_checkpoint(head: bytes) -> bool:
+    return head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_MAGIC)
+
+
+def _describe_head(head: bytes) -> str:
+    if not head:
+        return "nothing (it is empty)"
+    text = " ".join(head[:40].decode("utf-8", errors="replace").split())
+    if text.isprintable():
+        return repr(text + ("..." if len(head) > 40 else ""))
+    return repr(head[:16])
+
+
+def _corrupt(path: Path, error: BaseException, detail: str | None = None) -> CheckpointError:
+    if detail is None:  # first sentence of torch's message; the rest is boilerplate
+        detail = str(error).strip().split(". ")[0].splitlines()[0][:160] if str(error).strip() else ""
+    return CheckpointError(
+        f"Could not load checkpoint {path}: the file is truncated or corrupt "
+        f"({type(error).__name__}{': ' + detail if detail else ''}). Delete it and download it again."
+    )
+
+
+def _hash_file(path: Path, hasher: Any = None) -> Any:
+    hasher = hasher if hasher is not None else hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK_SIZE), b""):
+            hasher.update(block)
+    return hasher
+
+
+def _truncate(path: Path) -> None:
+    if path.exists():
+        with open(path, "wb"):
+            pass
+
+
+def _parse_content_range(value: str | None) -> tuple[int | None, int | None, int | None] | None:
+    """``bytes 10-99/100`` -> (10, 99, 100); ``bytes */100`` -> (None, None, 100)."""
+    if not value:
+        return None
+    m = _CONTENT_RANGE.fullmatch(value.strip())
+    if not m:
+        return None
+    start, end, total = m.groups()
+    return (
+        int(start) if start is not None else None,
+        int(end) if end is not None else None,
+        int(total) if total not in (None, "*") else None,
+    )
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _reason(error: BaseException) -> str:
+    """A one-line cause for a requests exception (they nest urllib3's long reprs)."""
+    text = str(error)
+    for marker in ("Failed to establish a new connection:", "Connection refused", "Name or service not known",
+                   "Temporary failure in name resolution", "Read timed out", "Connection broken",
+                   "IncompleteRead"):
+        if marker in text:
+            return f"{type(error).__name__}: {marker.rstrip(':')}"
+    return f"{type(error).__name__}: {text[:200]}"
