@@ -7,7 +7,7 @@ written against plain Python exceptions keeps working.
 
 from __future__ import annotations
 
-__all__ = ["VideozooError", "DownloadError", "CheckpointError"]
+__all__ = ["VideozooError", "DownloadError", "CheckpointError", "VideoDecodeError"]
 
 
 class VideozooError(Exception):
@@ -20,3 +20,17 @@ class DownloadError(VideozooError, OSError):
 
 class CheckpointError(VideozooError, RuntimeError):
     """A checkpoint file is truncated, corrupt, or would need arbitrary code to load."""
+
+
+class VideoDecodeError(VideozooError, ValueError):
+    """A video file is missing, has no video stream, or cannot be decoded (corrupt or truncated).
+
+    ``path`` is the file concerned (``None`` for in-memory input); the message names it too.
+    """
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+    def __reduce__(self):  # keep ``path`` across pickling (DataLoader workers)
+        return (type(self), (str(self), self.path))
