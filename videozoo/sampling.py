@@ -1,0 +1,136 @@
+"""Which frames of a video a checkpoint's evaluation recipe feeds the model.
+
+A clip is ``num_frames`` frames taken every ``sampling_rate / frame_rate`` seconds, so it spans
+``num_frames * sampling_rate / frame_rate`` seconds (``frame_rate=None``: the video's own rate).
+Each wanted time maps to the frame whose presentation timestamp is nearest (ties go to the earlier
+frame), which resamples any source rate, constant or variable, to the recipe's.
+
+Multi-view testing takes ``num_clips`` clips whose start times are spread uniformly over the
+video, the first clip starting at the first frame and the last clip ending at the end of the
+video: clip ``i`` of ``N`` starts at ``i * (duration - clip_duration) / (N - 1)`` seconds
+(torchvision's ``UniformClipSampler``, which evaluated its published weights); a single clip is
+centred. PySlowFast and PyTorchVideo start clip ``i`` at ``i * (duration - clip_duration) / N``
+instead, which never reaches the last part of the video; the difference in accuracy is noise.
+A video shorter than a clip gives every clip the same start, 0, and times past its end map to the
+last frame: short videos are padded by repeating their last frame.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+import torch
+from torch import Tensor
+
+__all__ = ["ClipRecipe", "clip_start_times", "clip_times", "nearest_frames", "sample_clip_indices"]
+
+
+@dataclass(frozen=True)
+class ClipRecipe:
+    """The temporal half of an evaluation recipe, plus how many crops each clip gets."""
+
+    num_frames: int
+    sampling_rate: int = 1
+    frame_rate: float | None = None  # fps the recipe counts ``sampling_rate`` at; None: the video's own
+    num_clips: int = 1
+    num_crops: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("num_frames", "sampling_rate", "num_clips"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if self.num_crops not in (1, 3):
+            raise ValueError(f"num_crops must be 1 or 3, got {self.num_crops!r}.")
+        if self.frame_rate is not None and not self.frame_rate > 0:
+            raise ValueError(f"frame_rate must be positive or None, got {self.frame_rate!r}.")
+
+    @classmethod
+    def from_meta(cls, meta: Mapping[str, Any]) -> ClipRecipe:
+        """Read ``num_frames``, ``sampling_rate``, ``frame_rate``, ``num_clips``, ``num_crops``."""
+        if "num_frames" not in meta:
+            raise ValueError("These weights' meta has no 'num_frames'; their clip recipe is unknown.")
+        rate = meta.get("frame_rate")
+        return cls(
+            num_frames=int(meta["num_frames"]),
+            sampling_rate=int(meta.get("sampling_rate", 1)),
+            frame_rate=None if rate is None else float(rate),
+            num_clips=int(meta.get("num_clips", 1)),
+            num_crops=int(meta.get("num_crops", 1)),
+        )
+
+    def with_views(self, clips: int | None = None, crops: int | None = None) -> ClipRecipe:
+        """The same clips with another number of temporal clips and/or spatial crops."""
+        return replace(
+            self,
+            num_clips=self.num_clips if clips is None else clips,
+            num_crops=self.num_crops if crops is None else crops,
+        )
+
+    @property
+    def num_views(self) -> int:
+        return self.num_clips * self.num_crops
+
+    def frame_interval(self, video_fps: float) -> float:
+        """Seconds between two frames of a clip."""
+        return self.sampling_rate / (self.frame_rate or video_fps)
+
+    def clip_duration(self, video_fps: float) -> float:
+        """Seconds a clip spans."""
+        return self.num_frames * self.frame_interval(video_fps)
+
+    def describe(self) -> str:
+        rate = f"{self.frame_rate:g} fps" if self.frame_rate else "native fps"
+        return (
+            f"{self.num_frames} frames every {self.sampling_rate} at {rate}, "
+            f"{self.num_clips} clip(s) x {self.num_crops} crop(s)"
+        )
+
+
+def clip_start_times(duration: float, clip_duration: float, num_clips: int) -> Tensor:
+    """float64 ``(num_clips,)`` start times: uniform from 0 to ``duration - clip_duration``."""
+    slack = max(duration - clip_duration, 0.0)
+    if num_clips == 1:
+        return torch.tensor([slack / 2], dtype=torch.float64)
+    return torch.arange(num_clips, dtype=torch.float64) * (slack / (num_clips - 1))
+
+
+def clip_times(duration: float, recipe: ClipRecipe, video_fps: float) -> Tensor:
+    """float64 ``(num_clips, num_frames)``: the time, in seconds, each frame of each clip is taken at."""
+    step = recipe.frame_interval(video_fps)
+    starts = clip_start_times(duration, recipe.num_frames * step, recipe.num_clips)
+    return starts[:, None] + torch.arange(recipe.num_frames, dtype=torch.float64)[None, :] * step
+
+
+def nearest_frames(timestamps: Tensor, times: Tensor) -> Tensor:
+    """int64 indices, shaped like ``times``, of the frame whose timestamp is nearest each time.
+
+    ``timestamps`` must be sorted (presentation order). Ties go to the earlier frame; times before
+    the first or after the last frame give the first or last frame.
+    """
+    ts = timestamps.to(torch.float64).contiguous()
+    if ts.numel() == 0:
+        raise ValueError("The video has no frames.")
+    t = times.to(torch.float64)
+    flat = t.reshape(-1).contiguous()
+    after = torch.searchsorted(ts, flat).clamp(max=ts.numel() - 1)  # first frame at or after t
+    before = (after - 1).clamp(min=0)
+    pick_before = (flat - ts[before]) <= (ts[after] - flat) + 1e-9
+    return torch.where(pick_before, before, after).reshape(t.shape)
+
+
+def sample_clip_indices(
+    timestamps: Tensor, recipe: ClipRecipe, video_fps: float, duration: float | None = None
+) -> Tensor:
+    """int64 ``(num_clips, num_frames)`` frame indices for the recipe's clips.
+
+    ``timestamps`` are the frames' sorted presentation times in seconds (as
+    :attr:`videozoo.io.VideoReader.timestamps` gives them, from 0); ``duration``, counted from the
+    first frame, defaults to one frame period past the last timestamp.
+    """
+    t0 = float(timestamps[0])
+    if duration is None:
+        duration = float(timestamps[-1]) - t0 + 1.0 / video_fps
+    return nearest_frames(timestamps, clip_times(duration, recipe, video_fps) + t0)
