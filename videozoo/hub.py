@@ -13,7 +13,8 @@ errors, timeouts and 5xx responses are retried with exponential backoff, and an
 interrupted transfer resumes from the partial file with an HTTP Range request.
 
 Checkpoints are loaded with ``torch.load(..., weights_only=True)`` only: a file
-that needs arbitrary unpickling is refused and its payload never runs.
+that needs arbitrary unpickling is refused and its payload never runs.  torch is
+imported on first use, so processes that only download start fast.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-import torch
+import urllib3
 from filelock import FileLock
 from tqdm import tqdm
 
@@ -88,6 +89,8 @@ def get_dir() -> Path:
     home = os.environ.get(ENV_VIDEOZOO_HOME)
     if home:
         return Path(home).expanduser() / "checkpoints"
+    import torch.hub
+
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
@@ -142,6 +145,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Any:
     checkpoint, is truncated or corrupt, or needs arbitrary code to unpickle (refused;
     its payload never runs).  A missing file raises ``FileNotFoundError``.
     """
+    import torch
+
     path = Path(path)
     with open(path, "rb") as f:
         head = f.read(_HEAD_LEN)
@@ -191,7 +196,7 @@ def _download_locked(
     partial = dst.with_name(dst.name + ".partial")
     match = HASH_REGEX.search(dst.name)
     hash_prefix = match.group(1) if (check_hash and match and match.group(1)) else None
-    remedy = f"To work offline, download the file by hand and put it at {dst}."
+    remedy = f"To work offline, download the file by other means and put it at {dst}; it is then used as is."
 
     bar = tqdm(desc=dst.name, file=sys.stderr, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress)
     with requests.Session() as session, bar:
@@ -269,7 +274,8 @@ def _attempt(
         if status == 206:
             if not offset or content_range is None or content_range[0] != offset:
                 _truncate(partial)
-                raise _Restart(f"the server answered a request for byte {offset} on with range {content_range}")
+                got = response.headers.get("Content-Range", "no Content-Range")
+                raise _Restart(f"the server answered a request for bytes {offset}- with {got}")
             total = content_range[2]
             mode = "ab"
         else:  # 200 (also the answer to a Range request from a server that ignores Range): start from zero
@@ -281,7 +287,7 @@ def _attempt(
         bar.update(offset)
         received = 0
         try:
-            chunks: Iterator[bytes] = response.iter_content(CHUNK_SIZE)
+            chunks = _body_chunks(response)
             first: list[bytes] = []
             if mode == "wb":  # inspect the first bytes before anything is written
                 head = b""
@@ -309,13 +315,36 @@ def _attempt(
                     bar.update(len(chunk))
                 f.flush()
                 os.fsync(f.fileno())
-        except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
-            raise _Transient(f"the transfer broke off after {offset + received} bytes ({_reason(e)})") from e
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as e:  # broken or timed-out transfer
+            of = f" of the {total} bytes the server announced" if total is not None else " bytes"
+            raise _Transient(f"the transfer stopped after {offset + received}{of} ({_reason(e)})") from e
 
     size = offset + received
     if total is not None and size != total:
         raise _Transient(f"received {size} bytes but the server announced {total} (Content-Length)")
     return hasher
+
+
+def _body_chunks(response: requests.Response) -> Iterator[bytes]:
+    """The body as it arrives, so that a broken transfer keeps every byte received.
+
+    (``iter_content`` on urllib3 2 drops the bytes of the chunk being read when the
+    connection breaks, which would make small files never resume.)
+    """
+    raw = response.raw
+    read1 = getattr(raw, "read1", None)
+    chunk = b""
+    if read1 is not None:
+        try:
+            chunk = read1(CHUNK_SIZE, decode_content=True)
+        except NotImplementedError:
+            read1 = None
+    if read1 is None:  # urllib3 < 2.1: read() returns short data; the size check catches it
+        yield from response.iter_content(CHUNK_SIZE)
+        return
+    while chunk:
+        yield chunk
+        chunk = read1(CHUNK_SIZE, decode_content=True)
 
 
 def _chain(first: list[bytes], rest: Iterator[bytes]) -> Iterator[bytes]:
@@ -400,12 +429,24 @@ def _int_or_none(value: str | None) -> int | None:
         return None
 
 
+_REASONS = (
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "host name not found"),
+    ("Temporary failure in name resolution", "host name not found"),
+    ("nodename nor servname", "host name not found"),
+    ("getaddrinfo failed", "host name not found"),
+    ("Network is unreachable", "network unreachable"),
+    ("No route to host", "no route to host"),
+    ("Connection reset", "connection reset"),
+    ("IncompleteRead", "connection closed early"),
+    ("timed out", "timed out"),
+)
+
+
 def _reason(error: BaseException) -> str:
-    """A one-line cause for a requests exception (they nest urllib3's long reprs)."""
+    """A one-line cause for a requests/urllib3 exception (they nest long reprs)."""
     text = str(error)
-    for marker in ("Failed to establish a new connection:", "Connection refused", "Name or service not known",
-                   "Temporary failure in name resolution", "Read timed out", "Connection broken",
-                   "IncompleteRead"):
+    for marker, reason in _REASONS:
         if marker in text:
-            return f"{type(error).__name__}: {marker.rstrip(':')}"
+            return f"{type(error).__name__}: {reason}"
     return f"{type(error).__name__}: {text[:200]}"
