@@ -1,0 +1,166 @@
+"""Shared test fixtures.
+
+``http_server``: a real HTTP server on 127.0.0.1 (random port) serving the files of a
+temporary directory, with Range support, a request log and programmable faults, so
+tests exercise real sockets without ever touching the network.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+
+@dataclass
+class Fault:
+    """Misbehaviour for one served file name; counters are consumed as requests arrive."""
+
+    fail_first: int = 0  # answer the next N requests with `fail_status`
+    fail_status: int = 503
+    cut_after: int | None = None  # send only this many body bytes, then drop the connection...
+    cut_times: int = 1  # ...for this many requests
+    length_delta: int = 0  # claim the file is this many bytes longer (<0: shorter) than it is
+    ignore_range: bool = False  # answer Range requests with 200 and the whole file
+    delay: float = 0.0  # seconds to wait after the headers, before the body
+    status: int | None = None  # serve `body` with this status instead of the file
+    body: bytes = b""
+    content_type: str = "text/html; charset=utf-8"
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    range: str | None
+    status: int
+    body_bytes: int = 0  # body bytes actually written
+    full_body: bool = False  # the whole file was sent from byte 0
+
+
+class LoopbackServer:
+    """Serves ``root`` on 127.0.0.1; ``faults[name]`` makes ``/name`` misbehave."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.faults: dict[str, Fault] = {}
+        self.requests: list[Request] = []
+        self._lock = threading.Lock()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
+        self._httpd.daemon_threads = True
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        self.running = True
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    def fault(self, name: str, **settings: object) -> Fault:
+        """Make ``/name`` misbehave as :class:`Fault` ``settings`` say; returns the fault."""
+        with self._lock:
+            fault = self.faults[name] = Fault(**settings)  # type: ignore[arg-type]
+        return fault
+
+    def requests_for(self, name: str) -> list[Request]:
+        with self._lock:
+            return [r for r in self.requests if r.path == "/" + name]
+
+    def stop(self) -> None:
+        if self.running:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._thread.join(timeout=5)
+            self.running = False
+
+
+def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.0"  # one request per connection; a cut is a closed socket
+
+        def log_message(self, format: str, *args: object) -> None:  # keep test output clean
+            pass
+
+        def do_GET(self) -> None:
+            path = urlsplit(self.path).path
+            name = unquote(path.lstrip("/"))
+            record = Request("GET", path, self.headers.get("Range"), 0)
+            with server._lock:
+                server.requests.append(record)
+                fault = server.faults.get(name)
+                fail = fault is not None and fault.fail_first > 0
+                cut = fault is not None and fault.cut_after is not None and fault.cut_times > 0
+                if fail:
+                    fault.fail_first -= 1
+                if cut:
+                    fault.cut_times -= 1
+            if fail:
+                return self._reply(record, fault.fail_status, b"<html>try later</html>", "text/html")
+            if fault is not None and fault.status is not None:
+                return self._reply(record, fault.status, fault.body, fault.content_type)
+            file = server.root / name
+            if not name or "/" in name or not file.is_file():
+                return self._reply(record, 404, b"<html>not found</html>", "text/html")
+            data = file.read_bytes()
+            size = len(data)
+            announced_size = size + (fault.length_delta if fault else 0)  # what the headers claim
+            start, status = 0, 200
+            headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
+            if record.range and not (fault and fault.ignore_range):
+                first, _, last = record.range.removeprefix("bytes=").partition("-")
+                start = int(first)
+                if start >= announced_size:
+                    extra = {"Content-Range": f"bytes */{announced_size}"}
+                    return self._reply(record, 416, b"", "text/plain", extra)
+                end = min(int(last), announced_size - 1) if last else announced_size - 1
+                data = data[start : end + 1]
+                status = 206
+                headers["Content-Range"] = f"bytes {start}-{end}/{announced_size}"
+                announced = end - start + 1
+            else:
+                announced = announced_size
+            if cut:
+                data = data[: fault.cut_after]
+            self._send(record, status, headers, announced, data, fault.delay if fault else 0.0)
+            record.full_body = start == 0 and record.body_bytes == size
+
+        def _reply(self, record: Request, status: int, body: bytes, content_type: str,
+                   extra: dict[str, str] | None = None) -> None:
+            self._send(record, status, {"Content-Type": content_type, **(extra or {})}, len(body), body, 0.0)
+
+        def _send(self, record: Request, status: int, headers: dict[str, str], length: int, body: bytes,
+                  delay: float) -> None:
+            record.status = status
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(length))
+            self.end_headers()
+            if delay:
+                self.wfile.flush()
+                time.sleep(delay)
+            try:
+                self.wfile.write(body)
+                record.body_bytes = len(body)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+    return Handler
+
+
+@pytest.fixture
+def http_server(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """A :class:`LoopbackServer` serving a fresh temporary directory (``server.root``)."""
+    for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    server = LoopbackServer(tmp_path_factory.mktemp("served"))
+    try:
+        yield server
+    finally:
+        server.stop()
