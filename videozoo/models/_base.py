@@ -6,7 +6,6 @@ for fine-tuning. Input is checked before it reaches a convolution, in TorchScrip
 that scripted and exported models keep the checks.
 """
 
-from __future__ import annotations
 
 from torch import Tensor, nn
 

@@ -1,0 +1,128 @@
+"""The contract every registered model follows, checked on each of them at its smallest input."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import videozoo
+from videozoo.models import VideoModel
+
+MODELS = videozoo.list_models()
+REQUIRED_META = {
+    "categories", "min_size", "min_temporal_size", "num_params", "recipe", "_metrics", "_ops", "_file_size", "_docs",
+    "num_frames", "sampling_rate", "frame_rate", "num_clips", "num_crops",
+}
+
+
+def small_input(model: VideoModel, batch: int = 1) -> torch.Tensor:
+    t = max(model.min_temporal_size, 4)
+    s = max(model.min_size, 32)
+    return torch.randn(batch, 3, t, s, s, generator=torch.Generator().manual_seed(0))
+
+
+@pytest.fixture(scope="module", params=MODELS)
+def built(request: pytest.FixtureRequest) -> tuple[str, VideoModel, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    model = videozoo.get_model(request.param, num_classes=10).eval()
+    x = small_input(model)
+    with torch.inference_mode():
+        out = model(x)
+    return request.param, model, x, out
+
+
+def test_is_a_video_model(built) -> None:
+    name, model, x, out = built
+    assert isinstance(model, VideoModel)
+    assert out.shape == (1, 10) and model.num_classes == 10
+    assert torch.isfinite(out).all()
+
+
+def test_forward_is_head_of_features(built) -> None:
+    _, model, x, out = built
+    with torch.inference_mode():
+        features = model.forward_features(x)
+        assert features.shape == (1, model.num_features)
+        torch.testing.assert_close(model.forward_head(features), out)
+
+
+def test_eval_is_deterministic(built) -> None:
+    _, model, x, out = built
+    with torch.inference_mode():
+        torch.testing.assert_close(model(x), out, rtol=0, atol=0)
+
+
+def test_torchscript(built) -> None:
+    _, model, x, out = built
+    scripted = torch.jit.script(model)
+    with torch.inference_mode():
+        torch.testing.assert_close(scripted(x), out, rtol=1e-4, atol=1e-5)
+    with pytest.raises(torch.jit.Error, match="expects"):
+        scripted(x[0])
+
+
+def test_torch_export(built) -> None:
+    _, model, x, out = built
+    exported = torch.export.export(model, (x,))
+    with torch.inference_mode():
+        torch.testing.assert_close(exported.module()(x), out, rtol=1e-4, atol=1e-5)
+
+
+def test_reset_classifier(built) -> None:
+    _, built_model, x, _ = built
+    model = copy.deepcopy(built_model)
+    features = model.num_features
+    model.reset_classifier(3)
+    assert model.num_classes == 3 and model.num_features == features
+    with torch.inference_mode():
+        assert model(x).shape == (1, 3)
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="num_classes"):
+            model.reset_classifier(bad)
+
+
+def test_rejects_bad_input_clearly(built) -> None:
+    _, model, x, _ = built
+    with pytest.raises(ValueError, match=r"\(B, 3, T, H, W\)"):
+        model(x[0])
+    with pytest.raises(ValueError, match="3 channels"):
+        model(torch.cat([x, x[:, :1]], dim=1))
+    with pytest.raises(ValueError, match="floating-point"):
+        model(x.to(torch.uint8))
+    if model.min_temporal_size > 1:
+        with pytest.raises(ValueError, match="frames"):
+            model(x[:, :, : model.min_temporal_size - 1])
+    if model.min_size > 1:
+        with pytest.raises(ValueError, match="pixels"):
+            model(x[:, :, :, : model.min_size - 1, : model.min_size - 1])
+
+
+def test_trains(built) -> None:
+    """A training step reaches every parameter (nothing is silently frozen or detached)."""
+    _, built_model, x, _ = built
+    model = copy.deepcopy(built_model).train()
+    loss = torch.nn.functional.cross_entropy(model(torch.cat([x, x])), torch.tensor([1, 2]))
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_weights_metadata(name: str) -> None:
+    enum = videozoo.get_model_weights(name)
+    assert enum.DEFAULT in list(enum)
+    model = videozoo.get_model(name)
+    for member in enum:
+        meta = member.meta
+        assert REQUIRED_META <= set(meta), REQUIRED_META - set(meta)
+        assert member.url.startswith("https://") and member.url.rsplit("/", 1)[-1]
+        assert len(meta["categories"]) == len(set(meta["categories"])) == model.num_classes
+        assert meta["num_params"] == sum(p.numel() for p in model.parameters())
+        assert meta["num_crops"] in (1, 3) and meta["num_clips"] >= 1 and meta["num_frames"] >= 1
+        assert set(meta["_metrics"]["Kinetics-400"]) == {"acc@1", "acc@5"}
+        preset = member.transforms()
+        assert isinstance(preset, videozoo.VideoClassification)
+        with torch.inference_mode():
+            clip = preset(torch.randint(0, 256, (meta["num_frames"], 3, 80, 100), dtype=torch.uint8))
+        assert clip.shape == (3, meta["num_frames"], *preset.crop_size)

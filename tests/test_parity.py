@@ -1,0 +1,63 @@
+"""Replay the reference fixtures (tests/parity/fixtures, written by make_fixtures.py) against videozoo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+import videozoo
+from parity.common import FIXTURES, TOLERANCE, load_fixture, make_input, relative_error
+from parity.replay import build_from_fixture, videozoo_output
+from videozoo.transforms import VideoClassification
+
+MODEL_FIXTURES = sorted(p for p in FIXTURES.glob("*.pt") if p.stem != "transforms")
+
+
+def test_every_registered_model_has_a_fixture() -> None:
+    covered = {load_fixture(p)["model"] for p in MODEL_FIXTURES}
+    assert set(videozoo.list_models()) <= covered
+
+
+@pytest.mark.parametrize("path", MODEL_FIXTURES, ids=lambda p: p.stem)
+def test_model_matches_reference(path: Path) -> None:
+    fixture = load_fixture(path)
+    assert path.stat().st_size < 1_000_000
+    name = fixture["model"]
+    model = videozoo.get_model(name, **fixture["kwargs"])
+    member = videozoo.get_model_weights(name).DEFAULT
+    own = model.state_dict()
+    if fixture["wrap"] is None:  # published files use our key names and shapes exactly
+        assert list(own) == fixture["keys"]
+        assert [list(t.shape) for t in own.values()] == fixture["shapes"]
+    else:  # every tensor of the published layout is used, none is missing
+        published = {k: torch.zeros(s) for k, s in zip(fixture["keys"], fixture["shapes"])}
+        adapted = member.adapt_state_dict({fixture["wrap"]: published})
+        assert len(adapted) == len(published)
+        assert sorted(adapted) == sorted(own)
+        assert all(tuple(adapted[k].shape) == tuple(own[k].shape) for k in own)
+    for key, checksum in fixture["int_checksums"].items():
+        if key in own:
+            assert int(own[key].long().sum()) == checksum, key
+
+    model = build_from_fixture(fixture)
+    x = make_input(fixture["input_shape"], seed=fixture["input_seed"])
+    ours = videozoo_output(model, fixture, x)
+    assert ours.shape == fixture["output"].shape
+    assert relative_error(ours, fixture["output"]) <= TOLERANCE
+
+
+TRANSFORM_CASES = load_fixture(FIXTURES / "transforms.pt")["cases"]
+
+
+@pytest.mark.parametrize("case", TRANSFORM_CASES, ids=lambda c: f"{c['shape']}-{c['resize_size']}-{'float' if c['float'] else 'uint8'}")
+def test_preset_matches_torchvision(case: dict) -> None:
+    g = torch.Generator().manual_seed(case["seed"])
+    video = torch.randint(0, 256, case["shape"], dtype=torch.uint8, generator=g)
+    if case["float"]:
+        video = video.float() / 255
+    out = VideoClassification(crop_size=case["crop_size"], resize_size=case["resize_size"])(video)
+    assert out.dtype == torch.float32
+    assert out.shape == case["output"].shape
+    torch.testing.assert_close(out, case["output"], rtol=0, atol=1e-5)
