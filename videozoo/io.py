@@ -20,11 +20,10 @@ no resize on decode is requested, the case where it is faster (see docs/video.md
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from pathlib import Path
-from typing import Literal
+from typing import Literal, Union
 
 import av
 import numpy as np
@@ -36,8 +35,9 @@ from videozoo.errors import VideoDecodeError
 __all__ = ["VideoInfo", "Video", "VideoReader", "probe", "read_video", "Size", "Backend"]
 
 #: ``None`` keeps the decoded size, an int sets the short side (aspect ratio kept, the long side
-#: rounded down as in :class:`videozoo.VideoClassification`), ``(H, W)`` is exact.
-Size = int | tuple[int, int] | None
+#: rounded down as in :class:`videozoo.VideoClassification`), ``(H, W)`` is exact, and a callable
+#: gets the displayed ``(height, width)`` and returns ``(H, W)``.
+Size = Union[int, tuple[int, int], Callable[[int, int], tuple[int, int]], None]
 Backend = Literal["auto", "pyav", "torchcodec"]
 
 # A file is called truncated when its packets end this much before the duration its header declares.
@@ -126,6 +126,8 @@ def _rotation(frame: av.VideoFrame) -> int:
 def _target_size(height: int, width: int, size: Size) -> tuple[int, int]:
     if size is None:
         return height, width
+    if callable(size):
+        size = tuple(size(height, width))
     if isinstance(size, int):
         if size <= 0:
             raise ValueError(f"size must be positive, got {size}.")

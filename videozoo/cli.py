@@ -1,0 +1,400 @@
+"""The ``videozoo`` command line (also ``python -m videozoo``).
+
+Exit codes:
+
+====  ==============================================================================================
+0     success
+1     unexpected error (a bug: run again with ``--debug`` and report the traceback)
+2     bad command-line usage
+3     unknown model or weights name
+4     a video could not be read (missing, no video stream, corrupt, truncated); the others were
+      still classified
+5     weights could not be downloaded, or a checkpoint file could not be loaded
+130   interrupted (Ctrl-C)
+====  ==============================================================================================
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+__all__ = ["main", "EXIT_CODES"]
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_UNKNOWN = 3
+EXIT_VIDEO = 4
+EXIT_WEIGHTS = 5
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES = {
+    EXIT_OK: "success",
+    EXIT_ERROR: "unexpected error (a bug: run again with --debug and report the traceback)",
+    EXIT_USAGE: "bad command-line usage",
+    EXIT_UNKNOWN: "unknown model or weights name",
+    EXIT_VIDEO: "a video could not be read (the others were still classified)",
+    EXIT_WEIGHTS: "weights could not be downloaded, or a checkpoint file could not be loaded",
+    EXIT_INTERRUPTED: "interrupted",
+}
+
+
+class _Fail(Exception):
+    """An error with its exit code; printed as one line."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _error_line(message: str) -> None:
+    print(f"videozoo: error: {message}", file=sys.stderr)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Names
+
+
+def _model_name(name: str) -> str:
+    import videozoo
+
+    try:
+        videozoo.get_model_builder(name)
+    except ValueError as e:
+        raise _Fail(EXIT_UNKNOWN, str(e)) from None
+    return name
+
+
+def _weights_for(name: str):
+    """A weights member from a model name (its DEFAULT) or ``Enum.MEMBER`` / ``model.MEMBER``."""
+    import videozoo
+
+    try:
+        if name in videozoo.list_models():
+            return videozoo.get_model_weights(name).DEFAULT
+        head, dot, member = name.partition(".")
+        if dot and head in videozoo.list_models():
+            return videozoo.get_model_weights(head).verify(member)
+        return videozoo.get_weight(name)
+    except ValueError as e:
+        models = videozoo.list_models()
+        raise _Fail(
+            EXIT_UNKNOWN,
+            f"{e} Give a model name ({', '.join(models[:6])}{', ...' if len(models) > 6 else ''}; see "
+            f"'videozoo models') or a weights name such as {videozoo.get_model_weights(models[0]).DEFAULT!r}."
+            if models
+            else str(e),
+        ) from None
+
+
+def _recipe_text(member) -> str:
+    from videozoo.sampling import ClipRecipe
+
+    meta = member.meta
+    try:
+        recipe = ClipRecipe.from_meta(meta)
+    except (ValueError, KeyError, TypeError):
+        return "?"
+    crop = getattr(member.transforms(), "crop_size", None)
+    crop_text = f" {crop[0]}px" if crop else ""
+    rate = f"@{recipe.frame_rate:g}fps" if recipe.frame_rate else "@native fps"
+    return f"{recipe.num_frames}x{recipe.sampling_rate} {rate}{crop_text}, {recipe.num_clips}x{recipe.num_crops} views"
+
+
+# ----------------------------------------------------------------------------------------------------
+# Commands
+
+
+def _cmd_classify(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from videozoo.inference import VideoClassifier
+
+    _model_name(args.model)
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise _Fail(EXIT_USAGE, "--device cuda was asked for but no CUDA device is available; use --device cpu.")
+    missing = [v for v in args.videos if not os.path.exists(v)]
+    for video in missing:
+        _error_line(f"{video}: no such file.")
+    videos = [v for v in args.videos if v not in missing]
+    if not videos:
+        return EXIT_VIDEO
+    weights: Any = args.weights
+    try:
+        classifier = VideoClassifier(
+            args.model,
+            weights,
+            clips=args.clips,
+            crops=args.crops,
+            device=args.device,
+            batch_size=args.batch_size,
+            num_workers=args.workers,
+            resize_on_decode=not args.exact,
+            progress=not args.quiet,
+        )
+    except ValueError as e:  # an unknown weights name; the model name was checked above
+        raise _Fail(EXIT_UNKNOWN, str(e)) from None
+    recipe = classifier.recipe
+    header = {
+        "model": args.model,
+        "weights": str(classifier.weights) if not os.path.isfile(str(args.weights)) else os.fspath(args.weights),
+        "clips": recipe.num_clips,
+        "crops": recipe.num_crops,
+    }
+    results: list[dict[str, Any]] = [{"video": v, "error": f"{v}: no such file."} for v in missing]
+    failed = bool(missing)
+    bar = tqdm(total=len(videos), desc="classifying", unit="video", file=sys.stderr, disable=args.quiet or None)
+    try:
+        for prediction in classifier.iter_predict(videos, top_k=args.top_k, on_error="return"):
+            bar.update(1)
+            if prediction.error is not None:
+                failed = True
+                bar.clear()
+                _error_line(str(prediction.error))
+                bar.refresh()
+            if args.json:
+                results.append(prediction.to_dict())
+            elif prediction.error is None:
+                tqdm.write(_table(prediction, header), file=sys.stdout)
+    finally:
+        bar.close()
+    if args.json:
+        json.dump({**header, "results": results}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    return EXIT_VIDEO if failed else EXIT_OK
+
+
+def _table(prediction, header: dict[str, Any]) -> str:
+    views = f"{header['clips']} clip{'s' if header['clips'] != 1 else ''} x {header['crops']} crop{'s' if header['crops'] != 1 else ''}"
+    width = max([len("label")] + [len(label) for label, _ in prediction.top_k])
+    lines = [f"{prediction.source}  ({header['model']}, {views})", f"  {'#':>2}  {'label':<{width}}  probability"]
+    for rank, (label, p) in enumerate(prediction.top_k, start=1):
+        lines.append(f"  {rank:>2}  {label:<{width}}  {p:11.4f}")
+    return "\n".join(lines) + "\n"
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    import videozoo
+
+    names = videozoo.list_models(include=args.include)
+    rows = []
+    for name in names:
+        member = videozoo.get_model_weights(name).DEFAULT
+        meta = member.meta
+        acc = meta.get("_metrics", {}).get("Kinetics-400", {}).get("acc@1")
+        rows.append(
+            {
+                "name": name,
+                "weights": str(member),
+                "params": meta.get("num_params"),
+                "gflops": meta.get("_ops"),
+                "kinetics400_acc1": acc,
+                "input": _recipe_text(member),
+            }
+        )
+    if args.json:
+        json.dump(rows, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    if not rows:
+        _error_line(f"no model matches {args.include!r}; 'videozoo models' lists them all.")
+        return EXIT_UNKNOWN
+    table = [("name", "params", "GFLOPs", "K400 acc@1", "input (frames x stride @rate, crop, clips x crops)")]
+    for r in rows:
+        table.append(
+            (
+                r["name"],
+                f"{r['params'] / 1e6:.1f}M" if r["params"] else "-",
+                f"{r['gflops']:.2f}" if r["gflops"] is not None else "-",
+                f"{r['kinetics400_acc1']:.2f}" if r["kinetics400_acc1"] is not None else "-",
+                r["input"],
+            )
+        )
+    _print_table(table, sys.stdout, right={1, 2, 3})
+    return EXIT_OK
+
+
+def _print_table(rows: Sequence[Sequence[str]], out: TextIO, right: set[int]) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))]
+        out.write("  ".join(cells).rstrip() + "\n")
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from videozoo import hub
+    from videozoo.errors import DownloadError
+
+    members = [_weights_for(name) for name in args.names]  # all names are checked before any download
+    code = EXIT_OK
+    for member in members:
+        try:
+            path = hub.download(member.url, progress=not args.quiet)
+        except DownloadError as e:
+            _error_line(f"{member!r}: {e}")
+            code = EXIT_WEIGHTS
+            continue
+        print(f"{member!r}\t{path}")
+    return code
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    from videozoo import hub
+
+    member = _weights_for(args.name)
+    meta = dict(member.meta)
+    cache = hub.cached_path(member.url)
+    transforms = member.transforms()
+    if args.json:
+        out = {
+            "weights": str(member),
+            "url": member.url,
+            "cache_path": str(cache),
+            "cached": cache.is_file(),
+            "transforms": repr(transforms),
+            "meta": meta,
+        }
+        json.dump(out, sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    categories = meta.pop("categories", [])
+    lines = [
+        f"weights:           {member!r}",
+        f"url:               {member.url}",
+        f"cache file:        {cache} ({'present' if cache.is_file() else 'not downloaded'})",
+        f"categories:        {len(categories)} ({', '.join(categories[:4])}{', ...' if len(categories) > 4 else ''})",
+        f"clips:             {_recipe_text(member)}",
+    ]
+    describe = getattr(transforms, "describe", None)
+    lines.append(f"transforms:        {describe() if describe else repr(transforms)}")
+    for key in sorted(meta):
+        value = meta[key]
+        if key == "_metrics":
+            for dataset, metrics in value.items():
+                lines.append(f"{dataset + ':':<18} " + ", ".join(f"{k} {v}" for k, v in metrics.items()))
+            continue
+        lines.append(f"{key + ':':<18} {value}")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------------------------------
+# Parser and entry point
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    codes = "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items())
+    parser = argparse.ArgumentParser(
+        prog="videozoo",
+        description="Video classification models with their published weights.",
+        epilog=f"exit codes:\n{codes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser(
+        "classify",
+        help="classify videos with a model's published weights",
+        description="Print the top-k classes of each video, probabilities averaged over the recipe's views.",
+    )
+    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
+    p.add_argument("--model", "-m", required=True, help="model name (see 'videozoo models')")
+    p.add_argument(
+        "--weights", "-w", default="DEFAULT",
+        help="weights name (default: the model's DEFAULT) or the path of a local checkpoint file in the "
+        "published format",
+    )
+    p.add_argument("--top-k", "-k", type=_positive, default=5, help="classes to show (default 5)")
+    p.add_argument("--clips", type=_positive, default=None, help="temporal clips per video (default: the recipe's)")
+    p.add_argument("--crops", type=int, choices=(1, 3), default=None, help="spatial crops per clip (default: the recipe's)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs (default cpu)")
+    p.add_argument("--batch-size", "-b", type=_positive, default=8, help="views per forward pass (default 8)")
+    p.add_argument("--workers", type=_non_negative, default=None, help="decoding processes (default: automatic)")
+    p.add_argument("--exact", action="store_true", help="decode at full size and resize exactly as the preset does (slower)")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_classify)
+
+    p = sub.add_parser("models", help="list the zoo", description="The zoo: each model with its default weights.")
+    p.add_argument("--include", "-i", default=None, metavar="PATTERN", help="shell-style pattern, e.g. 'x3d*'")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_cmd_models)
+
+    p = sub.add_parser(
+        "download",
+        help="fetch weights into the cache ahead of time",
+        description="Download weights into the cache (run once before many offline workers start).",
+    )
+    p.add_argument("names", nargs="+", metavar="NAME", help="model name (its default weights) or weights name")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_download)
+
+    p = sub.add_parser("info", help="show a weight's meta", description="Show a weight's URL, cache file, recipe and meta.")
+    p.add_argument("name", metavar="NAME", help="model name (its default weights) or weights name")
+    p.add_argument("--json", action="store_true", help="print JSON (categories included)")
+    p.set_defaults(func=_cmd_info)
+    return parser
+
+
+def _exit_code(error: BaseException) -> tuple[int, str]:
+    from videozoo.errors import CheckpointError, DownloadError, VideoDecodeError
+
+    if isinstance(error, _Fail):
+        return error.code, str(error)
+    if isinstance(error, VideoDecodeError):
+        return EXIT_VIDEO, str(error)
+    if isinstance(error, (DownloadError, CheckpointError)):
+        return EXIT_WEIGHTS, str(error)
+    detail = str(error).strip().splitlines()
+    text = f"{type(error).__name__}: {detail[0]}" if detail else type(error).__name__
+    return EXIT_ERROR, f"unexpected {text} (run again with --debug for the traceback)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (the console script exits with it)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        _error_line("interrupted.")
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `videozoo models | head`
+        sys.stderr.close()
+        return EXIT_OK
+    except Exception as error:
+        if args.debug:
+            raise
+        code, message = _exit_code(error)
+        _error_line(message)
+        return code
