@@ -1,0 +1,368 @@
+"""X3D: XS, S, M and L.
+
+Feichtenhofer, "X3D: Expanding Architectures for Efficient Video Recognition", CVPR 2020
+(https://arxiv.org/abs/2004.04730). A ResNet of inverted bottlenecks whose 3x3x3 convolution is
+channel-wise (one filter per channel), with squeeze-excitation on every other block and Swish after
+the channel-wise convolution. The sizes are "expansions" of one tiny network: wider
+(``width_factor``), deeper (``depth_factor``), longer clips and larger frames.
+
+The head (PySlowFast's "projected pooling") is a 1x1x1 convolution + BN + ReLU, an average pool with a
+window fixed to the clip size the network was built for, a 1x1x1 projection to 2048 channels + ReLU,
+then the classifier, applied at every window position. On larger inputs (PySlowFast tests at a larger
+short side than it trains, e.g. X3D-M at 256 px for a head built for 224 px) the window slides with
+stride 1 and the class *probabilities* of all positions are averaged.
+
+The published checkpoints are PyTorchVideo's, in its module layout; ``X3D_*_Weights`` carry an adapter
+(:func:`pytorchvideo_to_videozoo`) that renames their keys to ours, so the files load unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import OrderedDict
+from functools import partial
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from videozoo._api import Weights, WeightsEnum, build_model, register_model
+from videozoo.models._base import VideoModel, check_num_classes
+from videozoo.models._pytorchvideo import ptv_meta, ptv_transforms, unwrap_model_state
+
+__all__ = [
+    "X3D",
+    "X3D_XS_Weights",
+    "X3D_S_Weights",
+    "X3D_M_Weights",
+    "X3D_L_Weights",
+    "x3d_xs",
+    "x3d_s",
+    "x3d_m",
+    "x3d_l",
+]
+
+
+def _round_width(width: float, multiplier: float, divisor: int = 8) -> int:
+    """Scale a channel count and round it to a multiple of ``divisor`` (never down by more than 10%)."""
+    scaled = width * multiplier
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return int(rounded + divisor if rounded < 0.9 * scaled else rounded)
+
+
+class SqueezeExcitation(nn.Module):
+    """Channel attention: global average, bottleneck MLP (1x1x1 convolutions), sigmoid gate."""
+
+    def __init__(self, channels: int, reduced: int) -> None:
+        super().__init__()
+        self.fc1 = nn.Conv3d(channels, reduced, 1)
+        self.fc2 = nn.Conv3d(reduced, channels, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        scale = x.mean((2, 3, 4), keepdim=True)
+        scale = torch.sigmoid(self.fc2(F.relu(self.fc1(scale), inplace=True)))
+        return x * scale
+
+
+class Bottleneck(nn.Module):
+    """1x1x1 expand, channel-wise 3x3x3 (+ SE), Swish, 1x1x1 project; ReLU after the residual sum.
+
+    The shortcut is a strided 1x1x1 convolution when the block changes width or resolution. In the
+    first stage (same width, stride 2) PyTorchVideo's network has no BN after that convolution, and
+    neither do we: the checkpoints were trained that way.
+    """
+
+    def __init__(self, in_planes: int, planes: int, out_planes: int, stride: int, se_planes: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv3d(in_planes, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm3d(planes)
+        self.conv2 = nn.Conv3d(
+            planes, planes, 3, stride=(1, stride, stride), padding=1, groups=planes, bias=False
+        )
+        self.bn2 = nn.BatchNorm3d(planes)
+        self.se = SqueezeExcitation(planes, se_planes) if se_planes > 0 else None
+        self.conv3 = nn.Conv3d(planes, out_planes, 1, bias=False)
+        self.bn3 = nn.BatchNorm3d(out_planes)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or in_planes != out_planes:
+            conv = nn.Conv3d(in_planes, out_planes, 1, stride=(1, stride, stride), bias=False)
+            norm = [nn.BatchNorm3d(out_planes)] if in_planes != out_planes else []
+            self.downsample = nn.Sequential(conv, *norm)
+
+    def forward(self, x: Tensor) -> Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = self.bn2(self.conv2(out))
+        if self.se is not None:
+            out = self.se(out)
+        out = F.silu(out, inplace=True)  # Swish
+        out = self.bn3(self.conv3(out))
+        return F.relu(out.add_(shortcut), inplace=True)
+
+
+class X3D(VideoModel):
+    """X3D with a head built for ``clip_length`` frames of ``crop_size`` x ``crop_size`` pixels.
+
+    ``forward`` returns, per clip, the classifier's logits when the input fits the head's pooling
+    window exactly once (up to the built size), and otherwise the log of the class probabilities
+    averaged over all window positions; either way ``softmax(forward(x))`` is the probability
+    PyTorchVideo's model returns.
+
+    ``forward_features`` returns the 2048-d projected features, one vector per window position in
+    (t, h, w) order, concatenated: ``(B, num_features)`` for inputs up to the built size,
+    ``(B, P * num_features)`` for P positions on larger inputs (the mean over positions,
+    ``f.view(B, -1, model.num_features).mean(1)``, is a clip embedding at any size).
+
+    The smallest input is the built size in time and ``32 * (ceil(crop_size / 32) - 1) + 1`` pixels
+    in space (the stage-4 map must cover the pooling window).
+    """
+
+    def __init__(
+        self,
+        clip_length: int,
+        crop_size: int,
+        depth_factor: float = 2.2,
+        width_factor: float = 2.0,
+        bottleneck_factor: float = 2.25,
+        stem_width: int = 12,
+        head_width: int = 2048,
+        se_ratio: float = 0.0625,
+        dropout: float = 0.5,
+        num_classes: int = 400,
+    ) -> None:
+        window = (clip_length, math.ceil(crop_size / 32), math.ceil(crop_size / 32))
+        super().__init__(num_classes, head_width, min_temporal_size=window[0], min_size=32 * (window[1] - 1) + 1)
+        self.pool_size = window
+
+        # Stem: a 1x3x3 spatial convolution (stride 2), then a channel-wise 5x1x1 temporal one.
+        width = _round_width(stem_width, width_factor)
+        self.stem = nn.Sequential(
+            OrderedDict(
+                conv_xy=nn.Conv3d(3, width, (1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), bias=False),
+                conv_t=nn.Conv3d(width, width, (5, 1, 1), padding=(2, 0, 0), groups=width, bias=False),
+                bn=nn.BatchNorm3d(width),
+                relu=nn.ReLU(inplace=True),
+            )
+        )
+
+        # Four stages, each halving the resolution in its first block; widths double per stage.
+        in_planes = width
+        stage_width = stem_width
+        for i, depth in enumerate((1, 2, 5, 3), start=1):
+            if i > 1:
+                stage_width = _round_width(stage_width, 2.0)
+            out_planes = _round_width(stage_width, width_factor)
+            planes = int(bottleneck_factor * out_planes)
+            se_planes = _round_width(planes, se_ratio)
+            blocks = []
+            for j in range(math.ceil(depth_factor * depth)):
+                # SE on the 1st, 3rd, 5th, ... block of each stage.
+                se = se_planes if se_ratio > 0 and j % 2 == 0 else 0
+                blocks.append(Bottleneck(in_planes, planes, out_planes, 2 if j == 0 else 1, se))
+                in_planes = out_planes
+            self.add_module(f"layer{i}", nn.Sequential(*blocks))
+
+        # Head: conv5 (to the last stage's inner width), pool, lin5 (to 2048), classifier.
+        self.conv5 = nn.Conv3d(in_planes, planes, 1, bias=False)
+        self.bn5 = nn.BatchNorm3d(planes)
+        self.lin5 = nn.Conv3d(planes, head_width, 1, bias=False)
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(head_width, num_classes)
+
+        for m in self.modules():
+            if isinstance(m, nn.Conv3d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm3d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        for m in self.modules():  # PySlowFast's ZERO_INIT_FINAL_BN: each block starts as identity
+            if isinstance(m, Bottleneck):
+                nn.init.zeros_(m.bn3.weight)
+        self._init_classifier()
+
+    def _init_classifier(self) -> None:
+        nn.init.normal_(self.fc.weight, 0, 0.01)
+        nn.init.zeros_(self.fc.bias)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        x = self.stem(x)
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        x = F.relu(self.bn5(self.conv5(x)), inplace=True)
+        x = F.avg_pool3d(x, self.pool_size, stride=1)
+        x = F.relu(self.lin5(x), inplace=True)  # (B, 2048, t, h, w): one vector per window position
+        return x.flatten(2).transpose(1, 2).flatten(1)
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        x = self.dropout(x.view(x.shape[0], -1, self.num_features))
+        logits = self.fc(x)  # (B, P, num_classes)
+        positions = logits.shape[1]
+        if positions == 1:
+            return logits[:, 0]
+        # log(mean_p softmax(logits_p)), computed stably.
+        return torch.logsumexp(F.log_softmax(logits, dim=-1), dim=1) - math.log(positions)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        check_num_classes(num_classes)
+        self.fc = nn.Linear(self.num_features, num_classes, device=self.fc.weight.device, dtype=self.fc.weight.dtype)
+        self._init_classifier()
+        self.num_classes = num_classes
+
+
+# ----------------------------------------------------------------------------------------------------
+# PyTorchVideo's checkpoint layout
+
+# PyTorchVideo's key (after "blocks.") -> ours. Its stem wraps the spatial convolution as "conv_t" and
+# the temporal one as "conv_xy" (sic); its SE block is "norm_b.1.block.{0,2}".
+_PTV_RULES: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(p), r)
+    for p, r in (
+        (r"0\.conv\.conv_t\.weight", "stem.conv_xy.weight"),
+        (r"0\.conv\.conv_xy\.weight", "stem.conv_t.weight"),
+        (r"0\.norm\.(\w+)", r"stem.bn.\1"),
+        (r"([1-4])\.res_blocks\.(\d+)\.branch1_conv\.weight", r"layer\1.\2.downsample.0.weight"),
+        (r"([1-4])\.res_blocks\.(\d+)\.branch1_norm\.(\w+)", r"layer\1.\2.downsample.1.\3"),
+        (r"([1-4])\.res_blocks\.(\d+)\.branch2\.conv_a\.weight", r"layer\1.\2.conv1.weight"),
+        (r"([1-4])\.res_blocks\.(\d+)\.branch2\.norm_a\.(\w+)", r"layer\1.\2.bn1.\3"),
+        (r"([1-4])\.res_blocks\.(\d+)\.branch2\.conv_b\.weight", r"layer\1.\2.conv2.weight"),
+        (r"([1-4])\.res_blocks\.(\d+)\.branch2\.norm_b\.0\.(\w+)", r"layer\1.\2.bn2.\3"),
+        (r"([1-4])\.res_blocks\.(\d+)\.branch2\.norm_b\.1\.block\.0\.(\w+)", r"layer\1.\2.se.fc1.\3"),
+        (r"([1-4])\.res_blocks\.(\d+)\.branch2\.norm_b\.1\.block\.2\.(\w+)", r"layer\1.\2.se.fc2.\3"),
+        (r"([1-4])\.res_blocks\.(\d+)\.branch2\.conv_c\.weight", r"layer\1.\2.conv3.weight"),
+        (r"([1-4])\.res_blocks\.(\d+)\.branch2\.norm_c\.(\w+)", r"layer\1.\2.bn3.\3"),
+        (r"5\.pool\.pre_conv\.weight", "conv5.weight"),
+        (r"5\.pool\.pre_norm\.(\w+)", r"bn5.\1"),
+        (r"5\.pool\.post_conv\.weight", "lin5.weight"),
+        (r"5\.proj\.(weight|bias)", r"fc.\1"),
+    )
+]
+
+
+def pytorchvideo_to_videozoo(checkpoint: Any) -> dict[str, Tensor]:
+    """Turn a PyTorchVideo X3D checkpoint (``{"model_state": state_dict}``) into our ``state_dict``.
+
+    Every key is renamed; a key this function does not know raises ``ValueError`` (nothing is ever
+    dropped silently), and so does a file without ``"model_state"``.
+    """
+    state = unwrap_model_state(checkpoint)
+    out: dict[str, Tensor] = {}
+    unknown = []
+    for key, value in state.items():
+        new = _rename(key)
+        if new is None:
+            unknown.append(key)
+        else:
+            out[new] = value
+    if unknown:
+        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
+        raise ValueError(
+            f"Not a PyTorchVideo X3D checkpoint: {len(unknown)} of its {len(state)} keys are not in X3D's "
+            f"layout ({shown})."
+        )
+    return out
+
+
+def _rename(key: str) -> str | None:
+    if key.startswith("blocks."):
+        for pattern, replacement in _PTV_RULES:
+            m = pattern.fullmatch(key[len("blocks.") :])
+            if m is not None:
+                return m.expand(replacement)
+    return None
+
+
+# ----------------------------------------------------------------------------------------------------
+# Weights
+
+_DOCS = (
+    "Weights published by PyTorchVideo, trained with PySlowFast. The accuracies are video-level on the "
+    "Kinetics-400 validation set with 10 temporal clips x 3 spatial crops, at a short side (= crop) of "
+    "{test} px; the head was built for {train} px crops (1-crop testing). The preset resizes and crops "
+    "to {test} px, where the model averages class probabilities over its pooling window positions."
+)
+
+_CONFIGS = "https://github.com/facebookresearch/SlowFast/blob/main/configs/Kinetics/pytorchvideo"
+
+
+def _weights(
+    name: str, *, frames: int, rate: int, train: int, test: int, params: int, acc1: float, acc5: float, gflops: float
+) -> Weights:
+    window = math.ceil(train / 32)
+    return Weights(
+        url=f"https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/{name}.pyth",
+        transforms=ptv_transforms(test),
+        meta=ptv_meta(
+            num_params=params,
+            acc1=acc1,
+            acc5=acc5,
+            gflops=gflops,
+            num_frames=frames,
+            sampling_rate=rate,
+            min_size=(32 * (window - 1) + 1,) * 2,
+            min_temporal_size=frames,
+            docs=_DOCS.format(test=test, train=train),
+            recipe=f"{_CONFIGS}/{name}.yaml",
+            train_crop_size=train,
+            test_crop_size=test,
+        ),
+        state_dict_adapter=pytorchvideo_to_videozoo,
+    )
+
+
+class X3D_XS_Weights(WeightsEnum):
+    KINETICS400_V1 = _weights(
+        "X3D_XS", frames=4, rate=12, train=160, test=182, params=3794274, acc1=69.12, acc5=88.63, gflops=0.91
+    )
+    DEFAULT = KINETICS400_V1
+
+
+class X3D_S_Weights(WeightsEnum):
+    KINETICS400_V1 = _weights(
+        "X3D_S", frames=13, rate=6, train=160, test=182, params=3794274, acc1=73.33, acc5=91.27, gflops=2.96
+    )
+    DEFAULT = KINETICS400_V1
+
+
+class X3D_M_Weights(WeightsEnum):
+    KINETICS400_V1 = _weights(
+        "X3D_M", frames=16, rate=5, train=224, test=256, params=3794274, acc1=75.94, acc5=92.72, gflops=6.72
+    )
+    DEFAULT = KINETICS400_V1
+
+
+class X3D_L_Weights(WeightsEnum):
+    KINETICS400_V1 = _weights(
+        "X3D_L", frames=16, rate=5, train=312, test=356, params=6153384, acc1=77.44, acc5=93.31, gflops=26.64
+    )
+    DEFAULT = KINETICS400_V1
+
+
+# ----------------------------------------------------------------------------------------------------
+# Builders
+
+
+@register_model(X3D_XS_Weights)
+def x3d_xs(*, weights: X3D_XS_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> X3D:
+    """X3D-XS: 4 frames, head built for 160 px."""
+    return build_model(partial(X3D, 4, 160), X3D_XS_Weights, weights, progress, **kwargs)
+
+
+@register_model(X3D_S_Weights)
+def x3d_s(*, weights: X3D_S_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> X3D:
+    """X3D-S: 13 frames, head built for 160 px."""
+    return build_model(partial(X3D, 13, 160), X3D_S_Weights, weights, progress, **kwargs)
+
+
+@register_model(X3D_M_Weights)
+def x3d_m(*, weights: X3D_M_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> X3D:
+    """X3D-M: 16 frames, head built for 224 px."""
+    return build_model(partial(X3D, 16, 224), X3D_M_Weights, weights, progress, **kwargs)
+
+
+@register_model(X3D_L_Weights)
+def x3d_l(*, weights: X3D_L_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> X3D:
+    """X3D-L: 16 frames, head built for 312 px, 5x deeper than the base network."""
+    return build_model(partial(X3D, 16, 312, 5.0), X3D_L_Weights, weights, progress, **kwargs)
