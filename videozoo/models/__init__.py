@@ -5,5 +5,7 @@ from videozoo.models.resnet import *  # noqa: F403
 from videozoo.models import resnet as _resnet
 from videozoo.models.x3d import *  # noqa: F403
 from videozoo.models import x3d as _x3d
+from videozoo.models.mvit import *  # noqa: F403
+from videozoo.models import mvit as _mvit
 
-__all__ = ["VideoModel", *_resnet.__all__, *_x3d.__all__]
+__all__ = ["VideoModel", *_resnet.__all__, *_x3d.__all__, *_mvit.__all__]

@@ -1,0 +1,564 @@
+"""MViT: Multiscale Vision Transformers, v1 and v2.
+
+Fan et al., "Multiscale Vision Transformers", ICCV 2021 (https://arxiv.org/abs/2104.11227), and
+Li et al., "MViTv2: Improved Multiscale Vision Transformers for Classification and Detection",
+CVPR 2022 (https://arxiv.org/abs/2112.01526).
+
+A clip is cut into 2x4x4 space-time patches, a class token is prepended, and a stack of transformer
+blocks follows in four stages. At the first block of each later stage the *query* is pooled 2x in
+space, so the token grid shrinks while heads and channels double; *keys and values* are pooled in
+every block to the same coarse grid (strides 8, 4, 2, 1 across the stages). Pooling is a depthwise
+3x3x3 convolution followed by a LayerNorm, shared by all heads ("attention pooling").
+
+The two generations differ in four ways, all switched by ``version``:
+
+* v1 adds learned absolute positional embeddings (temporal + spatial, separable) to the patches;
+  v2 has none and adds a *decomposed relative position bias* to the attention logits instead:
+  ``q . R_t[t, t'] + q . R_h[y, y'] + q . R_w[x, x']``.
+* v2 adds the pooled query back to the attention output ("residual pooling").
+* v1 pools the query only where the grid shrinks; v2 pools it (stride 1) in every block.
+* v1 widens the channels in the last block of a stage, after its MLP; v2 in the first block of the
+  next one, inside the attention.
+
+Module names follow torchvision's, so its published checkpoints load with ``strict=True``.
+
+Speed: attention runs through ``F.scaled_dot_product_attention`` (v2's bias is its ``attn_mask``);
+q, k and v are never copied into a head-major layout, pooling runs channels-last directly on views of
+the ``qkv`` projection with the heads folded into the channels, and the position index tables are
+computed once, at construction, because the token grid of every block is fixed by the input size.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any, NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from videozoo._api import Weights, WeightsEnum, build_model, register_model
+from videozoo._categories import KINETICS400_CATEGORIES
+from videozoo.models._base import VideoModel, check_num_classes
+from videozoo.transforms import VideoClassification
+
+__all__ = ["MViT", "MViT_V1_B_Weights", "MViT_V2_S_Weights", "mvit_v1_b", "mvit_v2_s"]
+
+Grid = tuple[int, int, int]  # (T, H, W) of a block's spatial tokens
+
+PATCH_KERNEL, PATCH_STRIDE, PATCH_PADDING = (3, 7, 7), (2, 4, 4), (1, 3, 3)
+
+
+class BlockSpec(NamedTuple):
+    """One transformer block, in the notation of the papers' architecture tables."""
+
+    num_heads: int
+    dim_in: int
+    dim_out: int
+    kernel_q: tuple[int, ...]  # () = the query is not pooled
+    stride_q: tuple[int, ...]
+    kernel_kv: tuple[int, ...]
+    stride_kv: tuple[int, ...]
+
+
+def block_specs(version: int, depths: tuple[int, ...], embed_dim: int, num_heads: int) -> list[BlockSpec]:
+    """The blocks of MViT-B (v1) / MViTv2-S: stage ``s`` has ``num_heads * 2**s`` heads of equal width."""
+    specs = []
+    stride_kv = 2 ** (len(depths) - 1)  # keys/values always pooled to the last stage's grid
+    dim_in = embed_dim
+    for stage, depth in enumerate(depths):
+        dim = embed_dim * 2**stage
+        for j in range(depth):
+            first = j == 0 and stage > 0
+            if first:
+                stride_kv //= 2
+            stride_q = (1, 2, 2) if first else (1, 1, 1)
+            if version == 1:
+                pool_q = first
+                last = j == depth - 1 and stage < len(depths) - 1
+                dim_out = 2 * dim if last else dim
+            else:
+                pool_q = True
+                dim_out = dim
+            specs.append(
+                BlockSpec(
+                    num_heads=num_heads * 2**stage,
+                    dim_in=dim_in,
+                    dim_out=dim_out,
+                    kernel_q=(3, 3, 3) if pool_q else (),
+                    stride_q=stride_q if pool_q else (),
+                    kernel_kv=(3, 3, 3),
+                    stride_kv=(1, stride_kv, stride_kv),
+                )
+            )
+            dim_in = dim_out
+    return specs
+
+
+def _conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def _pooled_grid(grid: Grid, kernel: tuple[int, ...], stride: tuple[int, ...]) -> Grid:
+    if not kernel:
+        return grid
+    t, h, w = (_conv_out(n, k, s, k // 2) for n, k, s in zip(grid, kernel, stride))
+    return (t, h, w)
+
+
+def _drop_path(x: Tensor, p: float, training: bool) -> Tensor:
+    """Stochastic depth per sample ("row" mode); the identity, not a copy, in eval mode or at p=0."""
+    if not training or p == 0.0:
+        return x
+    keep = 1.0 - p
+    noise = torch.empty([x.shape[0]] + [1] * (x.dim() - 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
+    if keep > 0.0:
+        noise.div_(keep)
+    return x * noise
+
+
+def _spatial(x: Tensor, grid: list[int]) -> Tensor:
+    """``(B, 1 + T*H*W, C)`` tokens -> ``(B, C, T, H, W)`` channels-last view of the non-class tokens."""
+    return x[:, 1:].unflatten(1, grid).movedim(-1, 1)
+
+
+def _with_class_token(x: Tensor, pooled: Tensor) -> Tensor:
+    """Prepend the class token of ``x`` to the channels-last ``pooled`` grid, as ``(B, 1 + N, C)``."""
+    return torch.cat((x[:, :1], pooled.flatten(2).transpose(1, 2)), dim=1)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Building blocks
+
+
+class AttentionPool(nn.Module):
+    """Depthwise 3D convolution + LayerNorm over one head's channels, applied to every head.
+
+    The class token skips the convolution but not the norm. ``forward`` takes and returns
+    ``(B, 1 + N, heads * head_dim)`` tokens; the heads become channels of one convolution
+    (its filter repeated per head) so the input can be read in place, channels-last.
+    (Checkpoint names: ``pool`` and ``norm_act.0``.)
+    """
+
+    def __init__(self, head_dim: int, kernel: tuple[int, ...], stride: tuple[int, ...]) -> None:
+        super().__init__()
+        padding = tuple(k // 2 for k in kernel)
+        self.pool = nn.Conv3d(head_dim, head_dim, kernel, stride, padding, groups=head_dim, bias=False)  # type: ignore[arg-type]
+        self.norm_act = nn.Sequential(nn.LayerNorm(head_dim, eps=1e-6))
+        self.head_dim = head_dim
+        self.stride = list(stride)
+        self.padding = list(padding)
+
+    def conv(self, x: Tensor, grid: list[int], repeats: int) -> Tensor:
+        """Pool ``(B, 1 + N, repeats * head_dim)`` tokens; returns the pooled grid, channels-last."""
+        weight = self.pool.weight.repeat(repeats, 1, 1, 1, 1)
+        return F.conv3d(_spatial(x, grid), weight, None, self.stride, self.padding, 1, weight.shape[0])
+
+    def norm(self, x: Tensor) -> Tensor:
+        """LayerNorm of ``(B, N, ..., head_dim)``."""
+        return self.norm_act(x)
+
+
+class MultiscaleAttention(nn.Module):
+    """Multi-head pooling attention: pool q, k and v, attend (with v2's relative position bias)."""
+
+    def __init__(
+        self,
+        spec: BlockSpec,
+        dim_out: int,
+        grid: Grid,
+        table_grid: Grid,
+        rel_pos: bool,
+        residual_pool: bool,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.num_heads = spec.num_heads
+        self.head_dim = dim_out // spec.num_heads
+        self.dim_out = dim_out
+        self.residual_pool = residual_pool
+
+        self.qkv = nn.Linear(spec.dim_in, 3 * dim_out)
+        project: list[nn.Module] = [nn.Linear(dim_out, dim_out)]
+        if dropout > 0.0:
+            project.append(nn.Dropout(dropout, inplace=True))
+        self.project = nn.Sequential(*project)
+
+        self.pool_q: AttentionPool | None = None
+        if spec.kernel_q and (_prod(spec.kernel_q) > 1 or _prod(spec.stride_q) > 1):
+            self.pool_q = AttentionPool(self.head_dim, spec.kernel_q, spec.stride_q)
+        self.pool_k: AttentionPool | None = None
+        self.pool_v: AttentionPool | None = None
+        if spec.kernel_kv and (_prod(spec.kernel_kv) > 1 or _prod(spec.stride_kv) > 1):
+            self.pool_k = AttentionPool(self.head_dim, spec.kernel_kv, spec.stride_kv)
+            self.pool_v = AttentionPool(self.head_dim, spec.kernel_kv, spec.stride_kv)
+
+        # The token grids are static: the input size is fixed at construction.
+        self.grid = list(grid)
+        self.q_grid = list(_pooled_grid(grid, spec.kernel_q, spec.stride_q) if self.pool_q is not None else grid)
+        self.kv_grid = list(_pooled_grid(grid, spec.kernel_kv, spec.stride_kv) if self.pool_k is not None else grid)
+
+        self.rel_pos_h: nn.Parameter | None = None
+        self.rel_pos_w: nn.Parameter | None = None
+        self.rel_pos_t: nn.Parameter | None = None
+        if rel_pos:
+            # Table lengths as the checkpoints have them: from the nominal (floor-divided) grid.
+            size = max(table_grid[1:])
+            q_size = size // spec.stride_q[1] if spec.stride_q else size
+            kv_size = size // spec.stride_kv[1] if spec.stride_kv else size
+            spatial, temporal = 2 * max(q_size, kv_size) - 1, 2 * table_grid[0] - 1
+            self.rel_pos_h = nn.Parameter(torch.zeros(spatial, self.head_dim))
+            self.rel_pos_w = nn.Parameter(torch.zeros(spatial, self.head_dim))
+            self.rel_pos_t = nn.Parameter(torch.zeros(temporal, self.head_dim))
+            for table in (self.rel_pos_h, self.rel_pos_w, self.rel_pos_t):
+                nn.init.trunc_normal_(table, std=0.02)
+        # Which table row each (query, key) coordinate pair reads, per axis; empty without rel_pos.
+        self.table_len = [0, 0, 0]
+        for axis, name in enumerate(("rel_index_t", "rel_index_h", "rel_index_w")):
+            q_n, k_n = self.q_grid[axis], self.kv_grid[axis]
+            self.table_len[axis] = 2 * max(q_n, k_n) - 1
+            index = _rel_index(q_n, k_n) if rel_pos else torch.zeros(0, 0, dtype=torch.long)
+            self.register_buffer(name, index, persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, n, _ = x.shape
+        heads, head_dim, dim = self.num_heads, self.head_dim, self.dim_out
+        qkv = self.qkv(x)  # (B, N, 3 * dim): q, k, v side by side, each head-major
+        q = qkv[:, :, :dim]
+        kv = qkv[:, :, dim:]
+
+        if self.pool_k is not None and self.pool_v is not None:
+            # k and v share kernel and stride: one convolution for both, with their filters stacked.
+            weight = torch.cat(
+                (self.pool_k.pool.weight.repeat(heads, 1, 1, 1, 1), self.pool_v.pool.weight.repeat(heads, 1, 1, 1, 1))
+            )
+            pooled = F.conv3d(_spatial(kv, self.grid), weight, None, self.pool_k.stride, self.pool_k.padding, 1, 2 * dim)
+            kv = _with_class_token(kv, pooled)
+            kv = kv.unflatten(-1, (2, heads, head_dim))
+            k = self.pool_k.norm(kv[:, :, 0])
+            v = self.pool_v.norm(kv[:, :, 1])
+        else:
+            kv = kv.unflatten(-1, (2, heads, head_dim))
+            k, v = kv[:, :, 0], kv[:, :, 1]
+        if self.pool_q is not None:
+            q = self.pool_q.norm(_with_class_token(q, self.pool_q.conv(q, self.grid, heads)).unflatten(-1, (heads, head_dim)))
+        else:
+            q = q.unflatten(-1, (heads, head_dim))
+        # q, k, v: (B, 1 + N, heads, head_dim); SDPA reads them through a transposed view.
+
+        mask: Tensor | None = None
+        if self.rel_pos_h is not None and self.rel_pos_w is not None and self.rel_pos_t is not None:
+            mask = self._rel_pos_bias(q, self.rel_pos_t, self.rel_pos_h, self.rel_pos_w).transpose(1, 2)
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask)
+        out = out.transpose(1, 2)  # (B, 1 + N', heads, head_dim), contiguous as SDPA lays it out
+
+        if self.residual_pool:  # the pooled query joins the output, except at the class token
+            if out.requires_grad:
+                out = torch.cat((out[:, :1], out[:, 1:] + q[:, 1:]), dim=1)
+            else:
+                out[:, 1:].add_(q[:, 1:])
+        return self.project(out.reshape(b, -1, dim))
+
+    def _rel_pos_bias(self, q: Tensor, table_t: Tensor, table_h: Tensor, table_w: Tensor) -> Tensor:
+        """v2's decomposed relative position bias as an attention mask, ``(B, 1 + Nq, heads, 1 + Nk)``.
+
+        The class token's row and column are zero. ``q`` is the pooled, normalised, unscaled query.
+        """
+        b, heads, head_dim = q.shape[0], self.num_heads, self.head_dim
+        qt, qh, qw = self.q_grid
+        kt, kh, kw = self.kv_grid
+        r_t = _resize_table(table_t, self.table_len[0])[self.rel_index_t]  # (qt, kt, head_dim)
+        r_h = _resize_table(table_h, self.table_len[1])[self.rel_index_h]  # (qh, kh, head_dim)
+        r_w = _resize_table(table_w, self.table_len[2])[self.rel_index_w]  # (qw, kw, head_dim)
+        r = q[:, 1:].reshape(b, qt, qh, qw, heads, head_dim)
+        # q . R_h[y, y'] for each query row y: batched over (B, t, y), heads and x as matrix rows.
+        rel_h = torch.matmul(r.reshape(b, qt, qh, qw * heads, head_dim), r_h.transpose(1, 2))
+        rel_h = rel_h.reshape(b, qt, qh, qw, heads, kh)
+        # q . R_w[x, x']: batched over x, which must lead.
+        rel_w = torch.matmul(r.permute(3, 0, 1, 2, 4, 5).reshape(qw, -1, head_dim), r_w.transpose(1, 2))
+        rel_w = rel_w.reshape(qw, b, qt, qh, heads, kw).permute(1, 2, 3, 0, 4, 5)
+        # q . R_t[t, t']: batched over (B, t).
+        rel_t = torch.matmul(r.reshape(b, qt, qh * qw * heads, head_dim), r_t.transpose(1, 2))
+        rel_t = rel_t.reshape(b, qt, qh, qw, heads, kt)
+        bias = (rel_h[..., :, None] + rel_w[..., None, :])[..., None, :, :] + rel_t[..., :, None, None]
+        return F.pad(bias.reshape(b, qt * qh * qw, heads, kt * kh * kw), [1, 0, 0, 0, 1, 0])
+
+
+def _prod(values: tuple[int, ...]) -> int:
+    out = 1
+    for v in values:
+        out *= v
+    return out
+
+
+def _rel_index(q_n: int, k_n: int) -> Tensor:
+    """Table row of each (query, key) coordinate pair along one axis; grids of unequal size are
+    aligned by scaling the finer one's coordinates (MViTv2, Sec. 3.1), exactly as the reference."""
+    q_ratio, k_ratio = max(k_n / q_n, 1.0), max(q_n / k_n, 1.0)
+    dist = torch.arange(q_n)[:, None] * q_ratio - (torch.arange(k_n)[None, :] + (1.0 - k_n)) * k_ratio
+    return dist.long()
+
+
+def _resize_table(table: Tensor, length: int) -> Tensor:
+    """Linearly resample a relative position table to ``length`` rows (only for unusual grids)."""
+    if table.shape[0] == length:
+        return table
+    return F.interpolate(table.t().unsqueeze(0), size=length, mode="linear").squeeze(0).t()
+
+
+class MultiscaleBlock(nn.Module):
+    """Pre-norm transformer block: pooling attention, then a GELU MLP; both with stochastic depth.
+
+    The residual of a block that pools the query is max-pooled the same way; a block that widens the
+    channels projects its residual with ``project`` (v1: after the attention, v2: before it).
+    """
+
+    def __init__(
+        self,
+        spec: BlockSpec,
+        grid: Grid,
+        table_grid: Grid,
+        version: int,
+        dropout: float,
+        stochastic_depth_prob: float,
+    ) -> None:
+        super().__init__()
+        self.widen_in_attention = version == 2
+        attn_dim = spec.dim_out if self.widen_in_attention else spec.dim_in
+        self.norm1 = nn.LayerNorm(spec.dim_in, eps=1e-6)
+        self.attn = MultiscaleAttention(
+            spec, attn_dim, grid, table_grid, rel_pos=version == 2, residual_pool=version == 2, dropout=dropout
+        )
+        self.norm2 = nn.LayerNorm(attn_dim, eps=1e-6)
+        self.mlp = nn.Sequential(
+            nn.Linear(attn_dim, 4 * attn_dim),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(4 * attn_dim, spec.dim_out),
+            nn.Dropout(dropout),
+        )
+        self.project: nn.Linear | None = None
+        if spec.dim_in != spec.dim_out:
+            self.project = nn.Linear(spec.dim_in, spec.dim_out)
+        self.stochastic_depth_prob = stochastic_depth_prob
+
+        self.grid = list(grid)
+        self.out_grid = list(self.attn.q_grid)
+        self.pool_skip = bool(spec.stride_q) and _prod(spec.stride_q) > 1
+        self.skip_kernel = [s + 1 if s > 1 else s for s in spec.stride_q]
+        self.skip_stride = list(spec.stride_q)
+        self.skip_padding = [k // 2 for k in self.skip_kernel]
+
+    def _skip(self, x: Tensor) -> Tensor:
+        if not self.pool_skip:
+            return x
+        pooled = F.max_pool3d(_spatial(x, self.grid), self.skip_kernel, self.skip_stride, self.skip_padding)
+        return _with_class_token(x, pooled)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x_norm = self.norm1(x)
+        x_attn = _drop_path(self.attn(x_norm), self.stochastic_depth_prob, self.training)
+        if self.widen_in_attention and self.project is not None:
+            x = self.project(x_norm)
+        x = x_attn.add_(self._skip(x))  # x_attn is fresh and not saved for backward: add in place
+        x_norm = self.norm2(x)
+        if not self.widen_in_attention and self.project is not None:
+            x = self.project(x_norm)
+        return _drop_path(self.mlp(x_norm), self.stochastic_depth_prob, self.training).add_(x)
+
+
+class PositionalEncoding(nn.Module):
+    """Prepends the class token; v1 also adds learned separable space-time position embeddings."""
+
+    def __init__(self, embed_dim: int, grid: Grid, absolute: bool) -> None:
+        super().__init__()
+        self.class_token = nn.Parameter(torch.zeros(embed_dim))
+        self.spatial_pos: nn.Parameter | None = None
+        self.temporal_pos: nn.Parameter | None = None
+        self.class_pos: nn.Parameter | None = None
+        if absolute:
+            self.spatial_pos = nn.Parameter(torch.zeros(grid[1] * grid[2], embed_dim))
+            self.temporal_pos = nn.Parameter(torch.zeros(grid[0], embed_dim))
+            self.class_pos = nn.Parameter(torch.zeros(embed_dim))
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        cls = self.class_token
+        if self.spatial_pos is not None and self.temporal_pos is not None and self.class_pos is not None:
+            pos = (self.temporal_pos[:, None] + self.spatial_pos[None]).flatten(0, 1)
+            tokens = tokens + pos
+            cls = cls + self.class_pos
+        return torch.cat((cls.expand(tokens.shape[0], 1, -1), tokens), dim=1)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The model
+
+
+class MViT(VideoModel):
+    """MViT for clips of exactly ``temporal_size`` x ``spatial_size`` (the token grid is fixed).
+
+    ``version`` 1 is MViT (v1-B with the defaults), 2 is MViTv2 (v2-S); see the module docstring.
+    ``depths`` gives the blocks per stage, ``embed_dim`` and ``num_heads`` those of the first stage.
+    """
+
+    def __init__(
+        self,
+        version: int,
+        depths: tuple[int, ...] = (1, 2, 11, 2),
+        embed_dim: int = 96,
+        num_heads: int = 1,
+        spatial_size: tuple[int, int] = (224, 224),
+        temporal_size: int = 16,
+        num_classes: int = 400,
+        dropout: float = 0.5,
+        attention_dropout: float = 0.0,
+        stochastic_depth_prob: float = 0.0,
+    ) -> None:
+        if version not in (1, 2):
+            raise ValueError(f"version must be 1 (MViT) or 2 (MViTv2), got {version!r}.")
+        specs = block_specs(version, tuple(depths), embed_dim, num_heads)
+        height, width = spatial_size
+        grid = (temporal_size // PATCH_STRIDE[0], height // PATCH_STRIDE[1], width // PATCH_STRIDE[2])
+        patches = tuple(_conv_out(n, k, s, p) for n, k, s, p in zip((temporal_size, height, width), PATCH_KERNEL, PATCH_STRIDE, PATCH_PADDING))
+        if patches != grid or min(grid) < 1:
+            raise ValueError(
+                f"MViT needs temporal_size divisible by {PATCH_STRIDE[0]} and spatial_size by {PATCH_STRIDE[1]} "
+                f"(its {PATCH_STRIDE[0]}x{PATCH_STRIDE[1]}x{PATCH_STRIDE[2]} patches tile the clip); got "
+                f"temporal_size={temporal_size}, spatial_size={tuple(spatial_size)}."
+            )
+        super().__init__(num_classes, specs[-1].dim_out, min_temporal_size=temporal_size, min_size=min(height, width))
+        self.version = version
+        self.input_size = [temporal_size, height, width]
+
+        self.conv_proj = nn.Conv3d(3, embed_dim, PATCH_KERNEL, PATCH_STRIDE, PATCH_PADDING)  # type: ignore[arg-type]
+        self.pos_encoding = PositionalEncoding(embed_dim, grid, absolute=version == 1)
+
+        blocks = []
+        table_grid = grid  # the reference sizes its position tables from floor-divided grids
+        for i, spec in enumerate(specs):
+            sd_prob = stochastic_depth_prob * i / max(len(specs) - 1, 1)
+            block = MultiscaleBlock(spec, grid, table_grid, version, attention_dropout, sd_prob)
+            blocks.append(block)
+            grid = (block.out_grid[0], block.out_grid[1], block.out_grid[2])
+            if spec.stride_q:
+                table_grid = (
+                    table_grid[0] // spec.stride_q[0],
+                    table_grid[1] // spec.stride_q[1],
+                    table_grid[2] // spec.stride_q[2],
+                )
+        self.blocks = nn.ModuleList(blocks)
+        self.norm = nn.LayerNorm(specs[-1].dim_out, eps=1e-6)
+        self.head = nn.Sequential(nn.Dropout(dropout, inplace=True), nn.Linear(specs[-1].dim_out, num_classes))
+
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        for p in self.pos_encoding.parameters():
+            nn.init.trunc_normal_(p, std=0.02)
+
+    def check_input_grid(self, x: Tensor) -> None:
+        t, h, w = self.input_size
+        if x.shape[2] != t or x.shape[3] != h or x.shape[4] != w:
+            raise ValueError(
+                f"{self._name()} was built for clips of exactly {t} frames of {h}x{w} pixels (its position "
+                f"embeddings fix the token grid); got {list(x.shape)}, expected (B, 3, {t}, {h}, {w}). Resize "
+                f"and crop with weights.transforms(), or build with temporal_size= and spatial_size=."
+            )
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        # Channels-last patches make the (B, T*H*W, C) token sequence a free view.
+        x = self.conv_proj(x.contiguous(memory_format=torch.channels_last_3d))
+        x = self.pos_encoding(x.flatten(2).transpose(1, 2))
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x[:, 0])  # the class token (the norm is per token, so only it is normalised)
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        return self.head(x)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        check_num_classes(num_classes)
+        old = self.head[1]
+        assert isinstance(old, nn.Linear)
+        new = nn.Linear(self.num_features, num_classes, device=old.weight.device, dtype=old.weight.dtype)
+        nn.init.trunc_normal_(new.weight, std=0.02)
+        nn.init.zeros_(new.bias)
+        self.head[1] = new
+        self.num_classes = num_classes
+
+
+# ----------------------------------------------------------------------------------------------------
+# Weights
+
+_TRANSFORMS = partial(
+    VideoClassification, crop_size=(224, 224), resize_size=(256,), mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225)
+)
+
+_COMMON_META: dict[str, Any] = {
+    "categories": list(KINETICS400_CATEGORIES),
+    "min_size": (224, 224),
+    "min_temporal_size": 16,
+    "_docs": (
+        "The weights were ported from the paper. The accuracies are estimated on video-level "
+        "with parameters `frame_rate=7.5`, `clips_per_video=5`, and `clip_len=16`"
+    ),
+    # The evaluation recipe of _docs in machine-readable form (see videozoo.sampling).
+    "num_frames": 16,
+    "sampling_rate": 1,
+    "frame_rate": 7.5,
+    "num_clips": 5,
+    "num_crops": 1,
+}
+
+
+class MViT_V1_B_Weights(WeightsEnum):
+    KINETICS400_V1 = Weights(
+        url="https://download.pytorch.org/models/mvit_v1_b-dbeb1030.pth",
+        transforms=_TRANSFORMS,
+        meta={
+            **_COMMON_META,
+            "recipe": "https://github.com/facebookresearch/pytorchvideo/blob/main/docs/source/model_zoo.md",
+            "num_params": 36610672,
+            "_metrics": {"Kinetics-400": {"acc@1": 78.477, "acc@5": 93.582}},
+            "_ops": 70.599,
+            "_file_size": 139.764,
+        },
+    )
+    DEFAULT = KINETICS400_V1
+
+
+class MViT_V2_S_Weights(WeightsEnum):
+    KINETICS400_V1 = Weights(
+        url="https://download.pytorch.org/models/mvit_v2_s-ae3be167.pth",
+        transforms=_TRANSFORMS,
+        meta={
+            **_COMMON_META,
+            "recipe": "https://github.com/facebookresearch/SlowFast/blob/main/MODEL_ZOO.md",
+            "num_params": 34537744,
+            "_metrics": {"Kinetics-400": {"acc@1": 80.757, "acc@5": 94.665}},
+            "_ops": 64.224,
+            "_file_size": 131.884,
+        },
+    )
+    DEFAULT = KINETICS400_V1
+
+
+# ----------------------------------------------------------------------------------------------------
+# Builders
+
+
+@register_model(MViT_V1_B_Weights)
+def mvit_v1_b(*, weights: MViT_V1_B_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> MViT:
+    """MViT-B (16x4): 16 blocks, absolute position embeddings; 16x224x224 clips."""
+    return build_model(partial(MViT, 1, stochastic_depth_prob=0.2), MViT_V1_B_Weights, weights, progress, **kwargs)
+
+
+@register_model(MViT_V2_S_Weights)
+def mvit_v2_s(*, weights: MViT_V2_S_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> MViT:
+    """MViTv2-S (16x4): 16 blocks, relative position bias and residual pooling; 16x224x224 clips."""
+    return build_model(partial(MViT, 2, stochastic_depth_prob=0.2), MViT_V2_S_Weights, weights, progress, **kwargs)
