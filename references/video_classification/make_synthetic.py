@@ -1,0 +1,185 @@
+"""Write a small labelled video dataset that can only be classified by looking at motion.
+
+Every video shows one asymmetric arrow-like shape on a textured background. The class is what the
+shape *does*: move left, right, up or down (wrapping around the frame edges), or spin clockwise or
+anticlockwise in place. Shape, colours, size, orientation, position, speed and background are drawn
+at random independently of the class, and motion wraps around the frame, so any single frame is
+equally likely under every class: a model has to use time to tell them apart.
+
+Layout (Kinetics-style, what ``train.py --data-path`` reads), plus annotation lists for ``--train-list``::
+
+    OUT/train/<class>/<class>_0000.mp4 ...
+    OUT/val/<class>/<class>_0000.mp4 ...
+    OUT/train.txt, OUT/val.txt     "train/<class>/<class>_0000.mp4 <class>" lines
+    OUT/classes.txt                one class name per line, in class-index order
+
+Horizontal flipping turns "left" into "right" and "clockwise" into "anticlockwise": train on this set
+with ``--hflip-prob 0``.
+
+    python references/video_classification/make_synthetic.py /tmp/motion --train 40 --val 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import fractions
+import math
+import sys
+from pathlib import Path
+
+import av
+import numpy as np
+
+CLASSES = ("left", "right", "up", "down", "clockwise", "anticlockwise")
+
+# An arrowhead (unit radius), asymmetric so that its rotation is visible: tip, upper wing, notch, lower wing.
+_ARROW = np.array([(1.0, 0.0), (-0.6, 0.55), (-0.2, 0.0), (-0.6, -0.55)])
+
+
+def _inside(px: np.ndarray, py: np.ndarray, poly: np.ndarray) -> np.ndarray:
+    """Even-odd point-in-polygon test for arrays of points."""
+    inside = np.zeros(px.shape, dtype=bool)
+    n = len(poly)
+    for i in range(n):
+        x1, y1 = poly[i]
+        x2, y2 = poly[(i + 1) % n]
+        crosses = (y1 > py) != (y2 > py)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x_at = x1 + (py - y1) * (x2 - x1) / (y2 - y1)
+        inside ^= crosses & (px < x_at)
+    return inside
+
+
+def render_video(label: str, rng: np.random.Generator, size: int, frames: int) -> np.ndarray:
+    """``(frames, size, size, 3)`` uint8 RGB frames of one video of class ``label``."""
+    if label not in CLASSES:
+        raise ValueError(f"unknown class {label!r}; choose from {', '.join(CLASSES)}")
+    scale = size / 64.0
+    base = rng.integers(30, 226, size=3)
+    texture = rng.normal(0.0, 18.0, size=(size, size, 1)) + rng.normal(0.0, 6.0, size=(size, size, 3))
+    background = np.clip(base + texture, 0, 255)
+    colour = (base + rng.choice([-1, 1], size=3) * rng.integers(90, 140, size=3)) % 256  # far from the background
+    radius = rng.uniform(9.0, 14.0) * scale
+    cx, cy = rng.uniform(0, size, size=2)
+    angle = rng.uniform(0, 2 * math.pi)
+    speed = rng.uniform(1.2, 2.2) * scale  # pixels per frame
+    spin = math.radians(rng.uniform(9.0, 16.0))  # radians per frame
+    vx, vy, omega = {
+        "left": (-speed, 0.0, 0.0),
+        "right": (speed, 0.0, 0.0),
+        "up": (0.0, -speed, 0.0),
+        "down": (0.0, speed, 0.0),
+        # Image rows grow downwards, so a growing angle turns clockwise on screen.
+        "clockwise": (0.0, 0.0, spin),
+        "anticlockwise": (0.0, 0.0, -spin),
+    }[label]
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64) + 0.5
+    out = np.empty((frames, size, size, 3), dtype=np.uint8)
+    for t in range(frames):
+        x0, y0, a = cx + vx * t, cy + vy * t, angle + omega * t
+        # Coordinates relative to the centre on a torus: the shape wraps around the edges.
+        dx = (xs - x0 + size / 2) % size - size / 2
+        dy = (ys - y0 + size / 2) % size - size / 2
+        # Rotate the points into the shape's frame instead of rotating the shape.
+        u = (dx * math.cos(a) + dy * math.sin(a)) / radius
+        v = (-dx * math.sin(a) + dy * math.cos(a)) / radius
+        mask = _inside(u, v, _ARROW)
+        frame = background.copy()
+        frame[mask] = colour
+        frame += rng.normal(0.0, 4.0, size=frame.shape)  # sensor noise, new every frame
+        out[t] = np.clip(frame, 0, 255).astype(np.uint8)
+    return out
+
+
+def write_video(path: Path, frames: np.ndarray, fps: float) -> None:
+    container = av.open(str(path), "w")
+    try:
+        stream = container.add_stream("libx264", rate=fractions.Fraction(fps).limit_denominator(1001))
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "18"}
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    finally:
+        container.close()
+
+
+def make_dataset(
+    out: Path,
+    classes: list[str],
+    train: int,
+    val: int,
+    size: int = 64,
+    frames: int = 30,
+    fps: float = 15.0,
+    seed: int = 0,
+) -> dict[str, int]:
+    """Write the dataset; returns the number of videos per split."""
+    rng = np.random.default_rng(seed)
+    counts = {}
+    for split, per_class in (("train", train), ("val", val)):
+        lines = []
+        for label in classes:
+            folder = out / split / label
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(per_class):
+                name = f"{label}_{i:04d}.mp4"
+                write_video(folder / name, render_video(label, rng, size, frames), fps)
+                lines.append(f"{split}/{label}/{name} {label}")
+        (out / f"{split}.txt").write_text("".join(line + "\n" for line in lines))
+        counts[split] = len(lines)
+    (out / "classes.txt").write_text("".join(c + "\n" for c in classes))
+    return counts
+
+
+def _classes(text: str) -> list[str]:
+    names = [c.strip() for c in text.split(",") if c.strip()]
+    unknown = [c for c in names if c not in CLASSES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown class(es) {', '.join(unknown)}; choose from {', '.join(CLASSES)}")
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError("give at least two different classes, comma-separated")
+    return names
+
+
+def _size(text: str) -> int:
+    value = int(text)
+    if value < 16 or value % 2:
+        raise argparse.ArgumentTypeError(f"the frame size must be an even number >= 16 (H.264 4:2:0), got {value}")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("out", type=Path, help="output folder (created; existing files of the same name are overwritten)")
+    parser.add_argument("--classes", type=_classes, default=list(CLASSES), help=f"comma-separated subset of {','.join(CLASSES)} (default: all)")
+    parser.add_argument("--train", type=_non_negative, default=40, help="training videos per class (default: 40)")
+    parser.add_argument("--val", type=_non_negative, default=10, help="validation videos per class (default: 10)")
+    parser.add_argument("--size", type=_size, default=64, help="frame width and height in pixels (default: 64)")
+    parser.add_argument("--frames", type=int, default=30, help="frames per video (default: 30)")
+    parser.add_argument("--fps", type=float, default=15.0, help="frame rate (default: 15)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    if args.frames < 1 or args.fps <= 0:
+        parser.error("--frames must be >= 1 and --fps > 0")
+    counts = make_dataset(args.out, args.classes, args.train, args.val, args.size, args.frames, args.fps, args.seed)
+    print(
+        f"wrote {counts['train']} training and {counts['val']} validation videos of {len(args.classes)} classes "
+        f"({args.size}x{args.size}, {args.frames} frames at {args.fps:g} fps) to {args.out}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
