@@ -113,7 +113,7 @@ def _recipe_text(member) -> str:
 def _cmd_classify(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from videozoo.inference import VideoClassifier
+    from videozoo.inference import VideoClassifier, _is_path
 
     _model_name(args.model)
     if args.device == "cuda":
@@ -128,24 +128,28 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     if not videos:
         return EXIT_VIDEO
     weights: Any = args.weights
-    try:
-        classifier = VideoClassifier(
-            args.model,
-            weights,
-            clips=args.clips,
-            crops=args.crops,
-            device=args.device,
-            batch_size=args.batch_size,
-            num_workers=args.workers,
-            resize_on_decode=not args.exact,
-            progress=not args.quiet,
-        )
-    except ValueError as e:  # an unknown weights name; the model name was checked above
-        raise _Fail(EXIT_UNKNOWN, str(e)) from None
+    if not _is_path(weights):
+        import videozoo
+
+        try:
+            weights = videozoo.get_model_weights(args.model).verify(weights)
+        except ValueError as e:
+            raise _Fail(EXIT_UNKNOWN, str(e)) from None
+    classifier = VideoClassifier(
+        args.model,
+        weights,
+        clips=args.clips,
+        crops=args.crops,
+        device=args.device,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        resize_on_decode=not args.exact,
+        progress=not args.quiet,
+    )
     recipe = classifier.recipe
     header = {
         "model": args.model,
-        "weights": str(classifier.weights) if not os.path.isfile(str(args.weights)) else os.fspath(args.weights),
+        "weights": os.fspath(args.weights) if _is_path(args.weights) else str(classifier.weights),
         "clips": recipe.num_clips,
         "crops": recipe.num_crops,
     }

@@ -1,0 +1,183 @@
+"""videozoo.inference with a tiny real model (VideoResNet) and its own checkpoint in a temp cache."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import videozoo
+from video_factory import TINY_CATEGORIES, install_tiny_model, make_audio_only, make_video, tiny_parts
+from videozoo.errors import CheckpointError, VideoDecodeError
+from videozoo.inference import Prediction, VideoClassifier, load_model, predict
+from videozoo.io import read_video
+from videozoo.sampling import ClipRecipe, sample_clip_indices
+from videozoo.transforms import resized_size
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clips")
+    return {
+        "a": make_video(root / "a.mp4", num_frames=75, fps=30, size=(48, 64)),
+        "b": make_video(root / "b.mkv", num_frames=50, fps=25, size=(64, 48), options={"g": "5"}),
+        "short": make_video(root / "short.webm", num_frames=6, fps=24, codec="libvpx-vp9"),
+        "audio": make_audio_only(root / "audio.m4a"),
+    }
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    return install_tiny_model(monkeypatch, tmp_path / "home")
+
+
+def expected_probs(model, member, path, clips=3, crops=3, resize_on_decode=True):
+    """The multi-view average computed step by step, independently of the classifier's plumbing."""
+    recipe = ClipRecipe.from_meta(member.meta).with_views(clips, crops)
+    preset = member.transforms()
+    probe_video = read_video(path)
+    h, w = probe_video.frames.shape[-2:]
+    size = resized_size(h, w, preset.resize_size) if resize_on_decode else None
+    video = read_video(path, size=size)
+    indices = sample_clip_indices(video.pts, recipe, video.fps, video.duration)
+    views = [view for clip in indices for view in preset.multi_crop(video.frames[clip], crops)]
+    with torch.no_grad():
+        feats = model.forward_features(torch.stack(views))
+        probs = model.forward_head(feats).softmax(-1)
+    return probs.mean(0), feats.mean(0)
+
+
+def test_multi_view_average(tiny, clips):
+    classifier = VideoClassifier(tiny, batch_size=4)
+    assert (classifier.recipe.num_clips, classifier.recipe.num_crops) == (3, 3)
+    [prediction] = classifier.predict(clips["a"], top_k=3, features=True)
+    probs, feats = expected_probs(classifier.model, classifier.weights, clips["a"])
+    assert prediction.num_views == 9
+    assert torch.allclose(prediction.probs, probs, atol=1e-5)
+    assert torch.allclose(prediction.features, feats, atol=1e-4)
+    top = probs.topk(3)
+    assert [label for label, _ in prediction.top_k] == [TINY_CATEGORIES[i] for i in top.indices]
+    assert [p for _, p in prediction.top_k] == pytest.approx(top.values.tolist(), abs=1e-5)
+    assert prediction.label == prediction.top_k[0][0]
+    assert prediction.probs.sum() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_exact_preprocessing_and_fewer_views(tiny, clips):
+    classifier = VideoClassifier(tiny, clips=2, crops=1, resize_on_decode=False)
+    [prediction] = classifier.predict(clips["b"])
+    probs, _ = expected_probs(classifier.model, classifier.weights, clips["b"], 2, 1, resize_on_decode=False)
+    assert prediction.num_views == 2
+    assert torch.allclose(prediction.probs, probs, atol=1e-5)
+    assert len(prediction.top_k) == 5  # top_k larger than the label set is cut to it
+
+
+def test_views_shape_and_order(tiny, clips):
+    classifier = VideoClassifier(tiny)
+    views = classifier.views(clips["a"])
+    assert views.shape == (9, 3, 4, 32, 32) and views.dtype == torch.float32
+    # Clip-major: the centre crop (index 1) of clip 0 is the single-crop view of clip 0.
+    single = VideoClassifier(tiny, crops=1).views(clips["a"])
+    assert torch.equal(views[1], single[0]) and torch.equal(views[4], single[1])
+
+
+def test_batch_size_workers_and_order_do_not_change_results(tiny, clips):
+    videos = [clips["a"], clips["b"], clips["short"]]
+    reference = VideoClassifier(tiny, clips=2, crops=1, batch_size=1, num_workers=0).predict(videos)
+    batched = VideoClassifier(tiny, clips=2, crops=1, batch_size=3, num_workers=1).predict(videos)
+    assert [p.source for p in batched] == [str(v) for v in videos]
+    for a, b in zip(reference, batched):
+        assert torch.allclose(a.probs, b.probs, atol=1e-5)
+        assert a.num_views == b.num_views == 2
+
+
+def test_tensor_and_video_inputs(tiny, clips):
+    classifier = VideoClassifier(tiny, clips=2, crops=1, resize_on_decode=False)
+    [from_file] = classifier.predict(clips["a"])
+    video = read_video(clips["a"])
+    from_tensor, from_video = classifier.predict([video.frames, video], fps=30)
+    assert from_tensor.source == "<tensor 0>" and from_video.source == str(clips["a"])
+    assert torch.allclose(from_file.probs, from_tensor.probs, atol=1e-5)
+    assert torch.allclose(from_file.probs, from_video.probs, atol=1e-5)
+    floats = classifier.predict(video.frames.float() / 255, fps=30)[0]
+    assert floats.top_k[0][0] == from_file.top_k[0][0]
+
+
+def test_predict_function(tiny, clips):
+    results = predict([clips["a"], clips["short"]], tiny, clips=1, crops=1, top_k=2, num_workers=0)
+    assert [len(r.top_k) for r in results] == [2, 2]
+    assert all(isinstance(r, Prediction) and r.error is None for r in results)
+    assert results[0].to_dict()["top_k"][0]["label"] in TINY_CATEGORIES
+
+
+def test_bad_videos_raise_or_are_returned(tiny, clips, tmp_path):
+    classifier = VideoClassifier(tiny, clips=1, crops=1, num_workers=0)
+    with pytest.raises(VideoDecodeError, match="audio.m4a: has no video stream"):
+        classifier.predict([clips["a"], clips["audio"]])
+    missing = tmp_path / "missing.mp4"
+    results = VideoClassifier(tiny, clips=1, crops=1, num_workers=1).predict(
+        [clips["a"], missing, clips["audio"], clips["b"]], on_error="return"
+    )
+    assert [r.error is None for r in results] == [True, False, False, True]
+    assert "missing.mp4: no such file" in str(results[1].error)
+    assert results[1].to_dict() == {"video": str(missing), "error": str(results[1].error)}
+    assert isinstance(results[2].error, VideoDecodeError) and results[2].error.path == str(clips["audio"])
+
+
+def test_local_checkpoint_file(tiny, tmp_path, clips):
+    arch, enum, _ = tiny_parts()
+    torch.manual_seed(1)
+    other = arch(num_classes=len(TINY_CATEGORIES))
+    path = tmp_path / "mine.pth"
+    torch.save(other.state_dict(), path)
+    model, member = load_model(tiny, str(path))
+    assert member is enum.DEFAULT
+    for key, value in other.state_dict().items():
+        assert torch.equal(model.state_dict()[key], value)
+    assert not model.training
+    a = VideoClassifier(tiny, path, clips=1, crops=1).predict(clips["a"])[0]
+    b = VideoClassifier(tiny, clips=1, crops=1).predict(clips["a"])[0]
+    assert not torch.allclose(a.probs, b.probs)
+
+
+def test_local_checkpoint_with_adapter(tiny, tmp_path, monkeypatch):
+    """Publisher formats such as PyTorchVideo's {"model_state": ...} go through the adapter."""
+    arch, enum, _ = tiny_parts()
+    member = enum.DEFAULT
+    monkeypatch.setattr(type(member), "state_dict_adapter", property(lambda self: lambda ckpt: ckpt["model_state"]))
+    net = arch(num_classes=len(TINY_CATEGORIES))
+    path = tmp_path / "ptv.pyth"
+    torch.save({"model_state": net.state_dict(), "epoch": 1}, path)
+    model, _ = load_model(tiny, path)
+    assert torch.equal(model.fc.weight, net.fc.weight)
+
+
+def test_checkpoint_errors(tiny, tmp_path, clips):
+    with pytest.raises(CheckpointError, match="nothing.pth: no such checkpoint file"):
+        load_model(tiny, str(tmp_path / "nothing.pth"))
+    with pytest.raises(CheckpointError, match="is not a PyTorch checkpoint"):
+        load_model(tiny, str(clips["a"]))
+    wrong = tmp_path / "wrong.pth"
+    torch.save(torch.nn.Linear(3, 4).state_dict(), wrong)
+    with pytest.raises(CheckpointError, match=f"wrong.pth: not a checkpoint of {tiny}"):
+        load_model(tiny, str(wrong))
+
+
+def test_argument_errors(tiny):
+    with pytest.raises(ValueError, match="Unknown model 'tiny_mc3'"):
+        VideoClassifier("tiny_mc3")
+    with pytest.raises(ValueError, match="Unknown weights 'NOPE'"):
+        VideoClassifier(tiny, "NOPE")
+    with pytest.raises(ValueError, match="untrained weights"):
+        VideoClassifier(tiny, None)
+    with pytest.raises(ValueError, match="weights= the WeightsEnum member"):
+        VideoClassifier(torch.nn.Linear(2, 2))
+    with pytest.raises(ValueError, match="num_crops must be 1 or 3"):
+        VideoClassifier(tiny, crops=2)
+    with pytest.raises(ValueError, match="batch_size"):
+        VideoClassifier(tiny, batch_size=0)
+
+
+def test_model_object_with_its_weights(tiny, clips):
+    _, enum, _ = tiny_parts()
+    model = videozoo.get_model(tiny, weights="DEFAULT")
+    classifier = VideoClassifier(model, enum.DEFAULT, clips=1, crops=1)
+    assert classifier.predict(clips["short"])[0].num_views == 1
