@@ -1,0 +1,453 @@
+"""Video Swin Transformer: Swin3D-T, -S and -B.
+
+Liu et al., "Video Swin Transformer", CVPR 2022 (https://arxiv.org/abs/2106.13230). A clip is cut into
+2x4x4 patches; four stages of Transformer blocks attend within non-overlapping 8x7x7 windows of
+tokens, every second block with the windows shifted by half a window so that information crosses
+window borders; between stages, patch merging halves the spatial resolution and doubles the width.
+
+Module names and behaviour follow torchvision's port (``torchvision.models.video.swin3d_*``), so the
+published checkpoints load with ``strict=True`` and give its outputs at every input size:
+
+* clips are zero-padded to whole patches and, after ``norm1``, tokens to whole windows; padded tokens
+  take part in attention unmasked;
+* along a dimension no longer than the window, the window shrinks to that length and is not shifted;
+  a shrunk window of ``n`` tokens reads its relative position bias from the first ``n`` rows and
+  columns of the full window's index table, as torchvision does;
+* tokens from different regions of a shifted window are kept apart by an additive -100, not -inf.
+
+Speed: each attention layer reorders its tokens into window order with one gather (padding, cyclic
+shift and window partition at once) and restores them with another. Windows that share a shift mask
+are grouped: interior windows need none, so for them the attention mask is just the (heads, N, N)
+position bias broadcast by ``scaled_dot_product_attention``; at most seven border groups get the bias
+plus their own (N, N) mask. Gather indices, groups and masks depend only on the input shape and are
+computed once per shape (``_window_layout``).
+"""
+
+import functools
+from collections.abc import Sequence
+from functools import partial
+from typing import Any, List, NamedTuple, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from videozoo._api import Weights, WeightsEnum, build_model, register_model
+from videozoo._categories import KINETICS400_CATEGORIES
+from videozoo.models._base import VideoModel, check_num_classes
+from videozoo.transforms import VideoClassification
+
+__all__ = [
+    "SwinTransformer3d",
+    "Swin3D_T_Weights",
+    "Swin3D_S_Weights",
+    "Swin3D_B_Weights",
+    "swin3d_t",
+    "swin3d_s",
+    "swin3d_b",
+]
+
+
+# ----------------------------------------------------------------------------------------------------
+# Window layout: everything about an attention layer's windows that depends only on the input shape
+
+
+class WindowLayout(NamedTuple):
+    window: List[int]  # window actually used along (T, H, W)
+    pad: List[int]  # zero tokens appended along (T, H, W)
+    gather: Tensor  # (B * padded volume,): token i of window order is padded token gather[i]
+    bounds: List[int]  # windows [bounds[i], bounds[i + 1]) form group i
+    masks: Tensor  # (groups, N, N): additive shift mask of each group, 0 or -100
+    masked: List[bool]  # whether group i needs its mask (interior windows do not)
+
+
+def _build_window_layout(
+    batch: int, size: List[int], window_size: List[int], shift_size: List[int], device: torch.device
+) -> WindowLayout:
+    window: List[int] = []
+    shift: List[int] = []
+    padded: List[int] = []
+    for d in range(3):
+        fits = size[d] <= window_size[d]
+        window.append(size[d] if fits else window_size[d])
+        shift.append(0 if fits else shift_size[d])
+        padded.append((size[d] + window[d] - 1) // window[d] * window[d])
+    grid = [padded[d] // window[d] for d in range(3)]
+    n = window[0] * window[1] * window[2]
+    volume = padded[0] * padded[1] * padded[2]
+    offsets = [torch.arange(window[d], device=device) for d in range(3)]
+
+    # Shifting by s cuts the last window along that dimension into offsets [0, w - s) and [w - s, w);
+    # a group is a choice, per shifted dimension, of "last window" (cut) or "any other" (whole).
+    choices: List[List[int]] = [[0, 1] if shift[d] > 0 else [0] for d in range(3)]
+    gathers: List[Tensor] = []
+    masks: List[Tensor] = []
+    masked: List[bool] = []
+    bounds: List[int] = [0]
+    for last_t in choices[0]:
+        for last_h in choices[1]:
+            for last_w in choices[2]:
+                last = [last_t, last_h, last_w]
+                sources: List[Tensor] = []
+                label = torch.zeros(window[0], window[1], window[2], dtype=torch.long, device=device)
+                for d in range(3):
+                    if last[d] == 1:
+                        starts = torch.full((1,), grid[d] - 1, device=device)
+                        cut = (offsets[d] >= window[d] - shift[d]).long() << d
+                        label = label + cut.view([-1 if e == d else 1 for e in range(3)])
+                    else:
+                        starts = torch.arange(grid[d] - (1 if shift[d] > 0 else 0), device=device)
+                    # padded coordinate of offset i in window g after the cyclic shift by -shift
+                    sources.append((starts[:, None] * window[d] + offsets[d][None, :] + shift[d]) % padded[d])
+                nt, nh, nw = sources[0].shape[0], sources[1].shape[0], sources[2].shape[0]
+                index = (
+                    torch.arange(batch, device=device).view(batch, 1, 1, 1, 1, 1, 1) * volume
+                    + sources[0].view(1, nt, 1, 1, window[0], 1, 1) * (padded[1] * padded[2])
+                    + sources[1].view(1, 1, nh, 1, 1, window[1], 1) * padded[2]
+                    + sources[2].view(1, 1, 1, nw, 1, 1, window[2])
+                )
+                gathers.append(index.reshape(-1))
+                label = label.reshape(-1)
+                masks.append((label[:, None] != label[None, :]).float() * -100.0)
+                masked.append(last_t + last_h + last_w > 0)
+                bounds.append(bounds[-1] + batch * nt * nh * nw)
+    gather = torch.cat(gathers)
+    pad = [padded[d] - size[d] for d in range(3)]
+    return WindowLayout(window, pad, gather, bounds, torch.stack(masks), masked)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_window_layout(
+    batch: int, size: Tuple[int, ...], window_size: Tuple[int, ...], shift_size: Tuple[int, ...], device: torch.device
+) -> WindowLayout:
+    return _build_window_layout(batch, list(size), list(window_size), list(shift_size), device)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Building blocks
+
+
+def _drop_path(x: Tensor, p: float, training: bool) -> Tensor:
+    """Stochastic depth ("row" mode): drop the residual branch of whole samples while training."""
+    if not training or p == 0.0:
+        return x
+    keep = 1.0 - p
+    noise = torch.empty([x.shape[0]] + [1] * (x.dim() - 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
+    if keep > 0.0:
+        noise.div_(keep)
+    return x * noise
+
+
+class ShiftedWindowAttention3d(nn.Module):
+    """Multi-head self-attention within (shifted) 3D windows, with a learned relative position bias."""
+
+    def __init__(
+        self,
+        dim: int,
+        window_size: List[int],
+        shift_size: List[int],
+        num_heads: int,
+        attention_dropout: float = 0.0,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.window_size = list(window_size)
+        self.shift_size = list(shift_size)
+        self.num_heads = num_heads
+        self.attention_dropout = attention_dropout
+        self.dropout = dropout
+        self.qkv = nn.Linear(dim, dim * 3)
+        self.proj = nn.Linear(dim, dim)
+
+        wt, wh, ww = window_size
+        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * wt - 1) * (2 * wh - 1) * (2 * ww - 1), num_heads))
+        nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        # Row i, column j: the table row of the offset from token j to token i of a window (torchvision
+        # keeps this table in the published state_dict).
+        coords = torch.stack(torch.meshgrid(torch.arange(wt), torch.arange(wh), torch.arange(ww), indexing="ij"))
+        coords = coords.flatten(1)
+        rel = coords[:, :, None] - coords[:, None, :] + torch.tensor([wt - 1, wh - 1, ww - 1])[:, None, None]
+        index = (rel[0] * (2 * wh - 1) + rel[1]) * (2 * ww - 1) + rel[2]
+        self.register_buffer("relative_position_index", index)
+
+    def _layout(self, batch: int, size: List[int], device: torch.device) -> WindowLayout:
+        if torch.jit.is_scripting():
+            return _build_window_layout(batch, size, self.window_size, self.shift_size, device)
+        return self._cached_layout(batch, size, device)
+
+    @torch.jit.unused
+    def _cached_layout(self, batch: int, size: List[int], device: torch.device) -> WindowLayout:
+        if torch.compiler.is_compiling():  # tracing (torch.export): nothing real to keep
+            return _build_window_layout(batch, size, self.window_size, self.shift_size, device)
+        return _cached_window_layout(batch, tuple(size), tuple(self.window_size), tuple(self.shift_size), device)
+
+    def _position_bias(self, n: int) -> Tensor:
+        """(heads, n, n) bias for a window of n tokens."""
+        index = self.relative_position_index
+        if n != index.shape[0]:
+            index = index[:n, :n]
+        table = self.relative_position_bias_table.t()
+        return table.index_select(1, index.reshape(-1)).view(self.num_heads, n, n)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(B, T, H, W, C) -> (B, T, H, W, C)."""
+        b, t, h, w, c = x.shape
+        layout = self._layout(b, [t, h, w], x.device)
+        if layout.pad[0] + layout.pad[1] + layout.pad[2] > 0:
+            x = F.pad(x, (0, 0, 0, layout.pad[2], 0, layout.pad[1], 0, layout.pad[0]))
+        n = layout.window[0] * layout.window[1] * layout.window[2]
+        qkv = self.qkv(x.reshape(-1, c).index_select(0, layout.gather))
+        qkv = qkv.view(-1, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]  # (windows, heads, n, head_dim) each
+        bias = self._position_bias(n)
+        p = self.attention_dropout if self.training else 0.0
+        # Each group's output goes straight back to its tokens' places (padding included, cut below).
+        out = qkv.new_empty(x.shape)
+        for i in range(len(layout.masked)):
+            start, end = layout.bounds[i], layout.bounds[i + 1]
+            mask = bias + layout.masks[i] if layout.masked[i] else bias
+            y = F.scaled_dot_product_attention(
+                q[start:end], k[start:end], v[start:end], attn_mask=mask.unsqueeze(0).to(q.dtype), dropout_p=p
+            )
+            y = F.dropout(self.proj(y.transpose(1, 2).reshape(-1, c)), self.dropout, self.training)
+            out.view(-1, c).index_copy_(0, layout.gather[start * n : end * n], y)
+        return out[:, :t, :h, :w] if layout.pad[0] + layout.pad[1] + layout.pad[2] > 0 else out
+
+
+class SwinTransformerBlock3d(nn.Module):
+    """Pre-norm residual block: windowed attention, then a GELU MLP, each with stochastic depth."""
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        window_size: List[int],
+        shift_size: List[int],
+        mlp_ratio: float,
+        dropout: float,
+        attention_dropout: float,
+        stochastic_depth_prob: float,
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = ShiftedWindowAttention3d(dim, window_size, shift_size, num_heads, attention_dropout, dropout)
+        self.norm2 = nn.LayerNorm(dim)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = nn.Sequential(
+            nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim), nn.Dropout(dropout)
+        )
+        self.stochastic_depth_prob = stochastic_depth_prob
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + _drop_path(self.attn(self.norm1(x)), self.stochastic_depth_prob, self.training)
+        return x + _drop_path(self.mlp(self.norm2(x)), self.stochastic_depth_prob, self.training)
+
+
+class PatchMerging(nn.Module):
+    """Concatenate each 2x2 spatial neighbourhood (zero-padding odd sizes) and project 4C -> 2C."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.reduction = nn.Linear(4 * dim, 2 * dim, bias=False)
+        self.norm = nn.LayerNorm(4 * dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, t, h, w, c = x.shape
+        if h % 2 == 1 or w % 2 == 1:
+            x = F.pad(x, (0, 0, 0, w % 2, 0, h % 2))
+        h, w = (h + 1) // 2, (w + 1) // 2
+        # torchvision's channel order: neighbours (dh, dw) = (0, 0), (1, 0), (0, 1), (1, 1)
+        x = x.view(b, t, h, 2, w, 2, c).permute(0, 1, 2, 4, 5, 3, 6).reshape(b, t, h, w, 4 * c)
+        return self.reduction(self.norm(x))
+
+
+class PatchEmbed3d(nn.Module):
+    """Zero-pad the clip to whole patches, embed each patch linearly, normalise; channels go last."""
+
+    def __init__(self, patch_size: List[int], embed_dim: int) -> None:
+        super().__init__()
+        self.patch_size = list(patch_size)
+        self.proj = nn.Conv3d(3, embed_dim, kernel_size=tuple(patch_size), stride=tuple(patch_size))
+        self.norm = nn.LayerNorm(embed_dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pt, ph, pw = [(-x.shape[2 + d]) % self.patch_size[d] for d in range(3)]
+        if pt + ph + pw > 0:
+            x = F.pad(x, (0, pw, 0, ph, 0, pt))
+        return self.norm(self.proj(x).permute(0, 2, 3, 4, 1))
+
+
+# ----------------------------------------------------------------------------------------------------
+# The model
+
+
+class SwinTransformer3d(VideoModel):
+    """Video Swin Transformer: patch embedding, four stages of (shifted) window attention, a linear head.
+
+    Any clip size works: the clip is padded to whole patches and every stage to whole windows.
+    Stochastic depth grows linearly from 0 in the first block to ``stochastic_depth_prob`` in the last.
+    """
+
+    def __init__(
+        self,
+        patch_size: Sequence[int],
+        embed_dim: int,
+        depths: Sequence[int],
+        num_heads: Sequence[int],
+        window_size: Sequence[int],
+        mlp_ratio: float = 4.0,
+        dropout: float = 0.0,
+        attention_dropout: float = 0.0,
+        stochastic_depth_prob: float = 0.1,
+        num_classes: int = 400,
+    ) -> None:
+        if len(patch_size) != 3 or len(window_size) != 3 or len(depths) != len(num_heads) or not depths:
+            raise ValueError(
+                "patch_size and window_size need 3 values (T, H, W) and depths and num_heads one value per stage; "
+                f"got {patch_size!r}, {window_size!r}, {depths!r}, {num_heads!r}."
+            )
+        num_features = embed_dim * 2 ** (len(depths) - 1)
+        super().__init__(num_classes, num_features)
+        self.patch_embed = PatchEmbed3d(list(patch_size), embed_dim)
+        self.pos_drop = nn.Dropout(dropout)
+
+        layers: List[nn.Module] = []
+        total, index = sum(depths), 0
+        for stage, (depth, heads) in enumerate(zip(depths, num_heads)):
+            dim = embed_dim * 2**stage
+            blocks = []
+            for i in range(depth):
+                shift = [0 if i % 2 == 0 else w // 2 for w in window_size]
+                drop = stochastic_depth_prob * index / max(total - 1, 1)
+                blocks.append(
+                    SwinTransformerBlock3d(
+                        dim, heads, list(window_size), shift, mlp_ratio, dropout, attention_dropout, drop
+                    )
+                )
+                index += 1
+            layers.append(nn.Sequential(*blocks))
+            if stage < len(depths) - 1:
+                layers.append(PatchMerging(dim))
+        self.features = nn.Sequential(*layers)
+        self.norm = nn.LayerNorm(num_features)
+        self.head = nn.Linear(num_features, num_classes)
+
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        x = self.pos_drop(self.patch_embed(x))  # (B, T, H, W, C)
+        x = self.norm(self.features(x))
+        return x.mean((1, 2, 3))
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        return self.head(x)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        check_num_classes(num_classes)
+        weight = self.head.weight
+        self.head = nn.Linear(self.num_features, num_classes, device=weight.device, dtype=weight.dtype)
+        nn.init.trunc_normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+        self.num_classes = num_classes
+
+
+# ----------------------------------------------------------------------------------------------------
+# Weights
+
+# Ported from the paper's ImageNet-normalised checkpoints, so ImageNet statistics, short side 256.
+_TRANSFORMS = partial(
+    VideoClassification,
+    crop_size=(224, 224),
+    resize_size=(256,),
+    mean=(0.4850, 0.4560, 0.4060),
+    std=(0.2290, 0.2240, 0.2250),
+)
+
+
+def _meta(num_params: int, acc1: float, acc5: float, ops: float, file_size: float) -> dict[str, Any]:
+    return {
+        "categories": list(KINETICS400_CATEGORIES),
+        "min_size": (1, 1),
+        "min_temporal_size": 1,
+        "recipe": "https://github.com/SwinTransformer/Video-Swin-Transformer#kinetics-400",
+        "_docs": (
+            "The weights were ported from the paper. The accuracies are estimated on video-level "
+            "with parameters `frame_rate=15`, `clips_per_video=12`, and `clip_len=32`"
+        ),
+        "num_params": num_params,
+        "_metrics": {"Kinetics-400": {"acc@1": acc1, "acc@5": acc5}},
+        "_ops": ops,
+        "_file_size": file_size,
+        # The evaluation recipe of _docs in machine-readable form.
+        "num_frames": 32,
+        "sampling_rate": 1,
+        "frame_rate": 15.0,
+        "num_clips": 12,
+        "num_crops": 1,
+    }
+
+
+class Swin3D_T_Weights(WeightsEnum):
+    KINETICS400_V1 = Weights(
+        url="https://download.pytorch.org/models/swin3d_t-7615ae03.pth",
+        transforms=_TRANSFORMS,
+        meta=_meta(28158070, 77.715, 93.519, 43.882, 121.543),
+    )
+    DEFAULT = KINETICS400_V1
+
+
+class Swin3D_S_Weights(WeightsEnum):
+    KINETICS400_V1 = Weights(
+        url="https://download.pytorch.org/models/swin3d_s-da41c237.pth",
+        transforms=_TRANSFORMS,
+        meta=_meta(49816678, 79.521, 94.158, 82.841, 218.288),
+    )
+    DEFAULT = KINETICS400_V1
+
+
+class Swin3D_B_Weights(WeightsEnum):
+    KINETICS400_V1 = Weights(
+        url="https://download.pytorch.org/models/swin3d_b_1k-24f7c7c6.pth",
+        transforms=_TRANSFORMS,
+        meta=_meta(88048984, 79.427, 94.386, 140.667, 364.134),
+    )
+    KINETICS400_IMAGENET22K_V1 = Weights(
+        url="https://download.pytorch.org/models/swin3d_b_22k-7c6ae6fa.pth",
+        transforms=_TRANSFORMS,
+        meta=_meta(88048984, 81.643, 95.574, 140.667, 364.134),
+    )
+    DEFAULT = KINETICS400_V1
+
+
+# ----------------------------------------------------------------------------------------------------
+# Builders
+
+_PATCH, _WINDOW = (2, 4, 4), (8, 7, 7)
+
+
+@register_model(Swin3D_T_Weights)
+def swin3d_t(*, weights: Swin3D_T_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> SwinTransformer3d:
+    """Swin3D-T: width 96, depths 2-2-6-2, 3-24 heads (28.2 M parameters)."""
+    config = dict(patch_size=_PATCH, embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=_WINDOW)
+    return build_model(partial(SwinTransformer3d, **config), Swin3D_T_Weights, weights, progress, **kwargs)
+
+
+@register_model(Swin3D_S_Weights)
+def swin3d_s(*, weights: Swin3D_S_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> SwinTransformer3d:
+    """Swin3D-S: width 96, depths 2-2-18-2, 3-24 heads (49.8 M parameters)."""
+    config = dict(patch_size=_PATCH, embed_dim=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24), window_size=_WINDOW)
+    return build_model(partial(SwinTransformer3d, **config), Swin3D_S_Weights, weights, progress, **kwargs)
+
+
+@register_model(Swin3D_B_Weights)
+def swin3d_b(*, weights: Swin3D_B_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> SwinTransformer3d:
+    """Swin3D-B: width 128, depths 2-2-18-2, 4-32 heads (88.0 M parameters).
+
+    ``KINETICS400_V1`` was pre-trained on ImageNet-1K, ``KINETICS400_IMAGENET22K_V1`` on ImageNet-22K.
+    """
+    config = dict(patch_size=_PATCH, embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32), window_size=_WINDOW)
+    return build_model(partial(SwinTransformer3d, **config), Swin3D_B_Weights, weights, progress, **kwargs)
