@@ -206,3 +206,18 @@ def test_unknown_backend(videos):
     path, _, _ = videos["h264.mkv"]
     with pytest.raises(ValueError, match="backend must be"):
         VideoReader(path, backend="opencv")
+
+
+def test_torchcodec_backend(videos):
+    from videozoo.io import _torchcodec_usable
+
+    path, _, n = videos["h264_bframes.mp4"]
+    if not _torchcodec_usable():
+        with pytest.raises(ValueError, match="backend='torchcodec' needs the torchcodec package"):
+            VideoReader(path, backend="torchcodec")
+        return
+    wanted = [0, 45, 3, 89, 45]
+    with VideoReader(path, backend="torchcodec") as reader:
+        got = reader.get_frames(wanted)
+    assert [frame_code(f) for f in got.frames] == wanted
+    assert (got.frames.float() - read_video(path, indices=wanted).frames.float()).abs().mean() < 2

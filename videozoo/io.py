@@ -12,9 +12,10 @@ much cheaper than converting full-resolution frames and resizing floats later. R
 (a display matrix, e.g. phone videos) is applied, so frames come out as a player shows them and
 ``size`` refers to the displayed orientation.
 
-The backend is PyAV (its wheel carries FFmpeg). :mod:`torchcodec`, when it is installed and
-usable, can be chosen with ``backend="torchcodec"``; ``"auto"`` uses it only when it is usable and
-no resize on decode is requested, the case where it is faster (see docs/video.md).
+The backend is PyAV (its wheel carries FFmpeg). ``backend="torchcodec"`` decodes the frames with
+:mod:`torchcodec` instead, when it is installed and its FFmpeg libraries load (the frame table still
+comes from PyAV's demux pass). ``"auto"`` is PyAV: resizing while converting is what makes the
+classification pipeline fast, and torchcodec has not been shown faster for full-size reads here.
 """
 
 from __future__ import annotations
@@ -523,6 +524,7 @@ def _torchcodec_usable() -> bool:
 
 
 def _pick_backend(backend: Backend, size: Size) -> str:
+    """``"auto"`` is PyAV; see the module docstring."""
     if backend == "pyav":
         return "pyav"
     if backend == "torchcodec":
@@ -534,7 +536,7 @@ def _pick_backend(backend: Backend, size: Size) -> str:
         return "torchcodec"
     if backend != "auto":
         raise ValueError(f"backend must be 'auto', 'pyav' or 'torchcodec', got {backend!r}.")
-    return "torchcodec" if size is None and _torchcodec_usable() else "pyav"
+    return "pyav"
 
 
 def probe(path: str | os.PathLike[str]) -> VideoInfo:
