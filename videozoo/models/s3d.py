@@ -1,0 +1,174 @@
+"""S3D: Inception-v1 inflated to video with separable 3D convolutions.
+
+Xie et al., "Rethinking Spatiotemporal Feature Learning: Speed-Accuracy Trade-offs in Video
+Classification", ECCV 2018 (https://arxiv.org/abs/1712.04851). GoogLeNet's stem and nine Inception
+blocks (3b-5c), with every k x k convolution made 3D as a 1 x k x k spatial convolution followed by a
+k x 1 x 1 temporal one, each with BatchNorm and ReLU (the paper's S3D, without feature gating).
+
+Module names follow torchvision's, so the published checkpoint loads with ``strict=True``.
+In eval mode every BatchNorm is folded into the convolution before it: one pass over the activations
+instead of two, with the same result up to float rounding.
+"""
+
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from videozoo._api import Weights, WeightsEnum, build_model, register_model
+from videozoo._categories import KINETICS400_CATEGORIES
+from videozoo.models._base import VideoModel, check_num_classes
+from videozoo.transforms import VideoClassification
+
+__all__ = ["S3D", "S3D_Weights", "s3d"]
+
+
+class ConvBNReLU(nn.Sequential):
+    """Conv3d (no bias), BatchNorm3d, ReLU; in eval mode the BatchNorm is folded into the convolution."""
+
+    def __init__(
+        self,
+        in_planes: int,
+        out_planes: int,
+        kernel_size: Sequence[int],
+        stride: Sequence[int] = (1, 1, 1),
+        padding: Sequence[int] = (0, 0, 0),
+    ) -> None:
+        super().__init__(
+            nn.Conv3d(in_planes, out_planes, tuple(kernel_size), tuple(stride), tuple(padding), bias=False),
+            # The checkpoint's TensorFlow origin: eps and momentum 1e-3.
+            nn.BatchNorm3d(out_planes, eps=0.001, momentum=0.001),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        conv, bn = self[0], self[1]
+        if self.training or bn.running_var is None or bn.running_mean is None:
+            return F.relu(bn(conv(x)), inplace=True)
+        scale = bn.weight * torch.rsqrt(bn.running_var + bn.eps)
+        weight = conv.weight * scale.view(-1, 1, 1, 1, 1)
+        bias = bn.bias - bn.running_mean * scale
+        return F.relu(conv._conv_forward(x, weight, bias), inplace=True)
+
+
+class TemporalSeparableConv(nn.Sequential):
+    """A k x k x k convolution factorised into 1 x k x k (space) and k x 1 x 1 (time)."""
+
+    def __init__(self, in_planes: int, out_planes: int, kernel_size: int, stride: int, padding: int) -> None:
+        k, s, p = kernel_size, stride, padding
+        super().__init__(
+            ConvBNReLU(in_planes, out_planes, [1, k, k], [1, s, s], [0, p, p]),
+            ConvBNReLU(out_planes, out_planes, [k, 1, 1], [s, 1, 1], [p, 0, 0]),
+        )
+
+
+class SepInceptionBlock3D(nn.Module):
+    """Four parallel branches, concatenated along channels: 1x1x1; 1x1x1 then separable 3x3x3 (twice,
+    with different widths); 3x3x3 max-pooling then 1x1x1."""
+
+    def __init__(
+        self, in_planes: int, b0_out: int, b1_mid: int, b1_out: int, b2_mid: int, b2_out: int, b3_out: int
+    ) -> None:
+        super().__init__()
+        self.branch0 = ConvBNReLU(in_planes, b0_out, [1, 1, 1])
+        self.branch1 = nn.Sequential(
+            ConvBNReLU(in_planes, b1_mid, [1, 1, 1]), TemporalSeparableConv(b1_mid, b1_out, 3, 1, 1)
+        )
+        self.branch2 = nn.Sequential(
+            ConvBNReLU(in_planes, b2_mid, [1, 1, 1]), TemporalSeparableConv(b2_mid, b2_out, 3, 1, 1)
+        )
+        self.branch3 = nn.Sequential(
+            nn.MaxPool3d(kernel_size=3, stride=1, padding=1), ConvBNReLU(in_planes, b3_out, [1, 1, 1])
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat((self.branch0(x), self.branch1(x), self.branch2(x), self.branch3(x)), 1)
+
+
+class S3D(VideoModel):
+    """S3D for clips of at least 13 frames of 209 x 209 pixels (the 2 x 7 x 7 average pool must fit).
+
+    Features are the 1024 channels of block 5c, average-pooled over 2 x 7 x 7 windows (stride 1) and
+    then over all window positions; the classifier is torchvision's dropout and 1x1x1 convolution,
+    applied to the pooled features. (In eval mode this equals torchvision's per-position classifier
+    followed by the mean; in training, dropout acts on the pooled features rather than per position.)
+    """
+
+    def __init__(self, num_classes: int = 400, dropout: float = 0.2) -> None:
+        super().__init__(num_classes, num_features=1024, min_temporal_size=13, min_size=209)
+        pool_space = partial(nn.MaxPool3d, kernel_size=(1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1))
+        self.features = nn.Sequential(
+            TemporalSeparableConv(3, 64, 7, 2, 3),
+            pool_space(),
+            ConvBNReLU(64, 64, [1, 1, 1]),
+            TemporalSeparableConv(64, 192, 3, 1, 1),
+            pool_space(),
+            SepInceptionBlock3D(192, 64, 96, 128, 16, 32, 32),  # 3b
+            SepInceptionBlock3D(256, 128, 128, 192, 32, 96, 64),  # 3c
+            nn.MaxPool3d(kernel_size=3, stride=2, padding=1),
+            SepInceptionBlock3D(480, 192, 96, 208, 16, 48, 64),  # 4b
+            SepInceptionBlock3D(512, 160, 112, 224, 24, 64, 64),  # 4c
+            SepInceptionBlock3D(512, 128, 128, 256, 24, 64, 64),  # 4d
+            SepInceptionBlock3D(512, 112, 144, 288, 32, 64, 64),  # 4e
+            SepInceptionBlock3D(528, 256, 160, 320, 32, 128, 128),  # 4f
+            nn.MaxPool3d(kernel_size=2, stride=2),
+            SepInceptionBlock3D(832, 256, 160, 320, 32, 128, 128),  # 5b
+            SepInceptionBlock3D(832, 384, 192, 384, 48, 128, 128),  # 5c
+        )
+        self.avgpool = nn.AvgPool3d(kernel_size=(2, 7, 7), stride=1)
+        self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Conv3d(1024, num_classes, kernel_size=1))
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        return self.avgpool(self.features(x)).mean((2, 3, 4))
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        dropout, conv = self.classifier[0], self.classifier[1]
+        return F.linear(dropout(x), conv.weight.flatten(1), conv.bias)
+
+    def reset_classifier(self, num_classes: int) -> None:
+        check_num_classes(num_classes)
+        weight = self.classifier[1].weight
+        self.classifier[1] = nn.Conv3d(1024, num_classes, kernel_size=1, device=weight.device, dtype=weight.dtype)
+        self.num_classes = num_classes
+
+
+# ----------------------------------------------------------------------------------------------------
+# Weights
+
+
+class S3D_Weights(WeightsEnum):
+    KINETICS400_V1 = Weights(
+        url="https://download.pytorch.org/models/s3d-d76dad2f.pth",
+        # Frames resized to exactly 256 x 256, Kinetics statistics.
+        transforms=partial(VideoClassification, crop_size=(224, 224), resize_size=(256, 256)),
+        meta={
+            "categories": list(KINETICS400_CATEGORIES),
+            "min_size": (224, 224),
+            "min_temporal_size": 14,
+            "recipe": "https://github.com/pytorch/vision/tree/main/references/video_classification#s3d",
+            "_docs": (
+                "The weights aim to approximate the accuracy of the paper. The accuracies are estimated on clip-level "
+                "with parameters `frame_rate=15`, `clips_per_video=1`, and `clip_len=128`."
+            ),
+            "num_params": 8320048,
+            "_metrics": {"Kinetics-400": {"acc@1": 68.368, "acc@5": 88.050}},
+            "_ops": 17.979,
+            "_file_size": 31.972,
+            # The evaluation recipe of _docs in machine-readable form.
+            "num_frames": 128,
+            "sampling_rate": 1,
+            "frame_rate": 15.0,
+            "num_clips": 1,
+            "num_crops": 1,
+        },
+    )
+    DEFAULT = KINETICS400_V1
+
+
+@register_model(S3D_Weights)
+def s3d(*, weights: S3D_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> S3D:
+    """S3D (8.3 M parameters)."""
+    return build_model(S3D, S3D_Weights, weights, progress, **kwargs)
