@@ -16,6 +16,7 @@ import videozoo
 from video_factory import TINY_CATEGORIES, TINY_NAME, install_tiny_model, make_audio_only, make_video, tiny_parts, truncate
 from videozoo import hub
 from videozoo.cli import EXIT_CODES, main
+from videozoo.inference import predict
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -67,7 +68,7 @@ def test_classify_json_matches_the_api(tiny, clips, capsys):
     assert (doc["clips"], doc["crops"]) == (1, 1)
     [result] = doc["results"]
     assert result["video"] == str(clips["a"]) and result["views"] == 1
-    expected = videozoo.inference.predict(clips["a"], tiny, clips=1, crops=1, top_k=5)[0]
+    expected = predict(clips["a"], tiny, clips=1, crops=1, top_k=5)[0]
     assert [e["label"] for e in result["top_k"]] == [label for label, _ in expected.top_k]
     assert [e["probability"] for e in result["top_k"]] == pytest.approx([p for _, p in expected.top_k], abs=1e-6)
 

@@ -196,6 +196,13 @@ def test_truncated_files(tmp_path, videos):
         read_video(truncate(mp4, tmp_path / "cut.mp4", 0.7))
 
 
+@pytest.mark.parametrize("name", ["talk.mkv", "talk.mp4"])
+def test_audio_longer_than_video_is_not_truncation(tmp_path, name):
+    path = make_video(tmp_path / name, num_frames=30, fps=30, audio_seconds=4.0)
+    video = read_video(path)
+    assert len(video.indices) == 30 and video.duration == pytest.approx(1.0, abs=1e-3)
+
+
 def test_error_survives_pickling(tmp_path):
     error = VideoDecodeError("x.mp4: broken", path="x.mp4")
     again = pickle.loads(pickle.dumps(error))

@@ -43,10 +43,12 @@ def make_video(
     rotation: int | None = None,
     options: dict[str, str] | None = None,
     marker: bool = False,
+    audio_seconds: float | None = None,
 ) -> Path:
     """Encode a video; ``frame_times_ms`` gives variable-frame-rate timestamps (ms) instead of ``fps``.
 
-    ``marker`` paints a red square in the top-left corner (for rotation tests).
+    ``marker`` paints a red square in the top-left corner (for rotation tests); ``audio_seconds``
+    adds a silent AAC track of that length.
     """
     path = Path(path)
     height, width = size
@@ -65,6 +67,7 @@ def make_video(
         num_frames = len(frame_times_ms)
     if rotation is not None:
         stream.set_display_rotation(rotation)
+    audio = container.add_stream("aac", rate=16000) if audio_seconds else None
     for i in range(num_frames):
         img = frame_image(i, height, width)
         if marker:
@@ -77,6 +80,14 @@ def make_video(
             container.mux(packet)
     for packet in stream.encode():
         container.mux(packet)
+    if audio is not None:
+        for i in range(int(audio_seconds * 16000 / 1024)):
+            chunk = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+            chunk.sample_rate, chunk.pts = 16000, i * 1024
+            for packet in audio.encode(chunk):
+                container.mux(packet)
+        for packet in audio.encode():
+            container.mux(packet)
     container.close()
     return path
 

@@ -101,6 +101,22 @@ def _reason(e: BaseException) -> str:
     return str(e) or type(e).__name__
 
 
+def _declared_duration(stream, container) -> float | None:
+    """The video stream's duration as the header states it; None when only other streams say it."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = stream.metadata.get("DURATION") or stream.metadata.get("duration")  # Matroska per-track tag
+    if tag:
+        try:
+            h, m, sec = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            pass
+    if container.duration and len(container.streams) == 1:  # else it may be the audio's duration
+        return container.duration / av.time_base
+    return None
+
+
 def _video_stream(container: av.container.InputContainer, path: str) -> av.video.stream.VideoStream:
     if not container.streams.video:
         kinds = sorted({s.type for s in container.streams}) or ["no streams at all"]
@@ -312,11 +328,7 @@ class VideoReader:
             container.close()
 
     def _check_truncation(self, stream, container, index: _Index) -> None:
-        declared = None
-        if stream.duration and stream.time_base:
-            declared = float(stream.duration * stream.time_base)
-        elif container.duration:
-            declared = container.duration / av.time_base
+        declared = _declared_duration(stream, container)
         found = index.end_seconds
         if declared and declared - found > max(_TRUNCATION_SLACK_S, _TRUNCATION_SLACK_FRACTION * declared):
             raise _error(
