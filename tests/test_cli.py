@@ -134,6 +134,12 @@ def test_usage_errors_exit_2(capsys):
     capsys.readouterr()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_without_a_gpu(tiny, clips, capsys):
+    code, out, err = run(capsys, "classify", clips["a"], "-m", tiny, "--device", "cuda")
+    assert code == 2 and err == "videozoo: error: --device cuda was asked for but no CUDA device is available; use --device cpu.\n"
+
+
 def test_debug_shows_the_traceback(tiny, tmp_path):
     bad = tmp_path / "bad.pth"
     bad.write_bytes(b"PK\x03\x04 broken zip")
