@@ -101,7 +101,8 @@ def check_published_windows() -> None:
         sd = ref.state_dict()
         keys, shapes = list(sd), [list(t.shape) for t in sd.values()]
         dtypes = [str(t.dtype).split(".")[1] for t in sd.values()]
-        ref.load_state_dict(fill_state_dict(keys, shapes, dtypes) | {k: v for k, v in sd.items() if not v.is_floating_point()})
+        integers = {k: v for k, v in sd.items() if not v.is_floating_point()}
+        ref.load_state_dict(fill_state_dict(keys, shapes, dtypes) | integers)
         fixture = {"model": name, "kwargs": {}, "keys": keys, "shapes": shapes, "dtypes": dtypes,
                    "wrap": "model_state", "compare": "logits"}  # fmt: skip
         case = Case(factory=builder, input_shape=(1, 3, frames, 224, 224), run=pack_pathways(alpha),
