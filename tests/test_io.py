@@ -201,6 +201,7 @@ def test_audio_longer_than_video_is_not_truncation(tmp_path, name):
     path = make_video(tmp_path / name, num_frames=30, fps=30, audio_seconds=4.0)
     video = read_video(path)
     assert len(video.indices) == 30 and video.duration == pytest.approx(1.0, abs=1e-3)
+    assert probe(path).duration == pytest.approx(1.0, abs=0.05)
 
 
 def test_error_survives_pickling(tmp_path):

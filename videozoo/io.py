@@ -222,11 +222,7 @@ class VideoReader:
         h, w = self._coded_hw
         if self._rotation in (90, 270):
             h, w = w, h
-        duration = None
-        if s.duration and s.time_base:
-            duration = float(s.duration * s.time_base)
-        elif self._container.duration:
-            duration = self._container.duration / av.time_base
+        duration = _declared_duration(s, self._container)
         fps = _fps(s)
         if duration is None or fps is None:
             index = self._get_index()
