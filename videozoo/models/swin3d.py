@@ -73,7 +73,6 @@ def _build_window_layout(
         shift.append(0 if fits else shift_size[d])
         padded.append((size[d] + window[d] - 1) // window[d] * window[d])
     grid = [padded[d] // window[d] for d in range(3)]
-    n = window[0] * window[1] * window[2]
     volume = padded[0] * padded[1] * padded[2]
     offsets = [torch.arange(window[d], device=device) for d in range(3)]
 
@@ -160,7 +159,8 @@ class ShiftedWindowAttention3d(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
         wt, wh, ww = window_size
-        self.relative_position_bias_table = nn.Parameter(torch.zeros((2 * wt - 1) * (2 * wh - 1) * (2 * ww - 1), num_heads))
+        num_offsets = (2 * wt - 1) * (2 * wh - 1) * (2 * ww - 1)
+        self.relative_position_bias_table = nn.Parameter(torch.zeros(num_offsets, num_heads))
         nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
         # Row i, column j: the table row of the offset from token j to token i of a window (torchvision
         # keeps this table in the published state_dict).
@@ -430,21 +430,27 @@ _PATCH, _WINDOW = (2, 4, 4), (8, 7, 7)
 
 
 @register_model(Swin3D_T_Weights)
-def swin3d_t(*, weights: Swin3D_T_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> SwinTransformer3d:
+def swin3d_t(
+    *, weights: Swin3D_T_Weights | str | None = None, progress: bool = True, **kwargs: Any
+) -> SwinTransformer3d:
     """Swin3D-T: width 96, depths 2-2-6-2, 3-24 heads (28.2 M parameters)."""
     config = dict(patch_size=_PATCH, embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=_WINDOW)
     return build_model(partial(SwinTransformer3d, **config), Swin3D_T_Weights, weights, progress, **kwargs)
 
 
 @register_model(Swin3D_S_Weights)
-def swin3d_s(*, weights: Swin3D_S_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> SwinTransformer3d:
+def swin3d_s(
+    *, weights: Swin3D_S_Weights | str | None = None, progress: bool = True, **kwargs: Any
+) -> SwinTransformer3d:
     """Swin3D-S: width 96, depths 2-2-18-2, 3-24 heads (49.8 M parameters)."""
     config = dict(patch_size=_PATCH, embed_dim=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24), window_size=_WINDOW)
     return build_model(partial(SwinTransformer3d, **config), Swin3D_S_Weights, weights, progress, **kwargs)
 
 
 @register_model(Swin3D_B_Weights)
-def swin3d_b(*, weights: Swin3D_B_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> SwinTransformer3d:
+def swin3d_b(
+    *, weights: Swin3D_B_Weights | str | None = None, progress: bool = True, **kwargs: Any
+) -> SwinTransformer3d:
     """Swin3D-B: width 128, depths 2-2-18-2, 4-32 heads (88.0 M parameters).
 
     ``KINETICS400_V1`` was pre-trained on ImageNet-1K, ``KINETICS400_IMAGENET22K_V1`` on ImageNet-22K.
