@@ -106,25 +106,33 @@ def _pooled_grid(grid: Grid, kernel: tuple[int, ...], stride: tuple[int, ...]) -
     return (t, h, w)
 
 
-def _drop_path(x: Tensor, p: float, training: bool) -> Tensor:
-    """Stochastic depth per sample ("row" mode); the identity, not a copy, in eval mode or at p=0."""
+def _drop_path_noise(x: Tensor, p: float, training: bool) -> Tensor | None:
+    """Stochastic depth ("row" mode): per-sample multipliers ``(B, 1, 1)``; None (a no-op) in eval."""
     if not training or p == 0.0:
-        return x
+        return None
     keep = 1.0 - p
-    noise = torch.empty([x.shape[0]] + [1] * (x.dim() - 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
+    noise = x.new_empty([x.shape[0], 1, 1]).bernoulli_(keep)
     if keep > 0.0:
         noise.div_(keep)
-    return x * noise
+    return noise
 
 
-def _spatial(x: Tensor, grid: list[int]) -> Tensor:
-    """``(B, 1 + T*H*W, C)`` tokens -> ``(B, C, T, H, W)`` channels-last view of the non-class tokens."""
-    return x[:, 1:].unflatten(1, grid).movedim(-1, 1)
+def _grid_view(tokens: Tensor, grid: list[int]) -> Tensor:
+    """``(B, T*H*W, C)`` tokens as a ``(B, C, T, H, W)`` volume: a view, channels-last."""
+    return tokens.unflatten(1, grid).movedim(-1, 1)
 
 
-def _with_class_token(x: Tensor, pooled: Tensor) -> Tensor:
-    """Prepend the class token of ``x`` to the channels-last ``pooled`` grid, as ``(B, 1 + N, C)``."""
-    return torch.cat((x[:, :1], pooled.flatten(2).transpose(1, 2)), dim=1)
+def _tokens(volume: Tensor) -> Tensor:
+    """``(B, C, T, H, W)`` -> ``(B, T*H*W, C)``: a view when the volume is channels-last."""
+    return volume.flatten(2).transpose(1, 2)
+
+
+# Rows per chunk are chosen so that a block's widest per-row intermediate (the MLP's hidden layer or the
+# attention mask) stays around 16 MB at batch 1: below glibc's 32 MB mmap threshold, above which every
+# allocation is fresh memory paid for in page faults (the reference's stage-1 MLP and masks), and in
+# chunks of at least 512 rows, so that the matrix products stay efficient.
+_CHUNK_ELEMENTS = 1 << 22
+_MIN_CHUNK_ROWS = 512
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -134,10 +142,9 @@ def _with_class_token(x: Tensor, pooled: Tensor) -> Tensor:
 class AttentionPool(nn.Module):
     """Depthwise 3D convolution + LayerNorm over one head's channels, applied to every head.
 
-    The class token skips the convolution but not the norm. ``forward`` takes and returns
-    ``(B, 1 + N, heads * head_dim)`` tokens; the heads become channels of one convolution
-    (its filter repeated per head) so the input can be read in place, channels-last.
-    (Checkpoint names: ``pool`` and ``norm_act.0``.)
+    The class token skips the convolution but not the norm. The heads become channels of one
+    convolution (its filter repeated per head), so it reads the projection's output in place,
+    channels-last. (Checkpoint names: ``pool`` and ``norm_act.0``.)
     """
 
     def __init__(self, head_dim: int, kernel: tuple[int, ...], stride: tuple[int, ...]) -> None:
@@ -149,18 +156,21 @@ class AttentionPool(nn.Module):
         self.stride = list(stride)
         self.padding = list(padding)
 
-    def conv(self, x: Tensor, grid: list[int], repeats: int) -> Tensor:
-        """Pool ``(B, 1 + N, repeats * head_dim)`` tokens; returns the pooled grid, channels-last."""
-        weight = self.pool.weight.repeat(repeats, 1, 1, 1, 1)
-        return F.conv3d(_spatial(x, grid), weight, None, self.stride, self.padding, 1, weight.shape[0])
-
-    def norm(self, x: Tensor) -> Tensor:
-        """LayerNorm of ``(B, N, ..., head_dim)``."""
-        return self.norm_act(x)
+    def forward(self, x: Tensor, grid: list[int], num_heads: int) -> tuple[Tensor, Tensor]:
+        """``(B, 1 + N, heads * head_dim)`` -> class token ``(B, 1, heads, head_dim)`` and pooled grid
+        tokens ``(B, N', heads, head_dim)``, both normalised."""
+        weight = self.pool.weight.repeat(num_heads, 1, 1, 1, 1)
+        pooled = F.conv3d(_grid_view(x[:, 1:], grid), weight, None, self.stride, self.padding, 1, weight.shape[0])
+        heads = (num_heads, self.head_dim)
+        return self.norm_act(x[:, :1].unflatten(-1, heads)), self.norm_act(_tokens(pooled).unflatten(-1, heads))
 
 
 class MultiscaleAttention(nn.Module):
-    """Multi-head pooling attention: pool q, k and v, attend (with v2's relative position bias)."""
+    """Multi-head pooling attention: pool q, k and v; attend (with v2's relative position bias).
+
+    Used by :class:`MultiscaleBlock` in two steps, so that the block can run the attention of its
+    queries in chunks: :meth:`queries_keys_values` once, then :meth:`attend` per chunk of queries.
+    """
 
     def __init__(
         self,
@@ -220,68 +230,69 @@ class MultiscaleAttention(nn.Module):
             index = _rel_index(q_n, k_n) if rel_pos else torch.zeros(0, 0, dtype=torch.long)
             self.register_buffer(name, index, persistent=False)
 
-    def forward(self, x: Tensor) -> Tensor:
-        b, n, _ = x.shape
-        heads, head_dim, dim = self.num_heads, self.head_dim, self.dim_out
-        qkv = self.qkv(x)  # (B, N, 3 * dim): q, k, v side by side, each head-major
-        q = qkv[:, :, :dim]
-        kv = qkv[:, :, dim:]
+    def _project_in(self, x: Tensor, part: int) -> Tensor:
+        """Rows ``part`` (0: q, 1: k, 2: v) of the qkv projection, as its own contiguous tensor."""
+        rows = slice(part * self.dim_out, (part + 1) * self.dim_out)
+        return F.linear(x, self.qkv.weight[rows], self.qkv.bias[rows])
 
-        if self.pool_k is not None and self.pool_v is not None:
-            # k and v share kernel and stride: one convolution for both, with their filters stacked.
-            weight = torch.cat(
-                (self.pool_k.pool.weight.repeat(heads, 1, 1, 1, 1), self.pool_v.pool.weight.repeat(heads, 1, 1, 1, 1))
-            )
-            pooled = F.conv3d(_spatial(kv, self.grid), weight, None, self.pool_k.stride, self.pool_k.padding, 1, 2 * dim)
-            kv = _with_class_token(kv, pooled)
-            kv = kv.unflatten(-1, (2, heads, head_dim))
-            k = self.pool_k.norm(kv[:, :, 0])
-            v = self.pool_v.norm(kv[:, :, 1])
-        else:
-            kv = kv.unflatten(-1, (2, heads, head_dim))
-            k, v = kv[:, :, 0], kv[:, :, 1]
+    def queries_keys_values(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Normalised tokens ``(B, 1 + N, C)`` -> pooled class-token query ``(B, 1, heads, head_dim)``,
+        grid queries ``(B, Nq, heads, head_dim)``, keys and values ``(B, 1 + Nk, heads, head_dim)``."""
+        heads = (self.num_heads, self.head_dim)
+        q = self._project_in(x, 0)
         if self.pool_q is not None:
-            q = self.pool_q.norm(_with_class_token(q, self.pool_q.conv(q, self.grid, heads)).unflatten(-1, (heads, head_dim)))
+            q_cls, q_grid = self.pool_q(q, self.grid, self.num_heads)
         else:
-            q = q.unflatten(-1, (heads, head_dim))
-        # q, k, v: (B, 1 + N, heads, head_dim); SDPA reads them through a transposed view.
+            q_cls, q_grid = q[:, :1].unflatten(-1, heads), q[:, 1:].unflatten(-1, heads)
+        k, v = self._project_in(x, 1), self._project_in(x, 2)
+        if self.pool_k is not None and self.pool_v is not None:
+            k = torch.cat(self.pool_k(k, self.grid, self.num_heads), dim=1)
+            v = torch.cat(self.pool_v(v, self.grid, self.num_heads), dim=1)
+        else:
+            k, v = k.unflatten(-1, heads), v.unflatten(-1, heads)
+        return q_cls, q_grid, k, v
 
-        mask: Tensor | None = None
-        if self.rel_pos_h is not None and self.rel_pos_w is not None and self.rel_pos_t is not None:
-            mask = self._rel_pos_bias(q, self.rel_pos_t, self.rel_pos_h, self.rel_pos_w).transpose(1, 2)
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask)
-        out = out.transpose(1, 2)  # (B, 1 + N', heads, head_dim), contiguous as SDPA lays it out
-
-        if self.residual_pool:  # the pooled query joins the output, except at the class token
-            if out.requires_grad:
-                out = torch.cat((out[:, :1], out[:, 1:] + q[:, 1:]), dim=1)
-            else:
-                out[:, 1:].add_(q[:, 1:])
-        return self.project(out.reshape(b, -1, dim))
-
-    def _rel_pos_bias(self, q: Tensor, table_t: Tensor, table_h: Tensor, table_w: Tensor) -> Tensor:
-        """v2's decomposed relative position bias as an attention mask, ``(B, 1 + Nq, heads, 1 + Nk)``.
-
-        The class token's row and column are zero. ``q`` is the pooled, normalised, unscaled query.
-        """
+    def rel_pos_terms(self, q: Tensor) -> tuple[Tensor, Tensor]:
+        """v2's decomposed relative position bias of grid queries ``q`` (pooled, normalised, unscaled):
+        the spatial part ``q . R_h[y, y'] + q . R_w[x, x']`` as ``(B, Nq, heads, kh * kw)`` and the
+        temporal part ``q . R_t[t, t']`` as ``(B, Nq, heads, kt)``; the bias of key (t', y', x') is their sum."""
+        assert self.rel_pos_h is not None and self.rel_pos_w is not None and self.rel_pos_t is not None
         b, heads, head_dim = q.shape[0], self.num_heads, self.head_dim
         qt, qh, qw = self.q_grid
         kt, kh, kw = self.kv_grid
-        r_t = _resize_table(table_t, self.table_len[0])[self.rel_index_t]  # (qt, kt, head_dim)
-        r_h = _resize_table(table_h, self.table_len[1])[self.rel_index_h]  # (qh, kh, head_dim)
-        r_w = _resize_table(table_w, self.table_len[2])[self.rel_index_w]  # (qw, kw, head_dim)
-        r = q[:, 1:].reshape(b, qt, qh, qw, heads, head_dim)
-        # q . R_h[y, y'] for each query row y: batched over (B, t, y), heads and x as matrix rows.
+        r_t = _resize_table(self.rel_pos_t, self.table_len[0])[self.rel_index_t]  # (qt, kt, head_dim)
+        r_h = _resize_table(self.rel_pos_h, self.table_len[1])[self.rel_index_h]  # (qh, kh, head_dim)
+        r_w = _resize_table(self.rel_pos_w, self.table_len[2])[self.rel_index_w]  # (qw, kw, head_dim)
+        r = q.reshape(b, qt, qh, qw, heads, head_dim)
+        # Batched over the query coordinate that selects the table rows: (B, t, y) for R_h ...
         rel_h = torch.matmul(r.reshape(b, qt, qh, qw * heads, head_dim), r_h.transpose(1, 2))
         rel_h = rel_h.reshape(b, qt, qh, qw, heads, kh)
-        # q . R_w[x, x']: batched over x, which must lead.
+        # ... x for R_w, which must lead ...
         rel_w = torch.matmul(r.permute(3, 0, 1, 2, 4, 5).reshape(qw, -1, head_dim), r_w.transpose(1, 2))
         rel_w = rel_w.reshape(qw, b, qt, qh, heads, kw).permute(1, 2, 3, 0, 4, 5)
-        # q . R_t[t, t']: batched over (B, t).
+        # ... and (B, t) for R_t.
         rel_t = torch.matmul(r.reshape(b, qt, qh * qw * heads, head_dim), r_t.transpose(1, 2))
-        rel_t = rel_t.reshape(b, qt, qh, qw, heads, kt)
-        bias = (rel_h[..., :, None] + rel_w[..., None, :])[..., None, :, :] + rel_t[..., :, None, None]
-        return F.pad(bias.reshape(b, qt * qh * qw, heads, kt * kh * kw), [1, 0, 0, 0, 1, 0])
+        spatial = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(b, qt * qh * qw, heads, kh * kw)
+        return spatial, rel_t.reshape(b, qt * qh * qw, heads, kt)
+
+    def attend(
+        self, q: Tensor, k: Tensor, v: Tensor, rel_spatial: Tensor | None, rel_temporal: Tensor | None, residual: bool
+    ) -> Tensor:
+        """Attention of the query rows ``q`` ``(B, n, heads, head_dim)``, projected: ``(B, n, dim_out)``.
+
+        ``rel_*`` are these rows' :meth:`rel_pos_terms` (None: no bias); ``residual`` adds the query
+        back (v2's residual pooling; never for the class token).
+        """
+        b, n = q.shape[0], q.shape[1]
+        mask: Tensor | None = None
+        if rel_spatial is not None and rel_temporal is not None:
+            bias = (rel_spatial[:, :, :, None, :] + rel_temporal[..., None]).reshape(b, n, self.num_heads, -1)
+            mask = F.pad(bias, [1, 0]).transpose(1, 2)  # the class-token key has no position: zero bias
+        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask)
+        out = out.transpose(1, 2)  # (B, n, heads, head_dim): contiguous, as SDPA lays out its result
+        if residual:
+            out = out + q
+        return self.project(out.reshape(b, n, self.dim_out))
 
 
 def _prod(values: tuple[int, ...]) -> int:
@@ -309,8 +320,11 @@ def _resize_table(table: Tensor, length: int) -> Tensor:
 class MultiscaleBlock(nn.Module):
     """Pre-norm transformer block: pooling attention, then a GELU MLP; both with stochastic depth.
 
-    The residual of a block that pools the query is max-pooled the same way; a block that widens the
-    channels projects its residual with ``project`` (v1: after the attention, v2: before it).
+    The shortcut of a block that pools the query is max-pooled the same way; a block that widens the
+    channels projects its shortcut with ``project`` (v1: after the attention, v2: before it).
+
+    Everything after pooling works on each token independently, so it runs over chunks of the
+    (pooled) query tokens, the class token first, and the chunks are concatenated at the end.
     """
 
     def __init__(
@@ -326,10 +340,10 @@ class MultiscaleBlock(nn.Module):
         self.widen_in_attention = version == 2
         attn_dim = spec.dim_out if self.widen_in_attention else spec.dim_in
         self.norm1 = nn.LayerNorm(spec.dim_in, eps=1e-6)
+        self.norm2 = nn.LayerNorm(attn_dim, eps=1e-6)
         self.attn = MultiscaleAttention(
             spec, attn_dim, grid, table_grid, rel_pos=version == 2, residual_pool=version == 2, dropout=dropout
         )
-        self.norm2 = nn.LayerNorm(attn_dim, eps=1e-6)
         self.mlp = nn.Sequential(
             nn.Linear(attn_dim, 4 * attn_dim),
             nn.GELU(),
@@ -341,30 +355,76 @@ class MultiscaleBlock(nn.Module):
         if spec.dim_in != spec.dim_out:
             self.project = nn.Linear(spec.dim_in, spec.dim_out)
         self.stochastic_depth_prob = stochastic_depth_prob
+        self.rel_pos = version == 2
 
         self.grid = list(grid)
         self.out_grid = list(self.attn.q_grid)
-        self.pool_skip = bool(spec.stride_q) and _prod(spec.stride_q) > 1
-        self.skip_kernel = [s + 1 if s > 1 else s for s in spec.stride_q]
-        self.skip_stride = list(spec.stride_q)
+        self.skip_stride = list(spec.stride_q) or [1, 1, 1]
+        self.pool_skip = _prod(spec.stride_q) > 1
+        self.skip_kernel = [s + 1 if s > 1 else s for s in self.skip_stride]
         self.skip_padding = [k // 2 for k in self.skip_kernel]
-
-    def _skip(self, x: Tensor) -> Tensor:
-        if not self.pool_skip:
-            return x
-        pooled = F.max_pool3d(_spatial(x, self.grid), self.skip_kernel, self.skip_stride, self.skip_padding)
-        return _with_class_token(x, pooled)
+        keys = 1 + _prod(tuple(self.attn.kv_grid))
+        self.chunk = max(_MIN_CHUNK_ROWS, _CHUNK_ELEMENTS // max(4 * attn_dim, spec.num_heads * keys))
 
     def forward(self, x: Tensor) -> Tensor:
         x_norm = self.norm1(x)
-        x_attn = _drop_path(self.attn(x_norm), self.stochastic_depth_prob, self.training)
+        q_cls, q_grid, k, v = self.attn.queries_keys_values(x_norm)
+        shortcut = x
         if self.widen_in_attention and self.project is not None:
-            x = self.project(x_norm)
-        x = x_attn.add_(self._skip(x))  # x_attn is fresh and not saved for backward: add in place
+            shortcut = self.project(x_norm)
+        shortcut_grid = shortcut[:, 1:]
+        if self.pool_skip:
+            volume = _grid_view(shortcut_grid, self.grid)
+            shortcut_grid = _tokens(F.max_pool3d(volume, self.skip_kernel, self.skip_stride, self.skip_padding))
+        rel_spatial: Tensor | None = None
+        rel_temporal: Tensor | None = None
+        if self.rel_pos:
+            rel_spatial, rel_temporal = self.attn.rel_pos_terms(q_grid)
+        noise_attn = _drop_path_noise(x, self.stochastic_depth_prob, self.training)
+        noise_mlp = _drop_path_noise(x, self.stochastic_depth_prob, self.training)
+
+        outs = [self._rows(q_cls, k, v, None, None, shortcut[:, :1], False, noise_attn, noise_mlp)]
+        for start in range(0, q_grid.shape[1], self.chunk):
+            rows = slice(start, start + self.chunk)
+            outs.append(
+                self._rows(
+                    q_grid[:, rows],
+                    k,
+                    v,
+                    None if rel_spatial is None else rel_spatial[:, rows],
+                    None if rel_temporal is None else rel_temporal[:, rows],
+                    shortcut_grid[:, rows],
+                    True,
+                    noise_attn,
+                    noise_mlp,
+                )
+            )
+        return torch.cat(outs, dim=1)
+
+    def _rows(
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        rel_spatial: Tensor | None,
+        rel_temporal: Tensor | None,
+        shortcut: Tensor,
+        grid_rows: bool,
+        noise_attn: Tensor | None,
+        noise_mlp: Tensor | None,
+    ) -> Tensor:
+        """The block's output for one chunk of (pooled) query tokens; ``grid_rows``: not the class token."""
+        x = self.attn.attend(q, k, v, rel_spatial, rel_temporal, self.attn.residual_pool and grid_rows)
+        if noise_attn is not None:
+            x = x * noise_attn
+        x = x + shortcut
         x_norm = self.norm2(x)
         if not self.widen_in_attention and self.project is not None:
             x = self.project(x_norm)
-        return _drop_path(self.mlp(x_norm), self.stochastic_depth_prob, self.training).add_(x)
+        out = self.mlp(x_norm)
+        if noise_mlp is not None:
+            out = out * noise_mlp
+        return out + x
 
 
 class PositionalEncoding(nn.Module):
@@ -428,6 +488,7 @@ class MViT(VideoModel):
             )
         super().__init__(num_classes, specs[-1].dim_out, min_temporal_size=temporal_size, min_size=min(height, width))
         self.version = version
+        self.model_name = "MViT" if version == 1 else "MViTv2"
         self.input_size = [temporal_size, height, width]
 
         self.conv_proj = nn.Conv3d(3, embed_dim, PATCH_KERNEL, PATCH_STRIDE, PATCH_PADDING)  # type: ignore[arg-type]
