@@ -526,9 +526,9 @@ class MViT(VideoModel):
         t, h, w = self.input_size
         if x.shape[2] != t or x.shape[3] != h or x.shape[4] != w:
             raise ValueError(
-                f"{self._name()} was built for clips of exactly {t} frames of {h}x{w} pixels (its position "
-                f"embeddings fix the token grid); got {list(x.shape)}, expected (B, 3, {t}, {h}, {w}). Resize "
-                f"and crop with weights.transforms(), or build with temporal_size= and spatial_size=."
+                f"{self._name()} was built for clips of exactly {t} frames of {h}x{w} pixels (its token grid "
+                f"is fixed at construction); got {list(x.shape)}, expected (B, 3, {t}, {h}, {w}). Resize and "
+                f"crop with weights.transforms(), or build the model with temporal_size= and spatial_size=."
             )
 
     def forward_features(self, x: Tensor) -> Tensor:

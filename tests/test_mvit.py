@@ -1,0 +1,209 @@
+"""MViT specifics: the published files through the cache, the published block tables, the fixed token
+grid and its errors, the relative position bias against its definition, token chunking (exact, also
+for stochastic depth), eval-mode no-ops, bf16 autocast, and the weights' metadata."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from parity.common import FIXTURES, TOLERANCE, load_fixture, make_input, reference_state_dict, relative_error
+from videozoo._categories import KINETICS400_CATEGORIES
+from videozoo.models.mvit import MViT, MViT_V1_B_Weights, MViT_V2_S_Weights, block_specs, mvit_v1_b, mvit_v2_s
+
+BUILDERS = {"mvit_v1_b": (mvit_v1_b, MViT_V1_B_Weights), "mvit_v2_s": (mvit_v2_s, MViT_V2_S_Weights)}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These models are small; on a shared 2-core machine OpenMP's per-op barriers would dominate."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def published() -> dict[str, MViT]:
+    return {name: builder() for name, (builder, _) in BUILDERS.items()}
+
+
+def small(version: int, **kwargs) -> MViT:
+    """Every stage of the published layout, narrow (16 channels, one block per stage), on a 6 x 64 x 96
+    clip: grids 3 x 16 x 24 down to 3 x 2 x 3, non-square, with resampled v2 position tables."""
+    torch.manual_seed(0)
+    return MViT(version, depths=(1, 1, 1, 1), embed_dim=16, spatial_size=(64, 96), temporal_size=6, **kwargs).eval()
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_published_checkpoint_loads_from_the_cache(name, tmp_path, monkeypatch) -> None:
+    builder, weights = BUILDERS[name]
+    fixture = load_fixture(FIXTURES / f"{name}.pt")
+    monkeypatch.setenv("VIDEOZOO_HOME", str(tmp_path))
+    path = tmp_path / "checkpoints" / weights.DEFAULT.url.rsplit("/", 1)[-1]
+    path.parent.mkdir()
+    torch.save(reference_state_dict(fixture), path)  # torchvision's files are bare state_dicts
+
+    model = builder(weights="DEFAULT").eval()
+    x = make_input(fixture["input_shape"], seed=fixture["input_seed"])
+    with torch.inference_mode():
+        assert relative_error(model(x), fixture["output"]) <= TOLERANCE
+
+
+# torchvision's published tables (mvit_v1_b / mvit_v2_s): heads, channels in/out, q and kv pooling.
+HEADS = [1, 2, 2] + [4] * 11 + [8, 8]
+STRIDE_KV = [(1, 8, 8)] + [(1, 4, 4)] * 2 + [(1, 2, 2)] * 11 + [(1, 1, 1)] * 2
+STAGE_STARTS = (1, 3, 14)
+PUBLISHED = {
+    1: {
+        "dim_in": [96, 192, 192] + [384] * 11 + [768, 768],
+        "dim_out": [192, 192] + [384] * 11 + [768] * 3,
+        "stride_q": [(1, 2, 2) if i in STAGE_STARTS else () for i in range(16)],
+    },
+    2: {
+        "dim_in": [96, 96, 192, 192] + [384] * 11 + [768],
+        "dim_out": [96, 192, 192] + [384] * 11 + [768, 768],
+        "stride_q": [(1, 2, 2) if i in STAGE_STARTS else (1, 1, 1) for i in range(16)],
+    },
+}
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_block_table_is_the_published_one(version) -> None:
+    specs = block_specs(version, (1, 2, 11, 2), 96, 1)
+    table = PUBLISHED[version]
+    assert [s.num_heads for s in specs] == HEADS
+    assert [s.dim_in for s in specs] == table["dim_in"]
+    assert [s.dim_out for s in specs] == table["dim_out"]
+    assert [s.stride_q for s in specs] == table["stride_q"]
+    assert [s.kernel_q for s in specs] == [(3, 3, 3) if s else () for s in table["stride_q"]]
+    assert [s.stride_kv for s in specs] == STRIDE_KV
+    assert all(s.kernel_kv == (3, 3, 3) for s in specs)
+
+
+def test_published_grids(published) -> None:
+    """At 16 x 224 x 224 queries go 56 -> 28 -> 14 -> 7 and keys/values stay at 7 x 7 (14 x 14 in the
+    first block of a stage); v2's position tables fit those grids without resampling."""
+    model = published["mvit_v2_s"]
+    assert [b.grid for b in model.blocks][:5] == [[8, 56, 56], [8, 56, 56], [8, 28, 28], [8, 28, 28], [8, 14, 14]]
+    assert [b.attn.kv_grid[1] for b in model.blocks] == [7, 14, 7, 14] + [7] * 10 + [14, 7]
+    assert model.blocks[-1].out_grid == [8, 7, 7]
+    for block in model.blocks:
+        attn = block.attn
+        tables = (attn.rel_pos_t, attn.rel_pos_h, attn.rel_pos_w)
+        assert [t.shape[0] for t in tables] == attn.table_len
+
+
+def test_fixed_grid_and_clear_errors(published) -> None:
+    model = published["mvit_v1_b"]
+    assert (model.min_temporal_size, model.min_size, model.num_features) == (16, 224, 768)
+    for shape in [(1, 3, 16, 224, 240), (1, 3, 16, 256, 256), (2, 3, 18, 224, 224)]:
+        with pytest.raises(ValueError, match=r"exactly 16 frames of 224x224 pixels.*expected \(B, 3, 16, 224, 224\)"):
+            model(torch.zeros(shape))
+    with pytest.raises(ValueError, match="at least 16 frames; got T=15"):
+        model(torch.zeros(1, 3, 15, 224, 224))
+    with pytest.raises(ValueError, match="temporal_size divisible by 2 and spatial_size by 4"):
+        MViT(2, temporal_size=15)
+    with pytest.raises(ValueError, match="spatial_size=\\(224, 222\\)"):
+        MViT(1, spatial_size=(224, 222))
+    with pytest.raises(ValueError, match="version must be 1"):
+        MViT(3)
+
+
+def test_relative_position_bias_is_its_definition() -> None:
+    """bias[query (t, y, x), key (t', y', x')] = q . (R_t[t, t'] + R_h[y, y'] + R_w[x, x']), tables read at
+    the coordinates' scaled distance and, where their length does not fit the grids, resampled."""
+    model = small(2)
+    for block in model.blocks:
+        attn = block.attn
+        (qt, qh, qw), (kt, kh, kw) = attn.q_grid, attn.kv_grid
+        q = torch.randn(2, qt * qh * qw, attn.num_heads, attn.head_dim)
+        spatial, temporal = attn.rel_pos_terms(q)
+        ours = (spatial[:, :, :, None, :] + temporal[..., None]).flatten(-2)
+
+        def table(param: torch.Tensor, q_n: int, k_n: int) -> torch.Tensor:
+            length = 2 * max(q_n, k_n) - 1
+            if param.shape[0] != length:
+                param = F.interpolate(param.t()[None], size=length, mode="linear")[0].t()
+            q_scale, k_scale = max(k_n / q_n, 1.0), max(q_n / k_n, 1.0)
+            rows = [[int(i * q_scale - (j + 1 - k_n) * k_scale) for j in range(k_n)] for i in range(q_n)]
+            return param[torch.tensor(rows)]
+
+        r_t, r_h, r_w = table(attn.rel_pos_t, qt, kt), table(attn.rel_pos_h, qh, kh), table(attn.rel_pos_w, qw, kw)
+        full = (
+            r_t[:, None, None, :, None, None] + r_h[None, :, None, None, :, None] + r_w[None, None, :, None, None, :]
+        ).reshape(qt * qh * qw, kt * kh * kw, -1)
+        expected = torch.einsum("bind,ijd->binj", q, full)
+        torch.testing.assert_close(ours, expected, rtol=1e-4, atol=1e-4)
+    assert any(b.attn.rel_pos_h.shape[0] != b.attn.table_len[1] for b in model.blocks)  # resampling was tested
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_token_chunks_are_exact(version) -> None:
+    model = small(version)
+    x = torch.randn(2, 3, 6, 64, 96)
+    assert all(block.chunk >= 512 for block in model.blocks)  # one chunk per block at this size
+    with torch.inference_mode():
+        whole = model(x)
+        for block in model.blocks:
+            block.chunk = 7  # chunks that split rows, heads' grids and the last chunk unevenly
+        chunked = model(x)
+    torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-5)
+
+
+def test_stochastic_depth_is_per_sample_across_chunks() -> None:
+    model = small(2, stochastic_depth_prob=0.6, dropout=0.0).train()
+    x = torch.randn(3, 3, 6, 64, 96)
+    torch.manual_seed(1)
+    whole = model(x)
+    for block in model.blocks:
+        block.chunk = 5
+    torch.manual_seed(1)
+    torch.testing.assert_close(model(x), whole, rtol=1e-5, atol=1e-5)
+    torch.manual_seed(2)
+    assert not torch.allclose(model(x), whole)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_dropout_and_stochastic_depth_are_exact_no_ops_in_eval(version) -> None:
+    plain = small(version)
+    noisy = small(version, dropout=0.9, attention_dropout=0.5, stochastic_depth_prob=0.9)
+    noisy.load_state_dict(plain.state_dict())
+    x = torch.randn(2, 3, 6, 64, 96)
+    with torch.no_grad():
+        torch.testing.assert_close(noisy(x), plain(x), rtol=0, atol=0)
+        noisy.train()
+        assert not torch.allclose(noisy(x), plain(x))
+
+
+def test_bf16_autocast() -> None:
+    model = small(2)
+    x = torch.randn(1, 3, 6, 64, 96)
+    with torch.inference_mode():
+        full = model(x)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = model(x)
+    assert low.dtype == torch.bfloat16
+    assert relative_error(low.float(), full) < 0.05
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_weights_metadata(name, published) -> None:
+    _, weights = BUILDERS[name]
+    member = weights.DEFAULT
+    assert member is weights.KINETICS400_V1
+    assert member.url == {
+        "mvit_v1_b": "https://download.pytorch.org/models/mvit_v1_b-dbeb1030.pth",
+        "mvit_v2_s": "https://download.pytorch.org/models/mvit_v2_s-ae3be167.pth",
+    }[name]
+    meta = member.meta
+    assert meta["num_params"] == sum(p.numel() for p in published[name].parameters())
+    assert tuple(meta["categories"]) == KINETICS400_CATEGORIES
+    assert (meta["min_size"], meta["min_temporal_size"]) == ((224, 224), 16)
+    recipe = (meta["num_frames"], meta["sampling_rate"], meta["frame_rate"], meta["num_clips"], meta["num_crops"])
+    assert recipe == (16, 1, 7.5, 5, 1)
+    assert "`frame_rate=7.5`, `clips_per_video=5`, and `clip_len=16`" in meta["_docs"]
+    preset = member.transforms()
+    assert preset.crop_size == (224, 224) and preset.resize_size == (256,)  # short side 256, then centre crop
+    assert preset.mean == (0.45, 0.45, 0.45) and preset.std == (0.225, 0.225, 0.225)
