@@ -10,6 +10,9 @@ from videozoo._api import (
     list_models,
     register_model,
 )
+from videozoo.errors import CheckpointError, DownloadError, VideoDecodeError, VideozooError
+from videozoo.inference import Prediction, VideoClassifier, predict
+from videozoo.io import VideoReader, read_video
 from videozoo.models import *  # noqa: F403
 from videozoo.models import __all__ as _models_all
 from videozoo.transforms import VideoClassification
@@ -26,5 +29,14 @@ __all__ = [
     "list_models",
     "register_model",
     "VideoClassification",
+    "predict",
+    "VideoClassifier",
+    "Prediction",
+    "VideoReader",
+    "read_video",
+    "VideozooError",
+    "DownloadError",
+    "CheckpointError",
+    "VideoDecodeError",
     *_models_all,
 ]

@@ -115,10 +115,11 @@ class VideoClassification(nn.Module):
         return F.pad(frames, [pad_w // 2, (pad_w + 1) // 2, pad_h // 2, (pad_h + 1) // 2])
 
     def _normalize(self, frames: Tensor) -> Tensor:
-        out = frames.float() / 255.0 if frames.dtype == torch.uint8 else frames.float()
-        mean = torch.tensor(self.mean, dtype=out.dtype, device=out.device).view(-1, 1, 1)
-        std = torch.tensor(self.std, dtype=out.dtype, device=out.device).view(-1, 1, 1)
-        return (out - mean) / std
+        """``(x / 255 - mean) / std`` as one multiply-add over the frames (uint8 scaling folded in)."""
+        to_unit = 1.0 / 255.0 if frames.dtype == torch.uint8 else 1.0
+        scale = torch.tensor([to_unit / s for s in self.std], device=frames.device).view(-1, 1, 1)
+        shift = torch.tensor([-m / s for m, s in zip(self.mean, self.std)], device=frames.device).view(-1, 1, 1)
+        return torch.addcmul(shift, frames.float(), scale)
 
     def _offsets(self, height: int, width: int, num_crops: int) -> list[tuple[int, int]]:
         crop_h, crop_w = self.crop_size
