@@ -16,17 +16,18 @@ published checkpoints load with ``strict=True`` and give its outputs at every in
 * tokens from different regions of a shifted window are kept apart by an additive -100, not -inf.
 
 Speed: each attention layer reorders its tokens into window order with one gather (padding, cyclic
-shift and window partition at once) and restores them with another. Windows that share a shift mask
-are grouped: interior windows need none, so for them the attention mask is just the (heads, N, N)
-position bias broadcast by ``scaled_dot_product_attention``; at most seven border groups get the bias
-plus their own (N, N) mask. Gather indices, groups and masks depend only on the input shape and are
-computed once per shape (``_window_layout``).
+shift and window partition at once). Windows that share a shift mask form a group: interior windows
+need none, so for them the attention mask is just the (heads, N, N) position bias, broadcast by
+``scaled_dot_product_attention``; at most seven border groups get the bias plus their own (N, N) mask.
+Each group's projected output is written straight back to its tokens' places (``index_copy_``), which
+undoes partition and shift in one pass (padding is then sliced off). Gather indices, groups and masks depend only on the
+input shape and are computed once per shape (``_cached_window_layout``).
 """
 
 import functools
 from collections.abc import Sequence
 from functools import partial
-from typing import Any, List, NamedTuple, Optional, Tuple
+from typing import Any, List, NamedTuple, Tuple
 
 import torch
 import torch.nn.functional as F
