@@ -19,9 +19,9 @@ Speed: each attention layer reorders its tokens into window order with one gathe
 shift and window partition at once). Windows that share a shift mask form a group: interior windows
 need none, so for them the attention mask is just the (heads, N, N) position bias, broadcast by
 ``scaled_dot_product_attention``; at most seven border groups get the bias plus their own (N, N) mask.
-Each group's projected output is written straight back to its tokens' places (``index_copy_``), which
-undoes partition and shift in one pass (padding is then sliced off). Gather indices, groups and masks depend only on the
-input shape and are computed once per shape (``_cached_window_layout``).
+Each group's projected output is written straight back to its tokens' places (``index_copy_``),
+undoing partition and shift in one pass (padding is then sliced off). Gather indices, groups and masks
+depend only on the input shape and are computed once per shape (``_cached_window_layout``).
 """
 
 import functools
