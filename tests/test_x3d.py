@@ -178,6 +178,32 @@ def test_folded_batch_norm_matches_conv_then_bn() -> None:
     assert not torch.equal(before, layer.bn.running_mean)
 
 
+@pytest.mark.parametrize(
+    ("kernel", "stride", "padding", "groups"),
+    [
+        ((1, 1, 1), (1, 1, 1), (0, 0, 0), 1),  # pointwise: a matrix product
+        ((1, 1, 1), (1, 2, 2), (0, 0, 0), 1),  # strided shortcut
+        ((5, 1, 1), (1, 1, 1), (2, 0, 0), 6),  # temporal, channel-wise (the stem): a 2D convolution
+        ((3, 3, 3), (1, 2, 2), (1, 1, 1), 6),  # channel-wise 3x3x3
+    ],
+)
+@pytest.mark.parametrize("training", [False, True])
+def test_channels_last_paths_compute_the_convolution(kernel, stride, padding, groups, training: bool) -> None:
+    torch.manual_seed(1)
+    layer = ConvBN(6, 6, kernel, stride, padding, groups=groups).train(training)
+    with torch.no_grad():
+        layer.bn.running_var.uniform_(0.5, 2.0)
+        layer.bn.bias.normal_()
+    x = torch.randn(2, 6, 5, 9, 11)
+    with torch.no_grad():
+        expected = F.batch_norm(F.conv3d(x, layer.conv.weight, None, stride, padding, 1, groups),
+                                layer.bn.running_mean.clone(), layer.bn.running_var.clone(), layer.bn.weight,
+                                layer.bn.bias, training, 0.1, layer.bn.eps)
+        out = layer(x.contiguous(memory_format=torch.channels_last_3d))
+    assert out.is_contiguous(memory_format=torch.channels_last_3d)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_cpu_stem_is_the_plain_convolution_in_channels_last_layout() -> None:
     stem = small_x3d().stem
     x = make_input((2, 3, 5, 37, 50), seed=7)
