@@ -356,7 +356,8 @@ _DOCS = (
     "Weights published by PyTorchVideo, trained with PySlowFast. The accuracies are video-level on the "
     "Kinetics-400 validation set with 10 temporal clips x 3 spatial crops, at a short side (= crop) of "
     "{test} px; the head was built for {train} px crops (1-crop testing). The preset resizes and crops "
-    "to {test} px, where the model averages class probabilities over its pooling window positions."
+    "to {test} px, where the model averages class probabilities over its pooling window positions. "
+    "GFLOPs are PyTorchVideo's, per view at {test} px."
 )
 
 _CONFIGS = "https://github.com/facebookresearch/SlowFast/blob/main/configs/Kinetics/pytorchvideo"
@@ -365,7 +366,6 @@ _CONFIGS = "https://github.com/facebookresearch/SlowFast/blob/main/configs/Kinet
 def _weights(
     name: str, *, frames: int, rate: int, train: int, test: int, params: int, acc1: float, acc5: float, gflops: float
 ) -> Weights:
-    window = math.ceil(train / 32)
     return Weights(
         url=f"https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/{name}.pyth",
         transforms=ptv_transforms(test),
@@ -376,8 +376,8 @@ def _weights(
             gflops=gflops,
             num_frames=frames,
             sampling_rate=rate,
-            min_size=(32 * (window - 1) + 1,) * 2,
-            min_temporal_size=frames,
+            min_size=(1, 1),  # smaller inputs than the head's window are pooled whole (see X3D)
+            min_temporal_size=1,
             docs=_DOCS.format(test=test, train=train),
             recipe=f"{_CONFIGS}/{name}.yaml",
             train_crop_size=train,
