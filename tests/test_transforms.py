@@ -98,3 +98,15 @@ def test_describe_and_repr() -> None:
     assert "resized to 128x171 px" in text and "centre-cropped to 112x112" in text and "0.43216" in text
     assert "short side is 256" in VideoClassification(crop_size=224, resize_size=256).describe()
     assert repr(preset).startswith("VideoClassification(\n    crop_size=[112, 112],\n    resize_size=[128, 171]")
+
+
+def test_crop_rounding_follows_the_recipe() -> None:
+    """A 5 px margin: torchvision rounds 2.5 half-to-even to 2, PySlowFast takes the ceiling, 3."""
+    video = ramp_video(1, 8, 13)
+    common = dict(crop_size=8, resize_size=(8, 13), mean=(0, 0, 0), std=(1, 1, 1))
+    assert round(float(VideoClassification(**common)(video)[0, 0, 0, 0]) * 255) == 2
+    ceil = VideoClassification(**common, crop_rounding="ceil")
+    assert round(float(ceil(video)[0, 0, 0, 0]) * 255) == 3
+    assert "crop_rounding='ceil'" in repr(ceil)
+    with pytest.raises(ValueError, match="crop_rounding"):
+        VideoClassification(**common, crop_rounding="floor")  # type: ignore[arg-type]

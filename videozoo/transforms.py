@@ -6,6 +6,7 @@ uint8 frames rounded back to uint8 after resizing, ``round()`` centre crop), in 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Literal
 
@@ -44,7 +45,9 @@ class VideoClassification(nn.Module):
 
     Returns float32 ``(C, T, H, W)`` or ``(B, C, T, H, W)``. ``resize_uint8`` keeps torchvision's
     behaviour of resizing uint8 frames through float and rounding back to uint8; set it to False for
-    recipes (PySlowFast) that convert to float before resizing.
+    recipes (PySlowFast) that convert to float before resizing. ``crop_rounding`` places the centre
+    crop at ``round((size - crop) / 2)`` (torchvision, Python's half-to-even) or at ``ceil(...)``
+    (PySlowFast); the two differ by one pixel when the margin is odd.
     """
 
     def __init__(
@@ -56,6 +59,7 @@ class VideoClassification(nn.Module):
         std: Sequence[float] = KINETICS_STD,
         interpolation: Interpolation = "bilinear",
         resize_uint8: bool = True,
+        crop_rounding: Literal["round", "ceil"] = "round",
     ) -> None:
         super().__init__()
         crop = _pair(crop_size, "crop_size", allow_single=True)
@@ -69,6 +73,9 @@ class VideoClassification(nn.Module):
             raise ValueError(f"interpolation must be 'bilinear', 'bicubic' or 'nearest', got {interpolation!r}.")
         self.interpolation = interpolation
         self.resize_uint8 = resize_uint8
+        if crop_rounding not in ("round", "ceil"):
+            raise ValueError(f"crop_rounding must be 'round' or 'ceil', got {crop_rounding!r}.")
+        self.crop_rounding = crop_rounding
 
     # -- the steps -----------------------------------------------------------------------------------
 
@@ -123,7 +130,8 @@ class VideoClassification(nn.Module):
 
     def _offsets(self, height: int, width: int, num_crops: int) -> list[tuple[int, int]]:
         crop_h, crop_w = self.crop_size
-        centre = (int(round((height - crop_h) / 2.0)), int(round((width - crop_w) / 2.0)))
+        offset = math.ceil if self.crop_rounding == "ceil" else round
+        centre = (int(offset((height - crop_h) / 2.0)), int(offset((width - crop_w) / 2.0)))
         if num_crops == 1:
             return [centre]
         if width >= height:  # left, centre, right along the long side
@@ -180,4 +188,6 @@ class VideoClassification(nn.Module):
         ]
         if not self.resize_uint8:
             fields.append("resize_uint8=False")
+        if self.crop_rounding != "round":
+            fields.append(f"crop_rounding={self.crop_rounding!r}")
         return f"{type(self).__name__}(\n    " + ",\n    ".join(fields) + "\n)"

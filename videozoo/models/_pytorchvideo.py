@@ -64,7 +64,8 @@ def unwrap_model_state(checkpoint: Any) -> dict[str, Tensor]:
 def ptv_transforms(test_size: int) -> partial[VideoClassification]:
     """PySlowFast's test-time preset: short side resized to ``test_size``, centre crop of ``test_size``.
 
-    Frames are normalised in float before resizing (``resize_uint8=False``), as PySlowFast does.
+    Frames are normalised in float before resizing (``resize_uint8=False``) and the centre crop's
+    offset is rounded up (``crop_rounding="ceil"``), as PySlowFast's ``uniform_crop`` does.
     """
     return partial(
         VideoClassification,
@@ -73,6 +74,7 @@ def ptv_transforms(test_size: int) -> partial[VideoClassification]:
         mean=PTV_MEAN,
         std=PTV_STD,
         resize_uint8=False,
+        crop_rounding="ceil",
     )
 
 
