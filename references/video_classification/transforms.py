@@ -18,6 +18,7 @@ Training view of a clip (PySlowFast's and torchvision's recipes in one rule):
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 
 import torch
@@ -44,14 +45,13 @@ def eval_preset(preset: VideoClassification, crop_size: Sequence[int] | None, re
     if resize_size is None:
         factor = crop[0] / preset.crop_size[0]
         resize_size = tuple(max(1, round(r * factor)) for r in preset.resize_size)
-    return VideoClassification(
-        crop_size=crop,
-        resize_size=tuple(resize_size),
-        mean=preset.mean,
-        std=preset.std,
-        interpolation=preset.interpolation,
-        resize_uint8=preset.resize_uint8,
-    )
+    # Every other setting (mean, std, interpolation, rounding...) as the preset has it.
+    settings = {
+        name: getattr(preset, name)
+        for name in inspect.signature(VideoClassification).parameters
+        if hasattr(preset, name)
+    }
+    return VideoClassification(**{**settings, "crop_size": crop, "resize_size": tuple(resize_size)})
 
 
 class TrainAugment:
