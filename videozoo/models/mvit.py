@@ -22,10 +22,19 @@ The two generations differ in four ways, all switched by ``version``:
 
 Module names follow torchvision's, so its published checkpoints load with ``strict=True``.
 
-Speed: attention runs through ``F.scaled_dot_product_attention`` (v2's bias is its ``attn_mask``);
-q, k and v are never copied into a head-major layout, pooling runs channels-last directly on views of
-the ``qkv`` projection with the heads folded into the channels, and the position index tables are
-computed once, at construction, because the token grid of every block is fixed by the input size.
+Speed (CPU):
+
+* q, k and v are three matrix products over slices of the fused ``qkv`` weight, so each lands
+  contiguous and its pooling convolution reads it in place, channels-last, with the heads folded
+  into the channels: one depthwise convolution per tensor, no head-major copies.
+* Everything after pooling is per token, so a block runs it over chunks of its queries: attention
+  through ``F.scaled_dot_product_attention`` with v2's bias as the mask (built per chunk, never for
+  the whole clip), projection, norm and MLP. Intermediates stay cache-sized and below glibc's 32 MB
+  mmap threshold; the reference's stage-1 MLP and attention matrices are above it and pay for fresh
+  pages on every call.
+* Position index tables are computed once, at construction: every block's token grid is fixed.
+* In bf16/fp16 on CPU the attention is two matrix products and a softmax, which beat the fused
+  kernel there.
 """
 
 from __future__ import annotations
@@ -156,13 +165,12 @@ class AttentionPool(nn.Module):
         self.stride = list(stride)
         self.padding = list(padding)
 
-    def forward(self, x: Tensor, grid: list[int], num_heads: int) -> tuple[Tensor, Tensor]:
-        """``(B, 1 + N, heads * head_dim)`` -> class token ``(B, 1, heads, head_dim)`` and pooled grid
-        tokens ``(B, N', heads, head_dim)``, both normalised."""
+    def forward(self, x: Tensor, grid: list[int], num_heads: int) -> Tensor:
+        """``(B, 1 + N, heads * head_dim)`` -> ``(B, 1 + N', heads, head_dim)``, normalised."""
         weight = self.pool.weight.repeat(num_heads, 1, 1, 1, 1)
         pooled = F.conv3d(_grid_view(x[:, 1:], grid), weight, None, self.stride, self.padding, 1, weight.shape[0])
-        heads = (num_heads, self.head_dim)
-        return self.norm_act(x[:, :1].unflatten(-1, heads)), self.norm_act(_tokens(pooled).unflatten(-1, heads))
+        x = torch.cat((x[:, :1], _tokens(pooled)), dim=1)
+        return self.norm_act(x.unflatten(-1, (num_heads, self.head_dim)))
 
 
 class MultiscaleAttention(nn.Module):
@@ -235,27 +243,25 @@ class MultiscaleAttention(nn.Module):
         rows = slice(part * self.dim_out, (part + 1) * self.dim_out)
         return F.linear(x, self.qkv.weight[rows], self.qkv.bias[rows])
 
-    def queries_keys_values(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Normalised tokens ``(B, 1 + N, C)`` -> pooled class-token query ``(B, 1, heads, head_dim)``,
-        grid queries ``(B, Nq, heads, head_dim)``, keys and values ``(B, 1 + Nk, heads, head_dim)``."""
+    def queries_keys_values(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Normalised tokens ``(B, 1 + N, C)`` -> queries, keys and values ``(B, 1 + N', heads, head_dim)``,
+        each pooled and normalised where the block says so."""
+        # One after the other, so that each full-resolution projection is freed (and its memory reused
+        # by the next) as soon as it is pooled.
         heads = (self.num_heads, self.head_dim)
         q = self._project_in(x, 0)
-        if self.pool_q is not None:
-            q_cls, q_grid = self.pool_q(q, self.grid, self.num_heads)
-        else:
-            q_cls, q_grid = q[:, :1].unflatten(-1, heads), q[:, 1:].unflatten(-1, heads)
-        k, v = self._project_in(x, 1), self._project_in(x, 2)
-        if self.pool_k is not None and self.pool_v is not None:
-            k = torch.cat(self.pool_k(k, self.grid, self.num_heads), dim=1)
-            v = torch.cat(self.pool_v(v, self.grid, self.num_heads), dim=1)
-        else:
-            k, v = k.unflatten(-1, heads), v.unflatten(-1, heads)
-        return q_cls, q_grid, k, v
+        q = q.unflatten(-1, heads) if self.pool_q is None else self.pool_q(q, self.grid, self.num_heads)
+        k = self._project_in(x, 1)
+        k = k.unflatten(-1, heads) if self.pool_k is None else self.pool_k(k, self.grid, self.num_heads)
+        v = self._project_in(x, 2)
+        v = v.unflatten(-1, heads) if self.pool_v is None else self.pool_v(v, self.grid, self.num_heads)
+        return q, k, v
 
     def rel_pos_terms(self, q: Tensor) -> tuple[Tensor, Tensor]:
-        """v2's decomposed relative position bias of grid queries ``q`` (pooled, normalised, unscaled):
-        the spatial part ``q . R_h[y, y'] + q . R_w[x, x']`` as ``(B, Nq, heads, kh * kw)`` and the
-        temporal part ``q . R_t[t, t']`` as ``(B, Nq, heads, kt)``; the bias of key (t', y', x') is their sum."""
+        """v2's decomposed relative position bias of the queries ``q`` (pooled, normalised, unscaled):
+        the spatial part ``q . R_h[y, y'] + q . R_w[x, x']`` as ``(B, 1 + Nq, heads, kh * kw)`` and the
+        temporal part ``q . R_t[t, t']`` as ``(B, 1 + Nq, heads, kt)``; the bias of key (t', y', x') is
+        their sum. Zero for the class token, which has no position."""
         assert self.rel_pos_h is not None and self.rel_pos_w is not None and self.rel_pos_t is not None
         b, heads, head_dim = q.shape[0], self.num_heads, self.head_dim
         qt, qh, qw = self.q_grid
@@ -263,7 +269,7 @@ class MultiscaleAttention(nn.Module):
         r_t = _resize_table(self.rel_pos_t, self.table_len[0])[self.rel_index_t]  # (qt, kt, head_dim)
         r_h = _resize_table(self.rel_pos_h, self.table_len[1])[self.rel_index_h]  # (qh, kh, head_dim)
         r_w = _resize_table(self.rel_pos_w, self.table_len[2])[self.rel_index_w]  # (qw, kw, head_dim)
-        r = q.reshape(b, qt, qh, qw, heads, head_dim)
+        r = q[:, 1:].reshape(b, qt, qh, qw, heads, head_dim)
         # Batched over the query coordinate that selects the table rows: (B, t, y) for R_h ...
         rel_h = torch.matmul(r.reshape(b, qt, qh, qw * heads, head_dim), r_h.transpose(1, 2))
         rel_h = rel_h.reshape(b, qt, qh, qw, heads, kh)
@@ -273,25 +279,42 @@ class MultiscaleAttention(nn.Module):
         # ... and (B, t) for R_t.
         rel_t = torch.matmul(r.reshape(b, qt, qh * qw * heads, head_dim), r_t.transpose(1, 2))
         spatial = (rel_h[..., :, None] + rel_w[..., None, :]).reshape(b, qt * qh * qw, heads, kh * kw)
-        return spatial, rel_t.reshape(b, qt * qh * qw, heads, kt)
+        class_row = [0, 0, 0, 0, 1, 0]
+        return F.pad(spatial, class_row), F.pad(rel_t.reshape(b, qt * qh * qw, heads, kt), class_row)
 
     def attend(
-        self, q: Tensor, k: Tensor, v: Tensor, rel_spatial: Tensor | None, rel_temporal: Tensor | None, residual: bool
+        self,
+        q: Tensor,
+        k: Tensor,
+        v: Tensor,
+        rel_spatial: Tensor | None,
+        rel_temporal: Tensor | None,
+        starts_with_class_token: bool,
     ) -> Tensor:
         """Attention of the query rows ``q`` ``(B, n, heads, head_dim)``, projected: ``(B, n, dim_out)``.
 
-        ``rel_*`` are these rows' :meth:`rel_pos_terms` (None: no bias); ``residual`` adds the query
-        back (v2's residual pooling; never for the class token).
+        ``rel_*`` are these rows' :meth:`rel_pos_terms` (None: no bias). With residual pooling the
+        query is added back, except to the class token.
         """
         b, n = q.shape[0], q.shape[1]
+        q_, k_, v_ = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         mask: Tensor | None = None
         if rel_spatial is not None and rel_temporal is not None:
             bias = (rel_spatial[:, :, :, None, :] + rel_temporal[..., None]).reshape(b, n, self.num_heads, -1)
             mask = F.pad(bias, [1, 0]).transpose(1, 2)  # the class-token key has no position: zero bias
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask)
-        out = out.transpose(1, 2)  # (B, n, heads, head_dim): contiguous, as SDPA lays out its result
-        if residual:
-            out = out + q
+        if q.dtype == torch.float32 or q.device.type != "cpu":
+            out = F.scaled_dot_product_attention(q_, k_, v_, attn_mask=mask)
+        else:  # bf16/fp16 on CPU: the fused kernel is slower than two matrix products and a softmax
+            scores = torch.matmul(q_ * self.head_dim**-0.5, k_.transpose(-2, -1))
+            if mask is not None:
+                scores = scores + mask
+            out = torch.matmul(scores.softmax(-1), v_)
+        out = out.transpose(1, 2)  # (B, n, heads, head_dim); contiguous as SDPA lays out its result
+        if self.residual_pool:
+            if starts_with_class_token:
+                out = torch.cat((out[:, :1], out[:, 1:] + q[:, 1:]), dim=1)
+            else:
+                out = out + q
         return self.project(out.reshape(b, n, self.dim_out))
 
 
@@ -324,7 +347,7 @@ class MultiscaleBlock(nn.Module):
     channels projects its shortcut with ``project`` (v1: after the attention, v2: before it).
 
     Everything after pooling works on each token independently, so it runs over chunks of the
-    (pooled) query tokens, the class token first, and the chunks are concatenated at the end.
+    (pooled) query tokens, which are concatenated at the end.
     """
 
     def __init__(
@@ -368,38 +391,38 @@ class MultiscaleBlock(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x_norm = self.norm1(x)
-        q_cls, q_grid, k, v = self.attn.queries_keys_values(x_norm)
+        q, k, v = self.attn.queries_keys_values(x_norm)
         shortcut = x
         if self.widen_in_attention and self.project is not None:
             shortcut = self.project(x_norm)
-        shortcut_grid = shortcut[:, 1:]
         if self.pool_skip:
-            volume = _grid_view(shortcut_grid, self.grid)
-            shortcut_grid = _tokens(F.max_pool3d(volume, self.skip_kernel, self.skip_stride, self.skip_padding))
+            volume = _grid_view(shortcut[:, 1:], self.grid)
+            pooled = F.max_pool3d(volume, self.skip_kernel, self.skip_stride, self.skip_padding)
+            shortcut = torch.cat((shortcut[:, :1], _tokens(pooled)), dim=1)
         rel_spatial: Tensor | None = None
         rel_temporal: Tensor | None = None
         if self.rel_pos:
-            rel_spatial, rel_temporal = self.attn.rel_pos_terms(q_grid)
+            rel_spatial, rel_temporal = self.attn.rel_pos_terms(q)
         noise_attn = _drop_path_noise(x, self.stochastic_depth_prob, self.training)
         noise_mlp = _drop_path_noise(x, self.stochastic_depth_prob, self.training)
 
-        outs = [self._rows(q_cls, k, v, None, None, shortcut[:, :1], False, noise_attn, noise_mlp)]
-        for start in range(0, q_grid.shape[1], self.chunk):
+        outs: list[Tensor] = []
+        for start in range(0, q.shape[1], self.chunk):
             rows = slice(start, start + self.chunk)
             outs.append(
                 self._rows(
-                    q_grid[:, rows],
+                    q[:, rows],
                     k,
                     v,
                     None if rel_spatial is None else rel_spatial[:, rows],
                     None if rel_temporal is None else rel_temporal[:, rows],
-                    shortcut_grid[:, rows],
-                    True,
+                    shortcut[:, rows],
+                    start == 0,
                     noise_attn,
                     noise_mlp,
                 )
             )
-        return torch.cat(outs, dim=1)
+        return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
     def _rows(
         self,
@@ -409,12 +432,12 @@ class MultiscaleBlock(nn.Module):
         rel_spatial: Tensor | None,
         rel_temporal: Tensor | None,
         shortcut: Tensor,
-        grid_rows: bool,
+        starts_with_class_token: bool,
         noise_attn: Tensor | None,
         noise_mlp: Tensor | None,
     ) -> Tensor:
-        """The block's output for one chunk of (pooled) query tokens; ``grid_rows``: not the class token."""
-        x = self.attn.attend(q, k, v, rel_spatial, rel_temporal, self.attn.residual_pool and grid_rows)
+        """The block's output for one chunk of (pooled) query tokens."""
+        x = self.attn.attend(q, k, v, rel_spatial, rel_temporal, starts_with_class_token)
         if noise_attn is not None:
             x = x * noise_attn
         x = x + shortcut
