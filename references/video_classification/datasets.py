@@ -12,7 +12,7 @@ Two sources of ``(path, label)`` samples:
 
 Decoding is :class:`videozoo.io.VideoReader`'s, clip times come from the recipe
 (:class:`videozoo.sampling.ClipRecipe`), and evaluation views are built by videozoo's own inference
-code, so a validation accuracy here is what ``videozoo classify`` would score on the same files.
+code, so a validation accuracy here is what ``videozoo.predict`` scores with the same weights and recipe.
 """
 
 from __future__ import annotations
