@@ -29,7 +29,7 @@ from videozoo.errors import CheckpointError, VideoDecodeError
 from videozoo.io import Backend, Video, VideoReader
 from videozoo.sampling import ClipRecipe, sample_clip_indices
 
-__all__ = ["Prediction", "VideoClassifier", "predict", "load_model", "VideoSource"]
+__all__ = ["Prediction", "VideoClassifier", "predict", "load_model", "clip_views", "VideoSource"]
 
 #: A video: a file path, a :class:`~videozoo.io.Video`, or frames ``(T, C, H, W)`` (uint8, or float
 #: in [0, 1]) taken at ``fps`` (default: the recipe's frame rate).
@@ -161,6 +161,23 @@ def _source_name(source: VideoSource, position: int) -> str:
     if isinstance(source, Tensor):
         return f"<tensor {position}>"
     return os.fspath(source)
+
+
+def clip_views(
+    source: VideoSource,
+    recipe: ClipRecipe,
+    transform: nn.Module,
+    *,
+    resize_on_decode: bool = True,
+    backend: Backend = "auto",
+    fps: float | None = None,
+) -> Tensor:
+    """The evaluation views of one video, exactly as :func:`predict` makes them.
+
+    Float ``(num_clips * num_crops, C, T, H, W)``: the recipe's uniformly spread clips, each through
+    ``transform`` (the weights' preset) and its ``num_crops`` spatial crops.
+    """
+    return _views(source, _Job(recipe, transform, resize_on_decode, backend, fps))
 
 
 def _views(source: VideoSource, job: _Job) -> Tensor:

@@ -26,7 +26,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from videozoo.errors import VideoDecodeError
-from videozoo.inference import _Job, _views  # the views of one video, exactly as videozoo.predict makes them
+from videozoo.inference import clip_views  # the views of one video, exactly as videozoo.predict makes them
 from videozoo.io import VideoReader
 from videozoo.sampling import ClipRecipe, nearest_frames
 
@@ -290,7 +290,7 @@ class EvalViews(Dataset):
 
     def __init__(self, samples: Samples, recipe: ClipRecipe, preset) -> None:
         self.samples = samples
-        self.job = _Job(recipe=recipe, transform=preset, resize_on_decode=True, backend="auto", fps=None)
+        self.recipe, self.preset = recipe, preset
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -298,7 +298,7 @@ class EvalViews(Dataset):
     def __getitem__(self, index: int):
         path, label = self.samples[index]
         try:
-            return _views(path, self.job), label, None
+            return clip_views(path, self.recipe, self.preset), label, None
         except VideoDecodeError as e:
             return None, label, (path, str(e))
 
