@@ -126,6 +126,38 @@ def _drop_path_noise(x: Tensor, p: float, training: bool) -> Tensor | None:
     return noise
 
 
+# PyTorch's fp32 matrix products on CPU go to MKL's sgemm, which on AMD CPUs reaches about half the
+# throughput of oneDNN's inner product (measured on the 2-core AMD EPYC these models are benchmarked on);
+# inductor calls the latter through this op.
+_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+def _onednn_applies(x: Tensor, weight: Tensor) -> bool:
+    """CPU fp32 inference outside export and autocast, with oneDNN available and enabled."""
+    return (
+        _ONEDNN_LINEAR
+        and bool(torch.backends.mkldnn.enabled)
+        and x.device.type == "cpu"
+        and x.dtype == weight.dtype == torch.float32
+        and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+        and not torch.is_autocast_enabled("cpu")
+        and not torch.compiler.is_exporting()
+    )
+
+
+def _linear(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool = False) -> Tensor:
+    """``F.linear``, then the exact GELU if ``gelu``. In CPU fp32 inference this is oneDNN's inner
+    product with the GELU fused (the same fp32 arithmetic up to rounding order); scripted and exported
+    models, autograd and autocast keep ``F.linear``."""
+    if not torch.jit.is_scripting():
+        if _onednn_applies(x, weight):
+            # oneDNN is only fast on dense operands (strided ones can take a reference path).
+            post_op, algorithm = ("gelu", "none") if gelu else ("none", "")
+            return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight.contiguous(), bias, post_op, [], algorithm)
+    y = F.linear(x, weight, bias)
+    return F.gelu(y) if gelu else y
+
+
 def _grid_view(tokens: Tensor, grid: list[int]) -> Tensor:
     """``(B, T*H*W, C)`` tokens as a ``(B, C, T, H, W)`` volume: a view, channels-last."""
     return tokens.unflatten(1, grid).movedim(-1, 1)
@@ -197,10 +229,7 @@ class MultiscaleAttention(nn.Module):
         self.residual_pool = residual_pool
 
         self.qkv = nn.Linear(spec.dim_in, 3 * dim_out)
-        project: list[nn.Module] = [nn.Linear(dim_out, dim_out)]
-        if dropout > 0.0:
-            project.append(nn.Dropout(dropout, inplace=True))
-        self.project = nn.Sequential(*project)
+        self.project = nn.Sequential(nn.Linear(dim_out, dim_out), nn.Dropout(dropout, inplace=True))
 
         self.pool_q: AttentionPool | None = None
         if spec.kernel_q and (_prod(spec.kernel_q) > 1 or _prod(spec.stride_q) > 1):
@@ -241,7 +270,7 @@ class MultiscaleAttention(nn.Module):
     def _project_in(self, x: Tensor, part: int) -> Tensor:
         """Rows ``part`` (0: q, 1: k, 2: v) of the qkv projection, as its own contiguous tensor."""
         rows = slice(part * self.dim_out, (part + 1) * self.dim_out)
-        return F.linear(x, self.qkv.weight[rows], self.qkv.bias[rows])
+        return _linear(x, self.qkv.weight[rows], self.qkv.bias[rows])
 
     def queries_keys_values(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Normalised tokens ``(B, 1 + N, C)`` -> queries, keys and values ``(B, 1 + N', heads, head_dim)``,
@@ -297,25 +326,52 @@ class MultiscaleAttention(nn.Module):
         query is added back, except to the class token.
         """
         b, n = q.shape[0], q.shape[1]
-        q_, k_, v_ = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-        mask: Tensor | None = None
-        if rel_spatial is not None and rel_temporal is not None:
-            bias = (rel_spatial[:, :, :, None, :] + rel_temporal[..., None]).reshape(b, n, self.num_heads, -1)
-            mask = F.pad(bias, [1, 0]).transpose(1, 2)  # the class-token key has no position: zero bias
-        if q.dtype == torch.float32 or q.device.type != "cpu":
-            out = F.scaled_dot_product_attention(q_, k_, v_, attn_mask=mask)
-        else:  # bf16/fp16 on CPU: the fused kernel is slower than two matrix products and a softmax
-            scores = torch.matmul(q_ * self.head_dim**-0.5, k_.transpose(-2, -1))
-            if mask is not None:
-                scores = scores + mask
-            out = torch.matmul(scores.softmax(-1), v_)
-        out = out.transpose(1, 2)  # (B, n, heads, head_dim); contiguous as SDPA lays out its result
+        if self._by_heads(q, k):
+            out = self._attention_by_heads(q, k, v, rel_spatial, rel_temporal).view(b, n, self.num_heads, -1)
+        else:
+            mask: Tensor | None = None
+            if rel_spatial is not None and rel_temporal is not None:
+                bias = (rel_spatial[:, :, :, None, :] + rel_temporal[..., None]).reshape(b, n, self.num_heads, -1)
+                mask = F.pad(bias, [1, 0]).transpose(1, 2)  # the class-token key has no position: zero bias
+            out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask)
+            out = out.transpose(1, 2)  # (B, n, heads, head_dim); contiguous as SDPA lays out its result
         if self.residual_pool:
             if starts_with_class_token:
                 out = torch.cat((out[:, :1], out[:, 1:] + q[:, 1:]), dim=1)
             else:
                 out = out + q
-        return self.project(out.reshape(b, n, self.dim_out))
+        projection = self.project[0]
+        return self.project[1](_linear(out.reshape(b, n, self.dim_out), projection.weight, projection.bias))
+
+    def _by_heads(self, q: Tensor, k: Tensor) -> bool:
+        """Whether :meth:`_attention_by_heads` beats SDPA: on CPU in fp32 inference (where its matrix
+        products run on oneDNN, SDPA's on MKL) and in bf16/fp16 (where SDPA's fused kernel is slow)."""
+        if q.device.type != "cpu":
+            return False
+        if q.dtype != torch.float32:
+            return True
+        if torch.jit.is_scripting():
+            return False
+        return _onednn_applies(q, k)
+
+    def _attention_by_heads(
+        self, q: Tensor, k: Tensor, v: Tensor, rel_spatial: Tensor | None, rel_temporal: Tensor | None
+    ) -> Tensor:
+        """``softmax(q k^T / sqrt(head_dim) + bias) v``, one (sample, head) at a time, the bias added to
+        the scores in place: ``(B, n, heads, head_dim)`` -> ``(B, n, heads * head_dim)``."""
+        kt, kh, kw = self.kv_grid
+        q = q * self.head_dim**-0.5
+        samples: list[Tensor] = []
+        for i in range(q.shape[0]):
+            heads: list[Tensor] = []
+            for h in range(self.num_heads):
+                scores = _linear(q[i, :, h], k[i, :, h], None)  # (n, 1 + Nk)
+                if rel_spatial is not None and rel_temporal is not None:
+                    grid = scores[:, 1:].unflatten(1, [kt, kh * kw])  # the class-token key has no bias
+                    grid.add_(rel_temporal[i, :, h, :, None]).add_(rel_spatial[i, :, h, None, :])
+                heads.append(_linear(scores.softmax(-1), v[i, :, h].t(), None))
+            samples.append(torch.cat(heads, dim=-1))
+        return torch.stack(samples)
 
 
 def _prod(values: tuple[int, ...]) -> int:
@@ -394,7 +450,7 @@ class MultiscaleBlock(nn.Module):
         q, k, v = self.attn.queries_keys_values(x_norm)
         shortcut = x
         if self.widen_in_attention and self.project is not None:
-            shortcut = self.project(x_norm)
+            shortcut = _linear(x_norm, self.project.weight, self.project.bias)
         if self.pool_skip:
             volume = _grid_view(shortcut[:, 1:], self.grid)
             pooled = F.max_pool3d(volume, self.skip_kernel, self.skip_stride, self.skip_padding)
@@ -443,8 +499,10 @@ class MultiscaleBlock(nn.Module):
         x = x + shortcut
         x_norm = self.norm2(x)
         if not self.widen_in_attention and self.project is not None:
-            x = self.project(x_norm)
-        out = self.mlp(x_norm)
+            x = _linear(x_norm, self.project.weight, self.project.bias)
+        fc1, fc2 = self.mlp[0], self.mlp[3]
+        hidden = self.mlp[2](_linear(x_norm, fc1.weight, fc1.bias, gelu=True))
+        out = self.mlp[4](_linear(hidden, fc2.weight, fc2.bias))
         if noise_mlp is not None:
             out = out * noise_mlp
         return out + x
