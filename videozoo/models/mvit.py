@@ -168,11 +168,13 @@ def _tokens(volume: Tensor) -> Tensor:
     return volume.flatten(2).transpose(1, 2)
 
 
-# Rows per chunk are chosen so that a block's widest per-row intermediate (the MLP's hidden layer or the
-# attention mask) stays around 16 MB at batch 1: below glibc's 32 MB mmap threshold, above which every
-# allocation is fresh memory paid for in page faults (the reference's stage-1 MLP and masks), and in
-# chunks of at least 512 rows, so that the matrix products stay efficient.
-_CHUNK_ELEMENTS = 1 << 22
+# Queries per chunk (measured on 2 cores; flat between 1024 and 2048 except where noted): 2048, fewer
+# where one head's attention scores would exceed 8 MB (the stage-1 block attending to a 14x14 grid),
+# never fewer than 512. At batch 1 every intermediate then stays below glibc's 32 MB mmap threshold,
+# above which each allocation is fresh memory paid for in page faults, as the reference's stage-1 MLP
+# and attention matrices are on every call.
+_CHUNK_ROWS = 2048
+_CHUNK_SCORES = 1 << 21
 _MIN_CHUNK_ROWS = 512
 
 
@@ -367,8 +369,8 @@ class MultiscaleAttention(nn.Module):
             for h in range(self.num_heads):
                 scores = _linear(q[i, :, h], k[i, :, h], None)  # (n, 1 + Nk)
                 if rel_spatial is not None and rel_temporal is not None:
-                    grid = scores[:, 1:].unflatten(1, [kt, kh * kw])  # the class-token key has no bias
-                    grid.add_(rel_temporal[i, :, h, :, None]).add_(rel_spatial[i, :, h, None, :])
+                    bias = rel_spatial[i, :, h, None, :] + rel_temporal[i, :, h, :, None]  # (n, kt, kh * kw)
+                    scores[:, 1:].unflatten(1, [kt, kh * kw]).add_(bias)  # the class-token key has no bias
                 heads.append(_linear(scores.softmax(-1), v[i, :, h].t(), None))
             samples.append(torch.cat(heads, dim=-1))
         return torch.stack(samples)
@@ -443,7 +445,7 @@ class MultiscaleBlock(nn.Module):
         self.skip_kernel = [s + 1 if s > 1 else s for s in self.skip_stride]
         self.skip_padding = [k // 2 for k in self.skip_kernel]
         keys = 1 + _prod(tuple(self.attn.kv_grid))
-        self.chunk = max(_MIN_CHUNK_ROWS, _CHUNK_ELEMENTS // max(4 * attn_dim, spec.num_heads * keys))
+        self.chunk = max(_MIN_CHUNK_ROWS, min(_CHUNK_ROWS, _CHUNK_SCORES // keys))
 
     def forward(self, x: Tensor) -> Tensor:
         x_norm = self.norm1(x)
