@@ -153,6 +153,24 @@ def test_token_chunks_are_exact(version) -> None:
     torch.testing.assert_close(chunked, whole, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("version", [1, 2])
+def test_fast_and_portable_paths_agree(version, monkeypatch) -> None:
+    """CPU fp32 inference runs on oneDNN (linears, attention per head); with oneDNN off, under autograd
+    and in TorchScript the model takes F.linear and SDPA. All compute the same function."""
+    model = small(version)
+    x = torch.randn(2, 3, 6, 64, 96)
+    with torch.inference_mode():
+        fast = model(x)
+        scripted = torch.jit.script(model)(x)
+        with monkeypatch.context() as patch:
+            patch.setattr(torch.backends.mkldnn, "enabled", False)
+            portable = model(x)
+    with_grad = model(x)
+    assert with_grad.requires_grad
+    for other in (portable, scripted, with_grad.detach()):
+        torch.testing.assert_close(other, fast, rtol=1e-5, atol=1e-5)
+
+
 def test_stochastic_depth_is_per_sample_across_chunks() -> None:
     model = small(2, stochastic_depth_prob=0.6, dropout=0.0).train()
     x = torch.randn(3, 3, 6, 64, 96)
