@@ -1,12 +1,16 @@
 """Shared test fixtures.
 
 ``http_server``: a real HTTP server on 127.0.0.1 (random port) serving the files of a
-temporary directory, with Range support, a request log and programmable faults, so
-tests exercise real sockets without ever touching the network.
+temporary directory, with Range and If-Range support (an ``ETag`` derived from the
+file's bytes), a request log and programmable faults, so tests exercise real sockets
+without ever touching the network.
 """
 
 from __future__ import annotations
 
+import email.utils
+import hashlib
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -27,6 +31,8 @@ class Fault:
     cut_times: int = 1  # ...for this many requests
     length_delta: int = 0  # claim the file is this many bytes longer (<0: shorter) than it is
     ignore_range: bool = False  # answer Range requests with 200 and the whole file
+    ignore_if_range: bool = False  # serve the Range even when If-Range does not match
+    validator: str | None = "etag"  # what the responses carry: "etag", "last-modified" or None (neither)
     delay: float = 0.0  # seconds to wait after the headers, before the body
     status: int | None = None  # serve `body` with this status instead of the file
     body: bytes = b""
@@ -39,6 +45,7 @@ class Request:
     path: str
     range: str | None
     status: int
+    if_range: str | None = None
     body_bytes: int = 0  # body bytes actually written
     full_body: bool = False  # the whole file was sent from byte 0
 
@@ -67,6 +74,20 @@ class LoopbackServer:
             fault = self.faults[name] = Fault(**settings)  # type: ignore[arg-type]
         return fault
 
+    @staticmethod
+    def etag(data: bytes) -> str:
+        """The ``ETag`` served for a file holding ``data``."""
+        return '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
+
+    def replace(self, name: str, data: bytes) -> None:
+        """Republish ``/name`` with ``data`` (atomically): a new ETag and a later Last-Modified."""
+        file = self.root / name
+        before = file.stat().st_mtime if file.exists() else time.time()
+        tmp = file.with_name(name + ".new")
+        tmp.write_bytes(data)
+        os.utime(tmp, (before + 1, before + 1))
+        os.replace(tmp, file)
+
     def requests_for(self, name: str) -> list[Request]:
         with self._lock:
             return [r for r in self.requests if r.path == "/" + name]
@@ -89,7 +110,7 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             path = urlsplit(self.path).path
             name = unquote(path.lstrip("/"))
-            record = Request("GET", path, self.headers.get("Range"), 0)
+            record = Request("GET", path, self.headers.get("Range"), 0, self.headers.get("If-Range"))
             with server._lock:
                 server.requests.append(record)
                 fault = server.faults.get(name)
@@ -111,11 +132,18 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             announced_size = size + (fault.length_delta if fault else 0)  # what the headers claim
             start, status = 0, 200
             headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes"}
-            if record.range and not (fault and fault.ignore_range):
+            validator = fault.validator if fault else "etag"
+            if validator == "etag":
+                headers["ETag"] = server.etag(data)
+            elif validator == "last-modified":
+                headers["Last-Modified"] = email.utils.formatdate(file.stat().st_mtime, usegmt=True)
+            # If-Range: serve the range only if it names the current file, else the whole file (RFC 9110 13.1.5)
+            current = record.if_range is None or record.if_range in (headers.get("ETag"), headers.get("Last-Modified"))
+            if record.range and not (fault and fault.ignore_range) and (current or (fault and fault.ignore_if_range)):
                 first, _, last = record.range.removeprefix("bytes=").partition("-")
                 start = int(first)
                 if start >= announced_size:
-                    extra = {"Content-Range": f"bytes */{announced_size}"}
+                    extra = {**headers, "Content-Range": f"bytes */{announced_size}"}
                     return self._reply(record, 416, b"", "text/plain", extra)
                 end = min(int(last), announced_size - 1) if last else announced_size - 1
                 data = data[start : end + 1]
@@ -131,7 +159,7 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
 
         def _reply(self, record: Request, status: int, body: bytes, content_type: str,
                    extra: dict[str, str] | None = None) -> None:
-            self._send(record, status, {"Content-Type": content_type, **(extra or {})}, len(body), body, 0.0)
+            self._send(record, status, {**(extra or {}), "Content-Type": content_type}, len(body), body, 0.0)
 
         def _send(self, record: Request, status: int, headers: dict[str, str], length: int, body: bytes,
                   delay: float) -> None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import datetime
 import hashlib
+import json
 import os
+import pickle
+import shlex
+import shutil
 import socket
 import subprocess
 import sys
@@ -11,6 +16,7 @@ import time
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 import requests
 import torch
@@ -19,13 +25,25 @@ from videozoo import hub
 from videozoo.errors import CheckpointError, DownloadError, VideozooError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_BACKOFF_BASE = hub.BACKOFF_BASE  # before the autouse fixture sets it to 0
+
+# Runs videozoo.hub without videozoo/__init__ (models, torch): a download needs neither,
+# and torch imports in several processes on two cores would dominate the tests.
+BARE_HUB = (
+    "import sys, types\n"
+    f"pkg = types.ModuleType('videozoo'); pkg.__path__ = [{str(REPO_ROOT / 'videozoo')!r}]\n"
+    "sys.modules['videozoo'] = pkg\n"
+    "from videozoo import hub\n"
+    "assert 'torch' not in sys.modules\n"
+)
 
 
 @pytest.fixture(autouse=True)
 def cache_home(tmp_path, monkeypatch):
-    """Every test gets its own VIDEOZOO_HOME and no backoff sleeps."""
+    """Every test gets its own VIDEOZOO_HOME, offline mode off and no backoff sleeps."""
     home = tmp_path / "vzhome"
     monkeypatch.setenv("VIDEOZOO_HOME", str(home))
+    monkeypatch.delenv("VIDEOZOO_OFFLINE", raising=False)
     monkeypatch.setattr(hub, "BACKOFF_BASE", 0.0)
     return home / "checkpoints"
 
@@ -43,6 +61,13 @@ def publish(root: Path, stem: str, obj: object, *, hashed: bool = True, legacy: 
     name = f"{stem}-{hashlib.sha256(data).hexdigest()[:8]}.pth" if hashed else f"{stem}.pth"
     tmp.rename(root / name)
     return name, data
+
+
+def no_network_env(**extra: str) -> dict[str, str]:
+    """This process's environment without proxy or videozoo settings, plus ``extra``."""
+    drop = ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "videozoo_")
+    env = {k: v for k, v in os.environ.items() if not k.lower().startswith(drop)}
+    return {**env, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]), **extra}
 
 
 def cache_files(cache_dir: Path) -> list[str]:
@@ -124,24 +149,97 @@ def test_resume_after_connection_cut(http_server, cache_home):
     http_server.fault(name, cut_after=cut)
     path = hub.download(http_server.url(name), progress=False)
     reqs = http_server.requests_for(name)
-    assert [r.range for r in reqs] == [None, f"bytes={cut}-"]
-    assert [r.status for r in reqs] == [200, 206]
+    assert [(r.range, r.if_range, r.status) for r in reqs] == [
+        (None, None, 200),
+        (f"bytes={cut}-", http_server.etag(data), 206),  # the tail only if the file is still the same
+    ]
     assert reqs[1].body_bytes == len(data) - cut  # only the rest was transferred
     assert path.read_bytes() == data  # and the sha256 of the whole file matched the name
     assert cache_files(cache_home) == [name]
     assert_same_state_dict(hub.load_checkpoint(path), sd)
 
 
-def test_resume_hashes_the_partial_part(http_server, cache_home):
-    """A stale .partial with wrong bytes is resumed, and the whole-file hash catches it."""
+@pytest.mark.parametrize("validator", ["etag", "last-modified"])
+def test_resume_of_a_kept_partial_sends_its_validator(http_server, cache_home, validator):
+    """A cut run keeps the response's validator next to the partial file; the next run sends it as If-Range."""
+    name, data = publish(http_server.root, "conv", make_state_dict(2, torch.nn.Conv3d(4, 8, 3)))
+    cut = len(data) // 2
+    http_server.fault(name, cut_after=cut, validator=validator)
+    with pytest.raises(DownloadError, match="Run again to resume it"):
+        hub.download(http_server.url(name), progress=False, retries=0)
+    first = http_server.requests_for(name)[0]
+    kept = json.loads((cache_home / f"{name}.partial.json").read_text())
+    assert kept == {"url": http_server.url(name), "validator": kept["validator"]} and kept["validator"]
+    assert (cache_home / f"{name}.partial").read_bytes() == data[:cut]
+
+    path = hub.download(http_server.url(name), progress=False)
+    second = http_server.requests_for(name)[1]
+    assert (first.if_range, second.range, second.if_range, second.status) == (
+        None, f"bytes={cut}-", kept["validator"], 206
+    )
+    assert path.read_bytes() == data
+    assert cache_files(cache_home) == [name]  # partial and its .json are gone
+
+
+@pytest.mark.parametrize("server", ["honours If-Range", "ignores If-Range"])
+def test_file_replaced_between_cut_and_resume_gives_the_new_file(http_server, cache_home, tmp_path, server):
+    """The partial start of the old file is never glued to the new file's tail, even without a hash in the name."""
+    name, old = publish(http_server.root, "conv", make_state_dict(4), hashed=False)
+    cut = len(old) // 2
+    http_server.fault(name, cut_after=cut, ignore_if_range=server == "ignores If-Range")
+    with pytest.raises(DownloadError, match="Run again to resume it"):
+        hub.download(http_server.url(name), progress=False, retries=0)
+    torch.save(make_state_dict(5), tmp_path / name)  # the same name: the same zip layout
+    new = (tmp_path / name).read_bytes()
+    assert len(new) == len(old) and new[:cut] != old[:cut]  # only the bytes tell the versions apart
+    http_server.replace(name, new)
+
+    path = hub.download(http_server.url(name), progress=False)
+    reqs = [(r.range, r.if_range, r.status) for r in http_server.requests_for(name)]
+    resume = (f"bytes={cut}-", http_server.etag(old))
+    if server == "honours If-Range":  # the whole new file comes back instead of a tail
+        assert reqs == [(None, None, 200), (*resume, 200)]
+    else:  # a tail with another ETag is refused; the file restarts from zero
+        assert reqs == [(None, None, 200), (*resume, 206), (None, None, 200)]
+    assert path.read_bytes() == new
+    assert cache_files(cache_home) == [name]
+
+
+def test_partial_without_validator_restarts_if_the_server_has_one(http_server, cache_home):
+    """A .partial of unknown origin cannot be shown to be of the served file: it is not resumed."""
     name, data = publish(http_server.root, "conv", make_state_dict())
+    cache_home.mkdir(parents=True)
+    (cache_home / f"{name}.partial").write_bytes(b"PK\x03\x04" + b"\0" * 100)
+    path = hub.download(http_server.url(name), progress=False)
+    assert [(r.range, r.if_range, r.status) for r in http_server.requests_for(name)] == [
+        ("bytes=104-", None, 206),
+        (None, None, 200),
+    ]
+    assert path.read_bytes() == data
+
+
+def test_resume_without_validators_hashes_the_partial_part(http_server, cache_home):
+    """Neither side has a validator: a stale .partial is resumed, and the whole-file hash catches it."""
+    name, data = publish(http_server.root, "conv", make_state_dict())
+    http_server.fault(name, validator=None)
     cache_home.mkdir(parents=True)
     (cache_home / f"{name}.partial").write_bytes(b"PK\x03\x04" + b"\0" * 100)
     with pytest.raises(DownloadError, match="sha256"):
         hub.download(http_server.url(name), progress=False)
-    assert http_server.requests_for(name)[0].range == "bytes=104-"
+    assert [(r.range, r.if_range, r.status) for r in http_server.requests_for(name)] == [("bytes=104-", None, 206)]
     assert cache_files(cache_home) == []
     assert hub.download(http_server.url(name), progress=False).read_bytes() == data  # starts over cleanly
+
+
+def test_resume_without_validators_after_a_cut(http_server, cache_home):
+    name, data = publish(http_server.root, "conv", make_state_dict())
+    http_server.fault(name, cut_after=300, validator=None)
+    path = hub.download(http_server.url(name), progress=False)
+    assert [(r.range, r.if_range, r.status) for r in http_server.requests_for(name)] == [
+        (None, None, 200),
+        ("bytes=300-", None, 206),
+    ]
+    assert path.read_bytes() == data
 
 
 def test_server_ignoring_range_restarts_from_zero(http_server, cache_home):
@@ -149,8 +247,12 @@ def test_server_ignoring_range_restarts_from_zero(http_server, cache_home):
     http_server.fault(name, cut_after=200, ignore_range=True)
     path = hub.download(http_server.url(name), progress=False)
     reqs = http_server.requests_for(name)
-    assert [(r.range, r.status) for r in reqs] == [(None, 200), ("bytes=200-", 200)]
+    assert [(r.range, r.if_range, r.status) for r in reqs] == [
+        (None, None, 200),
+        ("bytes=200-", http_server.etag(data), 200),
+    ]
     assert path.read_bytes() == data
+    assert cache_files(cache_home) == [name]
 
 
 def test_416_restarts_from_zero(http_server, cache_home):
@@ -165,11 +267,15 @@ def test_416_restarts_from_zero(http_server, cache_home):
     assert path.read_bytes() == data
 
 
-def test_503_then_success(http_server, cache_home):
+def test_503_then_success(http_server, cache_home, monkeypatch):
     name, data = publish(http_server.root, "conv", make_state_dict())
     http_server.fault(name, fail_first=2)
+    sleeps: list[float] = []
+    monkeypatch.setattr(hub, "time", types.SimpleNamespace(sleep=sleeps.append))
+    monkeypatch.setattr(hub, "BACKOFF_BASE", SHIPPED_BACKOFF_BASE)
     path = hub.download(http_server.url(name), progress=False)
     assert [r.status for r in http_server.requests_for(name)] == [503, 503, 200]
+    assert sleeps == [SHIPPED_BACKOFF_BASE, 2 * SHIPPED_BACKOFF_BASE]  # a server error is worth waiting for
     assert path.read_bytes() == data
 
 
@@ -227,17 +333,86 @@ def test_body_shorter_than_file_is_an_error(http_server, cache_home):
     assert cache_files(cache_home) == []
 
 
-def test_offline_is_a_clear_error(cache_home):
+def test_connection_refused_fails_at_once(cache_home, monkeypatch):
+    monkeypatch.setattr(hub, "BACKOFF_BASE", SHIPPED_BACKOFF_BASE)  # a retry would sleep 1 s, then 2 s, ...
+    assert SHIPPED_BACKOFF_BASE >= 1.0
     with socket.socket() as s:  # a port with nothing listening: connection refused
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/conv-abcdef12.pth"
+    start = time.monotonic()
     with pytest.raises(DownloadError) as info:
-        hub.download(url, progress=False, retries=2, timeout=(2.0, 2.0))
+        hub.download(url, progress=False)
+    assert time.monotonic() - start < 2.0
     message = str(info.value)
-    assert url in message and "after 3 attempts" in message and "connection refused" in message
-    assert str(cache_home / "conv-abcdef12.pth") in message
+    assert url in message and "connection refused" in message and "attempts" not in message
+    assert f"put it at {cache_home / 'conv-abcdef12.pth'}" in message
+    assert isinstance(info.value.__cause__, requests.ConnectionError)
     assert cache_files(cache_home) == []
+
+
+def unshare_net() -> list[str]:
+    """A command prefix that runs a program in a new network namespace: no network at all, only a down loopback."""
+    unshare = shutil.which("unshare")
+    if unshare is not None:
+        for prefix in ([unshare, "-n"], [unshare, "-r", "-n"]):  # as root; else in a user namespace
+            if subprocess.run([*prefix, "true"], capture_output=True).returncode == 0:
+                return prefix
+    pytest.fail(
+        "this test needs `unshare -n` (util-linux) to run a process without any network: install util-linux "
+        "and run as root, or allow unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)."
+    )
+
+
+def test_unknown_host_fails_at_once_without_network(tmp_path):
+    """In a network namespace of its own nothing resolves: the download fails at once, saying where the file goes."""
+    url = "https://checkpoints.example/some-model-0123abcd.pth"
+    script = BARE_HUB + (
+        "import json, time\n"
+        "start = time.monotonic()\n"
+        "try:\n"
+        "    hub.download(sys.argv[1], progress=False)\n"
+        "except Exception as e:\n"
+        "    print(json.dumps({'elapsed': time.monotonic() - start, 'type': type(e).__name__, 'error': str(e)}))\n"
+    )
+    result = subprocess.run(
+        [*unshare_net(), sys.executable, "-c", script, url],
+        env=no_network_env(VIDEOZOO_HOME=str(tmp_path)), capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0 and result.stdout, result.stderr
+    out = json.loads(result.stdout)
+    assert out["type"] == "DownloadError", out
+    assert out["elapsed"] < 2.0, out
+    assert "host name not found" in out["error"] and "offline" in out["error"], out
+    assert url in out["error"] and f"put it at {tmp_path / 'checkpoints' / 'some-model-0123abcd.pth'}" in out["error"]
+    assert cache_files(tmp_path / "checkpoints") == []
+
+
+@pytest.mark.parametrize("value", ["1", "TRUE", "yes"])
+def test_offline_mode_never_connects(http_server, cache_home, monkeypatch, value):
+    name, data = publish(http_server.root, "conv", make_state_dict())
+    url = http_server.url(name)
+    monkeypatch.setenv("VIDEOZOO_OFFLINE", value)
+    with pytest.raises(DownloadError) as info:
+        hub.download(url, progress=False)
+    message = str(info.value)
+    assert "VIDEOZOO_OFFLINE" in message and url in message and f"put the file at {cache_home / name}" in message
+    assert http_server.requests == []
+    assert not cache_home.exists()
+
+    monkeypatch.delenv("VIDEOZOO_OFFLINE")
+    hub.download(url, progress=False)
+    monkeypatch.setenv("VIDEOZOO_OFFLINE", value)
+    assert hub.download(url, progress=False).read_bytes() == data  # a cached file is used
+    assert_same_state_dict(hub.load_state_dict_from_url(url, progress=False), make_state_dict())
+    assert len(http_server.requests) == 1
+
+
+@pytest.mark.parametrize("value", ["0", ""])
+def test_offline_mode_off(http_server, cache_home, monkeypatch, value):
+    name, data = publish(http_server.root, "conv", make_state_dict())
+    monkeypatch.setenv("VIDEOZOO_OFFLINE", value)
+    assert hub.download(http_server.url(name), progress=False).read_bytes() == data
 
 
 def test_warm_cache_needs_no_network(http_server, cache_home, monkeypatch):
@@ -259,14 +434,8 @@ def test_concurrent_processes_download_once(http_server, cache_home, tmp_path):
     http_server.fault(name, delay=0.5)  # keep the download in flight while others arrive
     url = http_server.url(name)
     go = tmp_path / "go"
-    # Workers import videozoo.hub without running videozoo/__init__ (models, torch): a
-    # download needs neither, and four torch imports on two cores would dominate the test.
-    script = (
-        "import pathlib, sys, time, types\n"
-        f"pkg = types.ModuleType('videozoo'); pkg.__path__ = [{str(REPO_ROOT / 'videozoo')!r}]\n"
-        "sys.modules['videozoo'] = pkg\n"
-        "from videozoo import hub\n"
-        "assert 'torch' not in sys.modules\n"
+    script = BARE_HUB + (
+        "import pathlib, time\n"
         "pathlib.Path(sys.argv[2]).touch()\n"
         "go = pathlib.Path(sys.argv[3])\n"
         "while not go.exists(): time.sleep(0.005)\n"
@@ -337,12 +506,92 @@ def test_pickle_payload_from_url_is_refused(http_server, tmp_path):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("damage", ["truncated-zip", "truncated-legacy", "html", "empty", "garbage-zip"])
-def test_damaged_file_is_a_checkpoint_error(tmp_path, damage):
-    good = tmp_path / "good.pth"
+def test_pickle_payload_of_os_system_is_refused(tmp_path):
+    class Payload:
+        def __reduce__(self):
+            return (os.system, (f"touch {shlex.quote(str(marker))}",))
+
+    marker = tmp_path / "armed"
+    torch.save({"w": torch.ones(2), "x": Payload()}, tmp_path / "probe.pth")
+    torch.load(tmp_path / "probe.pth", weights_only=False)
+    assert marker.exists()  # the payload is live: an unsafe load runs it
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    torch.save({"w": torch.ones(2), "x": Payload()}, path)
+    system = f"{os.system.__module__}.{os.system.__name__}"  # posix.system
+    assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == [system]
+    with pytest.raises(CheckpointError, match="needs arbitrary code to load") as info:
+        hub.load_checkpoint(path)
+    assert f"({system})" in str(info.value) and str(path) in str(info.value)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("form", ["zip", "legacy", "legacy-numpy1"])
+def test_numpy_scalars_and_dtypes_load(tmp_path, form):
+    """Training scripts (PySlowFast's) save numpy scalars and dtypes next to the weights."""
+    sd = make_state_dict()
+    checkpoint = {
+        "model_state": sd,
+        "epoch": np.int64(3),
+        "lr": np.float32(0.125),
+        "dtype": np.dtype("float32"),
+        "more": [np.bool_(True), np.uint8(7), np.int32(-2), np.float16(0.5), np.float64(0.1), np.complex64(1 + 2j)],
+        "optimizer_state": {"state": {}, "param_groups": [{"lr": np.float64(0.01), "momentum": np.float32(0.9)}]},
+    }
+    path = tmp_path / "slowfast.pyth"
+    torch.save(checkpoint, path, _use_new_zipfile_serialization=form == "zip")
+    if form == "legacy-numpy1":  # as numpy 1 wrote it: the scalar reconstructor was numpy.core's
+        data = path.read_bytes()
+        numpy2, numpy1 = b"cnumpy._core.multiarray\nscalar\n", b"cnumpy.core.multiarray\nscalar\n"
+        assert numpy2 in data or numpy1 in data
+        path.write_bytes(data.replace(numpy2, numpy1))
+    allowed_before = torch.serialization.get_safe_globals()
+    with pytest.raises(pickle.UnpicklingError):  # torch alone refuses them
+        torch.load(path, weights_only=True)
+
+    out = hub.load_checkpoint(path)
+    assert_same_state_dict(out["model_state"], sd)
+    for key in ("epoch", "lr", "dtype", "more", "optimizer_state"):
+        assert out[key] == checkpoint[key]
+    assert type(out["epoch"]) is np.int64 and type(out["lr"]) is np.float32
+    assert [type(v) for v in out["more"]] == [type(v) for v in checkpoint["more"]]
+    assert torch.serialization.get_safe_globals() == allowed_before  # allowed for that load only
+
+
+def test_user_allowlisted_globals_survive_a_load(tmp_path):
+    path = tmp_path / "np.pth"
+    torch.save({"epoch": np.int64(3)}, path)
+    with torch.serialization.safe_globals([np.dtype]):
+        assert hub.load_checkpoint(path) == {"epoch": 3}
+        assert np.dtype in torch.serialization.get_safe_globals()
+
+
+@pytest.mark.parametrize(
+    ("obj", "refused"),
+    [
+        (np.arange(3), "multiarray._reconstruct"),  # arrays are not on the list
+        (np.dtype("datetime64[s]"), "numpy.dtypes.DateTime64DType"),  # neither are other dtypes
+        (datetime.date(2020, 1, 1), "datetime.date"),
+    ],
+    ids=["ndarray", "datetime-dtype", "date"],
+)
+def test_other_globals_are_refused_by_name(tmp_path, obj, refused):
+    path = tmp_path / "other.pth"
+    torch.save({"epoch": np.int64(3), "x": obj}, path)
+    with pytest.raises(CheckpointError, match="needs arbitrary code to load") as info:
+        hub.load_checkpoint(path)
+    assert refused in str(info.value) and str(path) in str(info.value)
+
+
+DAMAGE = ["truncated-zip", "truncated-legacy", "html", "empty", "garbage-zip"]
+
+
+def write_damaged(path: Path, damage: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    good = path.with_name("good.pth")
     torch.save(make_state_dict(), good, _use_new_zipfile_serialization=damage != "truncated-legacy")
     data = good.read_bytes()
-    path = tmp_path / "bad-0123abcd.pth"
     path.write_bytes({
         "truncated-zip": data[: len(data) // 2],
         "truncated-legacy": data[: len(data) // 2],
@@ -350,10 +599,39 @@ def test_damaged_file_is_a_checkpoint_error(tmp_path, damage):
         "empty": b"",
         "garbage-zip": b"PK\x03\x04" + bytes(range(256)) * 4,
     }[damage])
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_damaged_own_file_is_a_checkpoint_error(tmp_path, damage):
+    """A file the user passes by path: downloading it again is no advice; re-saving it is."""
+    path = tmp_path / "mine" / "bad-0123abcd.pth"
+    write_damaged(path, damage)
     with pytest.raises(CheckpointError) as info:
         hub.load_checkpoint(path)
     message = str(info.value)
-    assert str(path) in message and "download it again" in message
+    assert str(path) in message and "download" not in message
+    assert "complete PyTorch checkpoint" in message and "torch.save(model.state_dict(), path)" in message
+
+
+@pytest.mark.parametrize("where", ["cache", "downloaded"])
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_damaged_downloaded_file_is_a_checkpoint_error(tmp_path, cache_home, damage, where):
+    """A file in the cache (or one download() put elsewhere): delete it and download it again."""
+    path = (cache_home if where == "cache" else tmp_path / "model_dir") / "bad-0123abcd.pth"
+    write_damaged(path, damage)
+    with pytest.raises(CheckpointError) as info:
+        hub.load_checkpoint(path, downloaded=where == "downloaded")
+    message = str(info.value)
+    assert str(path) in message and message.endswith("Delete it and download it again.")
+
+
+def test_damaged_file_from_url_says_download_again(http_server, tmp_path):
+    """A truncated legacy (non-zip) file passes the download checks; loading it says to download it again."""
+    write_damaged(http_server.root / "trunc.pth", "truncated-legacy")
+    with pytest.raises(CheckpointError) as info:
+        hub.load_state_dict_from_url(http_server.url("trunc.pth"), progress=False, model_dir=tmp_path / "md")
+    message = str(info.value)
+    assert str(tmp_path / "md" / "trunc.pth") in message and message.endswith("Delete it and download it again.")
 
 
 def test_missing_file_is_file_not_found(tmp_path):

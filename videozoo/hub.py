@@ -3,27 +3,44 @@
 Files live in :func:`get_dir` (``$VIDEOZOO_HOME/checkpoints``, else torch.hub's
 ``checkpoints`` dir, so weights torchvision already downloaded are reused) under
 the basename of their URL.  A cached file is returned without any network access.
+With ``VIDEOZOO_OFFLINE=1`` (or ``true``/``yes``/``on``) the network is never used:
+a file that is not cached is an immediate :class:`DownloadError` naming where to put it.
 
 A download streams into ``<file>.partial`` next to the final file and is renamed
 into place (``os.replace``) only once it is complete, looks like a checkpoint and,
 when the name carries torchvision's ``name-<sha256 prefix>.ext`` hash, matches it.
 Several processes (e.g. DDP ranks) asking for the same file serialise on
-``<file>.lock``: one downloads, the others wait and reuse its file.  Connection
-errors, timeouts and 5xx responses are retried with exponential backoff, and an
-interrupted transfer resumes from the partial file with an HTTP Range request.
+``<file>.lock``: one downloads, the others wait and reuse its file.  Timeouts,
+broken transfers and 5xx/408/429 responses are retried with exponential backoff.
+A host name that does not resolve, a refused connection or an unreachable network
+fails at once (waiting would not help a machine without internet), with the path
+to put the file at by hand.
 
-Checkpoints are loaded with ``torch.load(..., weights_only=True)`` only: a file
-that needs arbitrary unpickling is refused and its payload never runs.  torch is
-imported on first use, so processes that only download start fast.
+An interrupted transfer resumes with an HTTP Range request only if the server shows
+that its file did not change: the validator of the response being saved (``ETag``,
+else ``Last-Modified``) is kept in ``<file>.partial.json`` and sent as ``If-Range``,
+and bytes are appended only to a 206 response that carries the same validator (or
+none, if none was kept).  Anything else restarts the file from zero, so a partial
+file is never glued to the tail of a changed one.
+
+Checkpoints are loaded with ``torch.load(..., weights_only=True)``; the only globals
+allowed beyond torch's own are numpy's data-only ones (:func:`_numpy_data_globals`).
+A file that needs any other global is refused and its payload never runs.  torch
+is imported on first use, so processes that only download start fast.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
+import json
 import os
 import pickle
 import re
+import socket
 import sys
+import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -47,6 +64,8 @@ __all__ = [
 ]
 
 ENV_VIDEOZOO_HOME = "VIDEOZOO_HOME"
+#: ``1``, ``true``, ``yes`` or ``on`` (any case): never download; unset, empty or anything else: download.
+ENV_VIDEOZOO_OFFLINE = "VIDEOZOO_OFFLINE"
 
 #: torchvision's convention: ``name-<hex>.ext``; the hex is a prefix of the file's sha256.
 HASH_REGEX = re.compile(r"-([a-f0-9]*)\.")
@@ -66,9 +85,13 @@ _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
 # Messages of torch's weights-only unpickler that mean "this needs code we won't run".
 _UNSAFE_PICKLE = re.compile(
     r"Unsupported global|GLOBAL \S+ whose module|unrecognized function"
-    r"|Can only create new object|must be imported to load"
+    r"|Can only create new object|Can only build|must be imported to load"
 )
-_UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+)")
+_UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+)|but got <class '([^']+)'>")
+
+# safe_globals adds to torch's process-wide allowlist and removes its entries on exit:
+# loads in several threads at once must not remove each other's entries mid-load.
+_LOAD_LOCK = threading.Lock()
 
 
 class _Transient(Exception):
@@ -77,6 +100,10 @@ class _Transient(Exception):
 
 class _Restart(Exception):
     """The partial file is unusable; it was truncated and the next attempt starts from zero."""
+
+
+class _Unreachable(Exception):
+    """The server cannot be reached at all (no DNS, connection refused, no network): not retried."""
 
 
 def get_dir() -> Path:
@@ -118,18 +145,25 @@ def download(
 ) -> Path:
     """Return the cached file for ``url``, downloading it first if it is not cached.
 
-    ``retries`` is the number of extra attempts after connection errors, timeouts,
-    5xx/408/429 responses and interrupted transfers; ``timeout`` is requests'
+    ``retries`` is the number of extra attempts after timeouts, broken connections,
+    5xx/408/429 responses and interrupted transfers (an unknown host name, a refused
+    connection or an unreachable network fail at once); ``timeout`` is requests'
     ``(connect, read)`` timeout in seconds.  With ``check_hash`` (and a hash in the
     file name) the sha256 of the whole file must start with that hash.  A cached
     file is returned as is, without network access or hash check.
 
-    Raises :class:`~videozoo.errors.DownloadError` if the file cannot be obtained;
-    nothing is then left under the final name.
+    Raises :class:`~videozoo.errors.DownloadError` if the file cannot be obtained,
+    at once if ``VIDEOZOO_OFFLINE`` is on; nothing is then left under the final name.
     """
     dst = cached_path(url, model_dir)
     if dst.is_file():
         return dst
+    if _offline_mode():
+        raise DownloadError(
+            f"{dst.name} is not in the cache and {ENV_VIDEOZOO_OFFLINE} is on, so it was not downloaded. "
+            f"Fetch {url} on a machine with internet access and put the file at {dst}; it is then used as is "
+            f"(or unset {ENV_VIDEOZOO_OFFLINE} to download it)."
+        )
     dst.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(dst.with_name(dst.name + ".lock"))):
         if dst.is_file():  # another process downloaded it while we waited
@@ -138,40 +172,44 @@ def download(
     return dst
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> Any:
+def load_checkpoint(path: str | os.PathLike[str], *, downloaded: bool = False) -> Any:
     """Load a checkpoint on CPU with ``torch.load(weights_only=True)``.
 
-    Raises :class:`~videozoo.errors.CheckpointError` if the file is not a torch
-    checkpoint, is truncated or corrupt, or needs arbitrary code to unpickle (refused;
-    its payload never runs).  A missing file raises ``FileNotFoundError``.
+    numpy scalars and dtypes in it (e.g. ``"epoch": np.int64(3)``) load too with
+    torch >= 2.6, see :func:`_numpy_data_globals`.  Raises :class:`~videozoo.errors.CheckpointError`,
+    naming the file, if it is not a torch checkpoint, is truncated or corrupt, or needs
+    any other global to unpickle (refused; its payload never runs).  For a damaged file
+    the message says to download it again if it was ``downloaded`` (as
+    :func:`load_state_dict_from_url` says) or lies in :func:`get_dir`, else to check or
+    re-save it.  A missing file raises ``FileNotFoundError``.
     """
     import torch
 
     path = Path(path)
     with open(path, "rb") as f:
         head = f.read(_HEAD_LEN)
+    remedy = _load_remedy(path, downloaded)
     if not _looks_like_checkpoint(head):
-        raise CheckpointError(
-            f"{path} is not a PyTorch checkpoint (it starts with {_describe_head(head)}). "
-            f"Delete it and download it again."
-        )
+        raise CheckpointError(f"{path} is not a PyTorch checkpoint (it starts with {_describe_head(head)}). {remedy}")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with _LOAD_LOCK, _numpy_allowed(torch):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         message = str(e)
         if _UNSAFE_PICKLE.search(message):
             found = _UNSAFE_GLOBAL.search(message)
-            what = f" ({found.group(1)})" if found else ""
+            what = f" ({found.group(1) or found.group(2)})" if found else ""
             raise CheckpointError(
-                f"{path} needs arbitrary code to load{what} and was refused: videozoo only loads "
-                f"checkpoints with torch.load(weights_only=True) and never unpickles untrusted objects. "
-                f"Use a checkpoint that holds only tensors and plain containers (e.g. a state_dict)."
+                f"{path} needs arbitrary code to load{what} and was refused: videozoo only loads checkpoints "
+                f"with torch.load(weights_only=True) (plus numpy scalars and dtypes) and never unpickles untrusted "
+                f"objects. Use a checkpoint that holds only tensors and plain containers, e.g. one written by "
+                f"torch.save(model.state_dict(), path)."
             ) from None
-        raise _corrupt(path, e, "invalid pickle data") from e
+        raise _corrupt(path, e, remedy, "invalid pickle data") from e
     except OSError:
         raise
     except Exception as e:  # torch raises RuntimeError, EOFError, ValueError, ... for damaged files
-        raise _corrupt(path, e) from e
+        raise _corrupt(path, e, remedy) from e
 
 
 def load_state_dict_from_url(
@@ -183,7 +221,7 @@ def load_state_dict_from_url(
 ) -> Any:
     """:func:`download` ``url`` (or reuse the cached file), then :func:`load_checkpoint` it."""
     path = download(url, progress=progress, check_hash=check_hash, model_dir=model_dir)
-    return load_checkpoint(path)
+    return load_checkpoint(path, downloaded=True)
 
 
 # --------------------------------------------------------------------------- internals
@@ -206,14 +244,15 @@ def _download_locked(
             try:
                 hasher = _attempt(session, url, partial, bar, timeout, remedy, want_hash=hash_prefix is not None)
                 break
+            except _Unreachable as e:
+                raise DownloadError(f"Could not download {url}: {e}.{_resume_hint(partial)} {remedy}") from e.__cause__
             except _Restart as e:
                 if attempt > retries:
                     raise DownloadError(f"Could not download {url} after {attempt} attempts: {e}. {remedy}") from None
             except _Transient as e:
                 if attempt > retries:
-                    resume = " Run again to resume it." if partial.is_file() and partial.stat().st_size else ""
                     raise DownloadError(
-                        f"Could not download {url} after {attempt} attempts: {e}.{resume} {remedy}"
+                        f"Could not download {url} after {attempt} attempts: {e}.{_resume_hint(partial)} {remedy}"
                     ) from e.__cause__
                 time.sleep(min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1)))
 
@@ -229,8 +268,10 @@ def _download_locked(
         _check_complete(partial, url)
     except DownloadError:
         partial.unlink(missing_ok=True)
+        _sidecar(partial).unlink(missing_ok=True)
         raise
     os.replace(partial, dst)
+    _sidecar(partial).unlink(missing_ok=True)
 
 
 def _attempt(
@@ -248,23 +289,30 @@ def _attempt(
     Returns the sha256 of the whole partial file (if ``want_hash``) once it is complete.
     """
     offset = partial.stat().st_size if partial.is_file() else 0
+    kept = _kept_validator(partial, url) if offset else None
     headers = {"Accept-Encoding": "identity"}  # byte offsets and Content-Length must be of the file itself
     if offset:
         headers["Range"] = f"bytes={offset}-"
+        if kept is not None:
+            headers["If-Range"] = kept  # a server whose file changed sends it whole (200) instead of a tail
     try:
         response = session.get(url, headers=headers, stream=True, timeout=timeout)
     except (requests.ConnectionError, requests.Timeout) as e:
+        unreachable = _unreachable(e)
+        if unreachable is not None:
+            raise _Unreachable(unreachable) from e
         raise _Transient(_reason(e)) from e
     except requests.RequestException as e:
         raise DownloadError(f"Could not download {url}: {e}") from e
 
     with response:
         status = response.status_code
+        validator = _validator(response)
         content_range = _parse_content_range(response.headers.get("Content-Range"))
         if offset and status == 416:
-            if content_range and content_range[2] == offset:  # the partial file already is the whole file
+            if content_range and content_range[2] == offset and validator == kept:  # the partial is the whole file
                 return _hash_file(partial) if want_hash else None
-            _truncate(partial)
+            _start_over(partial)
             raise _Restart(f"the server refused to resume at byte {offset} (HTTP 416)")
         if status >= 500 or status in (408, 429):
             raise _Transient(f"HTTP {status} {response.reason}")
@@ -273,9 +321,15 @@ def _attempt(
 
         if status == 206:
             if not offset or content_range is None or content_range[0] != offset:
-                _truncate(partial)
+                _start_over(partial)
                 got = response.headers.get("Content-Range", "no Content-Range")
                 raise _Restart(f"the server answered a request for bytes {offset}- with {got}")
+            if validator != kept:  # the tail may be of another version of the file
+                _start_over(partial)
+                raise _Restart(
+                    f"the file on the server may have changed since the partial download began "
+                    f"(validator then: {kept}, now: {validator})"
+                )
             total = content_range[2]
             mode = "ab"
         else:  # 200 (also the answer to a Range request from a server that ignores Range): start from zero
@@ -307,6 +361,8 @@ def _attempt(
             if hasher is not None and mode == "ab":
                 _hash_file(partial, hasher)
             with open(partial, mode) as f:
+                if mode == "wb":  # after the truncation: a kept validator always describes the bytes kept
+                    _keep_validator(partial, url, validator)
                 for chunk in _chain(first, chunks):
                     f.write(chunk)
                     if hasher is not None:
@@ -384,13 +440,59 @@ def _describe_head(head: bytes) -> str:
     return repr(head[:16])
 
 
-def _corrupt(path: Path, error: BaseException, detail: str | None = None) -> CheckpointError:
+def _corrupt(path: Path, error: BaseException, remedy: str, detail: str | None = None) -> CheckpointError:
     if detail is None:  # first sentence of torch's message; the rest is boilerplate
         detail = str(error).strip().split(". ")[0].splitlines()[0][:160] if str(error).strip() else ""
     return CheckpointError(
         f"Could not load checkpoint {path}: the file is truncated or corrupt "
-        f"({type(error).__name__}{': ' + detail if detail else ''}). Delete it and download it again."
+        f"({type(error).__name__}{': ' + detail if detail else ''}). {remedy}"
     )
+
+
+def _load_remedy(path: Path, downloaded: bool) -> str:
+    """What to do about a damaged ``path``: a downloaded file can be fetched again, a user's own cannot."""
+    if downloaded or path.resolve().is_relative_to(get_dir().resolve()):
+        return "Delete it and download it again."
+    return (
+        "Check that it is a complete PyTorch checkpoint file (copied in full, written by torch.save); "
+        "re-saving the weights with torch.save(model.state_dict(), path) gives one."
+    )
+
+
+def _numpy_allowed(torch: Any) -> contextlib.AbstractContextManager[Any]:
+    """Allow :func:`_numpy_data_globals` for one load; what the user allowlisted already stays allowed."""
+    if torch.__version__ < (2, 6):  # safe_globals and its (global, "module.name") pairs are torch 2.6's
+        return contextlib.nullcontext()
+    already = torch.serialization.get_safe_globals()  # safe_globals removes its entries on exit
+    return torch.serialization.safe_globals([g for g in _numpy_data_globals() if g not in already])
+
+
+def _numpy_data_globals() -> list[Any]:
+    """The numpy globals :func:`load_checkpoint` allows: they only rebuild numbers and dtypes.
+
+    Checkpoints written by training scripts (PySlowFast's among them) hold numpy scalars,
+    e.g. ``"epoch": np.int64(3)`` or learning rates in the optimizer state, and dtypes.
+    Unpickling those needs the scalar reconstructor, under both of its pickle names
+    (numpy 1 writes ``numpy.core.multiarray.scalar``, numpy 2 ``numpy._core.multiarray.scalar``),
+    ``numpy.dtype``, and the dtype classes of bool and of the integer, unsigned, float and
+    complex types of every width (the unpickler sets their state).  Arrays, object, string,
+    void and datetime dtypes and every other global stay refused.  Empty without numpy.
+    """
+    try:
+        import numpy as np
+    except ImportError:
+        return []
+    try:
+        from numpy._core.multiarray import scalar  # numpy >= 2 (and 1.26's alias module)
+    except ImportError:
+        from numpy.core.multiarray import scalar
+    dtype_classes = {type(np.dtype(code)) for code in "?bhilqBHILQefdgFDG"}  # bool, C ints, uints, floats, complex
+    return [
+        (scalar, "numpy.core.multiarray.scalar"),
+        (scalar, "numpy._core.multiarray.scalar"),
+        np.dtype,
+        *sorted(dtype_classes, key=lambda t: t.__name__),
+    ]
 
 
 def _hash_file(path: Path, hasher: Any = None) -> Any:
@@ -401,10 +503,51 @@ def _hash_file(path: Path, hasher: Any = None) -> Any:
     return hasher
 
 
-def _truncate(path: Path) -> None:
-    if path.exists():
-        with open(path, "wb"):
+def _start_over(partial: Path) -> None:
+    """Empty ``partial`` and forget its validator: the next attempt downloads from byte 0."""
+    if partial.exists():
+        with open(partial, "wb"):
             pass
+    _sidecar(partial).unlink(missing_ok=True)
+
+
+def _sidecar(partial: Path) -> Path:
+    """``<file>.partial.json``: the URL and validator of the response that ``partial`` holds the start of."""
+    return partial.with_name(partial.name + ".json")
+
+
+def _validator(response: requests.Response) -> str | None:
+    """The response's strong ``ETag``, else its ``Last-Modified``: what ``If-Range`` may carry."""
+    etag = response.headers.get("ETag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return response.headers.get("Last-Modified") or None
+
+
+def _keep_validator(partial: Path, url: str, validator: str | None) -> None:
+    """Save ``validator`` next to ``partial`` (atomically), or remove the old one if there is none."""
+    sidecar = _sidecar(partial)
+    if validator is None:
+        sidecar.unlink(missing_ok=True)
+        return
+    tmp = sidecar.with_name(sidecar.name + ".tmp")
+    tmp.write_text(json.dumps({"url": url, "validator": validator}), encoding="utf-8")
+    os.replace(tmp, sidecar)
+
+
+def _kept_validator(partial: Path, url: str) -> str | None:
+    """The validator saved with ``partial`` when it was started from ``url``; None if none (or unreadable)."""
+    try:
+        kept = json.loads(_sidecar(partial).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(kept, dict) or kept.get("url") != url or not isinstance(kept.get("validator"), str):
+        return None
+    return kept["validator"]
+
+
+def _resume_hint(partial: Path) -> str:
+    return " Run again to resume it." if partial.is_file() and partial.stat().st_size else ""
 
 
 def _parse_content_range(value: str | None) -> tuple[int | None, int | None, int | None] | None:
@@ -430,12 +573,6 @@ def _int_or_none(value: str | None) -> int | None:
 
 
 _REASONS = (
-    ("Connection refused", "connection refused"),
-    ("Name or service not known", "host name not found"),
-    ("Temporary failure in name resolution", "host name not found"),
-    ("nodename nor servname", "host name not found"),
-    ("getaddrinfo failed", "host name not found"),
-    ("Network is unreachable", "network unreachable"),
     ("No route to host", "no route to host"),
     ("Connection reset", "connection reset"),
     ("IncompleteRead", "connection closed early"),
@@ -450,3 +587,34 @@ def _reason(error: BaseException) -> str:
         if marker in text:
             return f"{type(error).__name__}: {reason}"
     return f"{type(error).__name__}: {text[:200]}"
+
+
+def _unreachable(error: BaseException) -> str | None:
+    """Why ``error`` shows that the server cannot be reached at all, or None if a retry may help.
+
+    Looks through everything ``error`` wraps (requests and urllib3 nest the socket error
+    as cause, context, ``reason`` or argument) for a failed name lookup, ECONNREFUSED or
+    ENETUNREACH.  Timeouts are never such a proof.
+    """
+    if isinstance(error, requests.Timeout):
+        return None
+    seen: set[int] = set()
+    stack = [error]
+    while stack:
+        e = stack.pop()
+        if id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, socket.gaierror):
+            return f"host name not found ({e.strerror or e}): this machine is offline, or the name is wrong"
+        if isinstance(e, OSError) and e.errno == errno.ECONNREFUSED:
+            return "connection refused: nothing accepts connections there (or a firewall rejects them)"
+        if isinstance(e, OSError) and e.errno == errno.ENETUNREACH:
+            return "network unreachable: this machine seems to be offline"
+        wrapped = (e.__cause__, e.__context__, getattr(e, "reason", None), *e.args)
+        stack.extend(w for w in wrapped if isinstance(w, BaseException))
+    return None
+
+
+def _offline_mode() -> bool:
+    return os.environ.get(ENV_VIDEOZOO_OFFLINE, "").strip().lower() in ("1", "true", "yes", "on")
