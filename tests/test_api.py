@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import videozoo
-from videozoo import R2Plus1D_18_Weights, R3D_18_Weights, Weights, WeightsEnum
+from videozoo import CheckpointError, R2Plus1D_18_Weights, R3D_18_Weights, Weights, WeightsEnum
 from videozoo._api import build_model
 from videozoo.models.resnet import VideoResNet
 from videozoo.transforms import VideoClassification
@@ -127,7 +127,7 @@ def test_weights_fix_num_classes_and_reject_a_conflict(cache: Path) -> None:
 
 def test_checkpoint_of_another_model_is_refused_clearly(cache: Path) -> None:
     cache_checkpoint(cache, R3D_18_Weights.DEFAULT, videozoo.mc3_18())  # right file name, wrong network
-    with pytest.raises(RuntimeError, match=r"does not fit VideoResNet: .*wrong shape \(layer2\.0\.conv1\.0\.weight"):
+    with pytest.raises(CheckpointError, match=r"r3d_18-b3b3357e.pth: the checkpoint does not fit VideoResNet as built for R3D_18_Weights.KINETICS400_V1: .*wrong shape \(layer2\.0\.conv1\.0\.weight"):
         videozoo.r3d_18(weights="DEFAULT", progress=False)
 
 
@@ -148,9 +148,9 @@ def test_weights_download_through_a_builder(http_server, cache: Path, tmp_path: 
         )
         DEFAULT = V1
 
-    model = build_model(partial(VideoResNet, ("3d",) * 4), TinyWeights, "DEFAULT", progress=False)
+    model = build_model(VideoResNet, TinyWeights, "DEFAULT", False, {}, stage_convs=("3d",) * 4)
     assert (cache / name).is_file()
     assert all(torch.equal(model.state_dict()[k], v) for k, v in source.state_dict().items())
     served = len(http_server.requests_for(name))
-    build_model(partial(VideoResNet, ("3d",) * 4), TinyWeights, "V1", progress=False)
+    build_model(VideoResNet, TinyWeights, "V1", False, {}, stage_convs=("3d",) * 4)
     assert len(http_server.requests_for(name)) == served  # the second build never asked the server

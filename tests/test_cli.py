@@ -196,7 +196,7 @@ def test_download_cached_and_impossible(tiny, tmp_path, capsys, monkeypatch, htt
     )
 
     def builder(*, weights=None, progress=True, **kwargs):
-        return _api.build_model(arch, gone, weights, progress, **kwargs)
+        return _api.build_model(arch, gone, weights, progress, kwargs)
 
     monkeypatch.setitem(_api._MODELS, "gone_model", builder)
     monkeypatch.setitem(_api._MODEL_WEIGHTS, "gone_model", gone)

@@ -1,8 +1,10 @@
-"""The contract every registered model follows, checked on each of them at its smallest input."""
+"""The contract every registered model follows, checked on each of them at its smallest input, and the
+feature contract at its built size and at every weights' evaluation size (docs/design.md)."""
 
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -44,8 +46,69 @@ def test_forward_is_head_of_features(built) -> None:
     _, model, x, out = built
     with torch.inference_mode():
         features = model.forward_features(x)
-        assert features.shape == (1, model.num_features)
-        torch.testing.assert_close(model.forward_head(features), out)
+        assert torch.equal(model.forward_head(features), out)
+        embedding = model.forward_head(features, pre_logits=True)
+        assert embedding.shape == (1, model.num_features)
+        assert torch.equal(model.forward_head(features), out)  # the pooling left the features as they were
+
+
+def evaluation_inputs(name: str) -> list[tuple[str, tuple[int, ...], dict]]:
+    """(label, clip shape, builder args) at the model's built size and at each weights' evaluation size."""
+    enum = videozoo.get_model_weights(name)
+    default_model = videozoo.get_model(name)
+    built = getattr(default_model, "num_frames", max(default_model.min_temporal_size, 16))
+    crop = getattr(default_model, "crop_size", max(default_model.min_size, 112))
+    h, w = (crop, crop) if isinstance(crop, int) else crop
+    cases = [("built", (2, 3, built, h, w), {})]
+    for member in enum:
+        size = member.transforms().crop_size
+        cases.append((member.name, (2, 3, member.meta["num_frames"], *size), member.meta.get("model_args", {})))
+    return cases
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_embedding_is_num_features_wide_at_every_evaluation_size(name: str) -> None:
+    """forward_head(forward_features(x), pre_logits=True) is (B, num_features) at the built size and at
+    every weights' evaluation clip (shapes propagated on the meta device: no arithmetic, any size)."""
+    for label, shape, model_args in evaluation_inputs(name):
+        with torch.device("meta"):
+            model = videozoo.get_model(name, **model_args).eval()
+            features = model.forward_features(torch.empty(shape))
+            assert model.forward_head(features, pre_logits=True).shape == (2, model.num_features), label
+            assert model.forward_head(features).shape == (2, model.num_classes), label
+            assert model(torch.empty(shape)).shape == (2, model.num_classes), label
+
+
+@pytest.mark.parametrize("name", ["x3d_xs", "x3d_s", "x3d_m", "slowfast_r50"])
+def test_window_heads_at_their_evaluation_size(name: str) -> None:
+    """The heads whose pooling window is fixed to the training clip and slides over the larger test
+    clip: the embedding is the mean over window positions, and forward is still head(features)."""
+    member = videozoo.get_model_weights(name).DEFAULT
+    torch.manual_seed(0)
+    model = videozoo.get_model(name).eval()
+    x = torch.randn(1, 3, member.meta["num_frames"], *member.transforms().crop_size)
+    with torch.inference_mode():
+        features = model.forward_features(x)
+        logits = model.forward_head(features)
+        embedding = model.forward_head(features, pre_logits=True)
+        assert torch.equal(model(x), logits)
+    assert embedding.shape == (1, model.num_features) and logits.shape == (1, 400)
+    if name.startswith("x3d"):
+        # Several window positions: the logits are log(mean softmax) over them, the embedding their mean.
+        with torch.inference_mode():
+            per_position = torch.relu(model.lin5(torch.nn.functional.avg_pool3d(features, model.pool_window, stride=1)))
+            probs = model.fc(per_position.flatten(2).transpose(1, 2)).softmax(-1).mean(1)
+        assert per_position.flatten(2).shape[-1] > 1  # several window positions
+        torch.testing.assert_close(embedding, per_position.mean((2, 3, 4)))
+        torch.testing.assert_close(logits.softmax(-1), probs)
+        assert math.isclose(float(logits.exp().sum()), 1.0, rel_tol=1e-5)
+
+
+def test_get_classifier(built) -> None:
+    _, model, _, _ = built
+    head = model.get_classifier()
+    assert head.weight.shape[:2] == (model.num_classes, model.num_features)
+    assert head is model.get_submodule(model.classifier_name)
 
 
 def test_eval_is_deterministic(built) -> None:
@@ -74,8 +137,12 @@ def test_reset_classifier(built) -> None:
     _, built_model, x, _ = built
     model = copy.deepcopy(built_model)
     features = model.num_features
+    old = model.get_classifier()
     model.reset_classifier(3)
     assert model.num_classes == 3 and model.num_features == features
+    new = model.get_classifier()
+    assert type(new) is type(old) and new.weight.shape[:2] == (3, features)
+    assert new.weight.dtype == old.weight.dtype and new.weight.device == old.weight.device
     with torch.inference_mode():
         assert model(x).shape == (1, 3)
     for bad in (0, -1, 2.5, True):

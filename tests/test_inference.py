@@ -41,9 +41,11 @@ def expected_probs(model, member, path, clips=3, crops=3, resize_on_decode=True)
     indices = sample_clip_indices(video.pts, recipe, video.fps, video.duration)
     views = [view for clip in indices for view in preset.multi_crop(video.frames[clip], crops)]
     with torch.no_grad():
-        feats = model.forward_features(torch.stack(views))
-        probs = model.forward_head(feats).softmax(-1)
-    return probs.mean(0), feats.mean(0)
+        feature_maps = model.forward_features(torch.stack(views))
+        probs = model.forward_head(feature_maps).softmax(-1)
+        embeddings = model.forward_head(feature_maps, pre_logits=True)
+    assert embeddings.shape == (len(views), model.num_features)
+    return probs.mean(0), embeddings.mean(0)
 
 
 def test_multi_view_average(tiny, clips):
@@ -157,7 +159,7 @@ def test_checkpoint_errors(tiny, tmp_path, clips):
         load_model(tiny, str(clips["a"]))
     wrong = tmp_path / "wrong.pth"
     torch.save(torch.nn.Linear(3, 4).state_dict(), wrong)
-    with pytest.raises(CheckpointError, match=f"wrong.pth: not a checkpoint of {tiny}"):
+    with pytest.raises(CheckpointError, match="wrong.pth: the checkpoint does not fit VideoResNet as built for TinyMC3"):
         load_model(tiny, str(wrong))
 
 
@@ -181,3 +183,19 @@ def test_model_object_with_its_weights(tiny, clips):
     model = videozoo.get_model(tiny, weights="DEFAULT")
     classifier = VideoClassifier(model, enum.DEFAULT, clips=1, crops=1)
     assert classifier.predict(clips["short"])[0].num_views == 1
+
+
+def test_features_are_the_clip_embedding_at_the_evaluation_size():
+    """X3D-M is evaluated at 256 px with a head built for 224 (4 window positions): the features a user
+    gets are still its (num_features,) embedding, the mean over the positions."""
+    torch.manual_seed(0)
+    model = videozoo.x3d_m().eval()
+    member = videozoo.X3D_M_Weights.DEFAULT
+    frames = torch.randint(0, 256, (80, 3, 120, 160), dtype=torch.uint8)
+    [prediction] = VideoClassifier(model, member, clips=1, crops=1).predict(frames, features=True, fps=30.0)
+    assert prediction.features.shape == (model.num_features,) == (2048,)
+    clip = VideoClassifier(model, member, clips=1, crops=1).views(frames, fps=30.0)
+    assert clip.shape == (1, 3, 16, 256, 256)
+    with torch.inference_mode():
+        expected = model.forward_head(model.forward_features(clip), pre_logits=True)[0]
+    torch.testing.assert_close(prediction.features, expected)

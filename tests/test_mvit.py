@@ -33,7 +33,7 @@ def small(version: int, **kwargs) -> MViT:
     """Every stage of the published layout, narrow (16 channels, one block per stage), on a 6 x 64 x 96
     clip: grids 3 x 16 x 24 down to 3 x 2 x 3, non-square, with resampled v2 position tables."""
     torch.manual_seed(0)
-    return MViT(version, depths=(1, 1, 1, 1), embed_dim=16, spatial_size=(64, 96), temporal_size=6, **kwargs).eval()
+    return MViT(version, depths=(1, 1, 1, 1), embed_dim=16, crop_size=(64, 96), num_frames=6, **kwargs).eval()
 
 
 @pytest.mark.parametrize("name", sorted(BUILDERS))
@@ -103,10 +103,10 @@ def test_fixed_grid_and_clear_errors(published) -> None:
             model(torch.zeros(shape))
     with pytest.raises(ValueError, match="at least 16 frames; got T=15"):
         model(torch.zeros(1, 3, 15, 224, 224))
-    with pytest.raises(ValueError, match="temporal_size divisible by 2 and spatial_size by 4"):
-        MViT(2, temporal_size=15)
-    with pytest.raises(ValueError, match="spatial_size=\\(224, 222\\)"):
-        MViT(1, spatial_size=(224, 222))
+    with pytest.raises(ValueError, match="num_frames divisible by 2 and crop_size by 4"):
+        MViT(2, num_frames=15)
+    with pytest.raises(ValueError, match="crop_size=\\(224, 222\\)"):
+        MViT(1, crop_size=(224, 222))
     with pytest.raises(ValueError, match="version must be 1"):
         MViT(3)
 

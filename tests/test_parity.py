@@ -9,7 +9,7 @@ import torch
 
 import videozoo
 from parity.common import FIXTURES, TOLERANCE, load_fixture, make_input, relative_error
-from parity.replay import build_from_fixture, videozoo_output
+from parity.replay import build_from_fixture, model_kwargs, videozoo_output
 from videozoo.transforms import VideoClassification
 
 MODEL_FIXTURES = sorted(p for p in FIXTURES.glob("*.pt") if p.stem != "transforms")
@@ -25,7 +25,7 @@ def test_model_matches_reference(path: Path) -> None:
     fixture = load_fixture(path)
     assert path.stat().st_size < 1_000_000
     name = fixture["model"]
-    model = videozoo.get_model(name, **fixture["kwargs"])
+    model = videozoo.get_model(name, **model_kwargs(fixture))
     member = videozoo.get_model_weights(name).DEFAULT
     own = model.state_dict()
     if fixture["wrap"] is None:  # published files use our key names and shapes exactly

@@ -115,7 +115,7 @@ def test_training_uses_batch_statistics() -> None:
 def test_dropout_is_an_exact_no_op_in_eval(model) -> None:
     noisy = S3D(dropout=0.9)
     noisy.load_state_dict(model.state_dict())
-    features = torch.randn(3, 1024)
+    features = torch.randn(3, 1024, 2, 7, 7)  # block 5c's map of the smallest clip: one pooling window
     noisy.train()
     assert not torch.equal(noisy.forward_head(features), model.forward_head(features))
     noisy.eval()
@@ -124,9 +124,12 @@ def test_dropout_is_an_exact_no_op_in_eval(model) -> None:
 
 def test_head_is_torchvision_classifier_on_pooled_features(model) -> None:
     """torchvision applies its 1x1x1 classifier at every pooled position and then averages: the same."""
-    grid = torch.randn(2, 1024, 3, 2, 4)  # the 2 x 7 x 7-pooled grid of a longer, wider clip
-    per_position = model.classifier(grid).mean((2, 3, 4))
-    torch.testing.assert_close(model.forward_head(grid.mean((2, 3, 4))), per_position, rtol=1e-5, atol=1e-5)
+    features = torch.randn(2, 1024, 4, 8, 10)  # block 5c's map of a longer, wider clip: 3 x 2 x 4 windows
+    per_position = model.classifier(model.avgpool(features)).mean((2, 3, 4))
+    torch.testing.assert_close(model.forward_head(features), per_position, rtol=1e-5, atol=1e-5)
+    embedding = model.forward_head(features, pre_logits=True)
+    torch.testing.assert_close(embedding, model.avgpool(features).mean((2, 3, 4)))
+    assert embedding.shape == (2, model.num_features)
 
 
 def test_weights_metadata() -> None:

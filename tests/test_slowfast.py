@@ -46,7 +46,10 @@ def test_weights_load_the_published_file_from_the_cache(fixture, ptv_checkpoint,
     path.parent.mkdir()
     torch.save(ptv_checkpoint, path)
 
-    model = videozoo.get_model("slowfast_r50", weights="DEFAULT", **SMALL).eval()
+    with pytest.raises(ValueError, match="num_frames=8 conflicts with SlowFast_R50_Weights.KINETICS400_V1"):
+        videozoo.get_model("slowfast_r50", weights="DEFAULT", **SMALL)
+    # Built for the published 32 x 224 clip, the head pools the fixture's small clip whole, as SMALL's does.
+    model = videozoo.get_model("slowfast_r50", weights="DEFAULT").eval()
     x = make_input(fixture["input_shape"], seed=fixture["input_seed"])
     with torch.inference_mode():
         assert relative_error(model(x), fixture["output"]) <= TOLERANCE
@@ -167,7 +170,7 @@ def test_head_slides_the_window_like_pytorchvideo(model) -> None:
 def test_published_configuration(name: str, alpha: int, frames: int, slow_window, fast_window) -> None:
     """Head windows as in PyTorchVideo's builders; meta holds the Fast clip the model takes."""
     model = videozoo.get_model(name)
-    assert (model.alpha, model.slow_window, model.fast_window) == (alpha, slow_window, fast_window)
+    assert (model.alpha, model.slow_pool_window, model.fast_pool_window) == (alpha, slow_window, fast_window)
     meta = videozoo.get_model_weights(name).DEFAULT.meta
     assert (meta["num_frames"], meta["sampling_rate"], meta["slowfast_alpha"]) == (frames, 2, alpha)
     assert (meta["frame_rate"], meta["num_clips"], meta["num_crops"]) == (30.0, 10, 3)

@@ -25,7 +25,7 @@ def published_checkpoint(name: str) -> dict:
 
 def small_x3d(**kwargs) -> X3D:
     torch.manual_seed(0)
-    return X3D(clip_length=4, crop_size=64, **kwargs).eval()
+    return X3D(num_frames=4, crop_size=64, **kwargs).eval()
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -44,7 +44,7 @@ def small_x3d(**kwargs) -> X3D:
 def test_architecture(name: str, depths: list[int], window: list[int]) -> None:
     model = videozoo.get_model(name)
     assert [len(getattr(model, f"layer{i}")) for i in range(1, 5)] == depths
-    assert model.pool_size == window
+    assert model.pool_window == window
     for i, (width, inner, se) in enumerate([(24, 54, 8), (48, 108, 8), (96, 216, 16), (192, 432, 32)], start=1):
         blocks = getattr(model, f"layer{i}")
         assert [b.conv3.conv.out_channels for b in blocks] == [width] * len(blocks)
@@ -92,7 +92,7 @@ def test_adapter_rejects_other_formats() -> None:
         adapt(torch.zeros(3))
     with pytest.raises(ValueError, match=r"1 of its 564 keys .*blocks\.6\.extra\.weight"):
         adapt({"model_state": {**checkpoint["model_state"], "blocks.6.extra.weight": torch.zeros(1)}})
-    with pytest.raises(ValueError, match="keys are not in X3D's layout"):
+    with pytest.raises(ValueError, match="keys are not in PyTorchVideo's X3D layout"):
         adapt({"model_state": videozoo.models.x3d_xs().state_dict()})  # our layout is not theirs
 
 
@@ -116,15 +116,19 @@ def test_head_averages_probabilities_over_window_positions() -> None:
     with torch.inference_mode():
         features = model.forward_features(x)
         out = model(x)
-        assert features.shape == (2, 12 * model.num_features)
-        torch.testing.assert_close(model.forward_head(features), out)
-        per_position = model.fc(features.view(2, 12, model.num_features))
-        torch.testing.assert_close(out.softmax(-1), per_position.softmax(-1).mean(1))
+        assert torch.equal(model.forward_head(features), out)
+        per_position = F.relu(model.lin5(F.avg_pool3d(features, model.pool_window, stride=1)))
+        assert per_position.shape == (2, model.num_features, 3, 2, 2)
+        logits = model.fc(per_position.flatten(2).transpose(1, 2))
+        torch.testing.assert_close(out.softmax(-1), logits.softmax(-1).mean(1))
+        embedding = model.forward_head(features, pre_logits=True)
+        torch.testing.assert_close(embedding, per_position.mean((2, 3, 4)))
+        assert embedding.shape == (2, model.num_features)
         # At the built size there is one position, and forward returns the classifier's logits.
         x = make_input((2, 3, 4, 64, 64), seed=4)
-        features = model.forward_features(x)
-        assert features.shape == (2, model.num_features)
-        torch.testing.assert_close(model(x), model.fc(features))
+        embedding = model.forward_head(model.forward_features(x), pre_logits=True)
+        assert embedding.shape == (2, model.num_features)
+        torch.testing.assert_close(model(x), model.fc(embedding))
 
 
 def test_inputs_smaller_than_the_window_pool_globally() -> None:
@@ -142,8 +146,8 @@ def test_eval_dropout_is_a_no_op_and_train_mode_differs() -> None:
     x = make_input((2, 3, 4, 64, 64), seed=6)
     with torch.inference_mode():
         out = model(x)
-        features = model.forward_features(x)
-        torch.testing.assert_close(model.fc(features), out)
+        embedding = model.forward_head(model.forward_features(x), pre_logits=True)
+        torch.testing.assert_close(model.fc(embedding), out)
         model.train()
         assert not torch.allclose(model(x), out)  # batch statistics and dropout
 

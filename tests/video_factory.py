@@ -169,7 +169,7 @@ def _tiny_classes():
         DEFAULT = TEST_V1
 
     def tiny_mc3_test(*, weights=None, progress=True, **kwargs):
-        return build_model(arch, TinyMC3_Weights, weights, progress, **kwargs)
+        return build_model(arch, TinyMC3_Weights, weights, progress, kwargs)
 
     return arch, TinyMC3_Weights, tiny_mc3_test
 

@@ -2,16 +2,25 @@
 
 The behaviour follows ``torchvision.models`` so that code written against it keeps working: a builder
 takes ``weights=None | member | "NAME" | "Enum.NAME" | "DEFAULT"`` and ``progress``, and with weights it
-fixes ``num_classes`` from the categories the checkpoint was trained on.
+fixes ``num_classes`` from the categories the checkpoint was trained on and every size the network was
+built for (``meta["model_args"]``). A builder also takes the path of a local checkpoint file.
+
+:func:`load_weights` is the one way a checkpoint reaches a model: builders, :mod:`videozoo.inference`,
+the command line and the training references all go through it, so every file, downloaded or local,
+passes the weights' adapter and the same strict checks, and its errors name the file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
-from collections.abc import Callable, Iterable, Mapping
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+from pathlib import Path
 from typing import Any, TypeVar
 
 import torch
@@ -27,6 +36,8 @@ __all__ = [
     "get_model_weights",
     "get_weight",
     "build_model",
+    "load_weights",
+    "is_checkpoint_path",
 ]
 
 StateDictAdapter = Callable[[Any], "dict[str, torch.Tensor]"]
@@ -38,6 +49,8 @@ class Weights:
 
     ``state_dict_adapter`` turns the loaded file into our ``state_dict`` when the publisher's file
     format differs from ``model.state_dict()`` (for example PyTorchVideo's ``{"model_state": ...}``).
+    ``meta["model_args"]``, where present, holds the builder arguments the checkpoint fixes (the clip
+    size the network was built for, e.g. ``{"num_frames": 16, "crop_size": 224}``).
     """
 
     url: str
@@ -75,6 +88,28 @@ class WeightsEnum(Enum):
             f"not {type(obj).__name__}."
         )
 
+    @classmethod
+    def resolve(cls, weights: Any) -> tuple[WeightsEnum | None, Path | None]:
+        """The member ``weights`` stands for, and the local file to load it from (``None``: its URL).
+
+        ``weights`` is anything :meth:`verify` takes, or the path of a local checkpoint file
+        (:func:`is_checkpoint_path`): the member whose URL names a file of that name (so a file
+        downloaded by hand keeps its recipe and categories), otherwise ``DEFAULT``.
+        """
+        is_name = isinstance(weights, str) and (weights in cls.__members__ or weights.startswith(cls.__name__ + "."))
+        if is_name or not is_checkpoint_path(weights):
+            return cls.verify(weights), None
+        path = Path(weights).expanduser()
+        for member in cls:
+            if os.path.basename(member.url) == path.name:
+                return member, path
+        return cls.DEFAULT, path  # type: ignore[attr-defined]
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        # By name: the value holds functions (transforms, adapter) that do not compare equal once
+        # unpickled, so Enum's default (look the value up again) fails in DataLoader workers.
+        return getattr, (type(self), self.name)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}.{self.name}"
 
@@ -99,8 +134,9 @@ class WeightsEnum(Enum):
 
     def adapt_state_dict(self, checkpoint: Any) -> dict[str, torch.Tensor]:
         """Turn the object stored in this checkpoint's file into a ``state_dict`` for our model."""
-        if self.value.state_dict_adapter is not None:
-            return self.value.state_dict_adapter(checkpoint)
+        adapter = self.state_dict_adapter
+        if adapter is not None:
+            return adapter(checkpoint)
         if not isinstance(checkpoint, Mapping):
             raise TypeError(f"{self!r}: expected the checkpoint to hold a state_dict, got {type(checkpoint).__name__}.")
         return dict(checkpoint)
@@ -109,7 +145,8 @@ class WeightsEnum(Enum):
         """Download (or reuse from the cache) this checkpoint and return it as our ``state_dict``."""
         from videozoo import hub
 
-        return self.adapt_state_dict(hub.load_state_dict_from_url(self.url, progress=progress, check_hash=check_hash))
+        path = hub.download(self.url, progress=progress, check_hash=check_hash)
+        return self.adapt_state_dict(hub.load_checkpoint(path, downloaded=True))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -195,55 +232,200 @@ def get_weight(name: str) -> WeightsEnum:
 
 
 # ----------------------------------------------------------------------------------------------------
+# Loading checkpoints
+
+_CHECKPOINT_SUFFIXES = (".pth", ".pt", ".pyth", ".ckpt", ".bin", ".tar", ".safetensors")
+
+
+def is_checkpoint_path(weights: object) -> bool:
+    """Whether ``weights`` names a local checkpoint file rather than a weights member or name.
+
+    True for a ``Path``, and for a string with a path separator, a checkpoint suffix (``.pth``,
+    ``.pyth``, ...) or naming an existing file; weights names (``"DEFAULT"``, ``"Enum.NAME"``) are none
+    of these. The file need not exist: loading a missing one is a clear error.
+    """
+    if isinstance(weights, os.PathLike):
+        return True
+    if not isinstance(weights, str):
+        return False
+    return (
+        os.sep in weights
+        or (os.altsep is not None and os.altsep in weights)
+        or weights.lower().endswith(_CHECKPOINT_SUFFIXES)
+        or os.path.isfile(weights)
+    )
+
+
+def load_weights(
+    model: nn.Module,
+    weights: WeightsEnum,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    progress: bool = True,
+    check_hash: bool = True,
+) -> nn.Module:
+    """Load a published checkpoint into ``model`` strictly; the one loading path of videozoo.
+
+    Args:
+        model: the network, built for the checkpoint (the builders pin ``num_classes`` and
+            ``meta["model_args"]``; a network built otherwise loads only if every shape fits).
+        weights: the member whose file format (adapter), keys and shapes the checkpoint has.
+        path: a local file in that format (e.g. downloaded by hand); ``None`` downloads the member's
+            URL into the cache, or reuses the cached file.
+        progress: show a progress bar while downloading.
+        check_hash: check the sha256 prefix in the file name of a download.
+
+    Returns ``model``. Nothing is copied until every key and shape is known to fit, so a model is never
+    half-loaded. Raises :class:`~videozoo.errors.CheckpointError` naming the file (unreadable, not in
+    the member's format, or not this network) and :class:`~videozoo.errors.DownloadError`.
+    """
+    from videozoo import hub
+    from videozoo.errors import CheckpointError
+
+    if path is None:
+        file = hub.download(weights.url, progress=progress, check_hash=check_hash)
+        remedy = f"Delete {file} and run again to download it anew."
+    else:
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise CheckpointError(f"{file}: no such checkpoint file.")
+        remedy = f"Use the file published at {weights.url}, unchanged."
+    try:
+        checkpoint = hub.load_checkpoint(file, downloaded=path is None)
+    except (PermissionError, IsADirectoryError) as e:
+        raise CheckpointError(f"{file}: cannot read the checkpoint ({e.strerror or e}).") from None
+    try:
+        state_dict = weights.adapt_state_dict(checkpoint)
+    except (ValueError, TypeError, KeyError) as e:
+        raise CheckpointError(
+            f"{file}: not a checkpoint in the format {weights!r} is published in ({_first_line(e)}). {remedy}"
+        ) from None
+    problems = _mismatches(model.state_dict(), state_dict)
+    if problems:
+        raise CheckpointError(
+            f"{file}: the checkpoint does not fit {type(model).__name__} as built for {weights!r}: {problems}. "
+            f"The file may be of another model or a different release. {remedy}"
+        )
+    _materialize(model)
+    model.load_state_dict(state_dict, strict=True)
+    return model
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__)[:300]
+
+
+def _mismatches(own: Mapping[str, torch.Tensor], state_dict: Mapping[str, Any]) -> str:
+    """What keeps ``state_dict`` from loading strictly into a model with ``own``; empty if nothing."""
+    missing = sorted(set(own) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(own))
+    mismatched = [
+        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state_dict and tuple(getattr(state_dict[k], "shape", ())) != tuple(own[k].shape)
+    ]
+    parts = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
+        if keys:
+            shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+            parts.append(f"{len(keys)} {label} ({shown})")
+    return "; ".join(parts)
+
+
+# ----------------------------------------------------------------------------------------------------
 # The shared builder
 
 
 def build_model(
     model_class: Callable[..., nn.Module],
     weights_enum: type[WeightsEnum],
-    weights: WeightsEnum | str | None,
+    weights: WeightsEnum | str | os.PathLike[str] | None,
     progress: bool,
-    **kwargs: Any,
+    kwargs: Mapping[str, Any],
+    **config: Any,
 ) -> nn.Module:
-    """Construct ``model_class(**kwargs)`` and, when ``weights`` is given, load them strictly.
+    """What every builder returns: ``model_class(**config, **kwargs)``, loaded with ``weights``.
 
-    With weights, ``num_classes`` defaults to the number of categories they were trained on and a
-    conflicting value is an error. The model is only returned once every tensor has loaded.
+    Args:
+        model_class: the family's model class.
+        weights_enum: the builder's weights enum; ``weights`` is resolved with
+            :meth:`WeightsEnum.resolve` (a member, its name, or a local checkpoint file).
+        progress: show a progress bar while downloading.
+        kwargs: the caller's arguments; they override ``config``.
+        config: the architecture of this builder.
+
+    With weights, ``num_classes`` and ``meta["model_args"]`` are taken from the checkpoint, and a
+    conflicting value raises ``ValueError`` before anything is downloaded. The network is then built
+    without random initialisation (its parameters on the meta device) and its tensors come from the
+    file alone.
     """
-    member = weights_enum.verify(weights)
-    if member is not None:
-        expected = len(member.meta["categories"])
-        given = kwargs.get("num_classes", expected)
-        if given != expected:
+    member, path = weights_enum.resolve(weights)
+    config = {**config, **kwargs}
+    if member is None:
+        return model_class(**config)
+    config.update(_pinned_args(member, config))
+    with _parameters_on_meta():
+        model = model_class(**config)
+    return load_weights(model, member, path, progress=progress)
+
+
+def _pinned_args(member: WeightsEnum, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The builder arguments ``member`` fixes; a conflicting value in ``config`` is a ``ValueError``."""
+    pinned = {"num_classes": len(member.meta["categories"]), **member.meta.get("model_args", {})}
+    for key, needed in pinned.items():
+        if key in config and _canonical(config[key]) != _canonical(needed):
+            if key == "num_classes":
+                raise ValueError(
+                    f"num_classes={config[key]} conflicts with {member!r}, which has {needed} classes. Build with "
+                    f"weights and then call model.reset_classifier({config[key]}) to fine-tune on a new label set."
+                )
             raise ValueError(
-                f"num_classes={given} conflicts with {member!r}, which has {expected} classes. Build with "
-                f"weights and then call model.reset_classifier({given}) to fine-tune on a new label set."
+                f"{key}={config[key]!r} conflicts with {member!r}: its checkpoint was trained for {key}={needed!r}. "
+                f"Leave {key} out to get {needed!r}, or build without weights to choose another value."
             )
-        kwargs["num_classes"] = expected
-    model = model_class(**kwargs)
-    if member is not None:
-        load_weights(model, member, member.get_state_dict(progress=progress, check_hash=True))
-    return model
+    return pinned
 
 
-def load_weights(model: nn.Module, member: WeightsEnum, state_dict: Mapping[str, torch.Tensor]) -> None:
-    """``load_state_dict(strict=True)`` with an error that says which file and which keys disagree."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(own))
-    mismatched = [
-        f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in state_dict and tuple(state_dict[k].shape) != tuple(own[k].shape)
-    ]
-    if missing or unexpected or mismatched:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)):
-            if keys:
-                shown = ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
-                parts.append(f"{len(keys)} {label} ({shown})")
-        raise RuntimeError(
-            f"The checkpoint for {member!r} ({member.url}) does not fit {type(model).__name__}: "
-            f"{'; '.join(parts)}. The file may be from another model or a different release."
-        )
-    model.load_state_dict(state_dict, strict=True)
+def _canonical(value: Any) -> Any:
+    """Compare sizes by value: ``224 == (224, 224) == [224, 224]``."""
+    if isinstance(value, (list, tuple)):
+        items = tuple(value)
+        return items[0] if items and all(v == items[0] for v in items) else items
+    return value
+
+
+_META_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _parameters_on_meta() -> Iterator[None]:
+    """Put every parameter created in this block on the meta device (no memory, no initialisation).
+
+    Buffers stay where they are created, so index tables and other computed buffers keep their values;
+    :func:`_materialize` gives the parameters real (uninitialised) storage again, strides included.
+    """
+    original = nn.Module.register_parameter
+
+    def register_parameter(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
+        original(module, name, param)
+        if param is not None and param.device.type != "meta":
+            module._parameters[name] = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+
+    with _META_LOCK:
+        nn.Module.register_parameter = register_parameter  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            nn.Module.register_parameter = original  # type: ignore[method-assign]
+
+
+def _materialize(model: nn.Module) -> None:
+    """Give the meta-device parameters of ``model`` uninitialised storage on the default device."""
+    device = torch.get_default_device()
+    for module in model.modules():
+        for name, param in module._parameters.items():
+            if param is not None and param.device.type == "meta":
+                module._parameters[name] = nn.Parameter(
+                    torch.empty_like(param, device=device), requires_grad=param.requires_grad
+                )

@@ -113,7 +113,8 @@ def _recipe_text(member) -> str:
 def _cmd_classify(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from videozoo.inference import VideoClassifier, _is_path
+    import videozoo
+    from videozoo.inference import VideoClassifier
 
     _model_name(args.model)
     if args.device == "cuda":
@@ -128,9 +129,8 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     if not videos:
         return EXIT_VIDEO
     weights: Any = args.weights
-    if not _is_path(weights):
-        import videozoo
-
+    local_file = videozoo.is_checkpoint_path(weights)
+    if not local_file:
         try:
             weights = videozoo.get_model_weights(args.model).verify(weights)
         except ValueError as e:
@@ -149,7 +149,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     recipe = classifier.recipe
     header = {
         "model": args.model,
-        "weights": os.fspath(args.weights) if _is_path(args.weights) else str(classifier.weights),
+        "weights": os.fspath(args.weights) if local_file else str(classifier.weights),
         "clips": recipe.num_clips,
         "crops": recipe.num_crops,
     }

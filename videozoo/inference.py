@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from videozoo._api import WeightsEnum, get_model, get_model_weights
-from videozoo.errors import CheckpointError, VideoDecodeError
+from videozoo.errors import VideoDecodeError
 from videozoo.io import Backend, Video, VideoReader
 from videozoo.sampling import ClipRecipe, sample_clip_indices
 
@@ -35,8 +35,6 @@ __all__ = ["Prediction", "VideoClassifier", "predict", "load_model", "clip_views
 #: in [0, 1]) taken at ``fps`` (default: the recipe's frame rate).
 VideoSource = Union[str, "os.PathLike[str]", Video, Tensor]
 
-_CHECKPOINT_SUFFIXES = (".pth", ".pt", ".pyth", ".ckpt", ".bin", ".tar")
-
 
 @dataclass
 class Prediction:
@@ -45,7 +43,7 @@ class Prediction:
     source: str
     top_k: list[tuple[str, float]]
     probs: Tensor | None = field(default=None, repr=False)  # (num_classes,)
-    features: Tensor | None = field(default=None, repr=False)  # (D,), when asked for
+    features: Tensor | None = field(default=None, repr=False)  # (num_features,) clip embedding, when asked for
     num_views: int = 0
     error: VideoDecodeError | None = None  # set instead of raising, with on_error="return"
 
@@ -68,14 +66,6 @@ class Prediction:
 # Model + weights
 
 
-def _is_path(weights: object) -> bool:
-    if isinstance(weights, Path):
-        return True
-    if not isinstance(weights, str):
-        return False
-    return os.sep in weights or weights.lower().endswith(_CHECKPOINT_SUFFIXES) or os.path.isfile(weights)
-
-
 def load_model(
     model: str | nn.Module,
     weights: WeightsEnum | str | os.PathLike[str] | None = "DEFAULT",
@@ -84,11 +74,15 @@ def load_model(
 ) -> tuple[nn.Module, WeightsEnum]:
     """The network in eval mode and the weights member whose recipe, preset and labels go with it.
 
-    ``model`` is a registered name or an ``nn.Module`` (then ``weights`` must be a member).
-    ``weights`` is a member, its name (``"DEFAULT"``, ``"KINETICS400_V1"``, ``"Enum.NAME"``) or the
-    path of a local checkpoint file in the published format, loaded with the recipe of the model's
-    default weights (offline use). Unknown names raise ``ValueError``; a checkpoint that cannot be
-    read or does not fit raises :class:`~videozoo.errors.CheckpointError`.
+    Args:
+        model: a registered name, or an ``nn.Module`` (then ``weights`` must be the member it was
+            trained with).
+        weights: a member, its name (``"DEFAULT"``, ``"KINETICS400_V1"``, ``"Enum.NAME"``) or the path
+            of a local checkpoint file in the published format (see :meth:`WeightsEnum.resolve`).
+        progress: show a progress bar while downloading.
+
+    Unknown names raise ``ValueError``; a checkpoint that cannot be read or does not fit raises
+    :class:`~videozoo.errors.CheckpointError`.
     """
     if isinstance(model, nn.Module):
         if not isinstance(weights, WeightsEnum):
@@ -105,34 +99,9 @@ def load_model(
             f"Classifying with untrained weights gives meaningless labels; pass weights='DEFAULT' or one of "
             f"{', '.join(enum.__members__)} (or a checkpoint file path)."
         )
-    if _is_path(weights):
-        member = enum.DEFAULT
-        path = Path(weights).expanduser()
-        net = get_model(model, weights=None, num_classes=len(member.meta["categories"]))
-        if not path.is_file():
-            raise CheckpointError(f"{path}: no such checkpoint file.")
-        checkpoint = _load_checkpoint(path)
-        adapter = getattr(member, "state_dict_adapter", None) or getattr(member.value, "state_dict_adapter", None)
-        try:
-            state_dict = adapter(checkpoint) if adapter is not None else checkpoint
-            net.load_state_dict(state_dict, strict=True)
-        except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise CheckpointError(
-                f"{path}: not a checkpoint of {model} in the format {member!r} is published in ({first[:300]})."
-            ) from None
-        return net.eval(), member
-    member = enum.verify(weights)
-    return get_model(model, weights=member, progress=progress).eval(), member
-
-
-def _load_checkpoint(path: Path) -> Any:
-    from videozoo import hub
-
-    try:
-        return hub.load_checkpoint(path)
-    except (FileNotFoundError, IsADirectoryError, PermissionError) as e:
-        raise CheckpointError(f"{path}: cannot read the checkpoint ({e.strerror or e}).") from None
+    member, _ = enum.resolve(weights)
+    assert member is not None
+    return get_model(model, weights=weights, progress=progress).eval(), member
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -384,18 +353,18 @@ class VideoClassifier:
     @torch.inference_mode()
     def _forward(self, batch: Tensor, features: bool) -> tuple[Tensor, Tensor | None]:
         model = self.model
-        feats = None
+        embedding = None
         if features and hasattr(model, "forward_features") and hasattr(model, "forward_head"):
             if hasattr(model, "check_input"):
                 model.check_input(batch)
-            feats = model.forward_features(batch)
-            logits = model.forward_head(feats)
-            feats = feats.float().cpu()
+            feature_maps = model.forward_features(batch)
+            embedding = model.forward_head(feature_maps, pre_logits=True).float().cpu()
+            logits = model.forward_head(feature_maps)
         elif features:
             raise ValueError(f"{type(model).__name__} has no forward_features/forward_head; cannot return features.")
         else:
             logits = model(batch)
-        return logits.float().softmax(dim=-1).cpu(), feats
+        return logits.float().softmax(dim=-1).cpu(), embedding
 
     def _finish(self, name: str, prob_sum: Tensor, feat_sum: Tensor | None, top_k: int) -> Prediction:
         n = self.recipe.num_views

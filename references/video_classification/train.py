@@ -33,7 +33,6 @@ from torch.utils.data import DataLoader, DistributedSampler
 import videozoo
 from videozoo import hub
 from videozoo.errors import VideozooError
-from videozoo.inference import load_model
 from videozoo.sampling import ClipRecipe
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -201,23 +200,11 @@ def _jsonable(args: argparse.Namespace) -> dict[str, Any]:
 # Model
 
 
-def head_parameter_names(model: nn.Module) -> set[str]:
-    """The parameters ``forward_head`` uses: the classifier that ``--freeze-backbone`` leaves trainable."""
-    param = next(model.parameters())
-    features = torch.zeros(2, model.num_features, device=param.device, dtype=param.dtype)
-    model.zero_grad(set_to_none=True)
-    with torch.enable_grad():
-        model.forward_head(features).sum().backward()
-    names = {name for name, p in model.named_parameters() if p.grad is not None}
-    model.zero_grad(set_to_none=True)
-    return names
-
-
 def freeze_backbone(model: nn.Module) -> list[nn.Module]:
-    """Freeze everything but the head; returns the norm layers to keep in eval mode while training."""
-    head = head_parameter_names(model)
-    for name, p in model.named_parameters():
-        p.requires_grad_(name in head)
+    """Freeze everything but the classifier; returns the norm layers to keep in eval mode while training."""
+    head = {id(p) for p in model.get_classifier().parameters()}
+    for p in model.parameters():
+        p.requires_grad_(id(p) in head)
     return [
         m for m in model.modules()
         if isinstance(m, nn.modules.batchnorm._NormBase) and not any(p.requires_grad for p in m.parameters(recurse=False))
@@ -244,15 +231,14 @@ def build_model(args, env: Env, classes: list[str], resume: dict | None, init: d
         except RuntimeError as e:
             raise UsageError(f"--weights {args.weights} does not fit {name}: {str(e).splitlines()[0]}") from None
         head_classes, source = list(init["categories"]), f"checkpoint {args.weights}"
-    elif args.weights is not None and os.path.isfile(args.weights):
+    elif args.weights is not None:
+        local = videozoo.is_checkpoint_path(args.weights)
         try:
-            model, _ = load_model(name, args.weights)
+            model = videozoo.get_model(name, weights=args.weights if local else member)
         except VideozooError as e:
             raise UsageError(str(e)) from None
-        head_classes, source = list(member.meta["categories"]), f"{args.weights} (published format)"
-    elif args.weights is not None:
-        model = videozoo.get_model(name, weights=member)
-        head_classes, source = list(member.meta["categories"]), str(member)
+        head_classes = list(member.meta["categories"])
+        source = f"{args.weights} (published format of {member})" if local else str(member)
     else:
         return videozoo.get_model(name, num_classes=len(classes)), classes, "scratch"
     if head_classes != classes and not args.test_only:
@@ -410,14 +396,15 @@ def resolve_recipe_weights(args, resume, init):
     if saved is not None:
         return videozoo.get_weight(saved)
     enum = videozoo.get_model_weights(args.model)
-    if args.weights is None or os.path.isfile(args.weights):
+    if args.weights is None:
         return enum.DEFAULT
+    if videozoo.is_checkpoint_path(args.weights) and not os.path.isfile(args.weights):
+        raise UsageError(f"--weights {args.weights}: no such checkpoint file.")
     try:
-        return enum.verify(args.weights)
+        member, _ = enum.resolve(args.weights)
     except ValueError as e:
-        if os.sep in args.weights or args.weights.lower().endswith((".pth", ".pt", ".pyth", ".ckpt", ".bin")):
-            raise UsageError(f"--weights {args.weights}: no such checkpoint file.") from None
         raise UsageError(f"--weights: {e}") from None
+    return member
 
 
 def run(args: argparse.Namespace, env: Env) -> int:

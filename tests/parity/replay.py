@@ -2,29 +2,42 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 import videozoo
-from videozoo._api import load_weights
 from parity.common import reference_state_dict
+
+# Fixtures store the reference's constructor arguments; where videozoo names the concept otherwise
+# (torchvision's MViT takes the clip size as temporal_size / spatial_size) they are renamed here.
+OUR_ARGUMENT_NAMES = {"temporal_size": "num_frames", "spatial_size": "crop_size"}
+
+
+def model_kwargs(fixture: dict[str, Any]) -> dict[str, Any]:
+    """The fixture's reference constructor arguments, in videozoo's names."""
+    return {OUR_ARGUMENT_NAMES.get(key, key): value for key, value in fixture["kwargs"].items()}
 
 
 def build_from_fixture(fixture: dict[str, Any]) -> nn.Module:
-    """Our model, loaded strictly through the weights' own adapter with the reference's filled tensors."""
+    """Our model, loaded through ``videozoo.load_weights`` from a file in the publisher's format that
+    holds the reference's filled tensors (so the weights' own adapter and strict checks run)."""
     name = fixture["model"]
-    model = videozoo.get_model(name, **fixture["kwargs"]).eval()
+    model = videozoo.get_model(name, **model_kwargs(fixture)).eval()
     member = videozoo.get_model_weights(name).DEFAULT
     ref_sd = reference_state_dict(fixture)
-    checkpoint = {fixture["wrap"]: ref_sd} if fixture["wrap"] else ref_sd
-    sd = member.adapt_state_dict(checkpoint)
     own = model.state_dict()
-    for key, value in sd.items():  # integer buffers (index tables, counters) come from our model
+    for key, value in ref_sd.items():  # integer buffers (index tables, counters) come from our model
         if not value.is_floating_point() and key in own:
-            sd[key] = own[key]
-    load_weights(model, member, sd)
+            ref_sd[key] = own[key]
+    checkpoint = {fixture["wrap"]: ref_sd} if fixture["wrap"] else ref_sd
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "checkpoint.pth"
+        torch.save(checkpoint, path)
+        videozoo.load_weights(model, member, path)
     return model
 
 

@@ -43,6 +43,7 @@ MODEL_ZOO_URL = "https://github.com/facebookresearch/pytorchvideo/blob/main/docs
 def unwrap_model_state(checkpoint: Any) -> dict[str, Tensor]:
     """The ``state_dict`` inside a PyTorchVideo checkpoint file (``{"model_state": state_dict}``).
 
+    Keys prefixed ``model.`` (PySlowFast's ``PTV*`` wrappers of PyTorchVideo's networks) lose the prefix.
     Raises ``ValueError`` for anything else, e.g. a bare ``state_dict`` or another library's file.
     """
     if not isinstance(checkpoint, Mapping) or "model_state" not in checkpoint:
@@ -58,6 +59,8 @@ def unwrap_model_state(checkpoint: Any) -> dict[str, Tensor]:
     state = checkpoint["model_state"]
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
         raise ValueError("The checkpoint's 'model_state' is not a state_dict (a dict of tensors).")
+    if state and all(key.startswith("model.") for key in state):
+        return {key[len("model.") :]: value for key, value in state.items()}
     return dict(state)
 
 

@@ -47,8 +47,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo._api import Weights, WeightsEnum, build_model, register_model
-from videozoo._categories import KINETICS400_CATEGORIES
-from videozoo.models._base import VideoModel, check_num_classes
+from videozoo.models._base import VideoModel
+from videozoo.models._layers import drop_path_mask
+from videozoo.models._torchvision import tv_meta
 from videozoo.transforms import VideoClassification
 
 __all__ = ["MViT", "MViT_V1_B_Weights", "MViT_V2_S_Weights", "mvit_v1_b", "mvit_v2_s"]
@@ -113,17 +114,6 @@ def _pooled_grid(grid: Grid, kernel: tuple[int, ...], stride: tuple[int, ...]) -
         return grid
     t, h, w = (_conv_out(n, k, s, k // 2) for n, k, s in zip(grid, kernel, stride))
     return (t, h, w)
-
-
-def _drop_path_noise(x: Tensor, p: float, training: bool) -> Tensor | None:
-    """Stochastic depth ("row" mode): per-sample multipliers ``(B, 1, 1)``; None (a no-op) in eval."""
-    if not training or p == 0.0:
-        return None
-    keep = 1.0 - p
-    noise = x.new_empty([x.shape[0], 1, 1]).bernoulli_(keep)
-    if keep > 0.0:
-        noise.div_(keep)
-    return noise
 
 
 # PyTorch's fp32 matrix products on CPU go to MKL's sgemm, which on AMD CPUs reaches about half the
@@ -461,8 +451,8 @@ class MultiscaleBlock(nn.Module):
         rel_temporal: Tensor | None = None
         if self.rel_pos:
             rel_spatial, rel_temporal = self.attn.rel_pos_terms(q)
-        noise_attn = _drop_path_noise(x, self.stochastic_depth_prob, self.training)
-        noise_mlp = _drop_path_noise(x, self.stochastic_depth_prob, self.training)
+        noise_attn = drop_path_mask(x, self.stochastic_depth_prob, self.training)
+        noise_mlp = drop_path_mask(x, self.stochastic_depth_prob, self.training)
 
         outs: list[Tensor] = []
         for start in range(0, q.shape[1], self.chunk):
@@ -538,11 +528,22 @@ class PositionalEncoding(nn.Module):
 
 
 class MViT(VideoModel):
-    """MViT for clips of exactly ``temporal_size`` x ``spatial_size`` (the token grid is fixed).
+    """MViT for clips of exactly ``num_frames`` x ``crop_size`` (the token grid is fixed at construction).
 
-    ``version`` 1 is MViT (v1-B with the defaults), 2 is MViTv2 (v2-S); see the module docstring.
-    ``depths`` gives the blocks per stage, ``embed_dim`` and ``num_heads`` those of the first stage.
+    Args:
+        version: 1 for MViT (v1-B with the defaults), 2 for MViTv2 (v2-S); see the module docstring.
+        depths: blocks per stage.
+        embed_dim: channels of the first stage.
+        num_heads: attention heads of the first stage.
+        num_frames: frames of the clip the model is built for (a multiple of 2).
+        crop_size: (H, W) of its frames, or one int for square frames (multiples of 4).
+        num_classes: outputs of the classifier.
+        dropout: before the classifier, while training.
+        attention_dropout: on the attention weights, while training.
+        stochastic_depth_prob: drop-path probability of the last block (growing linearly from 0).
     """
+
+    classifier_name = "head.1"
 
     def __init__(
         self,
@@ -550,8 +551,8 @@ class MViT(VideoModel):
         depths: tuple[int, ...] = (1, 2, 11, 2),
         embed_dim: int = 96,
         num_heads: int = 1,
-        spatial_size: tuple[int, int] = (224, 224),
-        temporal_size: int = 16,
+        num_frames: int = 16,
+        crop_size: int | tuple[int, int] = (224, 224),
         num_classes: int = 400,
         dropout: float = 0.5,
         attention_dropout: float = 0.0,
@@ -560,19 +561,23 @@ class MViT(VideoModel):
         if version not in (1, 2):
             raise ValueError(f"version must be 1 (MViT) or 2 (MViTv2), got {version!r}.")
         specs = block_specs(version, tuple(depths), embed_dim, num_heads)
-        height, width = spatial_size
-        grid = (temporal_size // PATCH_STRIDE[0], height // PATCH_STRIDE[1], width // PATCH_STRIDE[2])
-        patches = tuple(_conv_out(n, k, s, p) for n, k, s, p in zip((temporal_size, height, width), PATCH_KERNEL, PATCH_STRIDE, PATCH_PADDING))
+        height, width = (crop_size, crop_size) if isinstance(crop_size, int) else crop_size
+        grid = (num_frames // PATCH_STRIDE[0], height // PATCH_STRIDE[1], width // PATCH_STRIDE[2])
+        patches = tuple(
+            _conv_out(n, k, s, p)
+            for n, k, s, p in zip((num_frames, height, width), PATCH_KERNEL, PATCH_STRIDE, PATCH_PADDING)
+        )
         if patches != grid or min(grid) < 1:
             raise ValueError(
-                f"MViT needs temporal_size divisible by {PATCH_STRIDE[0]} and spatial_size by {PATCH_STRIDE[1]} "
+                f"MViT needs num_frames divisible by {PATCH_STRIDE[0]} and crop_size by {PATCH_STRIDE[1]} "
                 f"(its {PATCH_STRIDE[0]}x{PATCH_STRIDE[1]}x{PATCH_STRIDE[2]} patches tile the clip); got "
-                f"temporal_size={temporal_size}, spatial_size={tuple(spatial_size)}."
+                f"num_frames={num_frames}, crop_size={(height, width)}."
             )
-        super().__init__(num_classes, specs[-1].dim_out, min_temporal_size=temporal_size, min_size=min(height, width))
+        super().__init__(num_classes, specs[-1].dim_out, min_temporal_size=num_frames, min_size=min(height, width))
         self.version = version
         self.model_name = "MViT" if version == 1 else "MViTv2"
-        self.input_size = [temporal_size, height, width]
+        self.num_frames = num_frames
+        self.crop_size = (height, width)
 
         self.conv_proj = nn.Conv3d(3, embed_dim, PATCH_KERNEL, PATCH_STRIDE, PATCH_PADDING)  # type: ignore[arg-type]
         self.pos_encoding = PositionalEncoding(embed_dim, grid, absolute=version == 1)
@@ -606,34 +611,33 @@ class MViT(VideoModel):
             nn.init.trunc_normal_(p, std=0.02)
 
     def check_input_grid(self, x: Tensor) -> None:
-        t, h, w = self.input_size
+        t = self.num_frames
+        h, w = self.crop_size
         if x.shape[2] != t or x.shape[3] != h or x.shape[4] != w:
             raise ValueError(
                 f"{self._name()} was built for clips of exactly {t} frames of {h}x{w} pixels (its token grid "
                 f"is fixed at construction); got {list(x.shape)}, expected (B, 3, {t}, {h}, {w}). Resize and "
-                f"crop with weights.transforms(), or build the model with temporal_size= and spatial_size=."
+                f"crop with weights.transforms(), or build the model with num_frames= and crop_size=."
             )
 
     def forward_features(self, x: Tensor) -> Tensor:
+        """The normalised tokens ``(B, 1 + N, num_features)``, the class token first."""
         # Channels-last patches make the (B, T*H*W, C) token sequence a free view.
         x = self.conv_proj(x.contiguous(memory_format=torch.channels_last_3d))
         x = self.pos_encoding(x.flatten(2).transpose(1, 2))
         for block in self.blocks:
             x = block(x)
-        return self.norm(x[:, 0])  # the class token (the norm is per token, so only it is normalised)
+        return self.norm(x)
 
-    def forward_head(self, x: Tensor) -> Tensor:
-        return self.head(x)
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        x = x[:, 0]  # the class token
+        if pre_logits:
+            return x
+        return self.head(x.clone() if self.training else x)  # its dropout is in place; x is the caller's
 
-    def reset_classifier(self, num_classes: int) -> None:
-        check_num_classes(num_classes)
-        old = self.head[1]
-        assert isinstance(old, nn.Linear)
-        new = nn.Linear(self.num_features, num_classes, device=old.weight.device, dtype=old.weight.dtype)
-        nn.init.trunc_normal_(new.weight, std=0.02)
-        nn.init.zeros_(new.bias)
-        self.head[1] = new
-        self.num_classes = num_classes
+    def init_classifier(self, layer: nn.Module) -> None:
+        nn.init.trunc_normal_(layer.weight, std=0.02)
+        nn.init.zeros_(layer.bias)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -643,35 +647,41 @@ _TRANSFORMS = partial(
     VideoClassification, crop_size=(224, 224), resize_size=(256,), mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225)
 )
 
-_COMMON_META: dict[str, Any] = {
-    "categories": list(KINETICS400_CATEGORIES),
-    "min_size": (224, 224),
-    "min_temporal_size": 16,
-    "_docs": (
-        "The weights were ported from the paper. The accuracies are estimated on video-level "
-        "with parameters `frame_rate=7.5`, `clips_per_video=5`, and `clip_len=16`"
-    ),
-    # The evaluation recipe of _docs in machine-readable form (see videozoo.sampling).
-    "num_frames": 16,
-    "sampling_rate": 1,
-    "frame_rate": 7.5,
-    "num_clips": 5,
-    "num_crops": 1,
-}
+
+
+def _meta(recipe: str, num_params: int, acc1: float, acc5: float, gflops: float, file_size: float) -> dict[str, Any]:
+    return tv_meta(
+        num_params=num_params,
+        acc1=acc1,
+        acc5=acc5,
+        gflops=gflops,
+        file_size=file_size,
+        recipe=recipe,
+        docs=(
+            "The weights were ported from the paper. The accuracies are estimated on video-level "
+            "with parameters `frame_rate=7.5`, `clips_per_video=5`, and `clip_len=16`"
+        ),
+        num_frames=16,
+        frame_rate=7.5,
+        num_clips=5,
+        min_size=(224, 224),
+        min_temporal_size=16,
+        model_args={"num_frames": 16, "crop_size": 224},  # the token grid is built for this clip
+    )
 
 
 class MViT_V1_B_Weights(WeightsEnum):
     KINETICS400_V1 = Weights(
         url="https://download.pytorch.org/models/mvit_v1_b-dbeb1030.pth",
         transforms=_TRANSFORMS,
-        meta={
-            **_COMMON_META,
-            "recipe": "https://github.com/facebookresearch/pytorchvideo/blob/main/docs/source/model_zoo.md",
-            "num_params": 36610672,
-            "_metrics": {"Kinetics-400": {"acc@1": 78.477, "acc@5": 93.582}},
-            "_ops": 70.599,
-            "_file_size": 139.764,
-        },
+        meta=_meta(
+            "https://github.com/facebookresearch/pytorchvideo/blob/main/docs/source/model_zoo.md",
+            num_params=36610672,
+            acc1=78.477,
+            acc5=93.582,
+            gflops=70.599,
+            file_size=139.764,
+        ),
     )
     DEFAULT = KINETICS400_V1
 
@@ -680,14 +690,14 @@ class MViT_V2_S_Weights(WeightsEnum):
     KINETICS400_V1 = Weights(
         url="https://download.pytorch.org/models/mvit_v2_s-ae3be167.pth",
         transforms=_TRANSFORMS,
-        meta={
-            **_COMMON_META,
-            "recipe": "https://github.com/facebookresearch/SlowFast/blob/main/MODEL_ZOO.md",
-            "num_params": 34537744,
-            "_metrics": {"Kinetics-400": {"acc@1": 80.757, "acc@5": 94.665}},
-            "_ops": 64.224,
-            "_file_size": 131.884,
-        },
+        meta=_meta(
+            "https://github.com/facebookresearch/SlowFast/blob/main/MODEL_ZOO.md",
+            num_params=34537744,
+            acc1=80.757,
+            acc5=94.665,
+            gflops=64.224,
+            file_size=131.884,
+        ),
     )
     DEFAULT = KINETICS400_V1
 
@@ -698,11 +708,21 @@ class MViT_V2_S_Weights(WeightsEnum):
 
 @register_model(MViT_V1_B_Weights)
 def mvit_v1_b(*, weights: MViT_V1_B_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> MViT:
-    """MViT-B (16x4): 16 blocks, absolute position embeddings; 16x224x224 clips."""
-    return build_model(partial(MViT, 1, stochastic_depth_prob=0.2), MViT_V1_B_Weights, weights, progress, **kwargs)
+    """MViT-B (16x4): 16 blocks, absolute position embeddings; 16x224x224 clips.
+
+    Args:
+        weights: a member of :class:`MViT_V1_B_Weights`, its name, ``"DEFAULT"``, or the path of a local
+            file in the published format; ``None`` for random initialisation.
+        progress: show a progress bar while downloading.
+        kwargs: passed to :class:`MViT`; ``num_frames`` and ``crop_size`` are fixed by weights.
+    """
+    return build_model(MViT, MViT_V1_B_Weights, weights, progress, kwargs, version=1, stochastic_depth_prob=0.2)
 
 
 @register_model(MViT_V2_S_Weights)
 def mvit_v2_s(*, weights: MViT_V2_S_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> MViT:
-    """MViTv2-S (16x4): 16 blocks, relative position bias and residual pooling; 16x224x224 clips."""
-    return build_model(partial(MViT, 2, stochastic_depth_prob=0.2), MViT_V2_S_Weights, weights, progress, **kwargs)
+    """MViTv2-S (16x4): 16 blocks, relative position bias and residual pooling; 16x224x224 clips.
+
+    Args: as :func:`mvit_v1_b`, with :class:`MViT_V2_S_Weights`.
+    """
+    return build_model(MViT, MViT_V2_S_Weights, weights, progress, kwargs, version=2, stochastic_depth_prob=0.2)

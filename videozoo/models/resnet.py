@@ -21,8 +21,9 @@ from typing import Any, Literal
 from torch import Tensor, nn
 
 from videozoo._api import Weights, WeightsEnum, build_model, register_model
-from videozoo._categories import KINETICS400_CATEGORIES
-from videozoo.models._base import VideoModel, check_num_classes
+from videozoo.models._base import VideoModel
+from videozoo.models._layers import init_conv_bn
+from videozoo.models._torchvision import tv_meta
 from videozoo.transforms import VideoClassification
 
 __all__ = [
@@ -81,8 +82,14 @@ class BasicBlock(nn.Module):
 class VideoResNet(VideoModel):
     """ResNet-18 for clips: a stem, four residual stages (64-512 channels) and a linear classifier.
 
-    ``stage_convs`` picks the convolution kind of each stage; ``stem`` is ``"basic"`` (a 3x7x7
-    convolution) or ``"2+1d"`` (1x7x7 to 45 channels, then 3x1x1).
+    Any clip size works; the head averages the last stage over the whole clip.
+
+    Args:
+        stage_convs: the convolution kind of each of the four stages.
+        layers: residual blocks per stage.
+        stem: ``"basic"`` (a 3x7x7 convolution) or ``"2+1d"`` (1x7x7 to 45 channels, then 3x1x1).
+        num_classes: outputs of the classifier.
+        zero_init_residual: start every block as the identity (last BN of each branch at 0).
     """
 
     def __init__(
@@ -121,33 +128,18 @@ class VideoResNet(VideoModel):
         self.avgpool = nn.AdaptiveAvgPool3d(1)
         self.fc = nn.Linear(512, num_classes)
 
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-        nn.init.normal_(self.fc.weight, 0, 0.01)
-        nn.init.zeros_(self.fc.bias)
-        if zero_init_residual:
-            for m in self.modules():
-                if isinstance(m, BasicBlock):
-                    nn.init.zeros_(m.conv2[1].weight)
+        last_norms = [m.conv2[1] for m in self.modules() if isinstance(m, BasicBlock)] if zero_init_residual else []
+        init_conv_bn(self, zero_init=last_norms)
+        self.init_classifier(self.fc)
 
     def forward_features(self, x: Tensor) -> Tensor:
+        """The last stage's map ``(B, 512, T', H', W')``."""
         x = self.stem(x)
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.avgpool(x).flatten(1)
+        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
-    def forward_head(self, x: Tensor) -> Tensor:
-        return self.fc(x)
-
-    def reset_classifier(self, num_classes: int) -> None:
-        check_num_classes(num_classes)
-        self.fc = nn.Linear(self.num_features, num_classes, device=self.fc.weight.device, dtype=self.fc.weight.dtype)
-        nn.init.normal_(self.fc.weight, 0, 0.01)
-        nn.init.zeros_(self.fc.bias)
-        self.num_classes = num_classes
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        x = self.avgpool(x).flatten(1)
+        return x if pre_logits else self.fc(x)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -155,32 +147,23 @@ class VideoResNet(VideoModel):
 
 _TRANSFORMS = partial(VideoClassification, crop_size=(112, 112), resize_size=(128, 171))
 
-_COMMON_META: dict[str, Any] = {
-    "min_size": (1, 1),
-    "min_temporal_size": 1,
-    "recipe": "https://github.com/pytorch/vision/tree/main/references/video_classification",
-    "_docs": (
-        "The weights reproduce closely the accuracy of the paper. The accuracies are estimated on video-level "
-        "with parameters `frame_rate=15`, `clips_per_video=5`, and `clip_len=16`."
-    ),
-    # The evaluation recipe of _docs in machine-readable form (see videozoo.sampling).
-    "num_frames": 16,
-    "sampling_rate": 1,
-    "frame_rate": 15.0,
-    "num_clips": 5,
-    "num_crops": 1,
-}
 
-
-def _meta(num_params: int, acc1: float, acc5: float, ops: float, file_size: float) -> dict[str, Any]:
-    return {
-        **_COMMON_META,
-        "categories": list(KINETICS400_CATEGORIES),
-        "num_params": num_params,
-        "_metrics": {"Kinetics-400": {"acc@1": acc1, "acc@5": acc5}},
-        "_ops": ops,
-        "_file_size": file_size,
-    }
+def _meta(num_params: int, acc1: float, acc5: float, gflops: float, file_size: float) -> dict[str, Any]:
+    return tv_meta(
+        num_params=num_params,
+        acc1=acc1,
+        acc5=acc5,
+        gflops=gflops,
+        file_size=file_size,
+        recipe="https://github.com/pytorch/vision/tree/main/references/video_classification",
+        docs=(
+            "The weights reproduce closely the accuracy of the paper. The accuracies are estimated on video-level "
+            "with parameters `frame_rate=15`, `clips_per_video=5`, and `clip_len=16`."
+        ),
+        num_frames=16,
+        frame_rate=15.0,
+        num_clips=5,
+    )
 
 
 class R3D_18_Weights(WeightsEnum):
@@ -216,21 +199,34 @@ class R2Plus1D_18_Weights(WeightsEnum):
 
 @register_model(R3D_18_Weights)
 def r3d_18(*, weights: R3D_18_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> VideoResNet:
-    """R3D-18: 3x3x3 convolutions in every stage."""
-    return build_model(partial(VideoResNet, ("3d",) * 4), R3D_18_Weights, weights, progress, **kwargs)
+    """R3D-18: 3x3x3 convolutions in every stage.
+
+    Args:
+        weights: a member of :class:`R3D_18_Weights`, its name, ``"DEFAULT"``, or the path of a local
+            file in the published format; ``None`` for random initialisation.
+        progress: show a progress bar while downloading.
+        kwargs: passed to :class:`VideoResNet` (e.g. ``num_classes``, without weights).
+    """
+    return build_model(VideoResNet, R3D_18_Weights, weights, progress, kwargs, stage_convs=("3d",) * 4)
 
 
 @register_model(MC3_18_Weights)
 def mc3_18(*, weights: MC3_18_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> VideoResNet:
-    """MC3-18: 3D convolutions in the first stage, 2D (1x3x3) convolutions above it."""
-    return build_model(partial(VideoResNet, ("3d", "2d", "2d", "2d")), MC3_18_Weights, weights, progress, **kwargs)
+    """MC3-18: 3D convolutions in the first stage, 2D (1x3x3) convolutions above it.
+
+    Args: as :func:`r3d_18`, with :class:`MC3_18_Weights`.
+    """
+    return build_model(VideoResNet, MC3_18_Weights, weights, progress, kwargs, stage_convs=("3d", "2d", "2d", "2d"))
 
 
 @register_model(R2Plus1D_18_Weights)
 def r2plus1d_18(
     *, weights: R2Plus1D_18_Weights | str | None = None, progress: bool = True, **kwargs: Any
 ) -> VideoResNet:
-    """R(2+1)D-18: every 3x3x3 convolution factorised into a spatial and a temporal one."""
+    """R(2+1)D-18: every 3x3x3 convolution factorised into a spatial and a temporal one.
+
+    Args: as :func:`r3d_18`, with :class:`R2Plus1D_18_Weights`.
+    """
     return build_model(
-        partial(VideoResNet, ("2+1d",) * 4, stem="2+1d"), R2Plus1D_18_Weights, weights, progress, **kwargs
+        VideoResNet, R2Plus1D_18_Weights, weights, progress, kwargs, stage_convs=("2+1d",) * 4, stem="2+1d"
     )

@@ -22,8 +22,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo._api import Weights, WeightsEnum, build_model, register_model
-from videozoo._categories import KINETICS400_CATEGORIES
-from videozoo.models._base import VideoModel, check_num_classes
+from videozoo.models._base import VideoModel
+from videozoo.models._torchvision import tv_meta
 from videozoo.transforms import VideoClassification
 
 __all__ = ["S3D", "S3D_Weights", "s3d"]
@@ -132,11 +132,18 @@ class SepInceptionBlock3D(nn.Module):
 class S3D(VideoModel):
     """S3D for clips of at least 13 frames of 209 x 209 pixels (the 2 x 7 x 7 average pool must fit).
 
-    Features are the 1024 channels of block 5c, average-pooled over 2 x 7 x 7 windows (stride 1) and
-    then over all window positions; the classifier is torchvision's dropout and 1x1x1 convolution,
-    applied to the pooled features. (In eval mode this equals torchvision's per-position classifier
-    followed by the mean; in training, dropout acts on the pooled features rather than per position.)
+    ``forward_features`` returns the 1024 channels of block 5c; the head average-pools them over
+    2 x 7 x 7 windows (stride 1) and then over all window positions, and applies torchvision's dropout
+    and 1x1x1 convolution to the pooled features. (In eval mode this equals torchvision's per-position
+    classifier followed by the mean; in training, dropout acts on the pooled features rather than per
+    position.)
+
+    Args:
+        num_classes: outputs of the classifier.
+        dropout: before the classifier, while training.
     """
+
+    classifier_name = "classifier.1"
 
     def __init__(self, num_classes: int = 400, dropout: float = 0.2) -> None:
         super().__init__(num_classes, num_features=1024, min_temporal_size=13, min_size=209)
@@ -163,18 +170,21 @@ class S3D(VideoModel):
         self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Conv3d(1024, num_classes, kernel_size=1))
 
     def forward_features(self, x: Tensor) -> Tensor:
-        return self.avgpool(self.features(x)).mean((2, 3, 4))
+        """Block 5c's map ``(B, 1024, T', H', W')``."""
+        return self.features(x)
 
-    def forward_head(self, x: Tensor) -> Tensor:
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        x = self.avgpool(x).mean((2, 3, 4))
+        if pre_logits:
+            return x
         dropout = self.classifier[0]
         conv = self.classifier[1]
         return F.linear(dropout(x), conv.weight.flatten(1), conv.bias)
 
-    def reset_classifier(self, num_classes: int) -> None:
-        check_num_classes(num_classes)
-        weight = self.classifier[1].weight
-        self.classifier[1] = nn.Conv3d(1024, num_classes, kernel_size=1, device=weight.device, dtype=weight.dtype)
-        self.num_classes = num_classes
+    def init_classifier(self, layer: nn.Module) -> None:
+        """torchvision's: PyTorch's default initialisation of a convolution."""
+        assert isinstance(layer, nn.Conv3d)
+        layer.reset_parameters()
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -186,31 +196,35 @@ class S3D_Weights(WeightsEnum):
         url="https://download.pytorch.org/models/s3d-d76dad2f.pth",
         # Frames resized to exactly 256 x 256, Kinetics statistics.
         transforms=partial(VideoClassification, crop_size=(224, 224), resize_size=(256, 256)),
-        meta={
-            "categories": list(KINETICS400_CATEGORIES),
-            "min_size": (224, 224),
-            "min_temporal_size": 14,
-            "recipe": "https://github.com/pytorch/vision/tree/main/references/video_classification#s3d",
-            "_docs": (
+        meta=tv_meta(
+            num_params=8320048,
+            acc1=68.368,
+            acc5=88.050,
+            gflops=17.979,
+            file_size=31.972,
+            recipe="https://github.com/pytorch/vision/tree/main/references/video_classification#s3d",
+            docs=(
                 "The weights aim to approximate the accuracy of the paper. The accuracies are estimated on clip-level "
                 "with parameters `frame_rate=15`, `clips_per_video=1`, and `clip_len=128`."
             ),
-            "num_params": 8320048,
-            "_metrics": {"Kinetics-400": {"acc@1": 68.368, "acc@5": 88.050}},
-            "_ops": 17.979,
-            "_file_size": 31.972,
-            # The evaluation recipe of _docs in machine-readable form.
-            "num_frames": 128,
-            "sampling_rate": 1,
-            "frame_rate": 15.0,
-            "num_clips": 1,
-            "num_crops": 1,
-        },
+            num_frames=128,
+            frame_rate=15.0,
+            num_clips=1,
+            min_size=(224, 224),
+            min_temporal_size=14,
+        ),
     )
     DEFAULT = KINETICS400_V1
 
 
 @register_model(S3D_Weights)
 def s3d(*, weights: S3D_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> S3D:
-    """S3D (8.3 M parameters)."""
-    return build_model(S3D, S3D_Weights, weights, progress, **kwargs)
+    """S3D (8.3 M parameters).
+
+    Args:
+        weights: a member of :class:`S3D_Weights`, its name, ``"DEFAULT"``, or the path of a local file in
+            the published format; ``None`` for random initialisation.
+        progress: show a progress bar while downloading.
+        kwargs: passed to :class:`S3D` (e.g. ``num_classes``, without weights).
+    """
+    return build_model(S3D, S3D_Weights, weights, progress, kwargs)

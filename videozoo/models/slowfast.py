@@ -12,7 +12,9 @@ Feichtenhofer et al., "SlowFast Networks for Video Recognition", ICCV 2019
   and concatenates them to the Slow features.
 * The **head** average-pools each pathway with PyTorchVideo's fixed window, sized for the 224-pixel
   training clip, slides it over larger inputs (the 256-pixel 3-crop test size) and averages the
-  windows; then dropout and one linear layer on the concatenated 2048 + 256 features.
+  windows; then dropout and one linear layer on the concatenated 2048 + 256 features. So
+  ``forward_features`` returns the two pathways' maps, ``[slow, fast]``, and
+  ``forward_head(maps, pre_logits=True)`` the pooled ``(B, 2304)`` embedding.
 
 The model takes one clip ``(B, 3, T, H, W)``, the Fast pathway's frames, and picks the Slow frames
 itself exactly as PyTorchVideo's ``PackPathway`` recipe does. ``forward_pathways(slow, fast)`` (and,
@@ -28,15 +30,16 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
-from functools import partial
-from typing import Any
+from typing import Any, List
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo._api import Weights, WeightsEnum, build_model, register_model
-from videozoo.models._base import VideoModel, check_num_classes
+from videozoo.models._base import VideoModel
+from videozoo.models._convert import rename_keys
+from videozoo.models._layers import init_conv_bn, window_avg_pool
 from videozoo.models._pytorchvideo import ptv_meta, ptv_transforms, unwrap_model_state
 
 __all__ = [
@@ -142,25 +145,21 @@ class LateralConnection(nn.Module):
         return torch.cat([slow, self.relu(self.bn(self.conv(fast)))], 1)
 
 
-def _window_pool(x: Tensor, window: list[int]) -> Tensor:
-    """Average over a fixed ``window`` slid at stride 1, then over the windows: ``(B, C, T, H, W) -> (B, C)``.
-
-    A feature map smaller than the window is averaged whole, and a clip longer than the window slides
-    it in time too; PyTorchVideo raises on both (its two pathways' pooled grids then differ).
-    """
-    kernel = [min(window[0], x.shape[2]), min(window[1], x.shape[3]), min(window[2], x.shape[4])]
-    return F.avg_pool3d(x, kernel, stride=1).mean((2, 3, 4))
-
-
 class SlowFast(VideoModel):
     """SlowFast with ResNet-50/101 pathways.
 
-    ``alpha``: frame-rate ratio Fast/Slow (also the stride of the lateral connections); ``beta_inv``:
-    channel ratio Slow/Fast; ``fusion_kernel``: temporal kernel of the lateral connections;
-    ``temporal_blocks``: how many blocks of each stage have temporal kernels (default: all);
-    ``num_frames`` and ``crop_size``: the training clip the head's pooling window was sized for,
-    ``(num_frames / alpha, crop / 32, crop / 32)`` on the Slow and ``(num_frames, crop / 32, crop / 32)``
-    on the Fast pathway.
+    Args:
+        layers: residual blocks per stage of both pathways.
+        alpha: frame-rate ratio Fast/Slow (also the stride of the lateral connections).
+        beta_inv: channel ratio Slow/Fast.
+        fusion_kernel: temporal kernel of the lateral connections.
+        temporal_blocks: how many blocks of each stage have temporal kernels (default: all).
+        num_frames: Fast frames of the training clip the head's pooling windows were sized for,
+            ``(num_frames / alpha, crop / 32, crop / 32)`` on the Slow and
+            ``(num_frames, crop / 32, crop / 32)`` on the Fast pathway.
+        crop_size: side of that training clip.
+        num_classes: outputs of the classifier.
+        dropout: before the classifier, while training.
     """
 
     def __init__(
@@ -184,6 +183,8 @@ class SlowFast(VideoModel):
         if alpha < 1 or num_frames % alpha != 0:
             raise ValueError(f"num_frames ({num_frames}) must be a positive multiple of alpha ({alpha}).")
         self.alpha = alpha
+        self.num_frames = num_frames
+        self.crop_size = crop_size
         blocks = list(temporal_blocks if temporal_blocks is not None else layers)
         # The Fast channels after the stem and after stages 1-3, each fused into the Slow pathway at
         # twice that width: fuse0 after the stems, fuse<i> after stage i, nothing after the last.
@@ -192,23 +193,14 @@ class SlowFast(VideoModel):
         self.fast = Pathway(fast_width, layers, 5, (3, 3, 3, 3), blocks, lateral=[0, 0, 0, 0])
         for i, planes in enumerate(fast_planes):
             self.add_module(f"fuse{i}", LateralConnection(planes, fusion_kernel, alpha))
-        self.slow_window = [num_frames // alpha, crop_size // 32, crop_size // 32]
-        self.fast_window = [num_frames, crop_size // 32, crop_size // 32]
+        self.slow_pool_window = [num_frames // alpha, crop_size // 32, crop_size // 32]
+        self.fast_pool_window = [num_frames, crop_size // 32, crop_size // 32]
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(self.num_features, num_classes)
 
         # PySlowFast's initialisation: MSRA fill, the last BN of each residual branch at zero.
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-        for m in self.modules():
-            if isinstance(m, Bottleneck):
-                nn.init.zeros_(m.bn3.weight)
-        nn.init.normal_(self.fc.weight, 0, 0.01)
-        nn.init.zeros_(self.fc.bias)
+        init_conv_bn(self, zero_init=[m.bn3 for m in self.modules() if isinstance(m, Bottleneck)])
+        self.init_classifier(self.fc)
         # Channels-last (NDHWC) activations and filters: 1.3x faster convolutions on CPU than NCDHW,
         # the same results up to float rounding. Loading a state_dict keeps this layout.
         self.to(memory_format=torch.channels_last_3d)
@@ -245,8 +237,8 @@ class SlowFast(VideoModel):
 
     # -- network -------------------------------------------------------------------------------------
 
-    def forward_pathway_features(self, slow: Tensor, fast: Tensor) -> Tensor:
-        """Pooled ``(B, 2048 + 256)`` features of a ``[slow, fast]`` pair of clips."""
+    def forward_pathway_features(self, slow: Tensor, fast: Tensor) -> List[Tensor]:
+        """The two pathways' last maps ``[slow, fast]`` for a ``[slow, fast]`` pair of clips."""
         slow = slow.contiguous(memory_format=torch.channels_last_3d)
         fast = fast.contiguous(memory_format=torch.channels_last_3d)
         slow, fast = self.slow.stem(slow), self.fast.stem(fast)
@@ -258,13 +250,17 @@ class SlowFast(VideoModel):
         slow, fast = self.slow.layer3(slow), self.fast.layer3(fast)
         slow = self.fuse3(slow, fast)
         slow, fast = self.slow.layer4(slow), self.fast.layer4(fast)
-        return torch.cat([_window_pool(slow, self.slow_window), _window_pool(fast, self.fast_window)], 1)
+        return [slow, fast]
 
-    def forward_features(self, x: Tensor) -> Tensor:
+    def forward_features(self, x: Tensor) -> List[Tensor]:  # type: ignore[override]
+        """The pathways' last maps ``[(B, 2048, T/alpha, H', W'), (B, 256, T, H', W')]``."""
         return self.forward_pathway_features(self.select_slow_frames(x), x)
 
-    def forward_head(self, x: Tensor) -> Tensor:
-        return self.fc(self.dropout(x))
+    def forward_head(self, x: List[Tensor], pre_logits: bool = False) -> Tensor:  # type: ignore[override]
+        slow = window_avg_pool(x[0], self.slow_pool_window).mean((2, 3, 4))
+        fast = window_avg_pool(x[1], self.fast_pool_window).mean((2, 3, 4))
+        pooled = torch.cat([slow, fast], 1)
+        return pooled if pre_logits else self.fc(self.dropout(pooled))
 
     @torch.jit.export
     def forward_pathways(self, slow: Tensor, fast: Tensor) -> Tensor:
@@ -281,78 +277,52 @@ class SlowFast(VideoModel):
         self.check_input(x)
         return self.forward_head(self.forward_features(x))
 
-    def reset_classifier(self, num_classes: int) -> None:
-        check_num_classes(num_classes)
-        self.fc = nn.Linear(self.num_features, num_classes, device=self.fc.weight.device, dtype=self.fc.weight.dtype)
-        nn.init.normal_(self.fc.weight, 0, 0.01)
-        nn.init.zeros_(self.fc.bias)
-        self.num_classes = num_classes
-
 
 # ----------------------------------------------------------------------------------------------------
 # PyTorchVideo's checkpoint layout
 
-# PyTorchVideo's key prefixes -> ours. <p> is the pathway (0 slow, 1 fast), <s> the
-# stage, <b> the block. blocks.0 holds the stems, blocks.1-4 the stages, blocks.5 the pooling and
-# blocks.6 the head; the lateral connections live in blocks.0-3 as multipathway_fusion.
-_PTV_KEYS = [
-    (r"blocks\.0\.multipathway_blocks\.(?P<p>[01])\.conv\.", "{p}.stem.conv."),
-    (r"blocks\.0\.multipathway_blocks\.(?P<p>[01])\.norm\.", "{p}.stem.bn."),
-    (r"blocks\.(?P<s>[1-4])\.multipathway_blocks\.(?P<p>[01])\.res_blocks\.(?P<b>\d+)\.branch1_conv\.",
-     "{p}.layer{s}.{b}.downsample.0."),
-    (r"blocks\.(?P<s>[1-4])\.multipathway_blocks\.(?P<p>[01])\.res_blocks\.(?P<b>\d+)\.branch1_norm\.",
-     "{p}.layer{s}.{b}.downsample.1."),
-    (r"blocks\.(?P<s>[1-4])\.multipathway_blocks\.(?P<p>[01])\.res_blocks\.(?P<b>\d+)\.branch2\.conv_(?P<n>[abc])\.",
-     "{p}.layer{s}.{b}.conv{n}."),
-    (r"blocks\.(?P<s>[1-4])\.multipathway_blocks\.(?P<p>[01])\.res_blocks\.(?P<b>\d+)\.branch2\.norm_(?P<n>[abc])\.",
-     "{p}.layer{s}.{b}.bn{n}."),
-    (r"blocks\.(?P<s>[0-3])\.multipathway_fusion\.conv_fast_to_slow\.", "fuse{s}.conv."),
-    (r"blocks\.(?P<s>[0-3])\.multipathway_fusion\.norm\.", "fuse{s}.bn."),
-    (r"blocks\.6\.proj\.", "fc."),
-]
-_PTV_PATTERNS = [(re.compile(pattern), template) for pattern, template in _PTV_KEYS]
+# PyTorchVideo's keys -> ours. <p> is the pathway (0 slow, 1 fast), <s> the stage, <b> the block.
+# blocks.0 holds the stems, blocks.1-4 the stages, blocks.5 the pooling and blocks.6 the head; the
+# lateral connections live in blocks.0-3 as multipathway_fusion.
 _PATHWAY = {"0": "slow", "1": "fast"}
 _BRANCH = {"a": "1", "b": "2", "c": "3"}
+_STAGE = r"blocks\.(?P<s>[1-4])\.multipathway_blocks\.(?P<p>[01])\.res_blocks\.(?P<b>\d+)\."
 
 
-def _ptv_to_ours(key: str) -> str | None:
-    for pattern, template in _PTV_PATTERNS:
-        m = pattern.match(key)
-        if m is not None:
-            groups = m.groupdict()
-            if "p" in groups:
-                groups["p"] = _PATHWAY[groups["p"]]
-            if "n" in groups:
-                groups["n"] = _BRANCH[groups["n"]]
-            return template.format(**groups) + key[m.end() :]
-    return None
+def _to(template: str):
+    """A rename rule's replacement: ``template`` formatted with the match's groups, pathway and branch
+    indices given our names."""
+
+    def rename(m: re.Match[str]) -> str:
+        groups = m.groupdict()
+        if "p" in groups:
+            groups["p"] = _PATHWAY[groups["p"]]
+        if "n" in groups:
+            groups["n"] = _BRANCH[groups["n"]]
+        return template.format(**groups)
+
+    return rename
+
+
+_PTV_RULES = [
+    (r"blocks\.0\.multipathway_blocks\.(?P<p>[01])\.conv\.(?P<t>\w+)", _to("{p}.stem.conv.{t}")),
+    (r"blocks\.0\.multipathway_blocks\.(?P<p>[01])\.norm\.(?P<t>\w+)", _to("{p}.stem.bn.{t}")),
+    (_STAGE + r"branch1_conv\.(?P<t>\w+)", _to("{p}.layer{s}.{b}.downsample.0.{t}")),
+    (_STAGE + r"branch1_norm\.(?P<t>\w+)", _to("{p}.layer{s}.{b}.downsample.1.{t}")),
+    (_STAGE + r"branch2\.conv_(?P<n>[abc])\.(?P<t>\w+)", _to("{p}.layer{s}.{b}.conv{n}.{t}")),
+    (_STAGE + r"branch2\.norm_(?P<n>[abc])\.(?P<t>\w+)", _to("{p}.layer{s}.{b}.bn{n}.{t}")),
+    (r"blocks\.(?P<s>[0-3])\.multipathway_fusion\.conv_fast_to_slow\.(?P<t>\w+)", _to("fuse{s}.conv.{t}")),
+    (r"blocks\.(?P<s>[0-3])\.multipathway_fusion\.norm\.(?P<t>\w+)", _to("fuse{s}.bn.{t}")),
+    (r"blocks\.6\.proj\.(?P<t>\w+)", _to("fc.{t}")),
+]
 
 
 def from_pytorchvideo_state_dict(checkpoint: Any) -> dict[str, Tensor]:
-    """Our ``state_dict`` from a PyTorchVideo SlowFast checkpoint ``{"model_state": state_dict}``.
+    """Our ``state_dict`` from a PyTorchVideo SlowFast checkpoint (``{"model_state": state_dict}``).
 
-    Every key is renamed; one that is not part of PyTorchVideo's SlowFast layout is an error. Keys
-    prefixed ``model.`` (PySlowFast's ``PTVSlowFast`` wrapper) are accepted too.
+    Every key is renamed; one that is not part of PyTorchVideo's SlowFast layout raises ``ValueError``.
     """
-    state = unwrap_model_state(checkpoint)
-    if state and all(k.startswith("model.") for k in state):
-        state = {k[len("model.") :]: v for k, v in state.items()}
-    out: dict[str, Tensor] = {}
-    unknown = []
-    for key, value in state.items():
-        ours = _ptv_to_ours(key)
-        if ours is None:
-            unknown.append(key)
-        else:
-            out[ours] = value
-    if unknown:
-        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-        raise ValueError(
-            f"Not a PyTorchVideo SlowFast checkpoint: {len(unknown)} of its {len(state)} keys are not in "
-            f"PyTorchVideo's SlowFast layout ({shown}). A state_dict saved from a videozoo SlowFast loads "
-            f"with model.load_state_dict() directly."
-        )
-    return out
+    return rename_keys(unwrap_model_state(checkpoint), _PTV_RULES, "PyTorchVideo's SlowFast layout")
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -388,6 +358,7 @@ def _meta(
         slowfast_alpha=alpha,
         train_crop_size=224,
         test_crop_size=256,
+        model_args={"num_frames": num_frames, "crop_size": 224},  # the head's pooling windows
     )
 
 
@@ -442,27 +413,39 @@ _R101 = (3, 4, 23, 3)
 def slowfast_r50(
     *, weights: SlowFast_R50_Weights | str | None = None, progress: bool = True, **kwargs: Any
 ) -> SlowFast:
-    """SlowFast R50 8x8: Fast pathway 32 frames at stride 2, Slow pathway 8 of them (alpha 4)."""
-    model = partial(SlowFast, _R50, alpha=4, fusion_kernel=7)
-    return build_model(model, SlowFast_R50_Weights, weights, progress, **kwargs)
+    """SlowFast R50 8x8: Fast pathway 32 frames at stride 2, Slow pathway 8 of them (alpha 4).
+
+    Args:
+        weights: a member of :class:`SlowFast_R50_Weights`, its name, ``"DEFAULT"``, or the path of a
+            local file in PyTorchVideo's format; ``None`` for random initialisation.
+        progress: show a progress bar while downloading.
+        kwargs: passed to :class:`SlowFast`; ``num_frames`` and ``crop_size`` are fixed by weights.
+    """
+    return build_model(SlowFast, SlowFast_R50_Weights, weights, progress, kwargs, layers=_R50, alpha=4, fusion_kernel=7)
 
 
 @register_model(SlowFast_R50_4x16_Weights)
 def slowfast_r50_4x16(
     *, weights: SlowFast_R50_4x16_Weights | str | None = None, progress: bool = True, **kwargs: Any
 ) -> SlowFast:
-    """SlowFast R50 4x16: Fast pathway 32 frames at stride 2, Slow pathway 4 of them (alpha 8)."""
-    model = partial(SlowFast, _R50, alpha=8, fusion_kernel=5)
-    return build_model(model, SlowFast_R50_4x16_Weights, weights, progress, **kwargs)
+    """SlowFast R50 4x16: Fast pathway 32 frames at stride 2, Slow pathway 4 of them (alpha 8).
+
+    Args: as :func:`slowfast_r50`, with :class:`SlowFast_R50_4x16_Weights`.
+    """
+    return build_model(
+        SlowFast, SlowFast_R50_4x16_Weights, weights, progress, kwargs, layers=_R50, alpha=8, fusion_kernel=5
+    )
 
 
 @register_model(SlowFast_R101_Weights)
 def slowfast_r101(
     *, weights: SlowFast_R101_Weights | str | None = None, progress: bool = True, **kwargs: Any
 ) -> SlowFast:
-    """SlowFast R101 8x8: ResNet-101 pathways, Fast 32 frames at stride 2, Slow 8 of them (alpha 4)."""
-    model = partial(SlowFast, _R101, alpha=4, fusion_kernel=5)
-    return build_model(model, SlowFast_R101_Weights, weights, progress, **kwargs)
+    """SlowFast R101 8x8: ResNet-101 pathways, Fast 32 frames at stride 2, Slow 8 of them (alpha 4).
+
+    Args: as :func:`slowfast_r50`, with :class:`SlowFast_R101_Weights`.
+    """
+    return build_model(SlowFast, SlowFast_R101_Weights, weights, progress, kwargs, layers=_R101, alpha=4, fusion_kernel=5)
 
 
 @register_model(SlowFast_16x8_R101_50_50_Weights)
@@ -470,6 +453,19 @@ def slowfast_16x8_r101_50_50(
     *, weights: SlowFast_16x8_R101_50_50_Weights | str | None = None, progress: bool = True, **kwargs: Any
 ) -> SlowFast:
     """SlowFast R101 16x8 "50_50": Fast 64 frames at stride 2, Slow 16 of them (alpha 4); like the
-    ResNet-50 variant, only the first 6 of the 23 res4 blocks have temporal kernels."""
-    model = partial(SlowFast, _R101, alpha=4, fusion_kernel=5, temporal_blocks=(3, 4, 6, 3), num_frames=64)
-    return build_model(model, SlowFast_16x8_R101_50_50_Weights, weights, progress, **kwargs)
+    ResNet-50 variant, only the first 6 of the 23 res4 blocks have temporal kernels.
+
+    Args: as :func:`slowfast_r50`, with :class:`SlowFast_16x8_R101_50_50_Weights`.
+    """
+    return build_model(
+        SlowFast,
+        SlowFast_16x8_R101_50_50_Weights,
+        weights,
+        progress,
+        kwargs,
+        layers=_R101,
+        alpha=4,
+        fusion_kernel=5,
+        temporal_blocks=(3, 4, 6, 3),
+        num_frames=64,
+    )

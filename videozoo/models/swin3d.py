@@ -34,8 +34,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo._api import Weights, WeightsEnum, build_model, register_model
-from videozoo._categories import KINETICS400_CATEGORIES
-from videozoo.models._base import VideoModel, check_num_classes
+from videozoo.models._base import VideoModel
+from videozoo.models._layers import drop_path
+from videozoo.models._torchvision import tv_meta
 from videozoo.transforms import VideoClassification
 
 __all__ = [
@@ -125,17 +126,6 @@ def _cached_window_layout(
 
 # ----------------------------------------------------------------------------------------------------
 # Building blocks
-
-
-def _drop_path(x: Tensor, p: float, training: bool) -> Tensor:
-    """Stochastic depth ("row" mode): drop the residual branch of whole samples while training."""
-    if not training or p == 0.0:
-        return x
-    keep = 1.0 - p
-    noise = torch.empty([x.shape[0]] + [1] * (x.dim() - 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
-    if keep > 0.0:
-        noise.div_(keep)
-    return x * noise
 
 
 class ShiftedWindowAttention3d(nn.Module):
@@ -240,8 +230,8 @@ class SwinTransformerBlock3d(nn.Module):
         self.stochastic_depth_prob = stochastic_depth_prob
 
     def forward(self, x: Tensor) -> Tensor:
-        x = x + _drop_path(self.attn(self.norm1(x)), self.stochastic_depth_prob, self.training)
-        return x + _drop_path(self.mlp(self.norm2(x)), self.stochastic_depth_prob, self.training)
+        x = x + drop_path(self.attn(self.norm1(x)), self.stochastic_depth_prob, self.training)
+        return x + drop_path(self.mlp(self.norm2(x)), self.stochastic_depth_prob, self.training)
 
 
 class PatchMerging(nn.Module):
@@ -287,7 +277,21 @@ class SwinTransformer3d(VideoModel):
 
     Any clip size works: the clip is padded to whole patches and every stage to whole windows.
     Stochastic depth grows linearly from 0 in the first block to ``stochastic_depth_prob`` in the last.
+
+    Args:
+        patch_size: (T, H, W) of the patches.
+        embed_dim: channels of the first stage; each later stage doubles them.
+        depths: blocks per stage.
+        num_heads: attention heads per stage.
+        window_size: (T, H, W) of the attention windows (shifted by half in every other block).
+        mlp_ratio: hidden width of the MLPs, relative to the block's width.
+        dropout: after the patch embedding, in the MLPs and after attention, while training.
+        attention_dropout: on the attention weights, while training.
+        stochastic_depth_prob: drop-path probability of the last block.
+        num_classes: outputs of the classifier.
     """
+
+    classifier_name = "head"
 
     def __init__(
         self,
@@ -342,20 +346,17 @@ class SwinTransformer3d(VideoModel):
                     nn.init.zeros_(m.bias)
 
     def forward_features(self, x: Tensor) -> Tensor:
+        """The normalised tokens of the last stage as a map ``(B, T', H', W', num_features)``."""
         x = self.pos_drop(self.patch_embed(x))  # (B, T, H, W, C)
-        x = self.norm(self.features(x))
-        return x.mean((1, 2, 3))
+        return self.norm(self.features(x))
 
-    def forward_head(self, x: Tensor) -> Tensor:
-        return self.head(x)
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        x = x.mean((1, 2, 3))
+        return x if pre_logits else self.head(x)
 
-    def reset_classifier(self, num_classes: int) -> None:
-        check_num_classes(num_classes)
-        weight = self.head.weight
-        self.head = nn.Linear(self.num_features, num_classes, device=weight.device, dtype=weight.dtype)
-        nn.init.normal_(self.head.weight, std=0.02)
-        nn.init.zeros_(self.head.bias)
-        self.num_classes = num_classes
+    def init_classifier(self, layer: nn.Module) -> None:
+        nn.init.normal_(layer.weight, std=0.02)
+        nn.init.zeros_(layer.bias)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -371,27 +372,22 @@ _TRANSFORMS = partial(
 )
 
 
-def _meta(num_params: int, acc1: float, acc5: float, ops: float, file_size: float) -> dict[str, Any]:
-    return {
-        "categories": list(KINETICS400_CATEGORIES),
-        "min_size": (1, 1),
-        "min_temporal_size": 1,
-        "recipe": "https://github.com/SwinTransformer/Video-Swin-Transformer#kinetics-400",
-        "_docs": (
+def _meta(num_params: int, acc1: float, acc5: float, gflops: float, file_size: float) -> dict[str, Any]:
+    return tv_meta(
+        num_params=num_params,
+        acc1=acc1,
+        acc5=acc5,
+        gflops=gflops,
+        file_size=file_size,
+        recipe="https://github.com/SwinTransformer/Video-Swin-Transformer#kinetics-400",
+        docs=(
             "The weights were ported from the paper. The accuracies are estimated on video-level "
             "with parameters `frame_rate=15`, `clips_per_video=12`, and `clip_len=32`"
         ),
-        "num_params": num_params,
-        "_metrics": {"Kinetics-400": {"acc@1": acc1, "acc@5": acc5}},
-        "_ops": ops,
-        "_file_size": file_size,
-        # The evaluation recipe of _docs in machine-readable form.
-        "num_frames": 32,
-        "sampling_rate": 1,
-        "frame_rate": 15.0,
-        "num_clips": 12,
-        "num_crops": 1,
-    }
+        num_frames=32,
+        frame_rate=15.0,
+        num_clips=12,
+    )
 
 
 class Swin3D_T_Weights(WeightsEnum):
@@ -429,25 +425,43 @@ class Swin3D_B_Weights(WeightsEnum):
 # ----------------------------------------------------------------------------------------------------
 # Builders
 
-_PATCH, _WINDOW = (2, 4, 4), (8, 7, 7)
+_CONFIG: dict[str, Any] = {"patch_size": (2, 4, 4), "window_size": (8, 7, 7)}
 
 
 @register_model(Swin3D_T_Weights)
 def swin3d_t(
     *, weights: Swin3D_T_Weights | str | None = None, progress: bool = True, **kwargs: Any
 ) -> SwinTransformer3d:
-    """Swin3D-T: width 96, depths 2-2-6-2, 3-24 heads (28.2 M parameters)."""
-    config = dict(patch_size=_PATCH, embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), window_size=_WINDOW)
-    return build_model(partial(SwinTransformer3d, **config), Swin3D_T_Weights, weights, progress, **kwargs)
+    """Swin3D-T: width 96, depths 2-2-6-2, 3-24 heads (28.2 M parameters).
+
+    Args:
+        weights: a member of :class:`Swin3D_T_Weights`, its name, ``"DEFAULT"``, or the path of a local
+            file in the published format; ``None`` for random initialisation.
+        progress: show a progress bar while downloading.
+        kwargs: passed to :class:`SwinTransformer3d` (e.g. ``num_classes``, without weights).
+    """
+    return build_model(
+        SwinTransformer3d, Swin3D_T_Weights, weights, progress, kwargs,
+        embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), **_CONFIG,
+    )
 
 
 @register_model(Swin3D_S_Weights)
 def swin3d_s(
     *, weights: Swin3D_S_Weights | str | None = None, progress: bool = True, **kwargs: Any
 ) -> SwinTransformer3d:
-    """Swin3D-S: width 96, depths 2-2-18-2, 3-24 heads (49.8 M parameters)."""
-    config = dict(patch_size=_PATCH, embed_dim=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24), window_size=_WINDOW)
-    return build_model(partial(SwinTransformer3d, **config), Swin3D_S_Weights, weights, progress, **kwargs)
+    """Swin3D-S: width 96, depths 2-2-18-2, 3-24 heads (49.8 M parameters).
+
+    Args:
+        weights: a member of :class:`Swin3D_S_Weights`, its name, ``"DEFAULT"``, or the path of a local
+            file in the published format; ``None`` for random initialisation.
+        progress: show a progress bar while downloading.
+        kwargs: passed to :class:`SwinTransformer3d` (e.g. ``num_classes``, without weights).
+    """
+    return build_model(
+        SwinTransformer3d, Swin3D_S_Weights, weights, progress, kwargs,
+        embed_dim=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24), **_CONFIG,
+    )
 
 
 @register_model(Swin3D_B_Weights)
@@ -457,6 +471,14 @@ def swin3d_b(
     """Swin3D-B: width 128, depths 2-2-18-2, 4-32 heads (88.0 M parameters).
 
     ``KINETICS400_V1`` was pre-trained on ImageNet-1K, ``KINETICS400_IMAGENET22K_V1`` on ImageNet-22K.
+
+    Args:
+        weights: a member of :class:`Swin3D_B_Weights`, its name, ``"DEFAULT"``, or the path of a local
+            file in the published format; ``None`` for random initialisation.
+        progress: show a progress bar while downloading.
+        kwargs: passed to :class:`SwinTransformer3d` (e.g. ``num_classes``, without weights).
     """
-    config = dict(patch_size=_PATCH, embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32), window_size=_WINDOW)
-    return build_model(partial(SwinTransformer3d, **config), Swin3D_B_Weights, weights, progress, **kwargs)
+    return build_model(
+        SwinTransformer3d, Swin3D_B_Weights, weights, progress, kwargs,
+        embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32), **_CONFIG,
+    )

@@ -13,9 +13,8 @@ short side than it trains, e.g. X3D-M at 256 px for a head built for 224 px) the
 stride 1 and the class *probabilities* of all positions are averaged.
 
 The published checkpoints are PyTorchVideo's, in its module layout; ``X3D_*_Weights`` carry an adapter
-(:func:`pytorchvideo_to_videozoo`) that renames their keys to ours, so the files load unchanged:
-``X3D_M_Weights.KINETICS400_V1.adapt_state_dict(videozoo.hub.load_checkpoint("X3D_M.pyth"))`` for a
-file downloaded by hand.
+(:func:`from_pytorchvideo_state_dict`) that renames their keys to ours, so the files load unchanged:
+``videozoo.x3d_m(weights="path/to/X3D_M.pyth")`` for a file downloaded by hand.
 
 On CPU the network runs in ``channels_last_3d`` layout and, in eval mode, with each BN folded into the
 convolution before it (see :class:`ConvBN`); both are the same arithmetic in a faster order.
@@ -24,8 +23,6 @@ convolution before it (see :class:`ConvBN`); both are the same arithmetic in a f
 from __future__ import annotations
 
 import math
-import re
-from functools import partial
 from typing import Any
 
 import torch
@@ -33,7 +30,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo._api import Weights, WeightsEnum, build_model, register_model
-from videozoo.models._base import VideoModel, check_num_classes
+from videozoo.models._base import VideoModel
+from videozoo.models._convert import rename_keys
+from videozoo.models._layers import fold_batch_norm, init_conv_bn, window_avg_pool
 from videozoo.models._pytorchvideo import ptv_meta, ptv_transforms, unwrap_model_state
 
 __all__ = [
@@ -46,6 +45,7 @@ __all__ = [
     "x3d_s",
     "x3d_m",
     "x3d_l",
+    "from_pytorchvideo_state_dict",
 ]
 
 
@@ -92,8 +92,8 @@ class ConvBN(nn.Module):
             return bn(self._conv(x, self.conv.weight, None))
         mean, var = bn.running_mean, bn.running_var
         assert mean is not None and var is not None
-        scale = bn.weight * torch.rsqrt(var + bn.eps)
-        return self._conv(x, self.conv.weight * scale.reshape(-1, 1, 1, 1, 1), bn.bias - mean * scale)
+        weight, bias = fold_batch_norm(self.conv.weight, mean, var, bn.weight, bn.bias, bn.eps)
+        return self._conv(x, weight, bias)
 
     def _conv(self, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         conv = self.conv
@@ -182,25 +182,39 @@ class Bottleneck(nn.Module):
 
 
 class X3D(VideoModel):
-    """X3D with a head built for ``clip_length`` frames of ``crop_size`` x ``crop_size`` pixels.
+    """X3D with a head built for ``num_frames`` frames of ``crop_size`` x ``crop_size`` pixels.
 
-    ``forward`` returns, per clip, the classifier's logits when the input fits the head's pooling
-    window exactly once (up to the built size), and otherwise the log of the class probabilities
-    averaged over all window positions; either way ``softmax(forward(x))`` is the probability
-    PyTorchVideo's model returns.
+    ``forward_features`` returns the head's first (per-position) convolution, ``(B, C, T', H', W')``.
+    The head average-pools it with a window fixed to the built clip size, slid at stride 1, and
+    projects every window position to ``num_features`` (2048) channels:
 
-    ``forward_features`` returns the 2048-d projected features, one vector per window position in
-    (t, h, w) order, concatenated: ``(B, num_features)`` for inputs up to the built size,
-    ``(B, P * num_features)`` for P positions on larger inputs (the mean over positions,
-    ``f.view(B, -1, model.num_features).mean(1)``, is a clip embedding at any size).
+    * ``forward_head(f, pre_logits=True)`` is the mean of those projections over the positions,
+      ``(B, num_features)`` at any input size (the clip embedding);
+    * ``forward_head(f)`` is, when the input fits the window once (up to the built size), the
+      classifier's logits, and otherwise the log of the class probabilities averaged over the
+      positions, as PySlowFast tests at larger sizes: either way ``softmax(forward(x))`` is the
+      probability PyTorchVideo's model returns. Above the built size the logits are therefore not the
+      classifier applied to the embedding (which would average logits, not probabilities).
 
     Inputs whose stage-4 map is smaller than the window in some dimension (PyTorchVideo rejects
-    them; e.g. fewer frames than ``clip_length``) are pooled over that whole dimension.
+    them; e.g. fewer frames than ``num_frames``) are pooled over that whole dimension.
+
+    Args:
+        num_frames: frames of the training clip (the head's temporal window).
+        crop_size: side of the training crop; the spatial window is ``ceil(crop_size / 32)``.
+        depth_factor: blocks per stage relative to (1, 2, 5, 3), rounded up.
+        width_factor: channels relative to the base network.
+        bottleneck_factor: inner width of each block relative to its output width.
+        stem_width: channels of the base network's stem (before ``width_factor``).
+        head_width: channels of the projection the classifier reads (``num_features``).
+        se_ratio: squeeze-excitation width relative to the block's inner width (0: no SE).
+        dropout: before the classifier, while training.
+        num_classes: outputs of the classifier.
     """
 
     def __init__(
         self,
-        clip_length: int,
+        num_frames: int,
         crop_size: int,
         depth_factor: float = 2.2,
         width_factor: float = 2.0,
@@ -212,7 +226,9 @@ class X3D(VideoModel):
         num_classes: int = 400,
     ) -> None:
         super().__init__(num_classes, head_width)
-        self.pool_size = [clip_length, math.ceil(crop_size / 32), math.ceil(crop_size / 32)]
+        self.num_frames = num_frames
+        self.crop_size = crop_size
+        self.pool_window = [num_frames, math.ceil(crop_size / 32), math.ceil(crop_size / 32)]
 
         self.stem = Stem(_round_width(stem_width, width_factor))
 
@@ -239,114 +255,65 @@ class X3D(VideoModel):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(head_width, num_classes)
 
-        for m in self.modules():
-            if isinstance(m, nn.Conv3d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm3d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-        for m in self.modules():  # PySlowFast's ZERO_INIT_FINAL_BN: each block starts as identity
-            if isinstance(m, Bottleneck):
-                nn.init.zeros_(m.conv3.bn.weight)
-        self._init_classifier()
-
-    def _init_classifier(self) -> None:
-        nn.init.normal_(self.fc.weight, 0, 0.01)
-        nn.init.zeros_(self.fc.bias)
+        # PySlowFast's ZERO_INIT_FINAL_BN: each block starts as the identity.
+        last_norms = [m.conv3.bn for m in self.modules() if isinstance(m, Bottleneck)]
+        init_conv_bn(self, zero_init=[bn for bn in last_norms if bn is not None])
+        self.init_classifier(self.fc)
 
     def forward_features(self, x: Tensor) -> Tensor:
         x = self.stem(x)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        x = F.relu(self.conv5(x), inplace=True)
-        x = F.avg_pool3d(x, self._window(x), stride=1)
+        return F.relu(self.conv5(x), inplace=True)
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        x = window_avg_pool(x, self.pool_window)
         x = F.relu(self.lin5(x), inplace=True)  # (B, 2048, t, h, w): one vector per window position
-        return x.flatten(2).transpose(1, 2).flatten(1)
-
-    def _window(self, x: Tensor) -> list[int]:
-        """The pooling window, clipped to maps smaller than it (PyTorchVideo rejects those inputs)."""
-        t, h, w = self.pool_size
-        return [min(t, x.shape[2]), min(h, x.shape[3]), min(w, x.shape[4])]
-
-    def forward_head(self, x: Tensor) -> Tensor:
-        x = self.dropout(x.view(x.shape[0], -1, self.num_features))
-        logits = self.fc(x)  # (B, P, num_classes)
+        if pre_logits:
+            return x.mean((2, 3, 4))
+        logits = self.fc(self.dropout(x.flatten(2).transpose(1, 2)))  # (B, positions, num_classes)
         positions = logits.shape[1]
         if positions == 1:
             return logits[:, 0]
         # log(mean_p softmax(logits_p)), computed stably.
         return torch.logsumexp(F.log_softmax(logits, dim=-1), dim=1) - math.log(positions)
 
-    def reset_classifier(self, num_classes: int) -> None:
-        check_num_classes(num_classes)
-        self.fc = nn.Linear(self.num_features, num_classes, device=self.fc.weight.device, dtype=self.fc.weight.dtype)
-        self._init_classifier()
-        self.num_classes = num_classes
-
 
 # ----------------------------------------------------------------------------------------------------
 # PyTorchVideo's checkpoint layout
 
-# PyTorchVideo's key (after "blocks.") -> ours. Its stem calls the spatial convolution "conv_t" and
-# the temporal one "conv_xy" (sic); its SE block is "norm_b.1.block.{0,2}", 1x1x1 convolutions where we
-# have linear layers (same numbers, the trailing 1x1x1 dropped).
-_BLOCK = r"([1-4])\.res_blocks\.(\d+)\."  # -> layer\1.\2.
-_PTV_RULES: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(pattern), replacement)
-    for pattern, replacement in (
-        (r"0\.conv\.conv_t\.weight", "stem.conv_xy.weight"),
-        (r"0\.conv\.conv_xy\.weight", "stem.conv_t.conv.weight"),
-        (r"0\.norm\.(\w+)", r"stem.conv_t.bn.\1"),
-        (_BLOCK + r"branch1_conv\.weight", r"layer\1.\2.downsample.conv.weight"),
-        (_BLOCK + r"branch1_norm\.(\w+)", r"layer\1.\2.downsample.bn.\3"),
-        (_BLOCK + r"branch2\.conv_a\.weight", r"layer\1.\2.conv1.conv.weight"),
-        (_BLOCK + r"branch2\.norm_a\.(\w+)", r"layer\1.\2.conv1.bn.\3"),
-        (_BLOCK + r"branch2\.conv_b\.weight", r"layer\1.\2.conv2.conv.weight"),
-        (_BLOCK + r"branch2\.norm_b\.0\.(\w+)", r"layer\1.\2.conv2.bn.\3"),
-        (_BLOCK + r"branch2\.norm_b\.1\.block\.0\.(\w+)", r"layer\1.\2.se.fc1.\3"),
-        (_BLOCK + r"branch2\.norm_b\.1\.block\.2\.(\w+)", r"layer\1.\2.se.fc2.\3"),
-        (_BLOCK + r"branch2\.conv_c\.weight", r"layer\1.\2.conv3.conv.weight"),
-        (_BLOCK + r"branch2\.norm_c\.(\w+)", r"layer\1.\2.conv3.bn.\3"),
-        (r"5\.pool\.pre_conv\.weight", "conv5.conv.weight"),
-        (r"5\.pool\.pre_norm\.(\w+)", r"conv5.bn.\1"),
-        (r"5\.pool\.post_conv\.weight", "lin5.weight"),
-        (r"5\.proj\.(weight|bias)", r"fc.\1"),
-    )
+# PyTorchVideo's keys -> ours. Its stem calls the spatial convolution "conv_t" and the temporal one
+# "conv_xy" (sic); its SE block is "norm_b.1.block.{0,2}", 1x1x1 convolutions where we have linear
+# layers (same numbers, the trailing 1x1x1 dropped).
+_BLOCK = r"blocks\.([1-4])\.res_blocks\.(\d+)\."  # -> layer\1.\2.
+_PTV_RULES = [
+    (r"blocks\.0\.conv\.conv_t\.weight", "stem.conv_xy.weight"),
+    (r"blocks\.0\.conv\.conv_xy\.weight", "stem.conv_t.conv.weight"),
+    (r"blocks\.0\.norm\.(\w+)", r"stem.conv_t.bn.\1"),
+    (_BLOCK + r"branch1_conv\.weight", r"layer\1.\2.downsample.conv.weight"),
+    (_BLOCK + r"branch1_norm\.(\w+)", r"layer\1.\2.downsample.bn.\3"),
+    (_BLOCK + r"branch2\.conv_a\.weight", r"layer\1.\2.conv1.conv.weight"),
+    (_BLOCK + r"branch2\.norm_a\.(\w+)", r"layer\1.\2.conv1.bn.\3"),
+    (_BLOCK + r"branch2\.conv_b\.weight", r"layer\1.\2.conv2.conv.weight"),
+    (_BLOCK + r"branch2\.norm_b\.0\.(\w+)", r"layer\1.\2.conv2.bn.\3"),
+    (_BLOCK + r"branch2\.norm_b\.1\.block\.0\.(\w+)", r"layer\1.\2.se.fc1.\3"),
+    (_BLOCK + r"branch2\.norm_b\.1\.block\.2\.(\w+)", r"layer\1.\2.se.fc2.\3"),
+    (_BLOCK + r"branch2\.conv_c\.weight", r"layer\1.\2.conv3.conv.weight"),
+    (_BLOCK + r"branch2\.norm_c\.(\w+)", r"layer\1.\2.conv3.bn.\3"),
+    (r"blocks\.5\.pool\.pre_conv\.weight", "conv5.conv.weight"),
+    (r"blocks\.5\.pool\.pre_norm\.(\w+)", r"conv5.bn.\1"),
+    (r"blocks\.5\.pool\.post_conv\.weight", "lin5.weight"),
+    (r"blocks\.5\.proj\.(weight|bias)", r"fc.\1"),
 ]
 
 
-def pytorchvideo_to_videozoo(checkpoint: Any) -> dict[str, Tensor]:
-    """Turn a PyTorchVideo X3D checkpoint (``{"model_state": state_dict}``) into our ``state_dict``.
+def from_pytorchvideo_state_dict(checkpoint: Any) -> dict[str, Tensor]:
+    """Our ``state_dict`` from a PyTorchVideo X3D checkpoint (``{"model_state": state_dict}``).
 
-    Keys are renamed (and SE weights lose their 1x1x1 tail); a key this function does not know raises
-    ``ValueError`` (nothing is ever dropped silently), and so does a file without ``"model_state"``.
+    Keys are renamed and SE weights lose their 1x1x1 tail; a key of another layout raises
+    ``ValueError`` (nothing is dropped silently), and so does a file without ``"model_state"``.
     """
-    state = unwrap_model_state(checkpoint)
-    out: dict[str, Tensor] = {}
-    unknown = []
-    for key, value in state.items():
-        new = _rename(key)
-        if new is None:
-            unknown.append(key)
-            continue
-        if ".se.fc" in new and new.endswith(".weight"):
-            value = value.flatten(1)
-        out[new] = value
-    if unknown:
-        shown = ", ".join(unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-        raise ValueError(
-            f"Not a PyTorchVideo X3D checkpoint: {len(unknown)} of its {len(state)} keys are not in X3D's "
-            f"layout ({shown})."
-        )
-    return out
-
-
-def _rename(key: str) -> str | None:
-    if key.startswith("blocks."):
-        for pattern, replacement in _PTV_RULES:
-            m = pattern.fullmatch(key[len("blocks.") :])
-            if m is not None:
-                return m.expand(replacement)
-    return None
+    state = rename_keys(unwrap_model_state(checkpoint), _PTV_RULES, "PyTorchVideo's X3D layout")
+    return {key: value.flatten(1) if ".se.fc" in key and key.endswith(".weight") else value for key, value in state.items()}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -382,8 +349,9 @@ def _weights(
             recipe=f"{_CONFIGS}/{name}.yaml",
             train_crop_size=train,
             test_crop_size=test,
+            model_args={"num_frames": frames, "crop_size": train},  # the head's pooling window
         ),
-        state_dict_adapter=pytorchvideo_to_videozoo,
+        state_dict_adapter=from_pytorchvideo_state_dict,
     )
 
 
@@ -421,23 +389,39 @@ class X3D_L_Weights(WeightsEnum):
 
 @register_model(X3D_XS_Weights)
 def x3d_xs(*, weights: X3D_XS_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> X3D:
-    """X3D-XS: 4 frames, head built for 160 px."""
-    return build_model(partial(X3D, 4, 160), X3D_XS_Weights, weights, progress, **kwargs)
+    """X3D-XS: 4 frames, head built for 160 px.
+
+    Args:
+        weights: a member of :class:`X3D_XS_Weights`, its name, ``"DEFAULT"``, or the path of a local
+            file in PyTorchVideo's format; ``None`` for random initialisation.
+        progress: show a progress bar while downloading.
+        kwargs: passed to :class:`X3D`; ``num_frames`` and ``crop_size`` are fixed by weights.
+    """
+    return build_model(X3D, X3D_XS_Weights, weights, progress, kwargs, num_frames=4, crop_size=160)
 
 
 @register_model(X3D_S_Weights)
 def x3d_s(*, weights: X3D_S_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> X3D:
-    """X3D-S: 13 frames, head built for 160 px."""
-    return build_model(partial(X3D, 13, 160), X3D_S_Weights, weights, progress, **kwargs)
+    """X3D-S: 13 frames, head built for 160 px.
+
+    Args: as :func:`x3d_xs`, with :class:`X3D_S_Weights`.
+    """
+    return build_model(X3D, X3D_S_Weights, weights, progress, kwargs, num_frames=13, crop_size=160)
 
 
 @register_model(X3D_M_Weights)
 def x3d_m(*, weights: X3D_M_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> X3D:
-    """X3D-M: 16 frames, head built for 224 px."""
-    return build_model(partial(X3D, 16, 224), X3D_M_Weights, weights, progress, **kwargs)
+    """X3D-M: 16 frames, head built for 224 px.
+
+    Args: as :func:`x3d_xs`, with :class:`X3D_M_Weights`.
+    """
+    return build_model(X3D, X3D_M_Weights, weights, progress, kwargs, num_frames=16, crop_size=224)
 
 
 @register_model(X3D_L_Weights)
 def x3d_l(*, weights: X3D_L_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> X3D:
-    """X3D-L: 16 frames, head built for 312 px, 5x deeper than the base network."""
-    return build_model(partial(X3D, 16, 312, 5.0), X3D_L_Weights, weights, progress, **kwargs)
+    """X3D-L: 16 frames, head built for 312 px, 5x deeper than the base network.
+
+    Args: as :func:`x3d_xs`, with :class:`X3D_L_Weights`.
+    """
+    return build_model(X3D, X3D_L_Weights, weights, progress, kwargs, num_frames=16, crop_size=312, depth_factor=5.0)

@@ -1,0 +1,57 @@
+"""What the checkpoints published by torchvision (VideoResNet, S3D, MViT, Swin3D) have in common.
+
+All were trained or evaluated on Kinetics-400 with torchvision's category order; their evaluation
+recipes are stated in torchvision's ``_docs`` and repeated here in machine-readable form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from videozoo._categories import KINETICS400_CATEGORIES
+
+__all__ = ["tv_meta"]
+
+
+def tv_meta(
+    *,
+    num_params: int,
+    acc1: float,
+    acc5: float,
+    gflops: float,
+    file_size: float,
+    recipe: str,
+    docs: str,
+    num_frames: int,
+    frame_rate: float,
+    num_clips: int,
+    min_size: tuple[int, int] = (1, 1),
+    min_temporal_size: int = 1,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Meta of a torchvision Kinetics-400 checkpoint.
+
+    Args:
+        gflops: per view, as torchvision states them.
+        file_size: in MB, as torchvision states it.
+        num_frames, frame_rate, num_clips: the evaluation recipe of ``docs`` (consecutive frames,
+            one centre crop per clip).
+        extra: further keys, e.g. ``model_args``.
+    """
+    return {
+        "categories": list(KINETICS400_CATEGORIES),
+        "min_size": min_size,
+        "min_temporal_size": min_temporal_size,
+        "num_params": num_params,
+        "recipe": recipe,
+        "_metrics": {"Kinetics-400": {"acc@1": acc1, "acc@5": acc5}},
+        "_ops": gflops,
+        "_file_size": file_size,
+        "_docs": docs,
+        "num_frames": num_frames,
+        "sampling_rate": 1,
+        "frame_rate": frame_rate,
+        "num_clips": num_clips,
+        "num_crops": 1,
+        **extra,
+    }
