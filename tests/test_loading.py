@@ -289,3 +289,29 @@ def test_nothing_private_is_imported_across_modules() -> None:
     files = sorted((ROOT / "videozoo").rglob("*.py")) + sorted((ROOT / "references").rglob("*.py"))
     offenders = {str(p.relative_to(ROOT)): _private_imports(p) for p in files}
     assert {p: names for p, names in offenders.items() if names} == {}
+
+
+def test_modules_built_in_other_threads_meanwhile_keep_real_parameters(tmp_path: Path) -> None:
+    """Building with weights redirects only its own thread's parameters to the meta device."""
+    import threading
+
+    path = tmp_path / "r3d.pth"
+    torch.save(videozoo.r3d_18().state_dict(), path)
+    started, stop = threading.Event(), threading.Event()
+    devices: set[str] = set()
+
+    def build_layers() -> None:
+        started.set()
+        while not stop.is_set():
+            devices.add(torch.nn.Linear(4, 4).weight.device.type)
+
+    worker = threading.Thread(target=build_layers)
+    worker.start()
+    started.wait()
+    try:
+        for _ in range(3):
+            videozoo.r3d_18(weights=path)
+    finally:
+        stop.set()
+        worker.join()
+    assert devices == {"cpu"}

@@ -404,12 +404,14 @@ def _parameters_on_meta() -> Iterator[None]:
 
     Buffers stay where they are created, so index tables and other computed buffers keep their values;
     :func:`_materialize` gives the parameters real (uninitialised) storage again, strides included.
+    Only this thread's parameters are redirected: modules other threads build meanwhile are untouched.
     """
     original = nn.Module.register_parameter
+    owner = threading.get_ident()
 
     def register_parameter(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
         original(module, name, param)
-        if param is not None and param.device.type != "meta":
+        if param is not None and param.device.type != "meta" and threading.get_ident() == owner:
             module._parameters[name] = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
 
     with _META_LOCK:
