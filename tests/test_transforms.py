@@ -110,3 +110,16 @@ def test_crop_rounding_follows_the_recipe() -> None:
     assert "crop_rounding='ceil'" in repr(ceil)
     with pytest.raises(ValueError, match="crop_rounding"):
         VideoClassification(**common, crop_rounding="floor")  # type: ignore[arg-type]
+
+
+def test_bgr_channel_order_reverses_the_normalised_channels() -> None:
+    """PySlowFast's REVERSE_INPUT_CHANNEL: normalise in RGB order, then feed the channels as B, G, R."""
+    video = torch.randint(0, 256, (4, 3, 40, 50), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    settings = dict(crop_size=32, resize_size=36, mean=(0.4, 0.45, 0.5), std=(0.2, 0.225, 0.25))
+    rgb = VideoClassification(**settings)
+    bgr = VideoClassification(**settings, channel_order="bgr")
+    assert torch.equal(bgr(video), rgb(video)[[2, 1, 0]])
+    assert torch.equal(bgr.multi_crop(video, 3), rgb.multi_crop(video, 3)[:, [2, 1, 0]])
+    assert "BGR" in bgr.describe() and "channel_order='bgr'" in repr(bgr)
+    with pytest.raises(ValueError, match="channel_order must be 'rgb' or 'bgr'"):
+        VideoClassification(crop_size=32, resize_size=36, channel_order="brg")

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import torch
 from torch import nn
@@ -50,13 +51,16 @@ class Weights:
     ``state_dict_adapter`` turns the loaded file into our ``state_dict`` when the publisher's file
     format differs from ``model.state_dict()`` (for example PyTorchVideo's ``{"model_state": ...}``).
     ``meta["model_args"]``, where present, holds the builder arguments the checkpoint fixes (the clip
-    size the network was built for, e.g. ``{"num_frames": 16, "crop_size": 224}``).
+    size the network was built for, e.g. ``{"num_frames": 16, "crop_size": 224}``). ``file_name`` is
+    the file's name in the cache when the URL's basename is not unique among published files (e.g.
+    PyTorchVideo's Kinetics, SSv2 and Charades ``SLOW_8x8_R50.pyth``).
     """
 
     url: str
     transforms: Callable[..., nn.Module]
     meta: dict[str, Any]
     state_dict_adapter: StateDictAdapter | None = field(default=None, compare=False)
+    file_name: str | None = None
 
 
 class WeightsEnum(Enum):
@@ -93,15 +97,15 @@ class WeightsEnum(Enum):
         """The member ``weights`` stands for, and the local file to load it from (``None``: its URL).
 
         ``weights`` is anything :meth:`verify` takes, or the path of a local checkpoint file
-        (:func:`is_checkpoint_path`): the member whose URL names a file of that name (so a file
-        downloaded by hand keeps its recipe and categories), otherwise ``DEFAULT``.
+        (:func:`is_checkpoint_path`): the member whose cache file has that name (so a file downloaded
+        by hand keeps its recipe and categories), otherwise ``DEFAULT``.
         """
         is_name = isinstance(weights, str) and (weights in cls.__members__ or weights.startswith(cls.__name__ + "."))
         if is_name or not is_checkpoint_path(weights):
             return cls.verify(weights), None
         path = Path(weights).expanduser()
         for member in cls:
-            if os.path.basename(member.url) == path.name:
+            if member.file_name == path.name:
                 return member, path
         return cls.DEFAULT, path  # type: ignore[attr-defined]
 
@@ -119,6 +123,11 @@ class WeightsEnum(Enum):
     @property
     def url(self) -> str:
         return self.value.url
+
+    @property
+    def file_name(self) -> str:
+        """The checkpoint's name in the cache: ``Weights.file_name``, else the URL's basename."""
+        return self.value.file_name or os.path.basename(urlsplit(self.value.url).path)
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -145,7 +154,7 @@ class WeightsEnum(Enum):
         """Download (or reuse from the cache) this checkpoint and return it as our ``state_dict``."""
         from videozoo import hub
 
-        path = hub.download(self.url, progress=progress, check_hash=check_hash)
+        path = hub.download(self.url, progress=progress, check_hash=check_hash, file_name=self.file_name)
         return self.adapt_state_dict(hub.load_checkpoint(path, downloaded=True))
 
 
@@ -283,7 +292,7 @@ def load_weights(
     from videozoo.errors import CheckpointError
 
     if path is None:
-        file = hub.download(weights.url, progress=progress, check_hash=check_hash)
+        file = hub.download(weights.url, progress=progress, check_hash=check_hash, file_name=weights.file_name)
         remedy = f"Delete {file} and run again to download it anew."
     else:
         file = Path(path).expanduser()
@@ -304,11 +313,23 @@ def load_weights(
     if problems:
         raise CheckpointError(
             f"{file}: the checkpoint does not fit {type(model).__name__} as built for {weights!r}: {problems}. "
-            f"The file may be of another model or a different release. {remedy}"
+            f"The file may be of another model or a different release. {remedy}{_namesakes(weights, file)}"
         )
     _materialize(model)
     model.load_state_dict(state_dict, strict=True)
     return model
+
+
+def _namesakes(weights: WeightsEnum, file: Path) -> str:
+    """A hint for a local file named like several published files (the hand-downloaded SSv2 file of a
+    model whose Kinetics file has the same name): which members, and under which name each loads."""
+    others = [
+        m for m in type(weights) if m is not weights and os.path.basename(urlsplit(m.url).path) == file.name
+    ]
+    if not others:
+        return ""
+    names = ", ".join(f"{m!r} (name the file {m.file_name})" for m in others)
+    return f" A file named {file.name} is also published as {names}; its name tells videozoo which one it is."
 
 
 def _first_line(error: BaseException) -> str:
@@ -429,5 +450,8 @@ def _materialize(model: nn.Module) -> None:
         for name, param in module._parameters.items():
             if param is not None and param.device.type == "meta":
                 module._parameters[name] = nn.Parameter(
-                    torch.empty_like(param, device=device), requires_grad=param.requires_grad
+                    # empty_strided, not empty_like: on the meta device empty_like drops the channels-last
+                    # strides of filters with size-1 dimensions (1x1x1 convolutions).
+                    torch.empty_strided(param.shape, param.stride(), dtype=param.dtype, device=device),
+                    requires_grad=param.requires_grad,
                 )

@@ -121,13 +121,16 @@ def get_dir() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def cached_path(url: str, model_dir: str | os.PathLike[str] | None = None) -> Path:
+def cached_path(
+    url: str, model_dir: str | os.PathLike[str] | None = None, file_name: str | None = None
+) -> Path:
     """Return where the file for ``url`` lives or would live; it may not exist yet.
 
-    The name is the basename of the URL's path (query string and fragment ignored),
-    inside ``model_dir`` if given, else :func:`get_dir`.
+    The name is ``file_name`` if given (weights whose URLs share a basename give their own),
+    else the basename of the URL's path (query string and fragment ignored), inside
+    ``model_dir`` if given, else :func:`get_dir`.
     """
-    name = os.path.basename(urlsplit(url).path)
+    name = file_name or os.path.basename(urlsplit(url).path)
     if name in ("", ".", ".."):
         raise ValueError(f"Cannot derive a file name from URL {url!r}: its path must end with the file name.")
     directory = Path(model_dir).expanduser() if model_dir is not None else get_dir()
@@ -140,6 +143,7 @@ def download(
     progress: bool = True,
     check_hash: bool = True,
     model_dir: str | os.PathLike[str] | None = None,
+    file_name: str | None = None,
     retries: int = 4,
     timeout: tuple[float, float] = (10.0, 60.0),
 ) -> Path:
@@ -150,12 +154,13 @@ def download(
     connection or an unreachable network fail at once); ``timeout`` is requests'
     ``(connect, read)`` timeout in seconds.  With ``check_hash`` (and a hash in the
     file name) the sha256 of the whole file must start with that hash.  A cached
-    file is returned as is, without network access or hash check.
+    file is returned as is, without network access or hash check.  ``file_name``
+    overrides the cache file's name (see :func:`cached_path`).
 
     Raises :class:`~videozoo.errors.DownloadError` if the file cannot be obtained,
     at once if ``VIDEOZOO_OFFLINE`` is on; nothing is then left under the final name.
     """
-    dst = cached_path(url, model_dir)
+    dst = cached_path(url, model_dir, file_name)
     if dst.is_file():
         return dst
     if _offline_mode():

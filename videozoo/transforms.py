@@ -47,7 +47,10 @@ class VideoClassification(nn.Module):
     behaviour of resizing uint8 frames through float and rounding back to uint8; set it to False for
     recipes (PySlowFast) that convert to float before resizing. ``crop_rounding`` places the centre
     crop at ``round((size - crop) / 2)`` (torchvision, Python's half-to-even) or at ``ceil(...)``
-    (PySlowFast); the two differ by one pixel when the margin is odd.
+    (PySlowFast); the two differ by one pixel when the margin is odd. ``channel_order="bgr"`` reverses
+    the channels after normalising (``mean``/``std`` stay in RGB order), for checkpoints trained on BGR
+    input (PySlowFast's ``REVERSE_INPUT_CHANNEL``, e.g. its Something-Something V2 and Charades ones);
+    frames always come in as RGB.
     """
 
     def __init__(
@@ -60,6 +63,7 @@ class VideoClassification(nn.Module):
         interpolation: Interpolation = "bilinear",
         resize_uint8: bool = True,
         crop_rounding: Literal["round", "ceil"] = "round",
+        channel_order: Literal["rgb", "bgr"] = "rgb",
     ) -> None:
         super().__init__()
         crop = _pair(crop_size, "crop_size", allow_single=True)
@@ -76,6 +80,9 @@ class VideoClassification(nn.Module):
         if crop_rounding not in ("round", "ceil"):
             raise ValueError(f"crop_rounding must be 'round' or 'ceil', got {crop_rounding!r}.")
         self.crop_rounding = crop_rounding
+        if channel_order not in ("rgb", "bgr"):
+            raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}.")
+        self.channel_order = channel_order
 
     # -- the steps -----------------------------------------------------------------------------------
 
@@ -147,6 +154,8 @@ class VideoClassification(nn.Module):
         height, width = frames.shape[-2:]
         views = [self._crop(frames, top, left) for top, left in self._offsets(height, width, num_crops)]
         out = self._normalize(torch.stack(views))  # (V, B*T, C, h, w)
+        if self.channel_order == "bgr":
+            out = out.flip(2)
         out = out.view(num_crops, b, t, c, *self.crop_size).permute(0, 1, 3, 2, 4, 5)
         return out if batched else out.squeeze(1)
 
@@ -175,7 +184,9 @@ class VideoClassification(nn.Module):
             f"Accepts (T, C, H, W) or (B, T, C, H, W) uint8 frames or float frames in [0, 1]. Frames are "
             f"{resize} with {self.interpolation} interpolation (no antialias), centre-cropped to "
             f"{self.crop_size[0]}x{self.crop_size[1]} px, scaled to [0, 1] and normalised with mean={list(self.mean)} "
-            f"and std={list(self.std)}; the output is float32 (C, T, H, W) or (B, C, T, H, W)."
+            f"and std={list(self.std)}"
+            + ("; the channels are then reversed to BGR order" if self.channel_order == "bgr" else "")
+            + "; the output is float32 (C, T, H, W) or (B, C, T, H, W)."
         )
 
     def __repr__(self) -> str:
@@ -190,4 +201,6 @@ class VideoClassification(nn.Module):
             fields.append("resize_uint8=False")
         if self.crop_rounding != "round":
             fields.append(f"crop_rounding={self.crop_rounding!r}")
+        if self.channel_order != "rgb":
+            fields.append(f"channel_order={self.channel_order!r}")
         return f"{type(self).__name__}(\n    " + ",\n    ".join(fields) + "\n)"

@@ -5,13 +5,22 @@ Each is written once here; a family file imports it rather than keeping its own 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["drop_path", "drop_path_mask", "fold_batch_norm", "init_conv_bn", "window_avg_pool"]
+__all__ = [
+    "conv3d_channels_last",
+    "drop_path",
+    "drop_path_mask",
+    "fold_batch_norm",
+    "init_conv_bn",
+    "log_mean_softmax",
+    "window_avg_pool",
+]
 
 
 def drop_path_mask(x: Tensor, p: float, training: bool) -> Tensor | None:
@@ -72,3 +81,47 @@ def window_avg_pool(x: Tensor, window: list[int]) -> Tensor:
     """
     kernel = [min(window[0], x.shape[2]), min(window[1], x.shape[3]), min(window[2], x.shape[4])]
     return F.avg_pool3d(x, kernel, stride=1)
+
+
+def log_mean_softmax(logits: Tensor) -> Tensor:
+    """``log(mean_p softmax(logits[:, p]))``: per-position logits ``(B, P, K)`` -> ``(B, K)``.
+
+    The heads that average class *probabilities* over their window positions (PySlowFast's X3D,
+    PyTorchVideo's R(2+1)D) return this as their logits, so that ``softmax`` of it is that average.
+    Computed stably, as a log-sum-exp of log-probabilities.
+    """
+    return torch.logsumexp(F.log_softmax(logits, dim=-1), dim=1) - math.log(logits.shape[1])
+
+
+def conv3d_channels_last(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: tuple[int, int, int],
+    padding: tuple[int, int, int],
+    groups: int = 1,
+) -> Tensor:
+    """``F.conv3d`` (no dilation) of a ``channels_last_3d`` clip, with a ``channels_last_3d`` result, run
+    where PyTorch's CPU convolution is fast.
+
+    For small inputs (batch 1, few frames: B*C*T*H <= 20480) PyTorch sends a 3D convolution with
+    kernels no wider than 3 to its slow im2col path, with layout conversions, instead of oneDNN. The same
+    arithmetic as a 2D convolution over a (T, H*W) view (``t x 1 x 1`` kernels, spatial stride 1) or
+    over the frames (``1 x h x w`` kernels, temporal stride 1) stays on oneDNN; anything else is
+    ``F.conv3d``, its output kept channels-last. (1x1x1 kernels as ``F.linear``, as X3D's are, lose
+    to oneDNN on the ResNets' wider layers.)
+    """
+    b, c, t, h, w = x.shape
+    kt, kh, kw = weight.shape[2:]
+    if (kh, kw) == (1, 1) and stride[1:] == (1, 1) and padding[1:] == (0, 0):
+        planes = x.permute(0, 2, 3, 4, 1).reshape(b, t, h * w, c).permute(0, 3, 1, 2)  # (B, C, T, H*W)
+        y = F.conv2d(planes, weight.squeeze(-1), bias, stride[:2], padding[:2], 1, groups)
+        y = y.permute(0, 2, 3, 1).reshape(b, y.shape[2], h, w, y.shape[1])
+        return y.permute(0, 4, 1, 2, 3)
+    if kt == 1 and stride[0] == 1 and padding[0] == 0:
+        frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)  # channels-last frames
+        y = F.conv2d(frames, weight.squeeze(2), bias, stride[1:], padding[1:], 1, groups)
+        y = y.permute(0, 2, 3, 1).reshape(b, t, y.shape[2], y.shape[3], y.shape[1])
+        return y.permute(0, 4, 1, 2, 3)
+    y = F.conv3d(x, weight, bias, stride, padding, 1, groups)
+    return y.contiguous(memory_format=torch.channels_last_3d)

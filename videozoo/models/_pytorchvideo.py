@@ -7,13 +7,14 @@ mean 0.45 / std 0.225 before a bilinear short-side resize, then cropped.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any
+from typing import Any, Literal
 
 from torch import Tensor
 
-from videozoo._categories import KINETICS400_CATEGORIES
+from videozoo._api import Weights
+from videozoo._categories import CHARADES_CATEGORIES, KINETICS400_CATEGORIES, SSV2_CATEGORIES
 from videozoo.transforms import VideoClassification
 
 __all__ = [
@@ -21,6 +22,9 @@ __all__ = [
     "PTV_STD",
     "PTV_KINETICS400_CATEGORIES",
     "MODEL_ZOO_URL",
+    "PTV_FILES_URL",
+    "PYSLOWFAST_CONFIGS_URL",
+    "ptv_finetune_weights",
     "unwrap_model_state",
     "ptv_transforms",
     "ptv_meta",
@@ -38,6 +42,10 @@ PTV_STD = (0.225, 0.225, 0.225)
 PTV_KINETICS400_CATEGORIES: tuple[str, ...] = KINETICS400_CATEGORIES
 
 MODEL_ZOO_URL = "https://github.com/facebookresearch/pytorchvideo/blob/main/docs/source/model_zoo.md"
+#: Where PyTorchVideo publishes its checkpoints: ``{PTV_FILES_URL}/{kinetics,ssv2,charades}/<FILE>.pyth``.
+PTV_FILES_URL = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo"
+#: PySlowFast's configuration files, which hold each checkpoint's training and test recipe.
+PYSLOWFAST_CONFIGS_URL = "https://github.com/facebookresearch/SlowFast/blob/main/configs"
 
 
 def unwrap_model_state(checkpoint: Any) -> dict[str, Tensor]:
@@ -64,20 +72,25 @@ def unwrap_model_state(checkpoint: Any) -> dict[str, Tensor]:
     return dict(state)
 
 
-def ptv_transforms(test_size: int) -> partial[VideoClassification]:
-    """PySlowFast's test-time preset: short side resized to ``test_size``, centre crop of ``test_size``.
+def ptv_transforms(
+    test_size: int, resize_size: int | None = None, channel_order: Literal["rgb", "bgr"] = "rgb"
+) -> partial[VideoClassification]:
+    """PySlowFast's test-time preset: short side resized to ``resize_size`` (default: ``test_size``, as
+    for 3 crops), centre crop of ``test_size``.
 
     Frames are normalised in float before resizing (``resize_uint8=False``) and the centre crop's
     offset is rounded up (``crop_rounding="ceil"``), as PySlowFast's ``uniform_crop`` does.
+    ``channel_order="bgr"`` for its configurations with ``REVERSE_INPUT_CHANNEL`` (SSv2, Charades).
     """
     return partial(
         VideoClassification,
         crop_size=test_size,
-        resize_size=test_size,
+        resize_size=test_size if resize_size is None else resize_size,
         mean=PTV_MEAN,
         std=PTV_STD,
         resize_uint8=False,
         crop_rounding="ceil",
+        channel_order=channel_order,
     )
 
 
@@ -93,9 +106,15 @@ def ptv_meta(
     min_temporal_size: int,
     docs: str,
     file_size: float | None = None,
+    num_clips: int = 10,
+    num_crops: int = 3,
     **extra: Any,
 ) -> dict[str, Any]:
-    """Meta of a Kinetics-400 checkpoint from PyTorchVideo's model zoo (GFLOPs are per view)."""
+    """Meta of a Kinetics-400 checkpoint from PyTorchVideo's model zoo (GFLOPs are per view).
+
+    ``num_clips`` x ``num_crops``: the views the accuracy was measured with (PySlowFast's default 10 x 3;
+    MViT's 5 x 1).
+    """
     return {
         "categories": list(PTV_KINETICS400_CATEGORIES),
         "min_size": min_size,
@@ -107,11 +126,94 @@ def ptv_meta(
         "_file_size": file_size,
         "_docs": docs,
         # PySlowFast's Kinetics test protocol in machine-readable form (see videozoo.sampling):
-        # num_frames frames every sampling_rate frames of the 30 fps video, 10 clips x 3 crops.
+        # num_frames frames every sampling_rate frames of the 30 fps video, num_clips x num_crops views.
         "num_frames": num_frames,
         "sampling_rate": sampling_rate,
         "frame_rate": 30.0,
-        "num_clips": 10,
-        "num_crops": 3,
+        "num_clips": num_clips,
+        "num_crops": num_crops,
         **extra,
     }
+
+
+# ----------------------------------------------------------------------------------------------------
+# Fine-tunes on other data sets
+
+# What PySlowFast's SSv2 and Charades configurations (configs/{SSv2,Charades}/pytorchvideo/) change
+# from the Kinetics recipe, besides the categories:
+# * Something-Something V2: frames sampled by segments over the whole video (one from each of
+#   num_frames equal segments at 30 fps; the segment centres at test time), one temporal view x 3
+#   crops, and no horizontal flip in training (classes such as "Pushing [something] from left to
+#   right" would swap). ``sampling_rate`` does not apply.
+# * Charades: multi-label (BCE-with-logits training, sigmoid outputs), 10 clips x 3 crops whose class
+#   probabilities are combined by their maximum (ENSEMBLE_METHOD: max), reported as mAP. Charades'
+#   frames are 24 fps.
+# Both feed the network BGR frames (REVERSE_INPUT_CHANNEL: True, after normalising) at a 256-pixel
+# test crop; the network is the Kinetics one with another number of classes.
+# data set -> (PySlowFast's config folder, the metrics' data set name, categories, recipe in meta)
+_FINETUNES: dict[str, tuple[str, str, tuple[str, ...], dict[str, Any]]] = {
+    "ssv2": (
+        "SSv2",
+        "Something-Something-V2",
+        SSV2_CATEGORIES,
+        {
+            "sampling": "segments",
+            "sampling_rate": None,
+            "frame_rate": 30.0,
+            "num_clips": 1,
+            "num_crops": 3,
+            "hflip": False,
+        },
+    ),
+    "charades": (
+        "Charades",
+        "Charades",
+        CHARADES_CATEGORIES,
+        {"multi_label": True, "frame_rate": 24.0, "num_clips": 10, "num_crops": 3},
+    ),
+}
+
+
+def ptv_finetune_weights(
+    dataset: Literal["ssv2", "charades"],
+    config: str,
+    kinetics: Weights,
+    *,
+    num_params: int,
+    metrics: dict[str, float],
+    gflops: float,
+    docs: str,
+) -> Weights:
+    """A PyTorchVideo checkpoint fine-tuned from ``kinetics`` on Something-Something V2 or Charades.
+
+    Args:
+        dataset: the model zoo's folder, ``"ssv2"`` or ``"charades"``.
+        config: the file's (and PySlowFast configuration's) name, e.g. ``"SLOW_8x8_R50"``.
+        kinetics: the Kinetics-400 weights of the same network (its meta and adapter carry over).
+        num_params: of the network with this data set's number of classes.
+        metrics: as published: ``{"acc@1", "acc@5"}`` (SSv2) or ``{"mAP"}`` (Charades).
+        gflops: per view, as published.
+        docs: how the accuracy was measured.
+
+    The file's cache name gets the data set appended (``SLOW_8x8_R50_ssv2.pyth``): PyTorchVideo
+    publishes the Kinetics, SSv2 and Charades files under the same name.
+    """
+    folder, name, categories, recipe = _FINETUNES[dataset]
+    adapter: Callable[[Any], dict[str, Tensor]] | None = kinetics.state_dict_adapter
+    return Weights(
+        url=f"{PTV_FILES_URL}/{dataset}/{config}.pyth",
+        transforms=ptv_transforms(256, channel_order="bgr"),
+        meta={
+            **kinetics.meta,
+            "categories": list(categories),
+            "num_params": num_params,
+            "recipe": f"{PYSLOWFAST_CONFIGS_URL}/{folder}/pytorchvideo/{config}.yaml",
+            "_metrics": {name: dict(metrics)},
+            "_ops": gflops,
+            "_file_size": None,
+            "_docs": docs,
+            **recipe,
+        },
+        state_dict_adapter=adapter,
+        file_name=f"{config}_{dataset}.pyth",
+    )
