@@ -1,6 +1,7 @@
 """MViT specifics: the published files through the cache, the published block tables, the fixed token
 grid and its errors, the relative position bias against its definition, token chunking (exact, also
-for stochastic depth), eval-mode no-ops, bf16 autocast, and the weights' metadata."""
+for stochastic depth), eval-mode no-ops, bf16 autocast, and the weights' metadata; PyTorchVideo's
+MViT-B files (its layout, its adapter's refusals, its pooling norms, its recipe)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,19 @@ import torch.nn.functional as F
 
 from parity.common import FIXTURES, TOLERANCE, load_fixture, make_input, reference_state_dict, relative_error
 from videozoo._categories import KINETICS400_CATEGORIES
-from videozoo.models.mvit import MViT, MViT_V1_B_Weights, MViT_V2_S_Weights, block_specs, mvit_v1_b, mvit_v2_s
+import videozoo
+from videozoo.models.mvit import (
+    MViT,
+    MViT_B_16x4_Weights,
+    MViT_B_32x3_Weights,
+    MViT_V1_B_Weights,
+    MViT_V2_S_Weights,
+    block_specs,
+    mvit_base_16x4,
+    mvit_base_32x3,
+    mvit_v1_b,
+    mvit_v2_s,
+)
 
 BUILDERS = {"mvit_v1_b": (mvit_v1_b, MViT_V1_B_Weights), "mvit_v2_s": (mvit_v2_s, MViT_V2_S_Weights)}
 
@@ -226,3 +239,134 @@ def test_weights_metadata(name, published) -> None:
     preset = member.transforms()
     assert preset.crop_size == (224, 224) and preset.resize_size == (256,)  # short side 256, then centre crop
     assert preset.mean == (0.45, 0.45, 0.45) and preset.std == (0.225, 0.225, 0.225)
+
+
+# ----------------------------------------------------------------------------------------------------
+# PyTorchVideo's MViT-B 16x4 / 32x3 (the stored fixtures are small clips; see tests/parity/ref_mvit.py)
+
+PTV_BUILDERS = {
+    "mvit_base_16x4": (mvit_base_16x4, MViT_B_16x4_Weights),
+    "mvit_base_32x3": (mvit_base_32x3, MViT_B_32x3_Weights),
+}
+
+
+def ptv_published_file(name: str) -> dict:
+    """A checkpoint in PyTorchVideo's format for the published clip: the stored (small-clip) fixture's
+    tensors, filled by the parity rule, with the position tables of the published 16 x 56 x 56 / 8 x 56 x 56
+    token grid (the only tensors whose shapes depend on the clip)."""
+    fixture = load_fixture(FIXTURES / f"{name}.pt")
+    frames = {"mvit_base_16x4": 8, "mvit_base_32x3": 16}[name]
+    published = {
+        "cls_positional_encoding.pos_embed_spatial": [1, 56 * 56, 96],
+        "cls_positional_encoding.pos_embed_temporal": [1, frames, 96],
+    }
+    shapes = [published.get(k, s) for k, s in zip(fixture["keys"], fixture["shapes"])]
+    return {"model_state": reference_state_dict(fixture | {"shapes": shapes})}
+
+
+@pytest.mark.parametrize("name", sorted(PTV_BUILDERS))
+def test_ptv_file_loads_from_the_cache(name, tmp_path, monkeypatch) -> None:
+    builder, weights = PTV_BUILDERS[name]
+    checkpoint = ptv_published_file(name)
+    monkeypatch.setenv("VIDEOZOO_HOME", str(tmp_path))
+    path = tmp_path / "checkpoints" / weights.DEFAULT.url.rsplit("/", 1)[-1]
+    path.parent.mkdir()
+    torch.save(checkpoint, path)
+
+    with pytest.raises(ValueError, match=f"num_frames=8 conflicts with {weights.__name__}.KINETICS400_V1"):
+        builder(weights="DEFAULT", num_frames=8, crop_size=(64, 48))
+    model = builder(weights="DEFAULT")
+    frames = 16 if name.endswith("16x4") else 32
+    assert (model.num_frames, model.crop_size) == (frames, (224, 224))
+    own, file = model.state_dict(), checkpoint["model_state"]
+    assert len(own) == len(file)
+    for ours, theirs in [
+        ("blocks.3.attn.k.weight", "blocks.3.attn.k.weight"),
+        ("blocks.1.attn.pool_q.norm_act.0.bias", "blocks.1.attn.norm_q.bias"),
+        ("head.1.bias", "head.proj.bias"),
+    ]:
+        assert torch.equal(own[ours], file[theirs])
+    # Position tables lose PyTorchVideo's leading singleton dimensions; 2-frame patches: frames // 2 rows.
+    assert torch.equal(own["pos_encoding.temporal_pos"], file["cls_positional_encoding.pos_embed_temporal"][0])
+    assert own["pos_encoding.temporal_pos"].shape == (frames // 2, 96)
+    assert torch.equal(own["pos_encoding.class_token"], file["cls_positional_encoding.cls_token"].view(96))
+
+
+def test_ptv_file_of_the_other_clip_fails_loudly(tmp_path, monkeypatch) -> None:
+    """The 32x3 file is not the 16x4 file: its temporal position table has 16 rows, not 8."""
+    monkeypatch.setenv("VIDEOZOO_HOME", str(tmp_path))
+    (tmp_path / "checkpoints").mkdir()
+    torch.save(ptv_published_file("mvit_base_32x3"), tmp_path / "checkpoints" / "MVIT_B_16x4.pyth")
+    with pytest.raises(RuntimeError, match=r"1 wrong shape \(pos_encoding\.temporal_pos"):
+        videozoo.get_model("mvit_base_16x4", weights="DEFAULT")
+
+
+def test_ptv_adapter_refuses_other_files() -> None:
+    adapt = MViT_B_16x4_Weights.DEFAULT.adapt_state_dict
+    state = reference_state_dict(load_fixture(FIXTURES / "mvit_base_16x4.pt"))
+    # PySlowFast's PTV wrapper prefixes every key with "model."
+    wrapped = {"model_state": {f"model.{k}": v for k, v in state.items()}}
+    assert adapt(wrapped).keys() == adapt({"model_state": state}).keys()
+    with pytest.raises(ValueError, match="model_state"):
+        adapt(state)  # a bare PyTorchVideo state_dict
+    with pytest.raises(ValueError, match=r"not in PyTorchVideo's MViT layout .*conv_proj\.weight"):
+        adapt({"model_state": mvit_v1_b(num_frames=8, crop_size=(64, 48)).state_dict()})  # torchvision's layout
+    fused = {k: v for k, v in state.items() if ".attn.q." not in k and ".attn.k." not in k and ".attn.v." not in k}
+    fused["blocks.0.attn.qkv.weight"] = torch.zeros(288, 96)  # PyTorchVideo's later joint-qkv option
+    with pytest.raises(ValueError, match=r"1 of its \d+ keys .*blocks\.0\.attn\.qkv\.weight"):
+        adapt({"model_state": fused})
+
+
+def test_ptv_layout_and_pooling_norms() -> None:
+    """Three input projections compute what one qkv does; PyTorchVideo's models normalise pooled
+    tensors with eps 1e-5 (torchvision's port: 1e-6), every other norm at 1e-6."""
+    fused = small(1)
+    separate = MViT(1, depths=(1, 1, 1, 1), embed_dim=16, crop_size=(64, 96), num_frames=6, separate_qkv=True).eval()
+    state = fused.state_dict()
+    for key in [k for k in state if k.endswith((".attn.qkv.weight", ".attn.qkv.bias"))]:
+        prefix, leaf = key.rsplit(".qkv.", 1)
+        for part, value in zip("qkv", state.pop(key).chunk(3)):
+            state[f"{prefix}.{part}.{leaf}"] = value
+    separate.load_state_dict(state)
+    x = torch.randn(2, 3, 6, 64, 96)
+    with torch.inference_mode():
+        torch.testing.assert_close(separate(x), fused(x), rtol=1e-6, atol=1e-6)
+
+    def eps(model: MViT) -> tuple[set[float], set[float]]:
+        norms = [(name, m.eps) for name, m in model.named_modules() if isinstance(m, torch.nn.LayerNorm)]
+        return {e for name, e in norms if ".pool_" in name}, {e for name, e in norms if ".pool_" not in name}
+
+    small_clip = {"num_frames": 8, "crop_size": (64, 48)}
+    assert eps(mvit_base_16x4(**small_clip)) == eps(mvit_base_32x3(**small_clip)) == ({1e-5}, {1e-6})
+    assert eps(mvit_v1_b(**small_clip)) == eps(mvit_v2_s(**small_clip)) == ({1e-6}, {1e-6})
+
+
+@pytest.mark.parametrize("name", sorted(PTV_BUILDERS))
+def test_ptv_weights_metadata(name) -> None:
+    builder, weights = PTV_BUILDERS[name]
+    member = weights.DEFAULT
+    assert member is weights.KINETICS400_V1
+    frames, rate = (16, 4) if name.endswith("16x4") else (32, 3)
+    assert member.url == {
+        "mvit_base_16x4": "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/MVIT_B_16x4.pyth",
+        "mvit_base_32x3": "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/MVIT_B_32x3_f294077834.pyth",
+    }[name]
+    meta = member.meta
+    with torch.device("meta"):
+        model = builder()
+    assert meta["num_params"] == sum(p.numel() for p in model.parameters())
+    assert tuple(meta["categories"]) == KINETICS400_CATEGORIES
+    published = {"mvit_base_16x4": (78.85, 93.85, 70.80), "mvit_base_32x3": (80.30, 94.69, 170.37)}[name]
+    assert meta["_metrics"] == {"Kinetics-400": {"acc@1": published[0], "acc@5": published[1]}}
+    assert meta["_ops"] == published[2]
+    recipe = (meta["num_frames"], meta["sampling_rate"], meta["frame_rate"], meta["num_clips"], meta["num_crops"])
+    assert recipe == (frames, rate, 30.0, 5, 1)
+    configs = "https://github.com/facebookresearch/SlowFast/blob/main/configs/Kinetics"
+    assert meta["recipe"] == f"{configs}/MVIT_B_{frames}x{rate}_CONV.yaml"
+    assert meta["model_args"] == {"num_frames": frames, "crop_size": 224}
+    assert (meta["min_size"], meta["min_temporal_size"]) == ((224, 224), frames)
+    assert "5 clips x 1 centre crop" in meta["_docs"]
+    preset = member.transforms()
+    assert preset.crop_size == (224, 224) and preset.resize_size == (256,)  # short side 256, then centre crop
+    assert preset.mean == (0.45, 0.45, 0.45) and preset.std == (0.225, 0.225, 0.225)
+    assert not preset.resize_uint8 and preset.crop_rounding == "ceil"  # PySlowFast: float, then uniform_crop

@@ -10,11 +10,18 @@ PyTorchVideo's two pathways pool to different grids and it cannot concatenate th
 The published windows themselves at 224 and 256 are too slow to replay in CI; check them here with
 
     ~/ref-env/bin/python tests/parity/ref_slowfast.py
+
+PyTorchVideo's Something-Something V2 (174 classes) and Charades (157 classes) checkpoints of SlowFast
+R50 and Slow R50 are the Kinetics networks with another class count: ``DATASET_CASES`` builds them
+with PyTorchVideo's class counts (fixtures ``<model>-ssv2`` / ``<model>-charades``); write them with
+
+    ~/ref-env/bin/python tests/parity/ref_slowfast.py --datasets
 """
 
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
@@ -111,6 +118,41 @@ def check_published_windows() -> None:
         check_against_videozoo(name, case, ref, fixture)
 
 
+# PyTorchVideo's SSv2 and Charades checkpoints: (model, fixture suffix, classes).
+DATASETS = [("ssv2", 174), ("charades", 157)]
+
+
+def _dataset_case(model: str, dataset: str, num_classes: int) -> Case:
+    if model == "slowfast_r50":
+        case = _small_case(partial(hub.slowfast_r50, model_num_class=num_classes), 4)
+    else:  # Slow R50: the Slow pathway alone, as PyTorchVideo's create_resnet builds it
+        from parity.ref_resnet3d import _small_case as slow_case
+        from parity.ref_resnet3d import slow_r50
+
+        small = slow_case("slow_r50")
+        window = small.factory.keywords["head_pool_kernel_size"]
+        case = replace(small, factory=partial(slow_r50, head_pool_kernel_size=window, model_num_class=num_classes))
+    return replace(case, kwargs={**case.kwargs, "num_classes": num_classes}, fixture_name=f"{model}-{dataset}")
+
+
+DATASET_CASES = [(model, _dataset_case(model, dataset, n)) for model in ("slowfast_r50", "slow_r50") for dataset, n in DATASETS]
+
+
+def make_dataset_fixtures() -> None:
+    from make_fixtures import check_against_videozoo, generate
+
+    from parity.common import FIXTURES
+
+    for model_name, case in DATASET_CASES:
+        made = generate(model_name, case)
+        path = FIXTURES / f"{case.fixture_name}.pt"
+        print(f"{path.stem}: {len(made['fixture']['keys'])} tensors, {path.stat().st_size / 1e3:.0f} kB")
+        check_against_videozoo(model_name, case, made["ref"], made["fixture"])
+
+
 if __name__ == "__main__":
     torch.set_num_threads(max(torch.get_num_threads(), 2))
-    check_published_windows()
+    if "--datasets" in sys.argv:
+        make_dataset_fixtures()
+    else:
+        check_published_windows()

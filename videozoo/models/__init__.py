@@ -1,17 +1,24 @@
 """Model families, one file each; importing this package registers every builder."""
 
+from videozoo.models import efficient_x3d, mvit, resnet, resnet3d, s3d as _s3d, slowfast, swin3d, x3d
 from videozoo.models._base import VideoModel
-from videozoo.models.resnet import *  # noqa: F403
-from videozoo.models import resnet as _resnet
-from videozoo.models.x3d import *  # noqa: F403
-from videozoo.models import x3d as _x3d
+from videozoo.models.efficient_x3d import *  # noqa: F403
 from videozoo.models.mvit import *  # noqa: F403
-from videozoo.models import mvit as _mvit
-from videozoo.models.swin3d import *  # noqa: F403
-from videozoo.models import swin3d as _swin3d
-from videozoo.models import s3d as _s3d  # before the * import, which rebinds the name s3d to the builder
-from videozoo.models.s3d import *  # noqa: F403
+from videozoo.models.resnet import *  # noqa: F403
+from videozoo.models.resnet3d import *  # noqa: F403
+from videozoo.models.s3d import *  # noqa: F403  (rebinds the name s3d to the builder; the module is _s3d)
 from videozoo.models.slowfast import *  # noqa: F403
-from videozoo.models import slowfast as _slowfast
+from videozoo.models.swin3d import *  # noqa: F403
+from videozoo.models.x3d import *  # noqa: F403
 
-__all__ = ["VideoModel", *_resnet.__all__, *_x3d.__all__, *_mvit.__all__, *_swin3d.__all__, *_s3d.__all__, *_slowfast.__all__]
+__all__ = [
+    "VideoModel",
+    *resnet.__all__,
+    *_s3d.__all__,
+    *mvit.__all__,
+    *swin3d.__all__,
+    *x3d.__all__,
+    *efficient_x3d.__all__,
+    *slowfast.__all__,
+    *resnet3d.__all__,
+]

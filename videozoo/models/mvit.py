@@ -22,9 +22,23 @@ The two generations differ in four ways, all switched by ``version``:
 
 Module names follow torchvision's, so its published checkpoints load with ``strict=True``.
 
+PyTorchVideo's MViT-B checkpoints (``mvit_base_16x4``, ``mvit_base_32x3``, PyTorchVideo 0.1.5's hub
+names) are the same v1-B network, trained in PySlowFast and published as ``{"model_state": ...}`` in
+PyTorchVideo's module layout, which projects q, k and v with three layers where torchvision has one
+``qkv``. Their builders keep the three apart (``separate_qkv=True``; the same products, since ``qkv``
+is run as three here anyway), so :func:`from_pytorchvideo_state_dict` only renames the keys and drops
+the position embeddings' leading singleton dimensions (``(1, N, C)`` there). One difference changes
+outputs: the LayerNorms after attention pooling use PyTorch's default epsilon, 1e-5, as PySlowFast did
+when it trained them, where torchvision's port has 1e-6: ``pool_norm_eps=1e-5``. Everything else is
+v1-B as above: 3x7x7 patches at stride 2x4x4, keys/values pooled at strides 8 -> 1, queries at blocks
+1, 3 and 14, every other norm at 1e-6, the class token classified after dropout 0.5. The 32x3 model
+differs only in its clip: 32 frames 3 apart make 16 token frames (a 16-row temporal position table,
+twice the tokens and 2.4x the GFLOPs of 16x4). Both were evaluated with PySlowFast's MViT recipe:
+5 clips x 1 centre crop of 224 pixels after a 256-pixel short-side resize.
+
 Speed (CPU):
 
-* q, k and v are three matrix products over slices of the fused ``qkv`` weight, so each lands
+* q, k and v are three matrix products (over slices of the fused ``qkv`` weight), so each lands
   contiguous and its pooling convolution reads it in place, channels-last, with the heads folded
   into the channels: one depthwise convolution per tensor, no head-major copies.
 * Everything after pooling is per token, so a block runs it over chunks of its queries: attention
@@ -48,11 +62,29 @@ from torch import Tensor, nn
 
 from videozoo._api import Weights, WeightsEnum, build_model, register_model
 from videozoo.models._base import VideoModel
+from videozoo.models._convert import rename_keys
 from videozoo.models._layers import drop_path_mask
+from videozoo.models._pytorchvideo import (
+    PTV_FILES_URL,
+    PYSLOWFAST_CONFIGS_URL,
+    ptv_meta,
+    ptv_transforms,
+    unwrap_model_state,
+)
 from videozoo.models._torchvision import tv_meta
 from videozoo.transforms import VideoClassification
 
-__all__ = ["MViT", "MViT_V1_B_Weights", "MViT_V2_S_Weights", "mvit_v1_b", "mvit_v2_s"]
+__all__ = [
+    "MViT",
+    "MViT_V1_B_Weights",
+    "MViT_V2_S_Weights",
+    "MViT_B_16x4_Weights",
+    "MViT_B_32x3_Weights",
+    "mvit_v1_b",
+    "mvit_v2_s",
+    "mvit_base_16x4",
+    "mvit_base_32x3",
+]
 
 Grid = tuple[int, int, int]  # (T, H, W) of a block's spatial tokens
 
@@ -180,11 +212,11 @@ class AttentionPool(nn.Module):
     channels-last. (Checkpoint names: ``pool`` and ``norm_act.0``.)
     """
 
-    def __init__(self, head_dim: int, kernel: tuple[int, ...], stride: tuple[int, ...]) -> None:
+    def __init__(self, head_dim: int, kernel: tuple[int, ...], stride: tuple[int, ...], norm_eps: float) -> None:
         super().__init__()
         padding = tuple(k // 2 for k in kernel)
         self.pool = nn.Conv3d(head_dim, head_dim, kernel, stride, padding, groups=head_dim, bias=False)  # type: ignore[arg-type]
-        self.norm_act = nn.Sequential(nn.LayerNorm(head_dim, eps=1e-6))
+        self.norm_act = nn.Sequential(nn.LayerNorm(head_dim, eps=norm_eps))
         self.head_dim = head_dim
         self.stride = list(stride)
         self.padding = list(padding)
@@ -213,6 +245,8 @@ class MultiscaleAttention(nn.Module):
         rel_pos: bool,
         residual_pool: bool,
         dropout: float,
+        pool_norm_eps: float = 1e-6,
+        separate_qkv: bool = False,
     ) -> None:
         super().__init__()
         self.num_heads = spec.num_heads
@@ -220,17 +254,27 @@ class MultiscaleAttention(nn.Module):
         self.dim_out = dim_out
         self.residual_pool = residual_pool
 
-        self.qkv = nn.Linear(spec.dim_in, 3 * dim_out)
+        # One projection (torchvision's layout) or three (PyTorchVideo's): the same three products.
+        self.qkv: nn.Linear | None = None
+        self.q: nn.Linear | None = None
+        self.k: nn.Linear | None = None
+        self.v: nn.Linear | None = None
+        if separate_qkv:
+            self.q = nn.Linear(spec.dim_in, dim_out)
+            self.k = nn.Linear(spec.dim_in, dim_out)
+            self.v = nn.Linear(spec.dim_in, dim_out)
+        else:
+            self.qkv = nn.Linear(spec.dim_in, 3 * dim_out)
         self.project = nn.Sequential(nn.Linear(dim_out, dim_out), nn.Dropout(dropout, inplace=True))
 
         self.pool_q: AttentionPool | None = None
         if spec.kernel_q and (_prod(spec.kernel_q) > 1 or _prod(spec.stride_q) > 1):
-            self.pool_q = AttentionPool(self.head_dim, spec.kernel_q, spec.stride_q)
+            self.pool_q = AttentionPool(self.head_dim, spec.kernel_q, spec.stride_q, pool_norm_eps)
         self.pool_k: AttentionPool | None = None
         self.pool_v: AttentionPool | None = None
         if spec.kernel_kv and (_prod(spec.kernel_kv) > 1 or _prod(spec.stride_kv) > 1):
-            self.pool_k = AttentionPool(self.head_dim, spec.kernel_kv, spec.stride_kv)
-            self.pool_v = AttentionPool(self.head_dim, spec.kernel_kv, spec.stride_kv)
+            self.pool_k = AttentionPool(self.head_dim, spec.kernel_kv, spec.stride_kv, pool_norm_eps)
+            self.pool_v = AttentionPool(self.head_dim, spec.kernel_kv, spec.stride_kv, pool_norm_eps)
 
         # The token grids are static: the input size is fixed at construction.
         self.grid = list(grid)
@@ -260,9 +304,15 @@ class MultiscaleAttention(nn.Module):
             self.register_buffer(name, index, persistent=False)
 
     def _project_in(self, x: Tensor, part: int) -> Tensor:
-        """Rows ``part`` (0: q, 1: k, 2: v) of the qkv projection, as its own contiguous tensor."""
-        rows = slice(part * self.dim_out, (part + 1) * self.dim_out)
-        return _linear(x, self.qkv.weight[rows], self.qkv.bias[rows])
+        """Projection ``part`` (0: q, 1: k, 2: v) of ``x``, as its own contiguous tensor."""
+        if self.qkv is not None:
+            rows = slice(part * self.dim_out, (part + 1) * self.dim_out)
+            return _linear(x, self.qkv.weight[rows], self.qkv.bias[rows])
+        if self.q is not None and self.k is not None and self.v is not None:
+            weight = [self.q.weight, self.k.weight, self.v.weight][part]
+            bias = [self.q.bias, self.k.bias, self.v.bias][part]
+            return _linear(x, weight, bias)
+        raise RuntimeError("MultiscaleAttention has no input projection")
 
     def queries_keys_values(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Normalised tokens ``(B, 1 + N, C)`` -> queries, keys and values ``(B, 1 + N', heads, head_dim)``,
@@ -406,6 +456,8 @@ class MultiscaleBlock(nn.Module):
         version: int,
         dropout: float,
         stochastic_depth_prob: float,
+        pool_norm_eps: float = 1e-6,
+        separate_qkv: bool = False,
     ) -> None:
         super().__init__()
         self.widen_in_attention = version == 2
@@ -413,7 +465,15 @@ class MultiscaleBlock(nn.Module):
         self.norm1 = nn.LayerNorm(spec.dim_in, eps=1e-6)
         self.norm2 = nn.LayerNorm(attn_dim, eps=1e-6)
         self.attn = MultiscaleAttention(
-            spec, attn_dim, grid, table_grid, rel_pos=version == 2, residual_pool=version == 2, dropout=dropout
+            spec,
+            attn_dim,
+            grid,
+            table_grid,
+            rel_pos=version == 2,
+            residual_pool=version == 2,
+            dropout=dropout,
+            pool_norm_eps=pool_norm_eps,
+            separate_qkv=separate_qkv,
         )
         self.mlp = nn.Sequential(
             nn.Linear(attn_dim, 4 * attn_dim),
@@ -541,6 +601,11 @@ class MViT(VideoModel):
         dropout: before the classifier, while training.
         attention_dropout: on the attention weights, while training.
         stochastic_depth_prob: drop-path probability of the last block (growing linearly from 0).
+        pool_norm_eps: epsilon of the LayerNorms after attention pooling. 1e-6 in torchvision's port;
+            PySlowFast and PyTorchVideo 0.1.5, which trained and publish the MViT-B checkpoints, used
+            PyTorch's default, 1e-5 (PyTorchVideo's builder switched to 1e-6 in 2022).
+        separate_qkv: three input projections ``attn.q``/``k``/``v`` (PyTorchVideo's layout) instead of
+            one ``attn.qkv`` (torchvision's); the same computation.
     """
 
     classifier_name = "head.1"
@@ -557,6 +622,8 @@ class MViT(VideoModel):
         dropout: float = 0.5,
         attention_dropout: float = 0.0,
         stochastic_depth_prob: float = 0.0,
+        pool_norm_eps: float = 1e-6,
+        separate_qkv: bool = False,
     ) -> None:
         if version not in (1, 2):
             raise ValueError(f"version must be 1 (MViT) or 2 (MViTv2), got {version!r}.")
@@ -586,7 +653,9 @@ class MViT(VideoModel):
         table_grid = grid  # the reference sizes its position tables from floor-divided grids
         for i, spec in enumerate(specs):
             sd_prob = stochastic_depth_prob * i / max(len(specs) - 1, 1)
-            block = MultiscaleBlock(spec, grid, table_grid, version, attention_dropout, sd_prob)
+            block = MultiscaleBlock(
+                spec, grid, table_grid, version, attention_dropout, sd_prob, pool_norm_eps, separate_qkv
+            )
             blocks.append(block)
             grid = (block.out_grid[0], block.out_grid[1], block.out_grid[2])
             if spec.stride_q:
@@ -638,6 +707,53 @@ class MViT(VideoModel):
     def init_classifier(self, layer: nn.Module) -> None:
         nn.init.trunc_normal_(layer.weight, std=0.02)
         nn.init.zeros_(layer.bias)
+
+
+# ----------------------------------------------------------------------------------------------------
+# PyTorchVideo's checkpoint layout
+
+_PTV_RULES = [
+    (r"patch_embed\.patch_model\.(weight|bias)", r"conv_proj.\1"),
+    (r"cls_positional_encoding\.cls_token", "pos_encoding.class_token"),
+    (r"cls_positional_encoding\.pos_embed_spatial", "pos_encoding.spatial_pos"),
+    (r"cls_positional_encoding\.pos_embed_temporal", "pos_encoding.temporal_pos"),
+    (r"cls_positional_encoding\.pos_embed_class", "pos_encoding.class_pos"),
+    (r"blocks\.(\d+)\.(norm1|norm2)\.(weight|bias)", r"blocks.\1.\2.\3"),
+    (r"blocks\.(\d+)\.attn\.(q|k|v)\.(weight|bias)", r"blocks.\1.attn.\2.\3"),
+    (r"blocks\.(\d+)\.attn\.proj\.(weight|bias)", r"blocks.\1.attn.project.0.\2"),
+    (r"blocks\.(\d+)\.attn\.pool_(q|k|v)\.weight", r"blocks.\1.attn.pool_\2.pool.weight"),
+    (r"blocks\.(\d+)\.attn\.norm_(q|k|v)\.(weight|bias)", r"blocks.\1.attn.pool_\2.norm_act.0.\3"),
+    (r"blocks\.(\d+)\.mlp\.fc1\.(weight|bias)", r"blocks.\1.mlp.0.\2"),
+    (r"blocks\.(\d+)\.mlp\.fc2\.(weight|bias)", r"blocks.\1.mlp.3.\2"),
+    (r"blocks\.(\d+)\.proj\.(weight|bias)", r"blocks.\1.project.\2"),
+    (r"norm_embed\.(weight|bias)", r"norm.\1"),
+    (r"head\.proj\.(weight|bias)", r"head.1.\1"),
+]
+
+# Our position embeddings without PyTorchVideo's leading singleton dimensions: (1, 1, C) -> (C,), (1, N, C) -> (N, C).
+_POSITION_DIMS = {
+    "pos_encoding.class_token": 1,
+    "pos_encoding.class_pos": 1,
+    "pos_encoding.spatial_pos": 2,
+    "pos_encoding.temporal_pos": 2,
+}
+
+
+def from_pytorchvideo_state_dict(checkpoint: Any) -> dict[str, Tensor]:
+    """Our ``state_dict`` from a PyTorchVideo MViT checkpoint (``{"model_state": state_dict}``).
+
+    Every key is renamed (the model is built with ``separate_qkv=True``) and the position embeddings
+    lose their leading singleton dimensions; a key that is not part of PyTorchVideo's MViT layout raises
+    ``ValueError``.
+    """
+    state = rename_keys(unwrap_model_state(checkpoint), _PTV_RULES, "PyTorchVideo's MViT layout")
+    for key, dims in _POSITION_DIMS.items():
+        value = state.get(key)
+        while value is not None and value.dim() > dims and value.shape[0] == 1:
+            value = value[0]
+        if value is not None:
+            state[key] = value
+    return state
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -702,6 +818,71 @@ class MViT_V2_S_Weights(WeightsEnum):
     DEFAULT = KINETICS400_V1
 
 
+
+
+def _ptv_weights(
+    file: str, num_frames: int, sampling_rate: int, num_params: int, acc1: float, acc5: float, gflops: float, docs: str
+) -> Weights:
+    """A PyTorchVideo MViT-B checkpoint, evaluated with PySlowFast's MViT recipe (5 clips x 1 crop)."""
+    return Weights(
+        url=f"{PTV_FILES_URL}/kinetics/{file}",
+        transforms=ptv_transforms(224, resize_size=256),  # 1 crop: short side to TRAIN_JITTER_SCALES[0]
+        meta=ptv_meta(
+            num_params=num_params,
+            acc1=acc1,
+            acc5=acc5,
+            gflops=gflops,
+            num_frames=num_frames,
+            sampling_rate=sampling_rate,
+            min_size=(224, 224),
+            min_temporal_size=num_frames,
+            num_clips=5,
+            num_crops=1,
+            docs=(
+                f"PyTorchVideo's MViT-B {num_frames}x{sampling_rate} Kinetics-400 checkpoint. Accuracy is "
+                f"PyTorchVideo's model zoo figure: PySlowFast evaluation with 5 clips x 1 centre crop of 224 "
+                f"pixels ({num_frames} frames {sampling_rate} apart at 30 fps), short side resized to 256, "
+                f"mean 0.45 / std 0.225 (5 clips as in the zoo's views column and the MViT paper; the config "
+                f"leaves PySlowFast's default of 10)." + (f" {docs}" if docs else "")
+            ),
+            recipe=f"{PYSLOWFAST_CONFIGS_URL}/Kinetics/MVIT_B_{num_frames}x{sampling_rate}_CONV.yaml",
+            model_args={"num_frames": num_frames, "crop_size": 224},  # the token grid is built for this clip
+        ),
+        state_dict_adapter=from_pytorchvideo_state_dict,
+    )
+
+
+class MViT_B_16x4_Weights(WeightsEnum):
+    KINETICS400_V1 = _ptv_weights(
+        "MVIT_B_16x4.pyth",
+        num_frames=16,
+        sampling_rate=4,
+        num_params=36610672,
+        acc1=78.85,
+        acc5=93.85,
+        gflops=70.80,
+        docs="",
+    )
+    DEFAULT = KINETICS400_V1
+
+
+class MViT_B_32x3_Weights(WeightsEnum):
+    KINETICS400_V1 = _ptv_weights(
+        "MVIT_B_32x3_f294077834.pyth",
+        num_frames=32,
+        sampling_rate=3,
+        num_params=36611440,
+        acc1=80.30,
+        acc5=94.69,
+        gflops=170.37,
+        docs=(
+            "Of the recipe file only the test settings apply: its MVIT section describes a 24-block model, "
+            "this checkpoint is the 16-block MViT-B of PyTorchVideo's hub configuration."
+        ),
+    )
+    DEFAULT = KINETICS400_V1
+
+
 # ----------------------------------------------------------------------------------------------------
 # Builders
 
@@ -726,3 +907,48 @@ def mvit_v2_s(*, weights: MViT_V2_S_Weights | str | None = None, progress: bool 
     Args: as :func:`mvit_v1_b`, with :class:`MViT_V2_S_Weights`.
     """
     return build_model(MViT, MViT_V2_S_Weights, weights, progress, kwargs, version=2, stochastic_depth_prob=0.2)
+
+
+@register_model(MViT_B_16x4_Weights)
+def mvit_base_16x4(
+    *, weights: MViT_B_16x4_Weights | str | None = None, progress: bool = True, **kwargs: Any
+) -> MViT:
+    """PyTorchVideo's MViT-B 16x4 (its hub name): :func:`mvit_v1_b`'s network in PyTorchVideo's layout
+    (``separate_qkv=True``) with its pooling norms (``pool_norm_eps=1e-5``); 16x224x224 clips, 16 frames
+    4 apart at 30 fps.
+
+    Args: as :func:`mvit_v1_b`, with :class:`MViT_B_16x4_Weights` (files in PyTorchVideo's format).
+    """
+    return build_model(
+        MViT,
+        MViT_B_16x4_Weights,
+        weights,
+        progress,
+        kwargs,
+        version=1,
+        separate_qkv=True,
+        pool_norm_eps=1e-5,
+        stochastic_depth_prob=0.2,
+    )
+
+
+@register_model(MViT_B_32x3_Weights)
+def mvit_base_32x3(
+    *, weights: MViT_B_32x3_Weights | str | None = None, progress: bool = True, **kwargs: Any
+) -> MViT:
+    """PyTorchVideo's MViT-B 32x3: :func:`mvit_base_16x4` for 32x224x224 clips, 32 frames 3 apart at 30 fps.
+
+    Args: as :func:`mvit_v1_b`, with :class:`MViT_B_32x3_Weights` (files in PyTorchVideo's format).
+    """
+    return build_model(
+        MViT,
+        MViT_B_32x3_Weights,
+        weights,
+        progress,
+        kwargs,
+        version=1,
+        num_frames=32,
+        separate_qkv=True,
+        pool_norm_eps=1e-5,
+        stochastic_depth_prob=0.3,  # PySlowFast's MVIT_B_32x3_CONV.yaml (0.2 in its 16x4 config)
+    )

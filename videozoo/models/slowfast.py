@@ -28,7 +28,6 @@ weights' ``state_dict_adapter`` (:func:`from_pytorchvideo_state_dict`).
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, List
 
@@ -40,7 +39,15 @@ from videozoo._api import Weights, WeightsEnum, build_model, register_model
 from videozoo.models._base import VideoModel
 from videozoo.models._convert import rename_keys
 from videozoo.models._layers import init_conv_bn, window_avg_pool
-from videozoo.models._pytorchvideo import ptv_meta, ptv_transforms, unwrap_model_state
+from videozoo.models._pytorchvideo import (
+    PTV_FILES_URL,
+    PYSLOWFAST_CONFIGS_URL,
+    ptv_finetune_weights,
+    ptv_meta,
+    ptv_transforms,
+    unwrap_model_state,
+)
+from videozoo.models.resnet3d import Bottleneck, Stem, res_stage
 
 __all__ = [
     "SlowFast",
@@ -52,54 +59,12 @@ __all__ = [
     "slowfast_r50_4x16",
     "slowfast_r101",
     "slowfast_16x8_r101_50_50",
-    "from_pytorchvideo_state_dict",
 ]
 
 
-def _stem(out_planes: int, temporal_kernel: int) -> nn.Sequential:
-    """A ``t x 7 x 7`` convolution at spatial stride 2, BN, ReLU and a 1x3x3 max-pool at stride 2."""
-    return nn.Sequential(
-        OrderedDict(
-            conv=nn.Conv3d(
-                3, out_planes, (temporal_kernel, 7, 7), (1, 2, 2), (temporal_kernel // 2, 3, 3), bias=False
-            ),
-            bn=nn.BatchNorm3d(out_planes),
-            relu=nn.ReLU(inplace=True),
-            pool=nn.MaxPool3d((1, 3, 3), (1, 2, 2), (0, 1, 1)),
-        )
-    )
-
-
-class Bottleneck(nn.Module):
-    """``t x 1 x 1`` reduction, ``1 x 3 x 3`` (spatially strided), ``1 x 1 x 1`` expansion; BN after each."""
-
-    def __init__(self, in_planes: int, planes: int, out_planes: int, temporal_kernel: int, stride: int) -> None:
-        super().__init__()
-        t = temporal_kernel
-        self.conv1 = nn.Conv3d(in_planes, planes, (t, 1, 1), padding=(t // 2, 0, 0), bias=False)
-        self.bn1 = nn.BatchNorm3d(planes)
-        self.conv2 = nn.Conv3d(planes, planes, (1, 3, 3), (1, stride, stride), (0, 1, 1), bias=False)
-        self.bn2 = nn.BatchNorm3d(planes)
-        self.conv3 = nn.Conv3d(planes, out_planes, 1, bias=False)
-        self.bn3 = nn.BatchNorm3d(out_planes)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample: nn.Module | None = None
-        if stride != 1 or in_planes != out_planes:
-            self.downsample = nn.Sequential(
-                nn.Conv3d(in_planes, out_planes, 1, (1, stride, stride), bias=False), nn.BatchNorm3d(out_planes)
-            )
-
-    def forward(self, x: Tensor) -> Tensor:
-        shortcut = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        out += shortcut
-        return self.relu(out)
-
-
 class Pathway(nn.Module):
-    """One ResNet pathway: ``stem`` and ``layer1``..``layer4`` (res2..res5), run stage by stage by SlowFast.
+    """One ResNet pathway: ``stem`` and ``layer1``..``layer4`` (res2..res5), run stage by stage by SlowFast;
+    the stem and stages of :mod:`videozoo.models.resnet3d` (a Slow pathway is its Slow network).
 
     ``lateral[i]`` are the channels a lateral connection adds to the input of stage ``i`` (zeros for
     the Fast pathway); ``temporal_kernels[i]`` is the kernel of the first ``temporal_blocks[i]``
@@ -116,17 +81,13 @@ class Pathway(nn.Module):
         lateral: Sequence[int],
     ) -> None:
         super().__init__()
-        self.stem = _stem(width, stem_kernel)
+        self.stem = Stem(width, stem_kernel)
         in_planes = width
         for i, (depth, kernel, n_temporal, extra) in enumerate(zip(layers, temporal_kernels, temporal_blocks, lateral)):
             planes = width * 2**i
-            blocks = []
-            for j in range(depth):
-                stride = 2 if i > 0 and j == 0 else 1
-                t = kernel if j < n_temporal else 1
-                blocks.append(Bottleneck(in_planes + (extra if j == 0 else 0), planes, planes * 4, t, stride))
-                in_planes = planes * 4
-            self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
+            kernels = [kernel if j < n_temporal else 1 for j in range(depth)]
+            self.add_module(f"layer{i + 1}", res_stage(in_planes + extra, planes, kernels, stride=2 if i > 0 else 1))
+            in_planes = planes * 4
 
 
 class LateralConnection(nn.Module):
@@ -328,8 +289,8 @@ def from_pytorchvideo_state_dict(checkpoint: Any) -> dict[str, Tensor]:
 # ----------------------------------------------------------------------------------------------------
 # Weights
 
-_ZOO = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
-_CONFIGS = "https://github.com/facebookresearch/SlowFast/blob/main/configs/Kinetics/pytorchvideo"
+_ZOO = f"{PTV_FILES_URL}/kinetics"
+_CONFIGS = f"{PYSLOWFAST_CONFIGS_URL}/Kinetics/pytorchvideo"
 _TRANSFORMS = ptv_transforms(256)
 
 
@@ -362,12 +323,50 @@ def _meta(
     )
 
 
+_SLOWFAST_R50_KINETICS = _meta("SLOWFAST_8x8_R50", 34566488, 76.94, 92.69, 65.71, num_frames=32, alpha=4)
+_SLOWFAST_R50_INPUT = (
+    "The model's input is the Fast pathway's clip of 32 frames; the Slow pathway takes 8 of them, evenly spread "
+    "(alpha=4). Test crops of 256 pixels, short side resized to 256, mean 0.45 / std 0.225, channels in BGR "
+    "order (as PySlowFast fed them)."
+)
+
+
 class SlowFast_R50_Weights(WeightsEnum):
     KINETICS400_V1 = Weights(
         url=f"{_ZOO}/SLOWFAST_8x8_R50.pyth",
         transforms=_TRANSFORMS,
-        meta=_meta("SLOWFAST_8x8_R50", 34566488, 76.94, 92.69, 65.71, num_frames=32, alpha=4),
+        meta=_SLOWFAST_R50_KINETICS,
         state_dict_adapter=from_pytorchvideo_state_dict,
+    )
+    # The same network with 174 / 157 classes (see ptv_finetune_weights for the recipes).
+    SSV2_V1 = ptv_finetune_weights(
+        "ssv2",
+        "SLOWFAST_8x8_R50",
+        KINETICS400_V1,
+        num_params=34045558,
+        metrics={"acc@1": 61.68, "acc@5": 86.92},
+        gflops=66.60,
+        docs=(
+            "PyTorchVideo's SlowFast 8x8 R50 Something-Something V2 checkpoint (174 classes, fine-tuned from "
+            "Kinetics-400). Frames: one from each of 32 equal segments of the whole video at 30 fps (the "
+            f"segment centres), one temporal view x 3 crops. {_SLOWFAST_R50_INPUT} Accuracy is PyTorchVideo's "
+            "model zoo figure (PySlowFast evaluation, configs/SSv2/pytorchvideo/SLOWFAST_8x8_R50.yaml)."
+        ),
+    )
+    CHARADES_V1 = ptv_finetune_weights(
+        "charades",
+        "SLOWFAST_8x8_R50",
+        KINETICS400_V1,
+        num_params=34006373,
+        metrics={"mAP": 37.24},
+        gflops=66.60,
+        docs=(
+            "PyTorchVideo's SlowFast 8x8 R50 Charades checkpoint (157 classes, multi-label, fine-tuned from "
+            "Kinetics-400). Class probabilities are the sigmoids of the logits; a video's 10 clips x 3 crops "
+            "(32 frames 2 apart at 24 fps) are combined by their maximum. "
+            f"{_SLOWFAST_R50_INPUT} mAP is PyTorchVideo's model zoo figure (PySlowFast evaluation, "
+            "configs/Charades/pytorchvideo/SLOWFAST_8x8_R50.yaml)."
+        ),
     )
     DEFAULT = KINETICS400_V1
 

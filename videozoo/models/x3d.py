@@ -32,8 +32,20 @@ from torch import Tensor, nn
 from videozoo._api import Weights, WeightsEnum, build_model, register_model
 from videozoo.models._base import VideoModel
 from videozoo.models._convert import rename_keys
-from videozoo.models._layers import fold_batch_norm, init_conv_bn, window_avg_pool
-from videozoo.models._pytorchvideo import ptv_meta, ptv_transforms, unwrap_model_state
+from videozoo.models._layers import (
+    conv3d_channels_last,
+    fold_batch_norm,
+    init_conv_bn,
+    log_mean_softmax,
+    window_avg_pool,
+)
+from videozoo.models._pytorchvideo import (
+    PTV_FILES_URL,
+    PYSLOWFAST_CONFIGS_URL,
+    ptv_meta,
+    ptv_transforms,
+    unwrap_model_state,
+)
 
 __all__ = [
     "X3D",
@@ -45,7 +57,6 @@ __all__ = [
     "x3d_s",
     "x3d_m",
     "x3d_l",
-    "from_pytorchvideo_state_dict",
 ]
 
 
@@ -82,7 +93,6 @@ class ConvBN(nn.Module):
         self.conv = nn.Conv3d(in_planes, out_planes, kernel_size, stride, padding, groups=groups, bias=False)
         self.bn = nn.BatchNorm3d(out_planes) if norm else None
         self.pointwise = kernel_size == (1, 1, 1) and padding == (0, 0, 0) and groups == 1
-        self.temporal = kernel_size[1:] == (1, 1) and stride[1:] == (1, 1) and padding[1:] == (0, 0) and not self.pointwise
 
     def forward(self, x: Tensor) -> Tensor:
         bn = self.bn
@@ -103,15 +113,10 @@ class ConvBN(nn.Module):
             st, sh, sw = conv.stride
             rows = x[:, :, ::st, ::sh, ::sw].permute(0, 2, 3, 4, 1)  # (B, T, H, W, C)
             return F.linear(rows, weight.flatten(1), bias).permute(0, 4, 1, 2, 3)
-        if self.temporal:
-            b, c, t, h, w = x.shape
-            planes = x.permute(0, 2, 3, 4, 1).reshape(b, t, h * w, c).permute(0, 3, 1, 2)  # (B, C, T, H*W)
-            y = F.conv2d(planes, weight.squeeze(-1), bias, conv.stride[:2], conv.padding[:2], conv.dilation[:2], conv.groups)
-            return y.permute(0, 2, 3, 1).reshape(b, y.shape[2], h, w, y.shape[1]).permute(0, 4, 1, 2, 3)
-        # Keep the layout: PyTorch's CPU convolution answers some shapes in the default one (e.g. with a
-        # single thread), which would send every later layer down the slow path.
-        y = F.conv3d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
-        return y.contiguous(memory_format=torch.channels_last_3d)
+        # The kt x 1 x 1 stem convolution as a 2D one; every result kept channels-last (PyTorch's CPU
+        # convolution answers some shapes in the default layout, e.g. with a single thread, which would
+        # send every later layer down the slow path).
+        return conv3d_channels_last(x, weight, bias, conv.stride, conv.padding, conv.groups)
 
 
 class SqueezeExcitation(nn.Module):
@@ -159,10 +164,13 @@ class Bottleneck(nn.Module):
 
     The shortcut is a strided 1x1x1 convolution when the block changes width or resolution. In the
     first stage (same width, stride 2) PyTorchVideo's network has no BN after that convolution, and
-    neither do we: the checkpoints were trained that way.
+    neither do we: the checkpoints were trained that way. Its mobile X3D has one there
+    (``shortcut_norm=True``).
     """
 
-    def __init__(self, in_planes: int, planes: int, out_planes: int, stride: int, se_planes: int) -> None:
+    def __init__(
+        self, in_planes: int, planes: int, out_planes: int, stride: int, se_planes: int, shortcut_norm: bool = False
+    ) -> None:
         super().__init__()
         self.conv1 = ConvBN(in_planes, planes)
         self.conv2 = ConvBN(planes, planes, (3, 3, 3), (1, stride, stride), (1, 1, 1), groups=planes)
@@ -170,7 +178,8 @@ class Bottleneck(nn.Module):
         self.conv3 = ConvBN(planes, out_planes)
         self.downsample: ConvBN | None = None
         if stride != 1 or in_planes != out_planes:
-            self.downsample = ConvBN(in_planes, out_planes, stride=(1, stride, stride), norm=in_planes != out_planes)
+            norm = shortcut_norm or in_planes != out_planes
+            self.downsample = ConvBN(in_planes, out_planes, stride=(1, stride, stride), norm=norm)
 
     def forward(self, x: Tensor) -> Tensor:
         shortcut = x if self.downsample is None else self.downsample(x)
@@ -199,6 +208,11 @@ class X3D(VideoModel):
     Inputs whose stage-4 map is smaller than the window in some dimension (PyTorchVideo rejects
     them; e.g. fewer frames than ``num_frames``) are pooled over that whole dimension.
 
+    With ``global_pool=True`` (PyTorchVideo's mobile X3D, :mod:`videozoo.models.efficient_x3d`) the
+    head averages the whole map instead: one position at every size, so the logits are always the
+    classifier applied to the embedding, and ``num_frames`` / ``crop_size`` only record the clip the
+    network was trained on.
+
     Args:
         num_frames: frames of the training clip (the head's temporal window).
         crop_size: side of the training crop; the spatial window is ``ceil(crop_size / 32)``.
@@ -210,6 +224,9 @@ class X3D(VideoModel):
         se_ratio: squeeze-excitation width relative to the block's inner width (0: no SE).
         dropout: before the classifier, while training.
         num_classes: outputs of the classifier.
+        global_pool: the head averages the whole stage-4 map rather than a window of the built clip.
+        shortcut_norm: a BN after every projection shortcut, the first stage's too (see
+            :class:`Bottleneck`).
     """
 
     def __init__(
@@ -224,10 +241,13 @@ class X3D(VideoModel):
         se_ratio: float = 0.0625,
         dropout: float = 0.5,
         num_classes: int = 400,
+        global_pool: bool = False,
+        shortcut_norm: bool = False,
     ) -> None:
         super().__init__(num_classes, head_width)
         self.num_frames = num_frames
         self.crop_size = crop_size
+        self.global_pool = global_pool
         self.pool_window = [num_frames, math.ceil(crop_size / 32), math.ceil(crop_size / 32)]
 
         self.stem = Stem(_round_width(stem_width, width_factor))
@@ -245,7 +265,7 @@ class X3D(VideoModel):
             for j in range(math.ceil(depth_factor * depth)):
                 # SE on the 1st, 3rd, 5th, ... block of each stage.
                 se = se_planes if se_ratio > 0 and j % 2 == 0 else 0
-                blocks.append(Bottleneck(in_planes, planes, out_planes, 2 if j == 0 else 1, se))
+                blocks.append(Bottleneck(in_planes, planes, out_planes, 2 if j == 0 else 1, se, shortcut_norm))
                 in_planes = out_planes
             self.add_module(f"layer{i}", nn.Sequential(*blocks))
 
@@ -266,16 +286,12 @@ class X3D(VideoModel):
         return F.relu(self.conv5(x), inplace=True)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        x = window_avg_pool(x, self.pool_window)
+        x = x.mean((2, 3, 4), keepdim=True) if self.global_pool else window_avg_pool(x, self.pool_window)
         x = F.relu(self.lin5(x), inplace=True)  # (B, 2048, t, h, w): one vector per window position
         if pre_logits:
             return x.mean((2, 3, 4))
         logits = self.fc(self.dropout(x.flatten(2).transpose(1, 2)))  # (B, positions, num_classes)
-        positions = logits.shape[1]
-        if positions == 1:
-            return logits[:, 0]
-        # log(mean_p softmax(logits_p)), computed stably.
-        return torch.logsumexp(F.log_softmax(logits, dim=-1), dim=1) - math.log(positions)
+        return logits[:, 0] if logits.shape[1] == 1 else log_mean_softmax(logits)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -312,7 +328,12 @@ def from_pytorchvideo_state_dict(checkpoint: Any) -> dict[str, Tensor]:
     Keys are renamed and SE weights lose their 1x1x1 tail; a key of another layout raises
     ``ValueError`` (nothing is dropped silently), and so does a file without ``"model_state"``.
     """
-    state = rename_keys(unwrap_model_state(checkpoint), _PTV_RULES, "PyTorchVideo's X3D layout")
+    return linear_se_weights(rename_keys(unwrap_model_state(checkpoint), _PTV_RULES, "PyTorchVideo's X3D layout"))
+
+
+def linear_se_weights(state: dict[str, Tensor]) -> dict[str, Tensor]:
+    """``state`` with the SE weights of PyTorchVideo's 1x1x1 convolutions as our linear layers' (the
+    trailing 1x1x1 dropped)."""
     return {key: value.flatten(1) if ".se.fc" in key and key.endswith(".weight") else value for key, value in state.items()}
 
 
@@ -327,14 +348,14 @@ _DOCS = (
     "GFLOPs are PyTorchVideo's, per view at {test} px."
 )
 
-_CONFIGS = "https://github.com/facebookresearch/SlowFast/blob/main/configs/Kinetics/pytorchvideo"
+_CONFIGS = f"{PYSLOWFAST_CONFIGS_URL}/Kinetics/pytorchvideo"
 
 
 def _weights(
     name: str, *, frames: int, rate: int, train: int, test: int, params: int, acc1: float, acc5: float, gflops: float
 ) -> Weights:
     return Weights(
-        url=f"https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics/{name}.pyth",
+        url=f"{PTV_FILES_URL}/kinetics/{name}.pyth",
         transforms=ptv_transforms(test),
         meta=ptv_meta(
             num_params=params,
