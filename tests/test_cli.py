@@ -151,20 +151,75 @@ def test_models_table_and_json(tiny, capsys):
     code, out, err = run(capsys, "models")
     assert code == 0
     lines = out.splitlines()
-    assert lines[0].split()[:5] == ["name", "params", "GFLOPs", "K400", "acc@1"]
-    names = [line.split()[0] for line in lines[1:]]
-    assert names == videozoo.list_models()
+    assert lines[0].split()[:7] == ["name", "weights", "dataset", "metrics", "params", "GFLOPs", "input"]
+    assert lines[-1] == "* the model's default weights"
+    rows = [line.split() for line in lines[1:-1]]
+    expected = [(name, m.name) for name in videozoo.list_models() for m in videozoo.get_model_weights(name)]
+    assert sorted((r[0], r[1].rstrip("*")) for r in rows) == sorted(expected)  # every weights entry, once
+    assert [r[0] for r in rows if r[1].endswith("*")] == videozoo.list_models()  # one default each, first
     code, out, err = run(capsys, "models", "--include", "tiny*")
     assert code == 0
-    [row] = out.splitlines()[1:]
-    assert row.split() == [TINY_NAME, "-", "0.25", "12.50", "4x2", "@15fps", "32px,", "3x3", "views"]
+    first, second = (line.split() for line in out.splitlines()[1:3])
+    assert first == [TINY_NAME, "TEST_V1*", "Kinetics-400", "acc@1", "12.50", "acc@5", "50.00", "-", "0.25", "4x2",
+                     "@15fps", "32px,", "3x3", "views"]  # fmt: skip
+    assert second[1:5] == ["MULTI_V1", "Charades", "mAP", "25.00"]
     code, out, _ = run(capsys, "models", "--json", "--include", "r3d*")
     [entry] = json.loads(out)
     meta = videozoo.get_model_weights("r3d_18").DEFAULT.meta
     assert entry["params"] == meta["num_params"] and entry["gflops"] == meta["_ops"]
-    assert entry["kinetics400_acc1"] == meta["_metrics"]["Kinetics-400"]["acc@1"]
+    assert (entry["dataset"], entry["metrics"], entry["default"]) == ("Kinetics-400", meta["_metrics"]["Kinetics-400"], True)
     code, out, err = run(capsys, "models", "--include", "nothing*")
     assert code == 3 and "no model matches 'nothing*'" in err
+
+
+def test_models_shows_each_datasets_metric(capsys):
+    code, out, _ = run(capsys, "models", "--include", "slowfast_r50")
+    assert code == 0
+    rows = {line.split()[1]: line.split() for line in out.splitlines()[1:-1]}
+    assert rows["KINETICS400_V1*"][2:7] == ["Kinetics-400", "acc@1", "76.94", "acc@5", "92.69"]
+    assert rows["SSV2_V1"][2:7] == ["Something-Something-V2", "acc@1", "61.68", "acc@5", "86.92"]
+    assert rows["SSV2_V1"][9:11] == ["32", "segments"]
+    assert rows["CHARADES_V1"][2:5] == ["Charades", "mAP", "37.24"]
+    code, out, _ = run(capsys, "models", "--json", "--include", "slow_r50")
+    entries = {e["weights"]: e for e in json.loads(out)}
+    assert entries["Slow_R50_Weights.CHARADES_V1"]["metrics"] == {"mAP": 34.72}
+    assert entries["Slow_R50_Weights.SSV2_V1"]["metrics"] == {"acc@1": 60.04, "acc@5": 85.19}
+
+
+def test_classify_multi_label_threshold_table_and_json(tiny, clips, capsys):
+    code, out, err = run(capsys, "classify", clips["a"], "-m", tiny, "-w", "MULTI_V1", "--clips", "1", "--threshold", "0.6")
+    assert code == 0, err
+    expected = predict(clips["a"], tiny, "MULTI_V1", clips=1, threshold=0.6)[0]
+    assert expected.labels and len(expected.labels) < len(TINY_CATEGORIES)
+    listed = "; ".join(f"{label} ({p:.4f})" for label, p in expected.labels)
+    assert out.strip().splitlines()[-1] == f"  labels with probability >= 0.6: {listed}"
+    code, out, err = run(capsys, "classify", clips["a"], "-m", tiny, "-w", "MULTI_V1", "--clips", "1", "--json", "--threshold", "0.6")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert (doc["multi_label"], doc["threshold"]) == (True, 0.6)
+    [result] = doc["results"]
+    assert [e["label"] for e in result["labels"]] == [label for label, _ in expected.labels]
+    assert [e["probability"] for e in result["labels"]] == pytest.approx([p for _, p in expected.labels], abs=1e-6)
+    # Single-label weights: the table is unchanged (no labels line), the JSON has the labels field too.
+    code, out, err = run(capsys, "classify", clips["a"], "-m", tiny, "--clips", "1", "--json")
+    assert code == 0 and json.loads(out)["multi_label"] is False and "labels" in json.loads(out)["results"][0]
+
+
+def test_multi_label_exit_codes_unchanged(tiny, clips, tmp_path, capsys):
+    missing = tmp_path / "gone.mp4"
+    code, out, err = run(capsys, "classify", clips["a"], missing, "-m", tiny, "-w", "MULTI_V1", "--clips", "1", "--json")
+    assert code == 4 and [("error" in r) for r in json.loads(out)["results"]] == [True, False]
+    for bad in ("1.5", "-0.1", "half"):
+        with pytest.raises(SystemExit) as info:
+            main(["classify", str(clips["a"]), "-m", tiny, "--threshold", bad])
+        assert info.value.code == 2
+    assert "expected a probability between 0 and 1" in capsys.readouterr().err
+
+
+def test_segment_weights_take_one_temporal_view(clips, capsys):
+    """--clips 2 with Something-Something weights is a usage error, found before any checkpoint is needed."""
+    code, out, err = run(capsys, "classify", clips["a"], "-m", "slowfast_r50", "-w", "SSV2_V1", "--clips", "2")
+    assert code == 2 and "SlowFast_R50_Weights.SSV2_V1: A segment recipe takes one temporal view" in err
 
 
 def test_info(tiny, tmp_path, capsys):

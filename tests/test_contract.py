@@ -175,19 +175,34 @@ def test_trains(built) -> None:
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
+# The data sets the zoo's checkpoints were evaluated on, and the metrics their publishers report.
+DATASET_METRICS = {
+    "Kinetics-400": {"acc@1", "acc@5"},
+    "Something-Something-V2": {"acc@1", "acc@5"},
+    "Charades": {"mAP"},  # multi-label
+}
+
+
 @pytest.mark.parametrize("name", MODELS)
 def test_weights_metadata(name: str) -> None:
     enum = videozoo.get_model_weights(name)
     assert enum.DEFAULT in list(enum)
-    model = videozoo.get_model(name)
+    models: dict[int, torch.nn.Module] = {}  # by class count: a member's categories fix the classifier
     for member in enum:
         meta = member.meta
+        num_classes = len(meta["categories"])
+        if num_classes not in models:
+            models[num_classes] = videozoo.get_model(name, num_classes=num_classes)
+        model = models[num_classes]
         assert REQUIRED_META <= set(meta), REQUIRED_META - set(meta)
         assert member.url.startswith("https://") and member.url.rsplit("/", 1)[-1]
         assert len(meta["categories"]) == len(set(meta["categories"])) == model.num_classes
         assert meta["num_params"] == sum(p.numel() for p in model.parameters())
         assert meta["num_crops"] in (1, 3) and meta["num_clips"] >= 1 and meta["num_frames"] >= 1
-        assert set(meta["_metrics"]["Kinetics-400"]) == {"acc@1", "acc@5"}
+        [(dataset, metrics)] = meta["_metrics"].items()
+        assert set(metrics) == DATASET_METRICS[dataset], dataset
+        assert all(0 < value < 100 for value in metrics.values())
+        assert meta.get("multi_label", False) is (dataset == "Charades")
         preset = member.transforms()
         assert isinstance(preset, videozoo.VideoClassification)
         with torch.inference_mode():

@@ -199,3 +199,118 @@ def test_features_are_the_clip_embedding_at_the_evaluation_size():
     with torch.inference_mode():
         expected = model.forward_head(model.forward_features(clip), pre_logits=True)[0]
     torch.testing.assert_close(prediction.features, expected)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Multi-label weights (Charades): sigmoid per class, views combined by max, labels above a threshold
+
+
+def test_multi_label_sigmoid_max_over_views_and_threshold(tiny, clips):
+    classifier = VideoClassifier(tiny, "MULTI_V1", batch_size=4)
+    assert classifier.multi_label and classifier.threshold == 0.5
+    assert "multi_label=True, threshold=0.5" in repr(classifier)
+    [prediction] = classifier.predict(clips["a"], top_k=3, features=True)
+    views = classifier.views(clips["a"])
+    assert views.shape[0] == prediction.num_views == 9
+    with torch.inference_mode():
+        per_view = classifier.model(views).sigmoid()  # (views, classes)
+    expected = per_view.amax(0)
+    assert not torch.allclose(per_view.mean(0), expected, atol=1e-3)  # max, not mean, is being checked
+    assert torch.allclose(prediction.probs, expected, atol=1e-5)
+    assert prediction.probs.sum() > 1.5  # independent classes, not a distribution
+    above = [(TINY_CATEGORIES[i], float(expected[i])) for i in expected.argsort(descending=True) if expected[i] >= 0.5]
+    assert [label for label, _ in prediction.labels] == [label for label, _ in above]
+    found = {label for label, _ in prediction.labels}
+    assert {"bars", "blocks"} <= found and not {"noise", "static"} & found  # the checkpoint's biases: +4, +3, -4, -3
+    assert [p for _, p in prediction.labels] == pytest.approx([p for _, p in above], abs=1e-6)
+    assert [label for label, _ in prediction.top_k] == [TINY_CATEGORIES[i] for i in expected.topk(3).indices]
+    assert prediction.to_dict()["labels"] == [{"label": label, "probability": round(p, 6)} for label, p in prediction.labels]
+    # The embedding is still the mean over views.
+    with torch.inference_mode():
+        feats = classifier.model.forward_head(classifier.model.forward_features(views), pre_logits=True).mean(0)
+    assert torch.allclose(prediction.features, feats, atol=1e-4)
+
+
+def test_threshold_chooses_the_labels(tiny, clips):
+    every = predict(clips["b"], tiny, "MULTI_V1", clips=2, crops=1, threshold=0.0)[0]
+    assert sorted(label for label, _ in every.labels) == sorted(TINY_CATEGORIES)
+    strict = predict(clips["b"], tiny, "MULTI_V1", clips=2, crops=1, threshold=0.99)[0]
+    assert [label for label, _ in strict.labels] == [label for label, p in every.labels if p >= 0.99]
+    assert torch.equal(every.probs, strict.probs)
+    for bad in (-0.1, 1.5, True, "0.5"):
+        with pytest.raises(ValueError, match="threshold must be a probability between 0 and 1"):
+            VideoClassifier(tiny, "MULTI_V1", threshold=bad)
+
+
+def test_single_label_weights_keep_softmax_mean_and_list_the_top_label_above_threshold(tiny, clips):
+    [prediction] = predict(clips["a"], tiny, clips=1, crops=1, threshold=0.0)
+    assert prediction.probs.sum() == pytest.approx(1.0, abs=1e-5)
+    assert len(prediction.labels) == len(TINY_CATEGORIES)
+    [confident] = predict(clips["a"], tiny, clips=1, crops=1, threshold=1.0)
+    assert confident.labels == [] and confident.top_k  # the top-k is reported whatever the threshold
+
+
+# ----------------------------------------------------------------------------------------------------
+# PyTorchVideo's Something-Something V2 and Charades members: files in the publisher's format
+
+
+def _publish_ptv(home, member, fixture_name):
+    """Put a file in PyTorchVideo's format (``{"model_state": ...}``, its key names, the member's class
+    count) where the cache keeps ``member``'s download: the parity fixture's reference tensors."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from parity.common import FIXTURES, load_fixture, reference_state_dict
+
+    fixture = load_fixture(FIXTURES / f"{fixture_name}.pt")
+    path = home / "checkpoints" / member.file_name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model_state": reference_state_dict(fixture)}, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    "name,member,fixture,classes",
+    [
+        ("slowfast_r50", "SSV2_V1", "slowfast_r50-ssv2", 174),
+        ("slowfast_r50", "CHARADES_V1", "slowfast_r50-charades", 157),
+        ("slow_r50", "SSV2_V1", "slow_r50-ssv2", 174),
+        ("slow_r50", "CHARADES_V1", "slow_r50-charades", 157),
+    ],
+)
+def test_dataset_members_load_the_publishers_file(tmp_path, monkeypatch, name, member, fixture, classes):
+    monkeypatch.setenv("VIDEOZOO_HOME", str(tmp_path / "home"))
+    weights = videozoo.get_model_weights(name).verify(member)
+    _publish_ptv(tmp_path / "home", weights, fixture)
+    model = videozoo.get_model(name, weights=member)
+    assert model.num_classes == len(weights.meta["categories"]) == classes
+    assert model.get_classifier().out_features == classes
+    assert (model.num_frames, model.crop_size) == (weights.meta["model_args"]["num_frames"], 224)
+    with pytest.raises(ValueError, match=f"num_classes=400 conflicts with .*{member}, which has {classes} classes"):
+        videozoo.get_model(name, weights=member, num_classes=400)
+
+
+def test_ssv2_and_charades_end_to_end(tmp_path, monkeypatch, clips):
+    """Slow R50's SSv2 weights classify a real video with the segment recipe (one view spread over the
+    whole video), its Charades weights with sigmoid probabilities maxed over views and a threshold."""
+    monkeypatch.setenv("VIDEOZOO_HOME", str(tmp_path / "home"))
+    ssv2 = videozoo.get_weight("Slow_R50_Weights.SSV2_V1")
+    _publish_ptv(tmp_path / "home", ssv2, "slow_r50-ssv2")
+    classifier = VideoClassifier("slow_r50", "SSV2_V1", crops=1)
+    assert classifier.recipe.sampling == "segments" and classifier.recipe.num_views == 1
+    [prediction] = classifier.predict(clips["a"], top_k=3)
+    assert prediction.num_views == 1 and prediction.probs.shape == (174,)
+    assert prediction.probs.sum() == pytest.approx(1.0, abs=1e-4)
+    assert all(label in ssv2.meta["categories"] for label, _ in prediction.top_k)
+
+    charades = videozoo.get_weight("Slow_R50_Weights.CHARADES_V1")
+    _publish_ptv(tmp_path / "home", charades, "slow_r50-charades")  # the same file name: this test's cache only
+    classifier = VideoClassifier("slow_r50", "CHARADES_V1", clips=2, crops=1, threshold=0.0)
+    assert classifier.multi_label and classifier.recipe.frame_rate == 24.0
+    [prediction] = classifier.predict(clips["a"])
+    views = classifier.views(clips["a"])
+    with torch.inference_mode():
+        expected = classifier.model(views).sigmoid().amax(0)
+    assert torch.allclose(prediction.probs, expected, atol=1e-5)
+    assert len(prediction.labels) == 157 and prediction.labels[0][0] == charades.meta["categories"][int(expected.argmax())]

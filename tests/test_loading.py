@@ -315,3 +315,43 @@ def test_modules_built_in_other_threads_meanwhile_keep_real_parameters(tmp_path:
         stop.set()
         worker.join()
     assert devices == {"cpu"}
+
+
+# -- cache names -----------------------------------------------------------------------------------------
+
+
+def test_no_two_published_files_share_a_cache_name() -> None:
+    names = [member.file_name for member in ALL_MEMBERS]
+    assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    assert videozoo.SlowFast_R50_Weights.SSV2_V1.file_name == "SLOWFAST_8x8_R50_ssv2.pyth"
+    assert videozoo.SlowFast_R50_Weights.KINETICS400_V1.file_name == "SLOWFAST_8x8_R50.pyth"  # as published
+
+
+def test_members_with_a_shared_basename_have_their_own_cache_files(tmp_path: Path, monkeypatch) -> None:
+    """PyTorchVideo's Kinetics and SSv2 SLOW_8x8_R50.pyth: each member finds its own file in the cache, and
+    a hand-downloaded SSv2 file under the published name gets an error that says how to load it."""
+    monkeypatch.setenv("VIDEOZOO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("VIDEOZOO_OFFLINE", "1")
+    cache = tmp_path / "home" / "checkpoints"
+    cache.mkdir(parents=True)
+    published = reference_state_dict(load_fixture(FIXTURES / "slow_r50-ssv2.pt"))
+    weights = videozoo.Slow_R50_Weights
+    torch.save({"model_state": published}, cache / weights.SSV2_V1.file_name)
+    model = videozoo.slow_r50(weights="SSV2_V1")
+    assert model.num_classes == 174 and torch.equal(model.fc.weight, published["blocks.5.proj.weight"])
+    with pytest.raises(DownloadError, match="SLOW_8x8_R50.pyth is not in the cache"):  # Kinetics' own file
+        videozoo.slow_r50(weights="KINETICS400_V1")
+    by_hand = tmp_path / "SLOW_8x8_R50.pyth"
+    torch.save({"model_state": published}, by_hand)
+    with pytest.raises(CheckpointError, match=r"also published as Slow_R50_Weights.SSV2_V1 \(name the file SLOW_8x8_R50_ssv2.pyth\)"):
+        videozoo.slow_r50(weights=by_hand)
+    renamed = by_hand.rename(tmp_path / "SLOW_8x8_R50_ssv2.pyth")
+    assert videozoo.slow_r50(weights=renamed).num_classes == 174
+
+
+@pytest.mark.parametrize("member", [m for m in ALL_MEMBERS if m.url.split("/")[-2] in ("ssv2", "charades")], ids=repr)
+def test_ssv2_and_charades_presets_feed_bgr(member: videozoo.WeightsEnum) -> None:
+    """PySlowFast's SSv2 and Charades configurations set REVERSE_INPUT_CHANNEL: their checkpoints expect BGR."""
+    assert member.transforms().channel_order == "bgr"
+    kinetics = type(member).KINETICS400_V1
+    assert kinetics.transforms().channel_order == "rgb"

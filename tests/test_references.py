@@ -226,7 +226,7 @@ def _publish(home: Path, always: int | None = None) -> dict[str, torch.Tensor]:
     ``always``: a classifier that predicts this class index for every input.
     """
     member = videozoo.get_model_weights("mc3_18").DEFAULT
-    cached = home / "checkpoints" / member.url.rsplit("/", 1)[1]
+    cached = home / "checkpoints" / member.file_name
     cached.parent.mkdir(parents=True)
     torch.manual_seed(0)
     published = videozoo.get_model("mc3_18").state_dict()
@@ -365,3 +365,126 @@ def test_annotation_lists_ucf101_style(train_module, tmp_path: Path) -> None:
     assert [(Path(p).name, label) for p, label in val] == [("v_Basketball_g02_c01.avi", 1)]
     assert any("1 listed video(s) do not exist" in w for w in warnings)
     assert any("have no training video: Bowling" in w for w in warnings)
+
+
+# ----------------------------------------------------------------------------------------------------
+# PyTorchVideo's Something-Something V2 (no flips, segments) and Charades (multi-label) recipes
+
+
+def _publish_ptv(home: Path, weights: str, fixture_name: str) -> None:
+    """A file in PyTorchVideo's format where the cache keeps ``weights``' download (the parity
+    fixture's reference tensors: the published network's keys, shapes and class count)."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    from parity.common import FIXTURES, load_fixture, reference_state_dict
+
+    member = videozoo.get_weight(weights)
+    cached = home / "checkpoints" / member.file_name
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model_state": reference_state_dict(load_fixture(FIXTURES / f"{fixture_name}.pt"))}, cached)
+
+
+def _multi_label_lists(data: Path, out: Path) -> tuple[Path, Path]:
+    """Annotation lists giving every video of class i the labels i and i + 1 (mod 4)."""
+    classes = ["down", "left", "right", "up"]
+    lists = []
+    for split in ("train", "val"):
+        lines = [
+            f"{data / split / name / video.name} {i},{(i + 1) % 4}"
+            for i, name in enumerate(classes)
+            for video in sorted((data / split / name).glob(f"{name}_*.mp4"))
+        ]
+        path = out / f"{split}_multi.txt"
+        path.write_text("\n".join(lines) + "\n")
+        lists.append(path)
+    return lists[0], lists[1]
+
+
+SLOW_TINY = [*TINY, "--model", "slow_r50", "--crop-size", "32", "--val-crops", "1"]
+
+
+def test_multi_label_weights_train_with_bce_and_report_map(tmp_path: Path, data: Path) -> None:
+    """Slow R50's Charades weights, two processes: BCE training, mAP over the videos of both processes,
+    and a one-process --test-only that scores the same mAP."""
+    home = tmp_path / "home"
+    _publish_ptv(home, "Slow_R50_Weights.CHARADES_V1", "slow_r50-charades")
+    train_list, val_list = _multi_label_lists(data, tmp_path)
+    out = tmp_path / "charades"
+    result = _ok(torchrun("--train-list", train_list, "--val-list", val_list, *SLOW_TINY, "--weights", "CHARADES_V1",
+                          "--epochs", "1", "--output-dir", out, VIDEOZOO_HOME=str(home)))  # fmt: skip
+    assert "slow_r50 from Slow_R50_Weights.CHARADES_V1" in result.stderr
+    assert "new classifier: 157 -> 4 classes" in result.stderr and "multi-label, BCE, mAP" in result.stderr
+    [m] = _metrics(out)
+    assert {"val_clip_map", "val_video_map"} <= set(m) and "val_video_acc1" not in m
+    assert 0 < m["val_video_map"] <= 100 and m["val_videos"] == 8 and m["val_clips"] == 16
+    assert 0.2 < m["train_loss"] < 2.0  # binary cross-entropy per class, near log 2 for a fresh head
+    result = _ok(python("--test-only", "--resume", out / "checkpoint.pth", "--train-list", train_list, "--val-list",
+                        val_list, "--workers", "0", VIDEOZOO_HOME=str(home)))  # fmt: skip
+    scores = json.loads(result.stdout.strip().splitlines()[-1])
+    assert scores["video_map"] == pytest.approx(m["val_video_map"], abs=1e-9)
+    assert scores["clip_map"] == pytest.approx(m["val_clip_map"], abs=1e-9)
+
+
+def test_ssv2_weights_never_flip_and_sample_segments(tmp_path: Path, data: Path) -> None:
+    home = tmp_path / "home"
+    _publish_ptv(home, "Slow_R50_Weights.SSV2_V1", "slow_r50-ssv2")
+    out = tmp_path / "ssv2"
+    argv = ["--data-path", data, *SLOW_TINY, "--weights", "SSV2_V1", "--epochs", "1", "--output-dir", out]
+    result = _ok(python(*argv, "--val-clips", "1", VIDEOZOO_HOME=str(home)))
+    assert "single-label, hflip 0" in result.stderr
+    assert "4 frames spread over the whole video at 30 fps, 1 clip x 1 crop(s)" in result.stderr
+    checkpoint = _load(out / "checkpoint.pth")
+    assert checkpoint["args"]["hflip_prob"] == 0.0 and checkpoint["recipe_weights"] == "Slow_R50_Weights.SSV2_V1"
+    assert _metrics(out)[0]["val_clips"] == _metrics(out)[0]["val_videos"] == 8  # one view per video
+    # A segment recipe has one temporal view.
+    bad = python(*argv, "--val-clips", "2", VIDEOZOO_HOME=str(home))
+    assert bad.returncode == 2 and "A segment recipe takes one temporal view" in bad.stderr
+
+
+def test_train_augment_never_flips_at_zero(train_module) -> None:
+    """What --hflip-prob 0 (SSv2's recipe) means for a clip: its left half stays on the left."""
+    from transforms import TrainAugment
+
+    preset = videozoo.get_weight("Slow_R50_Weights.SSV2_V1").transforms()
+    augment = TrainAugment(train_module.eval_preset(preset, [16], None), hflip_prob=0.0)
+    frames = torch.zeros(4, 3, 16, 16, dtype=torch.uint8)
+    frames[..., :8] = 255  # bright left half
+    for seed in range(20):
+        clip = augment(frames, torch.Generator().manual_seed(seed))
+        assert (clip[..., :8] > clip[..., 8:]).all()
+
+
+def test_average_precision_is_sklearns(train_module) -> None:
+    scores = torch.tensor([[0.9, 0.1], [0.8, 0.7], [0.8, 0.3], [0.1, 0.2]], dtype=torch.float64)
+    targets = torch.tensor([[1, 0], [0, 0], [1, 0], [0, 0]])
+    # Class 0: thresholds 0.9 (precision 1, recall 1/2) and the tied 0.8s (precision 2/3, recall 1).
+    # Class 1 has no positive video and is left out, as PySlowFast's Charades mAP does.
+    assert train_module.average_precision(scores, targets) == pytest.approx(100 * (0.5 * 1 + 0.5 * 2 / 3))
+    targets[1, 1] = 1  # class 1: its positive ranks first
+    assert train_module.average_precision(scores, targets) == pytest.approx(100 * ((0.5 + 1 / 3) + 1.0) / 2)
+
+
+def test_several_labels_need_multi_label_training(train_module, capsys, tmp_path: Path, data: Path) -> None:
+    train_list, val_list = _multi_label_lists(data, tmp_path)
+    err = _error(train_module, capsys, "--train-list", train_list, "--val-list", val_list, "--model", "mc3_18")
+    assert "has several labels, but MC3_18_Weights.KINETICS400_V1 is single-label: pass --multi-label" in err
+    import datasets
+
+    train, _, classes = datasets.annotation_samples(train_list, val_list, None, None, lambda m: None)
+    assert classes == ["0", "1", "2", "3"] and train[0][1] == (0, 1) and train[-1][1] == (0, 3)
+    assert datasets.multi_hot((0, 3), 4).tolist() == [1.0, 0.0, 0.0, 1.0]
+
+
+def test_training_segments_are_random_within_each_segment(train_module) -> None:
+    """PySlowFast's SSv2 training rule: frame randint(round(s * i), round(s * (i + 1))) of segment i."""
+    import datasets
+    from videozoo.sampling import ClipRecipe
+
+    recipe = ClipRecipe(num_frames=8, frame_rate=30.0, sampling="segments")
+    timestamps = torch.arange(100, dtype=torch.float64) / 30
+    bounds = [round(99 / 8 * i) for i in range(9)]
+    seen = set()
+    for seed in range(50):
+        picks = datasets.random_clip_indices(timestamps, recipe, 30.0, 100 / 30, torch.Generator().manual_seed(seed))
+        assert all(bounds[i] <= int(p) <= bounds[i + 1] for i, p in enumerate(picks)), picks
+        seen.add(tuple(picks.tolist()))
+    assert len(seen) > 40  # random, not the test-time centres

@@ -10,7 +10,7 @@ import torch
 import videozoo
 from video_factory import frame_code, make_video
 from videozoo.io import VideoReader
-from videozoo.sampling import ClipRecipe, clip_start_times, nearest_frames, sample_clip_indices
+from videozoo.sampling import ClipRecipe, clip_start_times, nearest_frames, sample_clip_indices, segment_indices
 
 
 def frames_at(fps: float, n: int, offset: float = 0.0) -> torch.Tensor:
@@ -120,10 +120,15 @@ ALL_WEIGHTS = [
 @pytest.mark.parametrize("name,member", ALL_WEIGHTS, ids=[f"{n}-{m.name}" for n, m in ALL_WEIGHTS])
 def test_every_weights_entry_has_its_recipe(name, member):
     meta = member.meta
+    segments = meta.get("sampling", "clips") == "segments"
     for key in ("num_frames", "sampling_rate", "num_clips", "num_crops"):
+        if key == "sampling_rate" and segments:  # a segment recipe has no stride
+            assert meta[key] is None
+            continue
         assert isinstance(meta[key], int) and not isinstance(meta[key], bool), key
     assert meta["frame_rate"] is None or isinstance(meta["frame_rate"], float)
     recipe = ClipRecipe.from_meta(meta)
+    assert recipe.sampling == ("segments" if segments else "clips")
     assert len(meta["categories"]) > 1
     preset = member.transforms()
     assert hasattr(preset, "multi_crop") and hasattr(preset, "crop_size") and hasattr(preset, "resize_size")
@@ -162,3 +167,72 @@ def test_torchvision_documented_recipes(name):
     assert (recipe.frame_rate, recipe.num_clips, recipe.num_frames, recipe.sampling_rate) == (
         frame_rate, clips, clip_len, 1
     )
+
+
+# ----------------------------------------------------------------------------------------------------
+# Segment sampling (Something-Something V2)
+
+
+def pyslowfast_segments(video_length: int, num_frames: int) -> list[int]:
+    """PySlowFast's ``ssv2.py`` ``get_seq_frames`` at test time, as written there (NumPy's rounding)."""
+    import numpy as np
+
+    seg_size = float(video_length - 1) / num_frames
+    seq = []
+    for i in range(num_frames):
+        start = int(np.round(seg_size * i))
+        end = int(np.round(seg_size * (i + 1)))
+        seq.append((start + end) // 2)
+    return seq
+
+
+@pytest.mark.parametrize("num_frames", [8, 32])
+def test_segment_indices_are_pyslowfasts(num_frames):
+    for length in range(1, 400):  # short videos (fewer frames than segments) to long ones, ties included
+        assert segment_indices(length, num_frames).tolist() == pyslowfast_segments(length, num_frames), length
+
+
+def test_segment_recipe_on_30fps_frames_short_and_long():
+    recipe = ClipRecipe(num_frames=8, frame_rate=30.0, num_crops=3, sampling="segments")
+    # PySlowFast's SSv2 frames are the video's frames at 30 fps: at 30 fps they are the rule's indices.
+    for n in (5, 8, 33, 100, 301):
+        indices = sample_clip_indices(frames_at(30, n), recipe, 30.0)
+        assert indices.tolist() == [pyslowfast_segments(n, 8)], n
+    assert sample_clip_indices(frames_at(30, 100), recipe, 30.0).tolist() == [[6, 18, 31, 43, 56, 68, 80, 93]]
+    # Fewer frames than segments: frames repeat, in order.
+    assert sample_clip_indices(frames_at(30, 5), recipe, 30.0).tolist() == [[0, 0, 1, 2, 2, 2, 3, 4]]
+
+
+def test_segment_recipe_resamples_a_12fps_webm_to_30fps():
+    """SSv2's videos are 12 fps; PySlowFast extracted their frames at 30 fps (ffmpeg -r 30) first."""
+    recipe = ClipRecipe(num_frames=8, frame_rate=30.0, sampling="segments")
+    # 40 frames at 12 fps = 100 frames at 30 fps: the rule's frames 6, 18, ... 93 at 30 fps are
+    # 0.2 s, 0.6 s, ... 3.1 s, nearest to these 12 fps frames.
+    assert sample_clip_indices(frames_at(12, 40), recipe, 12.0).tolist() == [[2, 7, 12, 17, 22, 27, 32, 37]]
+    native = ClipRecipe(num_frames=8, sampling="segments")  # frame_rate None: the video's own frames
+    assert sample_clip_indices(frames_at(12, 40), native, 12.0).tolist() == [pyslowfast_segments(40, 8)]
+
+
+def test_segment_recipe_from_meta_and_validation():
+    member = videozoo.get_weight("SlowFast_R50_Weights.SSV2_V1")
+    recipe = ClipRecipe.from_meta(member.meta)
+    assert (recipe.sampling, recipe.num_frames, recipe.frame_rate, recipe.num_clips, recipe.num_crops) == (
+        "segments", 32, 30.0, 1, 3
+    )
+    assert recipe.describe() == "32 frames spread over the whole video at 30 fps, 1 clip x 3 crop(s)"
+    assert ClipRecipe.from_meta(videozoo.get_weight("SlowFast_R50_Weights.KINETICS400_V1").meta).sampling == "clips"
+    with pytest.raises(ValueError, match="num_clips must be 1"):
+        recipe.with_views(clips=2)
+    with pytest.raises(ValueError, match="sampling must be 'clips' or 'segments'"):
+        ClipRecipe(num_frames=8, sampling="tsn")
+
+
+def test_segment_frames_are_the_decoded_ones(tmp_path):
+    """A real 30 fps file through Slow R50's SSv2 recipe (8 segments): the decoded frames are the rule's."""
+    path = make_video(tmp_path / "ssv2.webm", num_frames=47, fps=30, codec="libvpx-vp9")
+    recipe = ClipRecipe.from_meta(videozoo.get_weight("Slow_R50_Weights.SSV2_V1").meta)
+    with VideoReader(path) as reader:
+        indices = sample_clip_indices(reader.timestamps, recipe, reader.info.fps, reader.duration)
+        frames = reader.get_frames(indices.reshape(-1)).frames
+    assert indices.tolist() == [pyslowfast_segments(47, 8)]
+    assert [frame_code(f) for f in frames] == pyslowfast_segments(47, 8)

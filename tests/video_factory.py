@@ -137,6 +137,8 @@ def frame_code(frame: Tensor) -> int:
 TINY_NAME = "tiny_mc3_test"
 TINY_CATEGORIES = ["bars", "blocks", "noise", "static", "flash"]
 TINY_URL = "http://127.0.0.1:9/tiny_mc3_test.pth"  # never fetched: the file is put in the cache; a stray fetch hits a closed local port
+# A multi-label member (as Charades' weights): sigmoid probabilities, views combined by max.
+TINY_MULTI_URL = "http://127.0.0.1:9/tiny_mc3_multi.pth"
 
 
 def _tiny_classes():
@@ -166,6 +168,11 @@ def _tiny_classes():
             transforms=partial(VideoClassification, crop_size=32, resize_size=36),
             meta=meta,
         )
+        MULTI_V1 = Weights(
+            url=TINY_MULTI_URL,
+            transforms=partial(VideoClassification, crop_size=32, resize_size=36),
+            meta={**meta, "multi_label": True, "_metrics": {"Charades": {"mAP": 25.0}}},
+        )
         DEFAULT = TEST_V1
 
     def tiny_mc3_test(*, weights=None, progress=True, **kwargs):
@@ -192,9 +199,14 @@ def install_tiny_model(monkeypatch, home: Path, seed: int = 0) -> str:
     monkeypatch.setitem(_api._MODELS, TINY_NAME, builder)
     monkeypatch.setitem(_api._MODEL_WEIGHTS, TINY_NAME, enum)
     monkeypatch.setenv("VIDEOZOO_HOME", str(home))
-    checkpoint = home / "checkpoints" / TINY_URL.rsplit("/", 1)[1]
-    if not checkpoint.exists():
-        checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(seed)
-        torch.save(arch(num_classes=len(TINY_CATEGORIES)).state_dict(), checkpoint)
+    for offset, url in enumerate((TINY_URL, TINY_MULTI_URL)):
+        checkpoint = home / "checkpoints" / url.rsplit("/", 1)[1]
+        if not checkpoint.exists():
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+            torch.manual_seed(seed + offset)
+            model = arch(num_classes=len(TINY_CATEGORIES))
+            if url == TINY_MULTI_URL:  # a bias that puts several classes above 0.5 and others below
+                with torch.no_grad():
+                    model.fc.bias.copy_(torch.tensor([4.0, 3.0, -4.0, -3.0, 0.0]))
+            torch.save(model.state_dict(), checkpoint)
     return TINY_NAME

@@ -103,7 +103,17 @@ def _recipe_text(member) -> str:
     crop = getattr(member.transforms(), "crop_size", None)
     crop_text = f" {crop[0]}px" if crop else ""
     rate = f"@{recipe.frame_rate:g}fps" if recipe.frame_rate else "@native fps"
-    return f"{recipe.num_frames}x{recipe.sampling_rate} {rate}{crop_text}, {recipe.num_clips}x{recipe.num_crops} views"
+    frames = (
+        f"{recipe.num_frames} segments" if recipe.sampling == "segments" else f"{recipe.num_frames}x{recipe.sampling_rate}"
+    )
+    return f"{frames} {rate}{crop_text}, {recipe.num_clips}x{recipe.num_crops} views"
+
+
+def _metrics(meta: dict[str, Any]) -> tuple[str | None, dict[str, float]]:
+    """The data set a weights entry was evaluated on and its published metrics (acc@1/acc@5 or mAP)."""
+    for dataset, metrics in meta.get("_metrics", {}).items():
+        return dataset, dict(metrics)
+    return None, {}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -115,6 +125,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
     import videozoo
     from videozoo.inference import VideoClassifier
+    from videozoo.sampling import ClipRecipe
 
     _model_name(args.model)
     if args.device == "cuda":
@@ -130,11 +141,16 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         return EXIT_VIDEO
     weights: Any = args.weights
     local_file = videozoo.is_checkpoint_path(weights)
+    try:
+        member, _ = videozoo.get_model_weights(args.model).resolve(weights)
+    except ValueError as e:
+        raise _Fail(EXIT_UNKNOWN, str(e)) from None
     if not local_file:
-        try:
-            weights = videozoo.get_model_weights(args.model).verify(weights)
-        except ValueError as e:
-            raise _Fail(EXIT_UNKNOWN, str(e)) from None
+        weights = member
+    try:  # e.g. --clips 2 with a segment recipe (one temporal view)
+        ClipRecipe.from_meta(member.meta).with_views(args.clips, args.crops)
+    except ValueError as e:
+        raise _Fail(EXIT_USAGE, f"{member!r}: {e}") from None
     classifier = VideoClassifier(
         args.model,
         weights,
@@ -145,6 +161,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         num_workers=args.workers,
         resize_on_decode=not args.exact,
         progress=not args.quiet,
+        threshold=args.threshold,
     )
     recipe = classifier.recipe
     header = {
@@ -152,6 +169,8 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         "weights": os.fspath(args.weights) if local_file else str(classifier.weights),
         "clips": recipe.num_clips,
         "crops": recipe.num_crops,
+        "multi_label": classifier.multi_label,
+        "threshold": classifier.threshold,
     }
     results: list[dict[str, Any]] = [{"video": v, "error": f"{v}: no such file."} for v in missing]
     failed = bool(missing)
@@ -182,6 +201,9 @@ def _table(prediction, header: dict[str, Any]) -> str:
     lines = [f"{prediction.source}  ({header['model']}, {views})", f"  {'#':>2}  {'label':<{width}}  probability"]
     for rank, (label, p) in enumerate(prediction.top_k, start=1):
         lines.append(f"  {rank:>2}  {label:<{width}}  {p:11.4f}")
+    if header["multi_label"]:
+        found = "; ".join(f"{label} ({p:.4f})" for label, p in prediction.labels) or "none"
+        lines.append(f"  labels with probability >= {header['threshold']:g}: {found}")
     return "\n".join(lines) + "\n"
 
 
@@ -191,19 +213,23 @@ def _cmd_models(args: argparse.Namespace) -> int:
     names = videozoo.list_models(include=args.include)
     rows = []
     for name in names:
-        member = videozoo.get_model_weights(name).DEFAULT
-        meta = member.meta
-        acc = meta.get("_metrics", {}).get("Kinetics-400", {}).get("acc@1")
-        rows.append(
-            {
-                "name": name,
-                "weights": str(member),
-                "params": meta.get("num_params"),
-                "gflops": meta.get("_ops"),
-                "kinetics400_acc1": acc,
-                "input": _recipe_text(member),
-            }
-        )
+        enum = videozoo.get_model_weights(name)
+        default = enum.DEFAULT
+        for member in [default] + [m for m in enum if m is not default]:  # the default first
+            meta = member.meta
+            dataset, metrics = _metrics(meta)
+            rows.append(
+                {
+                    "name": name,
+                    "weights": str(member),
+                    "default": member is default,
+                    "dataset": dataset,
+                    "metrics": metrics,
+                    "params": meta.get("num_params"),
+                    "gflops": meta.get("_ops"),
+                    "input": _recipe_text(member),
+                }
+            )
     if args.json:
         json.dump(rows, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -211,18 +237,24 @@ def _cmd_models(args: argparse.Namespace) -> int:
     if not rows:
         _error_line(f"no model matches {args.include!r}; 'videozoo models' lists them all.")
         return EXIT_UNKNOWN
-    table = [("name", "params", "GFLOPs", "K400 acc@1", "input (frames x stride @rate, crop, clips x crops)")]
+    table = [
+        ("name", "weights", "dataset", "metrics", "params", "GFLOPs", "input (frames x stride @rate, crop, clips x crops)")
+    ]
     for r in rows:
+        metrics = "  ".join(f"{key} {value:.2f}" for key, value in r["metrics"].items())
         table.append(
             (
                 r["name"],
+                r["weights"].partition(".")[2] + ("*" if r["default"] else ""),
+                r["dataset"] or "-",
+                metrics or "-",
                 f"{r['params'] / 1e6:.1f}M" if r["params"] else "-",
                 f"{r['gflops']:.2f}" if r["gflops"] is not None else "-",
-                f"{r['kinetics400_acc1']:.2f}" if r["kinetics400_acc1"] is not None else "-",
                 r["input"],
             )
         )
-    _print_table(table, sys.stdout, right={1, 2, 3})
+    _print_table(table, sys.stdout, right={4, 5})
+    sys.stdout.write("* the model's default weights\n")
     return EXIT_OK
 
 
@@ -241,7 +273,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
     code = EXIT_OK
     for member in members:
         try:
-            path = hub.download(member.url, progress=not args.quiet)
+            path = hub.download(member.url, progress=not args.quiet, file_name=member.file_name)
         except DownloadError as e:
             _error_line(f"{member!r}: {e}")
             code = EXIT_WEIGHTS
@@ -255,7 +287,7 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
     member = _weights_for(args.name)
     meta = dict(member.meta)
-    cache = hub.cached_path(member.url)
+    cache = hub.cached_path(member.url, file_name=member.file_name)
     transforms = member.transforms()
     if args.json:
         out = {
@@ -304,6 +336,16 @@ def _positive(text: str) -> int:
     return value
 
 
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability between 0 and 1, got {text!r}")
+    return value
+
+
 def _non_negative(text: str) -> int:
     try:
         value = int(text)
@@ -339,6 +381,11 @@ def build_parser() -> argparse.ArgumentParser:
         "published format",
     )
     p.add_argument("--top-k", "-k", type=_positive, default=5, help="classes to show (default 5)")
+    p.add_argument(
+        "--threshold", type=_probability, default=0.5,
+        help="multi-label weights (e.g. slowfast_r50's CHARADES_V1): also list every class with at least this "
+        "probability (default 0.5; JSON output lists them for any weights)",
+    )
     p.add_argument("--clips", type=_positive, default=None, help="temporal clips per video (default: the recipe's)")
     p.add_argument("--crops", type=int, choices=(1, 3), default=None, help="spatial crops per clip (default: the recipe's)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs (default cpu)")
@@ -349,7 +396,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_classify)
 
-    p = sub.add_parser("models", help="list the zoo", description="The zoo: each model with its default weights.")
+    p = sub.add_parser(
+        "models", help="list the zoo", description="The zoo: every model with each of its weights, the default first."
+    )
     p.add_argument("--include", "-i", default=None, metavar="PATTERN", help="shell-style pattern, e.g. 'x3d*'")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_cmd_models)

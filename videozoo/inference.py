@@ -4,7 +4,10 @@ Each video becomes ``num_clips * num_crops`` views (clip-major: all crops of cli
 taken with the weights' own recipe (:mod:`videozoo.sampling`) and preset (``weights.transforms()``).
 Views of consecutive videos share batches of ``batch_size``; a video's class probabilities are the
 mean over its views of the softmax of the logits (as PySlowFast and torchvision's reference scripts
-evaluate). With several videos, decoding runs in DataLoader worker processes while the model runs.
+evaluate). Multi-label weights (``meta["multi_label"]``, Charades) score each class on its own: the
+probabilities are the sigmoids of the logits and a video's views combine by their maximum (PySlowFast's
+Charades test, ``ENSEMBLE_METHOD: max``); every class at or above ``threshold`` is a label of the
+video. With several videos, decoding runs in DataLoader worker processes while the model runs.
 
 By default frames are resized to the preset's resize size while they are decoded (swscale on
 8-bit data); the preset then only crops and normalises. ``resize_on_decode=False`` decodes at full
@@ -38,7 +41,13 @@ VideoSource = Union[str, "os.PathLike[str]", Video, Tensor]
 
 @dataclass
 class Prediction:
-    """What a video was classified as. ``probs`` and ``features`` are averaged over its views."""
+    """What a video was classified as.
+
+    ``probs`` are the class probabilities over its views (softmax averaged; for multi-label weights,
+    sigmoid maxed); ``labels`` are the classes whose probability is at least the classifier's
+    ``threshold``, most probable first (for single-label weights at most the top-1); ``features`` is the
+    clip embedding averaged over the views.
+    """
 
     source: str
     top_k: list[tuple[str, float]]
@@ -46,6 +55,7 @@ class Prediction:
     features: Tensor | None = field(default=None, repr=False)  # (num_features,) clip embedding, when asked for
     num_views: int = 0
     error: VideoDecodeError | None = None  # set instead of raising, with on_error="return"
+    labels: list[tuple[str, float]] = field(default_factory=list)
 
     @property
     def label(self) -> str | None:
@@ -59,6 +69,7 @@ class Prediction:
             "video": self.source,
             "views": self.num_views,
             "top_k": [{"label": label, "probability": round(p, 6)} for label, p in self.top_k],
+            "labels": [{"label": label, "probability": round(p, 6)} for label, p in self.labels],
         }
 
 
@@ -143,8 +154,9 @@ def clip_views(
 ) -> Tensor:
     """The evaluation views of one video, exactly as :func:`predict` makes them.
 
-    Float ``(num_clips * num_crops, C, T, H, W)``: the recipe's uniformly spread clips, each through
-    ``transform`` (the weights' preset) and its ``num_crops`` spatial crops.
+    Float ``(num_clips * num_crops, C, T, H, W)``: the recipe's uniformly spread clips (or, for a
+    segment recipe, its one clip spread over the whole video), each through ``transform`` (the weights'
+    preset) and its ``num_crops`` spatial crops.
     """
     return _views(source, _Job(recipe, transform, resize_on_decode, backend, fps))
 
@@ -214,7 +226,9 @@ class VideoClassifier:
     ``clips`` / ``crops`` default to the weights' evaluation recipe (``meta["num_clips"]``,
     ``meta["num_crops"]``); fewer views are faster and a little less accurate. ``batch_size`` counts
     views. ``num_workers=None`` decodes in one worker process per two CPU cores (at most 4) when
-    several videos are given, in the calling process otherwise.
+    several videos are given, in the calling process otherwise. ``threshold`` (0 to 1) makes every
+    class at least that probable one of a prediction's ``labels``: the point of multi-label weights
+    (``multi_label``, from ``meta["multi_label"]``), whose probabilities are sigmoids maxed over views.
     """
 
     def __init__(
@@ -230,9 +244,11 @@ class VideoClassifier:
         resize_on_decode: bool = True,
         backend: Backend = "auto",
         progress: bool = True,
+        threshold: float = 0.5,
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        _check_threshold(threshold)
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device='cuda' was asked for but torch.cuda.is_available() is False.")
@@ -242,6 +258,8 @@ class VideoClassifier:
         self.recipe = ClipRecipe.from_meta(self.weights.meta).with_views(clips, crops)
         self.transform = self.weights.transforms()
         self.categories: list[str] = list(self.weights.meta["categories"])
+        self.multi_label = bool(self.weights.meta.get("multi_label", False))
+        self.threshold = float(threshold)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.resize_on_decode = resize_on_decode
@@ -250,7 +268,8 @@ class VideoClassifier:
     def __repr__(self) -> str:
         return (
             f"VideoClassifier({self.model_name!r}, weights={self.weights!r}, {self.recipe.describe()}, "
-            f"device={str(self.device)!r}, batch_size={self.batch_size})"
+            f"device={str(self.device)!r}, batch_size={self.batch_size}"
+            + (f", multi_label=True, threshold={self.threshold:g})" if self.multi_label else ")")
         )
 
     def views(self, video: VideoSource, fps: float | None = None) -> Tensor:
@@ -308,7 +327,12 @@ class VideoClassifier:
             del rows[:n], owners[:n]
             probs, feats = self._forward(batch, features)
             for row, owner in enumerate(who):
-                prob_sum[owner] = prob_sum.get(owner, 0) + probs[row]
+                if owner not in prob_sum:
+                    prob_sum[owner] = probs[row].clone()
+                elif self.multi_label:  # PySlowFast's Charades test: the maximum over views
+                    prob_sum[owner] = torch.maximum(prob_sum[owner], probs[row])
+                else:
+                    prob_sum[owner] += probs[row]
                 if feats is not None:
                     feat_sum[owner] = feat_sum.get(owner, 0) + feats[row]
                 seen[owner] = seen.get(owner, 0) + 1
@@ -364,19 +388,28 @@ class VideoClassifier:
             raise ValueError(f"{type(model).__name__} has no forward_features/forward_head; cannot return features.")
         else:
             logits = model(batch)
-        return logits.float().softmax(dim=-1).cpu(), embedding
+        probs = logits.float().sigmoid() if self.multi_label else logits.float().softmax(dim=-1)
+        return probs.cpu(), embedding
 
     def _finish(self, name: str, prob_sum: Tensor, feat_sum: Tensor | None, top_k: int) -> Prediction:
         n = self.recipe.num_views
-        probs = prob_sum / n
+        probs = prob_sum if self.multi_label else prob_sum / n
         k = min(top_k, probs.numel())
         values, classes = probs.topk(k)
         top = [(self._label(int(c)), float(v)) for v, c in zip(values, classes)]
+        above = (probs >= self.threshold).nonzero().flatten()
+        above = above[probs[above].argsort(descending=True, stable=True)]
+        labels = [(self._label(int(c)), float(probs[c])) for c in above]
         features = None if feat_sum is None else feat_sum / n
-        return Prediction(name, top, probs, features, n)
+        return Prediction(name, top, probs, features, n, labels=labels)
 
     def _label(self, index: int) -> str:
         return self.categories[index] if index < len(self.categories) else str(index)
+
+
+def _check_threshold(threshold: float) -> None:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be a probability between 0 and 1, got {threshold!r}.")
 
 
 def _as_list(videos: VideoSource | Sequence[VideoSource]) -> list[VideoSource]:
@@ -402,13 +435,23 @@ def predict(
     features: bool = False,
     fps: float | None = None,
     num_workers: int | None = None,
+    threshold: float = 0.5,
 ) -> list[Prediction]:
     """Classify one or many videos: the top-k ``(label, probability)`` pairs of each, in order.
 
-    ``videozoo.predict("cat.mp4", "x3d_m")[0].top_k``. Builds a :class:`VideoClassifier` each call;
-    keep one to classify many batches of videos.
+    ``videozoo.predict("cat.mp4", "x3d_m")[0].top_k``; for multi-label weights (Charades)
+    ``predict(video, "slowfast_r50", "CHARADES_V1")[0].labels`` holds every class with a probability of
+    at least ``threshold``. Builds a :class:`VideoClassifier` each call; keep one to classify many
+    batches of videos.
     """
     classifier = VideoClassifier(
-        model, weights, clips=clips, crops=crops, device=device, batch_size=batch_size, num_workers=num_workers
+        model,
+        weights,
+        clips=clips,
+        crops=crops,
+        device=device,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        threshold=threshold,
     )
     return classifier.predict(videos, top_k=top_k, features=features, fps=fps)

@@ -13,18 +13,35 @@ centred. PySlowFast and PyTorchVideo start clip ``i`` at ``i * (duration - clip_
 instead, which never reaches the last part of the video; the difference in accuracy is noise.
 A video shorter than a clip gives every clip the same start, 0, and times past its end map to the
 last frame: short videos are padded by repeating their last frame.
+
+Segment sampling (``sampling="segments"``, Something-Something V2) instead spreads one clip over the
+whole video, whatever its length, as PySlowFast's ``ssv2.py`` and PyTorchVideo's ``SSv2`` dataset do:
+the video's ``n`` frames at ``frame_rate`` (the frames PySlowFast extracted at 30 fps) are split into
+``num_frames`` equal segments of ``(n - 1) / num_frames`` frames and the test clip takes the centre of
+each, frame ``(round(s * i) + round(s * (i + 1))) // 2`` for segment ``i`` (``round``: half to even,
+as NumPy's). A video of fewer frames than ``num_frames`` repeats frames. ``sampling_rate`` does not
+apply and there is one temporal view.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
 
-__all__ = ["ClipRecipe", "clip_start_times", "clip_times", "nearest_frames", "sample_clip_indices"]
+__all__ = [
+    "ClipRecipe",
+    "clip_start_times",
+    "clip_times",
+    "nearest_frames",
+    "sample_clip_indices",
+    "segment_indices",
+]
+
+Sampling = Literal["clips", "segments"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +53,7 @@ class ClipRecipe:
     frame_rate: float | None = None  # fps the recipe counts ``sampling_rate`` at; None: the video's own
     num_clips: int = 1
     num_crops: int = 1
+    sampling: Sampling = "clips"  # "segments": one clip spread over the whole video (sampling_rate unused)
 
     def __post_init__(self) -> None:
         for name in ("num_frames", "sampling_rate", "num_clips"):
@@ -46,19 +64,28 @@ class ClipRecipe:
             raise ValueError(f"num_crops must be 1 or 3, got {self.num_crops!r}.")
         if self.frame_rate is not None and not self.frame_rate > 0:
             raise ValueError(f"frame_rate must be positive or None, got {self.frame_rate!r}.")
+        if self.sampling not in ("clips", "segments"):
+            raise ValueError(f"sampling must be 'clips' or 'segments', got {self.sampling!r}.")
+        if self.sampling == "segments" and self.num_clips != 1:
+            raise ValueError(
+                f"A segment recipe takes one temporal view spread over the whole video, so num_clips must be 1, "
+                f"got {self.num_clips}; vary the spatial crops instead (num_crops 1 or 3)."
+            )
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any]) -> ClipRecipe:
-        """Read ``num_frames``, ``sampling_rate``, ``frame_rate``, ``num_clips``, ``num_crops``."""
+        """Read ``num_frames``, ``sampling_rate``, ``frame_rate``, ``num_clips``, ``num_crops``, ``sampling``."""
         if "num_frames" not in meta:
             raise ValueError("These weights' meta has no 'num_frames'; their clip recipe is unknown.")
         rate = meta.get("frame_rate")
+        stride = meta.get("sampling_rate")
         return cls(
             num_frames=int(meta["num_frames"]),
-            sampling_rate=int(meta.get("sampling_rate", 1)),
+            sampling_rate=1 if stride is None else int(stride),
             frame_rate=None if rate is None else float(rate),
             num_clips=int(meta.get("num_clips", 1)),
             num_crops=int(meta.get("num_crops", 1)),
+            sampling=meta.get("sampling", "clips"),
         )
 
     def with_views(self, clips: int | None = None, crops: int | None = None) -> ClipRecipe:
@@ -83,6 +110,8 @@ class ClipRecipe:
 
     def describe(self) -> str:
         rate = f"{self.frame_rate:g} fps" if self.frame_rate else "native fps"
+        if self.sampling == "segments":
+            return f"{self.num_frames} frames spread over the whole video at {rate}, 1 clip x {self.num_crops} crop(s)"
         return (
             f"{self.num_frames} frames every {self.sampling_rate} at {rate}, "
             f"{self.num_clips} clip(s) x {self.num_crops} crop(s)"
@@ -97,8 +126,26 @@ def clip_start_times(duration: float, clip_duration: float, num_clips: int) -> T
     return torch.arange(num_clips, dtype=torch.float64) * (slack / (num_clips - 1))
 
 
+def segment_indices(length: int, num_frames: int) -> Tensor:
+    """int64 ``(num_frames,)``: the centre frame of each of ``num_frames`` equal segments of ``length`` frames.
+
+    PySlowFast's test-time rule (``ssv2.py`` ``get_seq_frames``): segment ``i`` spans frames
+    ``round(s * i)`` to ``round(s * (i + 1))`` with ``s = (length - 1) / num_frames``, rounded half to
+    even, and gives the frame halfway between, rounded down.
+    """
+    if length < 1 or num_frames < 1:
+        raise ValueError(f"length and num_frames must be positive, got {length} and {num_frames}.")
+    size = (length - 1) / num_frames
+    bounds = [round(size * i) for i in range(num_frames + 1)]  # Python's round: half to even, as np.round
+    return torch.tensor([(bounds[i] + bounds[i + 1]) // 2 for i in range(num_frames)], dtype=torch.int64)
+
+
 def clip_times(duration: float, recipe: ClipRecipe, video_fps: float) -> Tensor:
     """float64 ``(num_clips, num_frames)``: the time, in seconds, each frame of each clip is taken at."""
+    if recipe.sampling == "segments":
+        rate = recipe.frame_rate or video_fps
+        length = max(1, round(duration * rate))  # the frames the video has at the recipe's rate
+        return (segment_indices(length, recipe.num_frames).to(torch.float64) / rate)[None, :]
     step = recipe.frame_interval(video_fps)
     starts = clip_start_times(duration, recipe.num_frames * step, recipe.num_clips)
     return starts[:, None] + torch.arange(recipe.num_frames, dtype=torch.float64)[None, :] * step

@@ -8,7 +8,11 @@ Two sources of ``(path, label)`` samples:
   like): the label is a class name or an integer index; a line holding only a path takes its label
   from the name of the video's folder (UCF101's test lists); integer labels index ``--classes``
   (UCF101's ``classInd.txt`` with its ``1 ApplyEyeMakeup`` lines, or one name per line), or are
-  0-based class indices when no class file is given.
+  0-based class indices when no class file is given. A multi-label video (Charades) lists its labels
+  separated by commas, ``path 12,97,148``.
+
+Multi-label runs (``num_classes`` given to the datasets) turn each video's labels into a multi-hot
+float vector; single-label runs keep the class index.
 
 Decoding is :class:`videozoo.io.VideoReader`'s, clip times come from the recipe
 (:class:`videozoo.sampling.ClipRecipe`), and evaluation views are built by videozoo's own inference
@@ -20,6 +24,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Union
 
 import torch
 from torch import Tensor
@@ -38,7 +43,9 @@ VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".m
 #: A sample that cannot be decoded is replaced by another one drawn at random, at most this many times in a row.
 MAX_REPLACEMENTS = 10
 
-Samples = list[tuple[str, int]]
+#: A video's class index, or its class indices when it has several (multi-label data).
+Label = Union[int, tuple[int, ...]]
+Samples = list[tuple[str, Label]]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -136,6 +143,8 @@ def read_annotations(list_file: Path, video_root: Path | None) -> tuple[list[tup
             label = Path(rel).parent.name
             if not label:
                 raise UsageError(f"{list_file}:{lineno}: {rel!r} has no label and no class folder to take it from.")
+        elif "," in label:
+            label = tuple(int(part) if part.lstrip("-").isdigit() else part for part in label.split(",") if part)
         elif label.lstrip("-").isdigit():
             label = int(label)
         if not os.path.isfile(path):
@@ -146,11 +155,15 @@ def read_annotations(list_file: Path, video_root: Path | None) -> tuple[list[tup
 
 
 def label_samples(
-    entries: list[tuple[str, str | int, int]], list_file: Path, classes: list[str], numbers: dict[int, int] | None
+    entries: list[tuple[str, str | int | tuple, int]], list_file: Path, classes: list[str], numbers: dict[int, int] | None
 ) -> Samples:
     index = {name: i for i, name in enumerate(classes)}
     samples: Samples = []
     for path, label, lineno in entries:
+        if isinstance(label, tuple):
+            indices = label_samples([(path, part, lineno) for part in label], list_file, classes, numbers)
+            samples.append((path, tuple(sorted({i for _, i in indices}))))
+            continue
         if isinstance(label, int):
             i = numbers.get(label) if numbers else label
             if i is None or not 0 <= i < len(classes):
@@ -186,9 +199,10 @@ def annotation_samples(
             raise UsageError(f"annotation file {list_file} lists no videos.")
         loaded[split] = entries
     if names is None:
-        labels = [label for _, label, _ in loaded["train"]]
+        labels = [part for _, label, _ in loaded["train"] for part in (label if isinstance(label, tuple) else (label,))]
         if all(isinstance(label, int) for label in labels):
-            every = labels + [label for _, label, _ in loaded["val"] if isinstance(label, int)]
+            val_labels = [part for _, label, _ in loaded["val"] for part in (label if isinstance(label, tuple) else (label,))]
+            every = labels + [label for label in val_labels if isinstance(label, int)]
             if min(every) < 0:
                 raise UsageError(f"{train_list}: class indices must be >= 0; got {min(every)}.")
             names = [str(i) for i in range(max(every) + 1)]
@@ -198,10 +212,21 @@ def annotation_samples(
             names = sorted(set(labels))
     train = label_samples(loaded["train"], train_list, names, numbers)
     val = label_samples(loaded["val"], val_list, names, numbers)
-    empty = sorted(set(range(len(names))) - {label for _, label in train})
+    empty = sorted(set(range(len(names))) - {i for _, label in train for i in as_indices(label)})
     if empty:
         warn(f"{len(empty)} class(es) have no training video: {', '.join(names[i] for i in empty[:5])}")
     return train, val, names
+
+
+def as_indices(label: Label) -> tuple[int, ...]:
+    return label if isinstance(label, tuple) else (label,)
+
+
+def multi_hot(label: Label, num_classes: int) -> Tensor:
+    """float ``(num_classes,)``: 1 for each of the video's classes."""
+    target = torch.zeros(num_classes)
+    target[list(as_indices(label))] = 1.0
+    return target
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -216,7 +241,18 @@ def random_clip_indices(
     The training counterpart of :func:`videozoo.sampling.sample_clip_indices`: the same clip
     (``num_frames`` frames every ``sampling_rate / frame_rate`` s, nearest frames, short videos
     padded with their last frame), only its start is random in ``[0, duration - clip_duration]``.
+    A segment recipe (SSv2) takes a random frame of each segment instead of its centre, as
+    PySlowFast trains: frame ``randint(round(s * i), round(s * (i + 1)))`` of segment ``i``.
     """
+    if recipe.sampling == "segments":
+        rate = recipe.frame_rate or video_fps
+        length = max(1, round(duration * rate))
+        size = (length - 1) / recipe.num_frames
+        bounds = torch.tensor([round(size * i) for i in range(recipe.num_frames + 1)], dtype=torch.float64)
+        picks = bounds[:-1] + torch.floor(
+            torch.rand(recipe.num_frames, generator=generator, dtype=torch.float64) * (bounds[1:] - bounds[:-1] + 1)
+        )
+        return nearest_frames(timestamps, picks / rate + float(timestamps[0]))
     slack = max(duration - recipe.clip_duration(video_fps), 0.0)
     start = float(torch.rand((), generator=generator, dtype=torch.float64)) * slack
     times = start + torch.arange(recipe.num_frames, dtype=torch.float64) * recipe.frame_interval(video_fps)
@@ -227,16 +263,20 @@ class TrainClips(Dataset):
     """One random clip per video per epoch, augmented; an undecodable video is replaced by another.
 
     Item: ``(clip (C, T, h, w) float, label, failures)`` with ``failures`` the ``(path, message)``
-    of each video that had to be replaced (message ``None`` for one already known to be bad).
+    of each video that had to be replaced (message ``None`` for one already known to be bad), and
+    ``label`` the class index, or with ``num_classes`` (multi-label) a multi-hot vector.
     Randomness comes from ``(seed, epoch, index)`` only, so it does not depend on the number of
     loader workers, on whether the run was resumed, or on whether a bad file was already known.
     """
 
-    def __init__(self, samples: Samples, recipe: ClipRecipe, augment: TrainAugment, seed: int = 0) -> None:
+    def __init__(
+        self, samples: Samples, recipe: ClipRecipe, augment: TrainAugment, seed: int = 0, num_classes: int | None = None
+    ) -> None:
         self.samples = samples
         self.recipe = recipe
         self.augment = augment
         self.seed = seed
+        self.num_classes = num_classes
         self.epoch = 0
         self.known_bad: frozenset[str] = frozenset()
 
@@ -257,7 +297,7 @@ class TrainClips(Dataset):
         seed = ((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index) * 1_024 + attempt * 2 + purpose
         return torch.Generator().manual_seed(seed % 2**63)
 
-    def __getitem__(self, index: int) -> tuple[Tensor, int, list[tuple[str, str | None]]]:
+    def __getitem__(self, index: int) -> tuple[Tensor, int | Tensor, list[tuple[str, str | None]]]:
         failures: list[tuple[str, str | None]] = []
         current = index
         for attempt in range(MAX_REPLACEMENTS + 1):
@@ -266,7 +306,8 @@ class TrainClips(Dataset):
                 failures.append((path, None))
             else:
                 try:
-                    return self.load(path, self._generator(index, attempt, 0)), label, failures
+                    clip = self.load(path, self._generator(index, attempt, 0))
+                    return clip, _target(label, self.num_classes), failures
                 except VideoDecodeError as e:
                     failures.append((path, str(e)))
             current = int(torch.randint(len(self.samples), (), generator=self._generator(index, attempt, 1)))
@@ -276,27 +317,42 @@ class TrainClips(Dataset):
         )
 
 
+def _target(label: Label, num_classes: int | None) -> int | Tensor:
+    if num_classes is not None:
+        return multi_hot(label, num_classes)
+    if isinstance(label, tuple):
+        raise ValueError(f"a video with several labels {label} in a single-label run")
+    return label
+
+
+def _stack_labels(labels) -> Tensor:
+    return torch.stack(list(labels)) if isinstance(labels[0], Tensor) else torch.tensor(labels, dtype=torch.int64)
+
+
 def collate_train(items):
     clips, labels, failures = zip(*items)
-    return torch.stack(clips), torch.tensor(labels, dtype=torch.int64), [f for fs in failures for f in fs]
+    return torch.stack(clips), _stack_labels(labels), [f for fs in failures for f in fs]
 
 
 class EvalViews(Dataset):
     """All the views of a video (the recipe's clips x crops, through the evaluation preset).
 
     Item: ``(views (V, C, T, H, W) or None, label, message or None)``: an undecodable video gives
-    ``None`` and the error message, and is left out of the accuracy.
+    ``None`` and the error message, and is left out of the accuracy. With ``num_classes``
+    (multi-label) the label is a multi-hot vector.
     """
 
-    def __init__(self, samples: Samples, recipe: ClipRecipe, preset) -> None:
+    def __init__(self, samples: Samples, recipe: ClipRecipe, preset, num_classes: int | None = None) -> None:
         self.samples = samples
         self.recipe, self.preset = recipe, preset
+        self.num_classes = num_classes
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int):
         path, label = self.samples[index]
+        label = _target(label, self.num_classes)
         try:
             return clip_views(path, self.recipe, self.preset), label, None
         except VideoDecodeError as e:
@@ -310,7 +366,7 @@ def collate_eval(items):
     if not good:
         return None, None, None, failures
     views = torch.cat([v for v, _ in good])
-    labels = torch.tensor([label for _, label in good], dtype=torch.int64)
+    labels = _stack_labels([label for _, label in good])
     counts = torch.tensor([v.shape[0] for v, _ in good], dtype=torch.int64)
     return views, labels, counts, failures
 

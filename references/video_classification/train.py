@@ -5,10 +5,14 @@
     # N processes on this machine (gloo on CPU, nccl on GPU)
     torchrun --nproc_per_node=N references/video_classification/train.py --data-path DATA --model mc3_18 ...
 
-Clips follow the model's evaluation recipe (``weights.meta``: frames, stride, frame rate); training
-takes one random clip per video per epoch, evaluation the recipe's uniformly spaced clips x crops
-through ``weights.transforms()`` and reports clip-level and video-level (views averaged) accuracy.
-See README.md beside this file for the recipes.
+Clips follow the model's evaluation recipe (``weights.meta``: frames, stride, frame rate, or
+Something-Something's segments); training takes one random clip per video per epoch, evaluation the
+recipe's uniformly spaced clips x crops through ``weights.transforms()`` and reports clip-level and
+video-level (views averaged) accuracy. Multi-label weights (``meta["multi_label"]``, Charades) or
+``--multi-label`` train with binary cross-entropy on the logits and report mean average precision
+(video level: the views' sigmoid probabilities maxed, as PySlowFast's Charades test). Weights whose
+recipe forbids flipping (``meta["hflip"]`` False: Something-Something V2's left/right classes) train
+without horizontal flips. See README.md beside this file for the recipes.
 """
 
 from __future__ import annotations
@@ -48,7 +52,9 @@ METRICS = "metrics.jsonl"
 # Settings a checkpoint remembers: left unset on the command line, --resume and --weights <train.py
 # checkpoint> take them from the checkpoint, so a run is resumed, evaluated or fine-tuned on the
 # clips it was trained on.
-INHERITED = ("model", "clip_len", "sampling_rate", "frame_rate", "crop_size", "resize_size", "val_clips", "val_crops")
+INHERITED = (
+    "model", "clip_len", "sampling_rate", "frame_rate", "crop_size", "resize_size", "val_clips", "val_crops", "hflip_prob"
+)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -100,6 +106,8 @@ def get_args_parser() -> argparse.ArgumentParser:
         "script, or a published checkpoint file; default: from scratch. The weights' recipe and preset are used.",
     )
     g.add_argument("--num-classes", type=_positive_int, help="check that the data has this many classes")
+    g.add_argument("--multi-label", action="store_true",
+                   help="several labels per video (BCE loss, mAP); the default for multi-label weights (Charades)")
     g.add_argument("--freeze-backbone", action="store_true", help="train only the classifier (what forward_head uses)")
 
     g = p.add_argument_group("clips (default: the weights' recipe and preset)")
@@ -111,7 +119,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="evaluation resize: short side, or H W (default: the preset's, scaled with --crop-size)")
     g.add_argument("--train-scale", type=float, nargs=2, default=(1.0, 1.25), metavar=("MIN", "MAX"),
                    help="training frames are resized to the evaluation resize times a random factor in [MIN, MAX]")
-    g.add_argument("--hflip-prob", type=float, default=0.5, help="horizontal flip probability (0 for direction-sensitive classes)")
+    g.add_argument("--hflip-prob", type=float,
+                   help="horizontal flip probability (default 0.5; 0 for weights whose recipe forbids flips, "
+                   "e.g. Something-Something V2, whose classes tell left from right)")
     g.add_argument("--val-clips", type=_positive_int, help="clips per validation video (recipe: num_clips)")
     g.add_argument("--val-crops", type=int, choices=(1, 3), help="crops per validation clip (recipe: num_crops)")
 
@@ -286,6 +296,21 @@ def autocast(args, env: Env):
     return torch.autocast(env.device.type, dtype=torch.bfloat16 if args.amp == "bf16" else torch.float16)
 
 
+def loss_fn(logits: torch.Tensor, targets: torch.Tensor, args) -> torch.Tensor:
+    """Cross-entropy on (soft) one-hot targets; binary cross-entropy on the logits for multi-label runs."""
+    if args.multi_label:
+        return F.binary_cross_entropy_with_logits(logits, targets)
+    return F.cross_entropy(logits, targets, label_smoothing=args.label_smoothing)
+
+
+def top1_hits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per clip, whether the top class is its label (multi-label: one of its labels)."""
+    top = logits.argmax(-1)
+    if labels.dim() == 2:
+        return labels.gather(1, top[:, None]).squeeze(1) > 0
+    return top == labels
+
+
 def train_one_epoch(model, loader, optimizer, scheduler, scaler, mix, args, env: Env, epoch, known_bad, frozen_norms, run_eta):
     model.train()
     for m in frozen_norms:
@@ -311,7 +336,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, mix, args, env:
         with sync:
             with autocast(args, env):
                 logits = model(inputs)
-            loss = F.cross_entropy(logits.float(), targets, label_smoothing=args.label_smoothing)
+            loss = loss_fn(logits.float(), targets, args)
             scaler.scale(loss / group_size).backward()
         lr = optimizer.param_groups[0]["lr"]  # the LR of this step (before the scheduler moves on)
         if step_now:
@@ -323,7 +348,7 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, mix, args, env:
             optimizer.zero_grad(set_to_none=True)
             scheduler.step()
         b = labels.shape[0]
-        batch_correct = (logits.detach().argmax(-1) == labels).sum().item()
+        batch_correct = top1_hits(logits.detach(), labels).sum().item()
         loss_sum += loss.item() * b
         correct += batch_correct
         seen += b
@@ -338,9 +363,77 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, mix, args, env:
     }
 
 
+def average_precision(scores: torch.Tensor, targets: torch.Tensor) -> float:
+    """Mean over classes with at least one positive of the average precision (scikit-learn's
+    ``average_precision_score``, tied scores one threshold), in percent: PySlowFast's Charades mAP."""
+    aps = []
+    for c in range(scores.shape[1]):
+        positives = targets[:, c] > 0
+        if not positives.any():
+            continue
+        order = scores[:, c].argsort(descending=True, stable=True)
+        s, hit = scores[order, c], positives[order].double()
+        last = torch.ones_like(s, dtype=torch.bool)
+        last[:-1] = s[1:] != s[:-1]  # the last row of each run of tied scores is a threshold
+        tp = hit.cumsum(0)[last]
+        seen = torch.arange(1, len(s) + 1, dtype=torch.float64)[last]
+        recall = tp / tp[-1]
+        steps = torch.diff(recall, prepend=torch.zeros(1, dtype=torch.float64))
+        aps.append(float((steps * tp / seen).sum()))
+    return 100.0 * sum(aps) / max(len(aps), 1)
+
+
+@torch.inference_mode()
+def evaluate_multi_label(model, loader, args, env: Env, known_bad: set[str], label_map: torch.Tensor | None = None) -> dict[str, Any]:
+    """Clip-level (every view on its own) and video-level (sigmoid maxed over views) mAP."""
+    model.eval()
+    clip_scores, clip_targets, video_scores, video_targets = [], [], [], []
+    sums = torch.zeros(3, dtype=torch.float64)  # loss, clips, skipped
+    progress = utils.Progress(env, "eval", len(loader), args.print_freq)
+    for i, (views, labels, counts, failures) in enumerate(loader):
+        for path, message in failures:
+            sums[2] += 1
+            if path not in known_bad:
+                known_bad.add(path)
+                utils.warn(env, f"leaving an unreadable video out of the evaluation: {message}")
+        if views is None:
+            continue
+        with autocast(args, env):
+            logits = model(views.to(env.device, non_blocking=True))
+        logits = logits.float().cpu()
+        if label_map is not None:  # the data's classes are columns label_map of the model's
+            mapped = torch.zeros(labels.shape[0], logits.shape[1])
+            mapped[:, label_map] = labels
+            labels = mapped
+        clip_labels = labels.repeat_interleave(counts, dim=0)
+        sums[0] += F.binary_cross_entropy_with_logits(logits, clip_labels, reduction="sum") / logits.shape[1]
+        sums[1] += clip_labels.shape[0]
+        probs = logits.sigmoid()
+        clip_scores.append(probs), clip_targets.append(clip_labels)
+        video_scores.extend(p.amax(0) for p in probs.split(counts.tolist()))
+        video_targets.extend(labels.unbind(0))
+        progress.update(i, len(counts))
+    loss, clips, skipped = utils.reduce_sums(sums.tolist(), env)
+    # mAP is not a sum over videos: every process's scores go to all of them.
+    gathered = utils.gather_lists([(torch.cat(clip_scores), torch.cat(clip_targets))] if clip_scores else [], env)
+    videos = utils.gather_lists([(torch.stack(video_scores), torch.stack(video_targets))] if video_scores else [], env)
+    clip_map = average_precision(torch.cat([s for s, _ in gathered]), torch.cat([t for _, t in gathered])) if gathered else 0.0
+    video_map = average_precision(torch.cat([s for s, _ in videos]), torch.cat([t for _, t in videos])) if videos else 0.0
+    return {
+        "clip_map": clip_map,
+        "video_map": video_map,
+        "loss": loss / max(clips, 1),
+        "clips": int(clips),
+        "videos": int(sum(len(s) for s, _ in videos)),
+        "skipped": int(skipped),
+    }
+
+
 @torch.inference_mode()
 def evaluate(model, loader, args, env: Env, known_bad: set[str], label_map: torch.Tensor | None = None) -> dict[str, Any]:
     """Clip-level (every view on its own) and video-level (softmax averaged over views) accuracy."""
+    if args.multi_label:
+        return evaluate_multi_label(model, loader, args, env, known_bad, label_map)
     model.eval()
     sums = torch.zeros(8, dtype=torch.float64)  # clip top1, top5, count, loss; video top1, top5, count; skipped
     progress = utils.Progress(env, "eval", len(loader), args.print_freq)
@@ -432,18 +525,30 @@ def run(args: argparse.Namespace, env: Env) -> int:
         utils.print0(env, "warning: --freeze-backbone without --weights trains a classifier on random features.")
     if args.amp == "fp16" and env.device.type != "cuda":
         raise UsageError("--amp fp16 needs a GPU; on CPU use --amp bf16.")
+    args.multi_label = bool(args.multi_label or member.meta.get("multi_label", False))
+    if args.multi_label and args.label_smoothing:
+        raise UsageError("--label-smoothing is for single-label training; multi-label runs use binary cross-entropy.")
+    may_flip = member.meta.get("hflip", True)
+    if args.hflip_prob is None:
+        args.hflip_prob = 0.5 if may_flip else 0.0
+    elif args.hflip_prob > 0 and not may_flip:
+        utils.print0(env, f"warning: --hflip-prob {args.hflip_prob}, but the recipe of {member} trains without flips "
+                          f"(its classes tell left from right).")  # fmt: skip
     if not 0.0 <= args.hflip_prob <= 1.0:
         raise UsageError(f"--hflip-prob must be in [0, 1], got {args.hflip_prob}.")
 
     # Clips: the weights' recipe and preset, with the command line's overrides.
     recipe = ClipRecipe.from_meta(member.meta)
     frame_rate = recipe.frame_rate if args.frame_rate is None else (None if args.frame_rate == "native" else float(args.frame_rate))
-    recipe = replace(
-        recipe,
-        num_frames=args.clip_len or recipe.num_frames,
-        sampling_rate=args.sampling_rate or recipe.sampling_rate,
-        frame_rate=frame_rate,
-    ).with_views(args.val_clips, args.val_crops)
+    try:
+        recipe = replace(
+            recipe,
+            num_frames=args.clip_len or recipe.num_frames,
+            sampling_rate=args.sampling_rate or recipe.sampling_rate,
+            frame_rate=frame_rate,
+        ).with_views(args.val_clips, args.val_crops)
+    except ValueError as e:  # e.g. --val-clips 2 with a segment recipe (one view spread over the video)
+        raise UsageError(f"{member}: {e}") from None
     if args.crop_size is not None and len(args.crop_size) > 2 or args.resize_size is not None and len(args.resize_size) > 2:
         raise UsageError("--crop-size and --resize-size take one or two values.")
     preset = eval_preset(member.transforms(), args.crop_size, args.resize_size)
@@ -453,6 +558,12 @@ def run(args: argparse.Namespace, env: Env) -> int:
         raise UsageError(f"--train-scale: {e}") from None
 
     train_samples, val_samples, classes = load_data(args, env)
+    several = next((path for path, label in train_samples + val_samples if isinstance(label, tuple)), None)
+    if several is not None and not args.multi_label:
+        raise UsageError(
+            f"{several} has several labels, but {member} is single-label: pass --multi-label (binary cross-entropy, "
+            f"mAP), or start from multi-label weights such as slow_r50's CHARADES_V1."
+        )
     if args.num_classes is not None and args.num_classes != len(classes):
         raise UsageError(f"--num-classes {args.num_classes}, but the data has {len(classes)} classes: {', '.join(classes[:10])}.")
 
@@ -483,12 +594,14 @@ def run(args: argparse.Namespace, env: Env) -> int:
         env,
         f"{args.model} from {source} | {len(classes)} classes, {len(train_samples)} train / {len(val_samples)} val videos | "
         f"{env.world_size} process(es) on {env.device.type} | clips: {recipe.describe()}, {crop_h}x{crop_w} px "
-        f"(recipe of {member})",
+        f"(recipe of {member}) | {'multi-label, BCE, mAP' if args.multi_label else 'single-label'}, "
+        f"hflip {args.hflip_prob:g}",
     )
 
     # Loaders
     workers = default_workers(env) if args.workers is None else args.workers
-    val_set = datasets.EvalViews(val_samples, recipe, preset)
+    targets = len(classes) if args.multi_label else None  # multi-hot labels over the data's classes
+    val_set = datasets.EvalViews(val_samples, recipe, preset, targets)
     val_loader = DataLoader(
         val_set,
         batch_size=args.val_batch_size or max(1, args.batch_size // recipe.num_views),
@@ -508,7 +621,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
             print(json.dumps(metrics))
         return 0
 
-    train_set = datasets.TrainClips(train_samples, recipe, augment, args.seed)
+    train_set = datasets.TrainClips(train_samples, recipe, augment, args.seed, targets)
     sampler = DistributedSampler(train_set, num_replicas=env.world_size, rank=env.rank, shuffle=True, seed=args.seed)
     train_loader = DataLoader(
         train_set,
@@ -612,15 +725,21 @@ def run(args: argparse.Namespace, env: Env) -> int:
 
 
 def _summary(header: str, m: dict[str, Any], seconds: float | None = None, left: float | None = None) -> str:
-    p = "val_" if "val_video_acc1" in m else ""
+    p = "val_" if "val_videos" in m else ""
     parts = [header]
     if seconds is not None:
         parts.append(f"{utils.hms(seconds)}")
     if "train_loss" in m:
         parts.append(f"train loss {m['train_loss']:.4f} acc1 {m['train_acc1']:.1f}")
+    if p + "video_map" in m:
+        scores = f"val clip mAP {m[p + 'clip_map']:.2f} | video mAP {m[p + 'video_map']:.2f}"
+    else:
+        scores = (
+            f"val clip acc1 {m[p + 'clip_acc1']:.2f} acc5 {m[p + 'clip_acc5']:.2f} | video acc1 {m[p + 'video_acc1']:.2f} "
+            f"acc5 {m[p + 'video_acc5']:.2f}"
+        )
     parts.append(
-        f"val clip acc1 {m[p + 'clip_acc1']:.2f} acc5 {m[p + 'clip_acc5']:.2f} | video acc1 {m[p + 'video_acc1']:.2f} "
-        f"acc5 {m[p + 'video_acc5']:.2f} ({m[p + 'videos']} videos"
+        f"{scores} ({m[p + 'videos']} videos"
         + (f", {m[p + 'skipped']} unreadable left out" if m[p + "skipped"] else "")
         + ")"
     )

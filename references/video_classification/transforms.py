@@ -114,7 +114,11 @@ class MixupCutmix:
         return self.mixup_alpha > 0 or self.cutmix_alpha > 0
 
     def __call__(self, clips: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
-        targets = torch.nn.functional.one_hot(labels, self.num_classes).to(clips.dtype)
+        """``labels``: class indices ``(B,)``, or multi-hot ``(B, num_classes)`` for multi-label runs."""
+        if labels.dim() == 2:
+            targets = labels.to(clips.dtype)
+        else:
+            targets = torch.nn.functional.one_hot(labels, self.num_classes).to(clips.dtype)
         if not self.enabled or clips.shape[0] < 2:
             return clips, targets
         use_cutmix = self.cutmix_alpha > 0 and (self.mixup_alpha <= 0 or bool(torch.rand(()) < 0.5))
