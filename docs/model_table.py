@@ -15,29 +15,41 @@ import videozoo
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 START, END = "<!-- model-table:start -->", "<!-- model-table:end -->"
+NONE = "–"
 
 
 def _views(meta: dict) -> str:
     return f"{meta['num_clips']}×{meta['num_crops']}"
 
 
+def _clip(meta: dict) -> str:
+    """Frames × stride @ fps, or the frames of a segment recipe (one clip spread over the whole video)."""
+    if meta.get("sampling") == "segments":
+        return f"{meta['num_frames']} segments @ {meta['frame_rate']:g}"
+    return f"{meta['num_frames']} × {meta['sampling_rate']} @ {meta['frame_rate']:g}"
+
+
+def _metric(metrics: dict, key: str) -> str:
+    return f"{metrics[key]:.2f}" if key in metrics else NONE
+
+
 def model_table() -> str:
-    """One row per published weights entry, in list_models() order."""
+    """One row per published weights entry, in list_models() order, each model's default first."""
     lines = [
-        "| Model | Weights | Kinetics-400 acc@1 | acc@5 | Params (M) | GFLOPs / view | Clip: frames × stride @ fps | Crop | Views |",
-        "|---|---|---:|---:|---:|---:|---|---|---|",
+        "| Model | Weights | Dataset | acc@1 | acc@5 | mAP | Params (M) | GFLOPs / view | Clip: frames × stride @ fps | Crop | Views |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for name in videozoo.list_models():
         enum = videozoo.get_model_weights(name)
-        for member in enum:
+        for member in [enum.DEFAULT] + [m for m in enum if m is not enum.DEFAULT]:
             meta = member.meta
-            metrics = meta["_metrics"]["Kinetics-400"]
+            [(dataset, metrics)] = meta["_metrics"].items()
             preset = member.transforms()
             default = " (default)" if member is enum.DEFAULT else ""
             lines.append(
-                f"| `{name}` | `{enum.__name__}.{member.name}`{default} | {metrics['acc@1']:.2f} | {metrics['acc@5']:.2f} "
-                f"| {meta['num_params'] / 1e6:.1f} | {meta['_ops']:.1f} "
-                f"| {meta['num_frames']} × {meta['sampling_rate']} @ {meta['frame_rate']:g} "
+                f"| `{name}` | `{enum.__name__}.{member.name}`{default} | {dataset} "
+                f"| {_metric(metrics, 'acc@1')} | {_metric(metrics, 'acc@5')} | {_metric(metrics, 'mAP')} "
+                f"| {meta['num_params'] / 1e6:.1f} | {meta['_ops']:.1f} | {_clip(meta)} "
                 f"| {preset.crop_size[0]}×{preset.crop_size[1]} | {_views(meta)} |"
             )
     return "\n".join(lines)
