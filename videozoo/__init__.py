@@ -27,6 +27,7 @@ from videozoo.transforms import VideoClassification
 if TYPE_CHECKING:
     from videozoo.inference import Prediction, VideoClassifier, predict
     from videozoo.io import VideoReader, read_video
+    from videozoo.timelines import Timeline, timeline
 
 __version__ = "0.1.0"
 
@@ -37,6 +38,8 @@ _LAZY = {
     "Prediction": "videozoo.inference",
     "VideoReader": "videozoo.io",
     "read_video": "videozoo.io",
+    "timeline": "videozoo.timelines",
+    "Timeline": "videozoo.timelines",
 }
 
 
@@ -66,6 +69,8 @@ __all__ = [
     "Prediction",
     "VideoReader",
     "read_video",
+    "timeline",
+    "Timeline",
     "VideozooError",
     "DownloadError",
     "CheckpointError",

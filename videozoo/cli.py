@@ -322,6 +322,81 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _cmd_timeline(args: argparse.Namespace) -> int:
+    import videozoo
+    from videozoo.timelines import timeline
+
+    _model_name(args.model)
+    if args.json and args.csv:
+        raise _Fail(EXIT_USAGE, "--json and --csv both print the timeline; choose one.")
+    if args.plot is not None:
+        suffix = os.path.splitext(args.plot)[1].lower()
+        if suffix not in (".png", ".svg"):
+            raise _Fail(EXIT_USAGE, f"--plot {args.plot}: the picture must be a .png or .svg file.")
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise _Fail(EXIT_USAGE, '--plot needs matplotlib, which is not installed: pip install "videozoo[plot]".') from None
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise _Fail(EXIT_USAGE, "--device cuda was asked for but no CUDA device is available; use --device cpu.")
+    if not os.path.exists(args.video):
+        raise _Fail(EXIT_VIDEO, f"{args.video}: no such file.")
+    weights: Any = args.weights
+    try:
+        member, _ = videozoo.get_model_weights(args.model).resolve(weights)
+    except ValueError as e:
+        raise _Fail(EXIT_UNKNOWN, str(e)) from None
+    if not videozoo.is_checkpoint_path(weights):
+        weights = member
+    from tqdm import tqdm
+
+    bar = tqdm(desc="windows", unit="window", file=sys.stderr, disable=args.quiet or None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        result = timeline(
+            args.video,
+            args.model,
+            weights,
+            window=args.window,
+            stride=args.stride,
+            top_k=args.top_k,
+            threshold=args.threshold,
+            batch_size=args.batch_size,
+            device=args.device,
+            resize_on_decode=not args.exact,
+            progress=progress,
+        )
+    finally:
+        bar.close()
+    if args.json:
+        sys.stdout.write(result.to_json() + "\n")
+    elif args.csv:
+        sys.stdout.write(result.to_csv())
+    else:
+        sys.stdout.write(result.to_table())
+    if args.plot is not None:
+        result.plot(args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return EXIT_OK
+
+
 # ----------------------------------------------------------------------------------------------------
 # Parser and entry point
 
@@ -416,6 +491,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", metavar="NAME", help="model name (its default weights) or weights name")
     p.add_argument("--json", action="store_true", help="print JSON (categories included)")
     p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser(
+        "timeline",
+        help="label a long video window by window (what happens when)",
+        description="Slide windows over the whole video (decoded once, in bounded memory) and print each "
+        "window's start/end seconds and top labels.",
+    )
+    p.add_argument("video", metavar="VIDEO", help="video file")
+    p.add_argument("--model", "-m", required=True, help="model name (see 'videozoo models')")
+    p.add_argument(
+        "--weights", "-w", default="DEFAULT",
+        help="weights name (default: the model's DEFAULT) or the path of a local checkpoint file",
+    )
+    p.add_argument("--window", type=_seconds, default=None, help="seconds per window (default: one clip of the recipe)")
+    p.add_argument("--stride", type=_seconds, default=None, help="seconds between window starts (default: half a window)")
+    p.add_argument("--top-k", "-k", type=_positive, default=5, help="labels per window (default 5)")
+    p.add_argument(
+        "--threshold", type=_probability, default=0.5,
+        help="multi-label weights: every class with at least this probability is a label of the window (default 0.5)",
+    )
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs (default cpu)")
+    p.add_argument("--batch-size", "-b", type=_positive, default=8, help="windows per forward pass (default 8)")
+    p.add_argument("--exact", action="store_true", help="decode at full size and resize exactly as the preset does (slower)")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    p.add_argument("--csv", action="store_true", help="print CSV: one row per window and label")
+    p.add_argument("--plot", metavar="FILE", default=None, help="also draw the timeline to FILE (.png or .svg; needs matplotlib)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_timeline)
     return parser
 
 

@@ -21,7 +21,7 @@ classification pipeline fast, and torchcodec has not been shown faster for full-
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal, Union
@@ -205,6 +205,7 @@ class VideoReader:
         self._reformatter = av.video.reformatter.VideoReformatter()
         self._backend = _pick_backend(backend, size)
         self._tc_decoder = None
+        self.frames_decoded = 0  # frames the decoder produced in the last iter_frames()
 
     # -- metadata ------------------------------------------------------------------------------------
 
@@ -380,6 +381,53 @@ class VideoReader:
             raise ValueError(f"end ({end}) is before start ({start}).")
         (idx,) = np.nonzero((seconds >= lo - 1e-9) & (seconds < hi - 1e-9))
         return self.get_frames(idx)
+
+    def iter_frames(self, indices: Sequence[int] | Tensor | np.ndarray | None = None) -> Iterator[tuple[int, Tensor]]:
+        """Stream ``(index, frame)`` pairs, decoding the file once from its start, in presentation order.
+
+        Args:
+            indices: the frames to yield (any order, repeats ignored; they come out sorted); ``None``
+                yields every frame. Other frames are decoded (the codec needs them) but not converted.
+
+        Each frame is uint8 ``(3, H, W)`` (``size`` and rotation applied, as :meth:`get_frames`), and only
+        one is held at a time, so memory does not grow with the video's length. Decoding stops after the
+        last wanted frame. :attr:`frames_decoded` counts the frames the decoder produced. Always PyAV.
+        """
+        index = self._get_index()
+        n = len(index)
+        if indices is None:
+            wanted = set(range(n))
+        else:
+            wanted = {int(i) for i in np.asarray(indices).reshape(-1)}
+            bad = [i for i in wanted if not 0 <= i < n]
+            if bad:
+                raise IndexError(f"{self.path}: frame index {min(bad)} is out of range; the video has {n} frames.")
+        self.frames_decoded = 0
+        if not wanted:
+            return
+        last = max(wanted)
+        self._container.close()
+        self._container = _open(self.path)
+        self._stream = self._container.streams.video[0]
+        self._stream.thread_type = "AUTO"
+        seen: set[int] = set()
+        for count, frame in enumerate(self._frames()):
+            self.frames_decoded += 1
+            i = count if self._sequential else (index.lookup.get(frame.pts) if frame.pts is not None else None)
+            if i is None or i in seen:
+                continue  # a frame the table does not list (discarded leading frame, odd muxer)
+            if i in wanted:
+                seen.add(i)
+                yield i, self._finish([self._convert(frame)])[0]
+            if i >= last:
+                break
+        missing = sorted(wanted - seen)
+        if missing:
+            raise _error(
+                self.path,
+                f"{len(missing)} frame(s) could not be decoded, the first at {index.seconds[missing[0]]:.3f} s "
+                f"(index {missing[0]}); the file is corrupt or truncated. Re-download it or re-encode it with ffmpeg.",
+            )
 
     # -- decoding ------------------------------------------------------------------------------------
 
