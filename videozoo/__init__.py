@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from videozoo.inference import Prediction, VideoClassifier, predict
     from videozoo.io import VideoReader, read_video
     from videozoo.timelines import Timeline, timeline
+    from videozoo.features import extract
 
 __version__ = "0.1.0"
 
@@ -40,6 +41,7 @@ _LAZY = {
     "read_video": "videozoo.io",
     "timeline": "videozoo.timelines",
     "Timeline": "videozoo.timelines",
+    "extract": "videozoo.features",
 }
 
 
@@ -71,6 +73,7 @@ __all__ = [
     "read_video",
     "timeline",
     "Timeline",
+    "extract",
     "VideozooError",
     "DownloadError",
     "CheckpointError",

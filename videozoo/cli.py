@@ -133,6 +133,10 @@ def _cmd_classify(args: argparse.Namespace) -> int:
 
         if not torch.cuda.is_available():
             raise _Fail(EXIT_USAGE, "--device cuda was asked for but no CUDA device is available; use --device cpu.")
+    if args.manifest is not None or args.out is not None:
+        return _classify_manifest(args)
+    if not args.videos:
+        raise _Fail(EXIT_USAGE, "give VIDEO paths, or --manifest FILE --out DIR.")
     missing = [v for v in args.videos if not os.path.exists(v)]
     for video in missing:
         _error_line(f"{video}: no such file.")
@@ -192,6 +196,61 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     if args.json:
         json.dump({**header, "results": results}, sys.stdout, indent=2)
         sys.stdout.write("\n")
+    return EXIT_VIDEO if failed else EXIT_OK
+
+
+def _read_manifest_arg(path: str) -> list[str]:
+    from videozoo.distributed import read_manifest
+
+    try:
+        videos = read_manifest(path)
+    except (FileNotFoundError, UnicodeDecodeError) as e:
+        raise _Fail(EXIT_USAGE, f"--manifest: {e}") from None
+    if not videos:
+        raise _Fail(EXIT_USAGE, f"--manifest {path}: lists no video paths.")
+    return videos
+
+
+def _classify_manifest(args: argparse.Namespace) -> int:
+    """``classify --manifest FILE --out DIR``: every video's result in DIR/results.jsonl (resumable, sharded)."""
+    import videozoo
+    from videozoo.collection import RESULTS, classify_collection
+    from videozoo.inference import VideoClassifier
+    from videozoo.sampling import ClipRecipe
+
+    if args.manifest is None or args.out is None or args.videos:
+        raise _Fail(EXIT_USAGE, "--manifest FILE and --out DIR go together, without VIDEO paths.")
+    if args.json:
+        raise _Fail(EXIT_USAGE, f"--json prints results; with --out they go to {os.path.join(args.out, RESULTS)}.")
+    videos = _read_manifest_arg(args.manifest)
+    weights: Any = args.weights
+    local_file = videozoo.is_checkpoint_path(weights)
+    try:
+        member, _ = videozoo.get_model_weights(args.model).resolve(weights)
+    except ValueError as e:
+        raise _Fail(EXIT_UNKNOWN, str(e)) from None
+    try:  # e.g. --clips 2 with a segment recipe (one temporal view)
+        ClipRecipe.from_meta(member.meta).with_views(args.clips, args.crops)
+    except ValueError as e:
+        raise _Fail(EXIT_USAGE, f"{member!r}: {e}") from None
+    device = args.device
+    if device == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    classifier = VideoClassifier(
+        args.model, weights if local_file else member, clips=args.clips, crops=args.crops, device=device,
+        batch_size=args.batch_size, num_workers=args.workers, resize_on_decode=not args.exact,
+        progress=False, threshold=args.threshold,
+    )  # fmt: skip
+    records = classify_collection(
+        videos, classifier, args.out, top_k=args.top_k, weights_name=os.fspath(args.weights) if local_file else None
+    )
+    if int(os.environ.get("RANK", "0")) != 0:
+        return EXIT_OK
+    failed = [r for r in records if r["status"] != "ok"]
+    for r in failed:
+        _error_line(str(r["error"]))
+    if not args.quiet:
+        print(f"{len(records) - len(failed)} of {len(records)} videos classified; results: {os.path.join(args.out, RESULTS)}", file=sys.stderr)
     return EXIT_VIDEO if failed else EXIT_OK
 
 
@@ -332,6 +391,41 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _timeline_manifest(args: argparse.Namespace) -> int:
+    """``timeline --manifest FILE --out DIR``: every video's timeline in DIR/timelines.jsonl (resumable, sharded)."""
+    import videozoo
+    from videozoo.collection import TIMELINES, timeline_collection
+
+    if args.manifest is None or args.out is None or args.video is not None:
+        raise _Fail(EXIT_USAGE, "--manifest FILE and --out DIR go together, without a VIDEO path.")
+    if args.json or args.csv or args.plot is not None:
+        raise _Fail(EXIT_USAGE, f"with --manifest the timelines go to {os.path.join(args.out, TIMELINES)} (no --json, --csv or --plot).")
+    videos = _read_manifest_arg(args.manifest)
+    weights: Any = args.weights
+    local_file = videozoo.is_checkpoint_path(weights)
+    try:
+        member, _ = videozoo.get_model_weights(args.model).resolve(weights)
+    except ValueError as e:
+        raise _Fail(EXIT_UNKNOWN, str(e)) from None
+    device = args.device
+    if device == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    records = timeline_collection(
+        videos, args.model, args.out, weights if local_file else member,
+        weights_name=os.fspath(weights) if local_file else None, window=args.window, stride=args.stride,
+        top_k=args.top_k, threshold=args.threshold, batch_size=args.batch_size, device=device,
+        resize_on_decode=not args.exact,
+    )  # fmt: skip
+    if int(os.environ.get("RANK", "0")) != 0:
+        return EXIT_OK
+    failed = [r for r in records if r["status"] != "ok"]
+    for r in failed:
+        _error_line(str(r["error"]))
+    if not args.quiet:
+        print(f"{len(records) - len(failed)} of {len(records)} timelines written: {os.path.join(args.out, TIMELINES)}", file=sys.stderr)
+    return EXIT_VIDEO if failed else EXIT_OK
+
+
 def _cmd_timeline(args: argparse.Namespace) -> int:
     import videozoo
     from videozoo.timelines import timeline
@@ -352,6 +446,10 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
 
         if not torch.cuda.is_available():
             raise _Fail(EXIT_USAGE, "--device cuda was asked for but no CUDA device is available; use --device cpu.")
+    if args.manifest is not None or args.out is not None:
+        return _timeline_manifest(args)
+    if args.video is None:
+        raise _Fail(EXIT_USAGE, "give a VIDEO, or --manifest FILE with --out DIR.")
     if not os.path.exists(args.video):
         raise _Fail(EXIT_VIDEO, f"{args.video}: no such file.")
     weights: Any = args.weights
@@ -395,6 +493,55 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
         result.plot(args.plot)
         print(f"wrote {args.plot}", file=sys.stderr)
     return EXIT_OK
+
+
+def _cmd_extract(args: argparse.Namespace) -> int:
+    import videozoo
+    from videozoo.features import extract
+
+    _model_name(args.model)
+    if bool(args.videos) == bool(args.manifest):
+        raise _Fail(EXIT_USAGE, "give either VIDEO paths or --manifest FILE (a text file of video paths, one per line).")
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise _Fail(EXIT_USAGE, "--device cuda was asked for but no CUDA device is available; use --device cpu.")
+    if args.manifest:
+        videos = _read_manifest_arg(args.manifest)
+    else:
+        videos = list(args.videos)
+    weights: Any = args.weights
+    try:
+        member, _ = videozoo.get_model_weights(args.model).resolve(weights)
+    except ValueError as e:
+        raise _Fail(EXIT_UNKNOWN, str(e)) from None
+    if not videozoo.is_checkpoint_path(weights):
+        weights = member
+    try:
+        records = extract(
+            videos,
+            args.model,
+            args.out,
+            weights,
+            window=args.window,
+            stride=args.stride,
+            dtype=args.dtype,
+            device=args.device,
+            batch_size=args.batch_size,
+            num_workers=args.workers,
+            resize_on_decode=not args.exact,
+        )
+    except ValueError as e:  # e.g. --out holds features of another configuration
+        raise _Fail(EXIT_USAGE, str(e)) from None
+    if int(os.environ.get("RANK", "0")) != 0:
+        return EXIT_OK
+    failed = [r for r in records if r["status"] != "ok"]
+    for r in failed:
+        _error_line(str(r["error"]))
+    if not args.quiet:
+        print(f"{len(records) - len(failed)} of {len(records)} videos extracted; index: {os.path.join(args.out, 'index.jsonl')}", file=sys.stderr)
+    return EXIT_VIDEO if failed else EXIT_OK
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -448,13 +595,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="classify videos with a model's published weights",
         description="Print the top-k classes of each video, probabilities averaged over the recipe's views.",
     )
-    p.add_argument("videos", nargs="+", metavar="VIDEO", help="video files")
+    p.add_argument("videos", nargs="*", metavar="VIDEO", help="video files (or --manifest with --out)")
     p.add_argument("--model", "-m", required=True, help="model name (see 'videozoo models')")
     p.add_argument(
         "--weights", "-w", default="DEFAULT",
         help="weights name (default: the model's DEFAULT) or the path of a local checkpoint file in the "
         "published format",
     )
+    p.add_argument(
+        "--manifest", metavar="FILE", default=None,
+        help="text file of video paths, one per line; with --out: results to DIR/results.jsonl, resumable, "
+        "shared among the ranks under torchrun",
+    )
+    p.add_argument("--out", "-o", metavar="DIR", default=None, help="with --manifest: the output folder")
     p.add_argument("--top-k", "-k", type=_positive, default=5, help="classes to show (default 5)")
     p.add_argument(
         "--threshold", type=_probability, default=0.5,
@@ -498,8 +651,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Slide windows over the whole video (decoded once, in bounded memory) and print each "
         "window's start/end seconds and top labels.",
     )
-    p.add_argument("video", metavar="VIDEO", help="video file")
+    p.add_argument("video", nargs="?", metavar="VIDEO", help="video file (or --manifest with --out)")
     p.add_argument("--model", "-m", required=True, help="model name (see 'videozoo models')")
+    p.add_argument("--manifest", metavar="FILE", default=None, help="text file of video paths, one per line (# comments)")
+    p.add_argument("--out", "-o", metavar="DIR", default=None, help="with --manifest: the output folder")
     p.add_argument(
         "--weights", "-w", default="DEFAULT",
         help="weights name (default: the model's DEFAULT) or the path of a local checkpoint file",
@@ -519,6 +674,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--plot", metavar="FILE", default=None, help="also draw the timeline to FILE (.png or .svg; needs matplotlib)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_timeline)
+
+    p = sub.add_parser(
+        "extract",
+        help="write clip embeddings of every window of many videos (resumable; shards under torchrun)",
+        description="Write each video's window embeddings (windows x num_features) and window times to "
+        "OUT/<name>-<hash>.npz and an index OUT/index.jsonl. Videos already done are skipped; under "
+        "torchrun the videos are shared among the ranks.",
+    )
+    p.add_argument("videos", nargs="*", metavar="VIDEO", help="video files (or --manifest)")
+    p.add_argument("--manifest", metavar="FILE", default=None, help="text file of video paths, one per line (# comments)")
+    p.add_argument("--model", "-m", required=True, help="model name (see 'videozoo models')")
+    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
+    p.add_argument(
+        "--weights", "-w", default="DEFAULT",
+        help="weights name (default: the model's DEFAULT) or the path of a local checkpoint file",
+    )
+    p.add_argument("--window", type=_seconds, default=None, help="seconds per window (default: one clip of the recipe)")
+    p.add_argument("--stride", type=_seconds, default=None, help="seconds between window starts (default: half a window)")
+    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="model precision (bf16: autocast; default fp32)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs (default cpu)")
+    p.add_argument("--batch-size", "-b", type=_positive, default=8, help="windows per forward pass (default 8)")
+    p.add_argument("--workers", type=_non_negative, default=None, help="decoding processes per rank (default: automatic)")
+    p.add_argument("--exact", action="store_true", help="decode at full size and resize exactly as the preset does (slower)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no summary line")
+    p.set_defaults(func=_cmd_extract)
     return parser
 
 
