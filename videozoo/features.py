@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from videozoo._api import WeightsEnum
+from videozoo._api import WeightsEnum, is_checkpoint_path
 from videozoo.distributed import Session, normalise, read_manifest, shard, write_atomic
 from videozoo.errors import VideoDecodeError
 from videozoo.sampling import ClipRecipe
@@ -151,7 +151,7 @@ def extract(
         recipe = ClipRecipe.from_meta(member.meta)
         base = {
             "model": model if isinstance(model, str) else type(model).__name__,
-            "weights": os.fspath(weights) if isinstance(weights, os.PathLike) or (isinstance(weights, str) and os.sep in weights) else str(member),
+            "weights": os.fspath(weights) if is_checkpoint_path(weights) else str(member),
             "recipe": {k: v for k, v in dataclasses.asdict(recipe).items() if k not in ("num_clips", "num_crops")},
             "window": window,
             "stride": stride,

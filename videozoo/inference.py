@@ -32,7 +32,7 @@ from videozoo.errors import VideoDecodeError
 from videozoo.io import Backend, Video, VideoReader
 from videozoo.sampling import ClipRecipe, sample_clip_indices
 
-__all__ = ["Prediction", "VideoClassifier", "predict", "load_model", "clip_views", "VideoSource"]
+__all__ = ["Prediction", "VideoClassifier", "predict", "load_model", "clip_views", "check_threshold", "VideoSource"]
 
 #: A video: a file path, a :class:`~videozoo.io.Video`, or frames ``(T, C, H, W)`` (uint8, or float
 #: in [0, 1]) taken at ``fps`` (default: the recipe's frame rate).
@@ -248,7 +248,7 @@ class VideoClassifier:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
-        _check_threshold(threshold)
+        check_threshold(threshold)
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device='cuda' was asked for but torch.cuda.is_available() is False.")
@@ -407,7 +407,8 @@ class VideoClassifier:
         return self.categories[index] if index < len(self.categories) else str(index)
 
 
-def _check_threshold(threshold: float) -> None:
+def check_threshold(threshold: float) -> None:
+    """Raise ``ValueError`` unless ``threshold`` is a probability (multi-label outputs are listed above it)."""
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be a probability between 0 and 1, got {threshold!r}.")
 

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from videozoo._api import WeightsEnum, is_checkpoint_path
-from videozoo.inference import _check_threshold, load_model
+from videozoo.inference import check_threshold, load_model
 from videozoo.sampling import ClipRecipe
 from videozoo.windows import iter_windows
 
@@ -226,7 +226,7 @@ def timeline(
         raise ValueError(f"top_k must be at least 1, got {top_k}.")
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
-    _check_threshold(threshold)
+    check_threshold(threshold)
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was asked for but torch.cuda.is_available() is False.")
