@@ -123,16 +123,11 @@ def _metrics(meta: dict[str, Any]) -> tuple[str | None, dict[str, float]]:
 def _cmd_classify(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    import videozoo
     from videozoo.inference import VideoClassifier
     from videozoo.sampling import ClipRecipe
 
     _model_name(args.model)
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise _Fail(EXIT_USAGE, "--device cuda was asked for but no CUDA device is available; use --device cpu.")
+    _check_device(args.device)
     if args.manifest is not None or args.out is not None:
         return _classify_manifest(args)
     if not args.videos:
@@ -143,14 +138,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     videos = [v for v in args.videos if v not in missing]
     if not videos:
         return EXIT_VIDEO
-    weights: Any = args.weights
-    local_file = videozoo.is_checkpoint_path(weights)
-    try:
-        member, _ = videozoo.get_model_weights(args.model).resolve(weights)
-    except ValueError as e:
-        raise _Fail(EXIT_UNKNOWN, str(e)) from None
-    if not local_file:
-        weights = member
+    member, weights, local_file = _resolve_weights(args.model, args.weights)
     try:  # e.g. --clips 2 with a segment recipe (one temporal view)
         ClipRecipe.from_meta(member.meta).with_views(args.clips, args.crops)
     except ValueError as e:
@@ -199,6 +187,39 @@ def _cmd_classify(args: argparse.Namespace) -> int:
     return EXIT_VIDEO if failed else EXIT_OK
 
 
+def _check_device(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise _Fail(EXIT_USAGE, "--device cuda was asked for but no CUDA device is available; use --device cpu.")
+
+
+def _resolve_weights(model: str, weights: str) -> tuple[Any, Any, bool]:
+    """``--weights``: its member, what to pass on (the member, or the local file's path) and whether it
+    is a local file; an unknown name is exit 3."""
+    import videozoo
+
+    try:
+        member, _ = videozoo.get_model_weights(model).resolve(weights)
+    except ValueError as e:
+        raise _Fail(EXIT_UNKNOWN, str(e)) from None
+    local_file = videozoo.is_checkpoint_path(weights)
+    return member, weights if local_file else member, local_file
+
+
+def _report_collection(records: list[dict[str, Any]], summary: str, quiet: bool) -> int:
+    """Rank 0 of a collection run: one line per failed video, a summary, the exit code (others: 0)."""
+    if int(os.environ.get("RANK", "0")) != 0:
+        return EXIT_OK
+    failed = [r for r in records if r["status"] != "ok"]
+    for r in failed:
+        _error_line(str(r["error"]))
+    if not quiet:
+        print(f"{len(records) - len(failed)} of {len(records)} {summary}", file=sys.stderr)
+    return EXIT_VIDEO if failed else EXIT_OK
+
+
 def _read_manifest_arg(path: str) -> list[str]:
     from videozoo.distributed import read_manifest
 
@@ -244,14 +265,7 @@ def _classify_manifest(args: argparse.Namespace) -> int:
     records = classify_collection(
         videos, classifier, args.out, top_k=args.top_k, weights_name=os.fspath(args.weights) if local_file else None
     )
-    if int(os.environ.get("RANK", "0")) != 0:
-        return EXIT_OK
-    failed = [r for r in records if r["status"] != "ok"]
-    for r in failed:
-        _error_line(str(r["error"]))
-    if not args.quiet:
-        print(f"{len(records) - len(failed)} of {len(records)} videos classified; results: {os.path.join(args.out, RESULTS)}", file=sys.stderr)
-    return EXIT_VIDEO if failed else EXIT_OK
+    return _report_collection(records, f"videos classified; results: {os.path.join(args.out, RESULTS)}", args.quiet)
 
 
 def _table(prediction, header: dict[str, Any]) -> str:
@@ -393,7 +407,6 @@ def _seconds(text: str) -> float:
 
 def _timeline_manifest(args: argparse.Namespace) -> int:
     """``timeline --manifest FILE --out DIR``: every video's timeline in DIR/timelines.jsonl (resumable, sharded)."""
-    import videozoo
     from videozoo.collection import TIMELINES, timeline_collection
 
     if args.manifest is None or args.out is None or args.video is not None:
@@ -401,33 +414,20 @@ def _timeline_manifest(args: argparse.Namespace) -> int:
     if args.json or args.csv or args.plot is not None:
         raise _Fail(EXIT_USAGE, f"with --manifest the timelines go to {os.path.join(args.out, TIMELINES)} (no --json, --csv or --plot).")
     videos = _read_manifest_arg(args.manifest)
-    weights: Any = args.weights
-    local_file = videozoo.is_checkpoint_path(weights)
-    try:
-        member, _ = videozoo.get_model_weights(args.model).resolve(weights)
-    except ValueError as e:
-        raise _Fail(EXIT_UNKNOWN, str(e)) from None
+    member, weights, local_file = _resolve_weights(args.model, args.weights)
     device = args.device
     if device == "cuda" and int(os.environ.get("WORLD_SIZE", "1")) > 1:
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     records = timeline_collection(
-        videos, args.model, args.out, weights if local_file else member,
+        videos, args.model, args.out, weights,
         weights_name=os.fspath(weights) if local_file else None, window=args.window, stride=args.stride,
         top_k=args.top_k, threshold=args.threshold, batch_size=args.batch_size, device=device,
         resize_on_decode=not args.exact,
     )  # fmt: skip
-    if int(os.environ.get("RANK", "0")) != 0:
-        return EXIT_OK
-    failed = [r for r in records if r["status"] != "ok"]
-    for r in failed:
-        _error_line(str(r["error"]))
-    if not args.quiet:
-        print(f"{len(records) - len(failed)} of {len(records)} timelines written: {os.path.join(args.out, TIMELINES)}", file=sys.stderr)
-    return EXIT_VIDEO if failed else EXIT_OK
+    return _report_collection(records, f"timelines written: {os.path.join(args.out, TIMELINES)}", args.quiet)
 
 
 def _cmd_timeline(args: argparse.Namespace) -> int:
-    import videozoo
     from videozoo.timelines import timeline
 
     _model_name(args.model)
@@ -441,24 +441,14 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
             import matplotlib  # noqa: F401
         except ImportError:
             raise _Fail(EXIT_USAGE, '--plot needs matplotlib, which is not installed: pip install "videozoo[plot]".') from None
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise _Fail(EXIT_USAGE, "--device cuda was asked for but no CUDA device is available; use --device cpu.")
+    _check_device(args.device)
     if args.manifest is not None or args.out is not None:
         return _timeline_manifest(args)
     if args.video is None:
         raise _Fail(EXIT_USAGE, "give a VIDEO, or --manifest FILE with --out DIR.")
     if not os.path.exists(args.video):
         raise _Fail(EXIT_VIDEO, f"{args.video}: no such file.")
-    weights: Any = args.weights
-    try:
-        member, _ = videozoo.get_model_weights(args.model).resolve(weights)
-    except ValueError as e:
-        raise _Fail(EXIT_UNKNOWN, str(e)) from None
-    if not videozoo.is_checkpoint_path(weights):
-        weights = member
+    member, weights, _ = _resolve_weights(args.model, args.weights)
     from tqdm import tqdm
 
     bar = tqdm(desc="windows", unit="window", file=sys.stderr, disable=args.quiet or None)
@@ -496,28 +486,17 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    import videozoo
     from videozoo.features import extract
 
     _model_name(args.model)
     if bool(args.videos) == bool(args.manifest):
         raise _Fail(EXIT_USAGE, "give either VIDEO paths or --manifest FILE (a text file of video paths, one per line).")
-    if args.device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise _Fail(EXIT_USAGE, "--device cuda was asked for but no CUDA device is available; use --device cpu.")
+    _check_device(args.device)
     if args.manifest:
         videos = _read_manifest_arg(args.manifest)
     else:
         videos = list(args.videos)
-    weights: Any = args.weights
-    try:
-        member, _ = videozoo.get_model_weights(args.model).resolve(weights)
-    except ValueError as e:
-        raise _Fail(EXIT_UNKNOWN, str(e)) from None
-    if not videozoo.is_checkpoint_path(weights):
-        weights = member
+    member, weights, _ = _resolve_weights(args.model, args.weights)
     try:
         records = extract(
             videos,
@@ -534,14 +513,7 @@ def _cmd_extract(args: argparse.Namespace) -> int:
         )
     except ValueError as e:  # e.g. --out holds features of another configuration
         raise _Fail(EXIT_USAGE, str(e)) from None
-    if int(os.environ.get("RANK", "0")) != 0:
-        return EXIT_OK
-    failed = [r for r in records if r["status"] != "ok"]
-    for r in failed:
-        _error_line(str(r["error"]))
-    if not args.quiet:
-        print(f"{len(records) - len(failed)} of {len(records)} videos extracted; index: {os.path.join(args.out, 'index.jsonl')}", file=sys.stderr)
-    return EXIT_VIDEO if failed else EXIT_OK
+    return _report_collection(records, f"videos extracted; index: {os.path.join(args.out, 'index.jsonl')}", args.quiet)
 
 
 # ----------------------------------------------------------------------------------------------------
