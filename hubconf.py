@@ -2,6 +2,6 @@
 
 import videozoo as _videozoo
 
-dependencies = ["torch", "requests", "tqdm", "filelock"]
+dependencies = ["torch", "requests", "tqdm", "filelock", "safetensors"]
 
 globals().update({_name: _videozoo.get_model_builder(_name) for _name in _videozoo.list_models()})

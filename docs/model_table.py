@@ -36,8 +36,8 @@ def _metric(metrics: dict, key: str) -> str:
 def model_table() -> str:
     """One row per published weights entry, in list_models() order, each model's default first."""
     lines = [
-        "| Model | Weights | Dataset | acc@1 | acc@5 | mAP | Params (M) | GFLOPs / view | Clip: frames × stride @ fps | Crop | Views |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|---|---|",
+        "| Model | Weights | Dataset | acc@1 | acc@5 | mAP | Params (M) | GFLOPs / view | Clip: frames × stride @ fps | Crop | Views | Licence |",
+        "|---|---|---|---:|---:|---:|---:|---:|---|---|---|---|",
     ]
     for name in videozoo.list_models():
         enum = videozoo.get_model_weights(name)
@@ -50,7 +50,7 @@ def model_table() -> str:
                 f"| `{name}` | `{enum.__name__}.{member.name}`{default} | {dataset} "
                 f"| {_metric(metrics, 'acc@1')} | {_metric(metrics, 'acc@5')} | {_metric(metrics, 'mAP')} "
                 f"| {meta['num_params'] / 1e6:.1f} | {meta['_ops']:.1f} | {_clip(meta)} "
-                f"| {preset.crop_size[0]}×{preset.crop_size[1]} | {_views(meta)} |"
+                f"| {preset.crop_size[0]}×{preset.crop_size[1]} | {_views(meta)} | {meta['license']} |"
             )
     return "\n".join(lines)
 

@@ -56,6 +56,7 @@ class LoopbackServer:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.faults: dict[str, Fault] = {}
+        self.links: dict[str, tuple[str, str | None]] = {}
         self.requests: list[Request] = []
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _make_handler(self))
@@ -67,6 +68,13 @@ class LoopbackServer:
 
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/{name}"
+
+    def link(self, path: str, target: str, linked_etag: str | None = None) -> str:
+        """Answer ``/path`` as Hugging Face's ``resolve`` URLs do: a 302 to ``/target`` carrying
+        ``X-Linked-Etag: "<linked_etag>"`` (the sha256 it states for the file); returns ``/path``'s URL."""
+        with self._lock:
+            self.links["/" + path] = (target, linked_etag)
+        return self.url(path)
 
     def fault(self, name: str, **settings: object) -> Fault:
         """Make ``/name`` misbehave as :class:`Fault` ``settings`` say; returns the fault."""
@@ -113,6 +121,12 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             record = Request("GET", path, self.headers.get("Range"), 0, self.headers.get("If-Range"))
             with server._lock:
                 server.requests.append(record)
+                link = server.links.get(path)
+            if link is not None:
+                target, linked = link
+                extra = {"Location": server.url(target)} | ({"X-Linked-Etag": f'"{linked}"'} if linked else {})
+                return self._reply(record, 302, b"", "text/plain", extra)
+            with server._lock:
                 fault = server.faults.get(name)
                 fail = fault is not None and fault.fail_first > 0
                 cut = fault is not None and fault.cut_after is not None and fault.cut_times > 0

@@ -154,3 +154,36 @@ def test_weights_download_through_a_builder(http_server, cache: Path, tmp_path: 
     served = len(http_server.requests_for(name))
     build_model(VideoResNet, TinyWeights, "V1", False, {}, stage_convs=("3d",) * 4)
     assert len(http_server.requests_for(name)) == served  # the second build never asked the server
+
+
+def test_weights_fall_back_to_the_next_published_file(http_server, cache: Path, tmp_path: Path) -> None:
+    """A repository without the preferred model.safetensors: the builder takes its fallback .bin, through
+    the same adapter; a local file named like any of the member's files is recognised as that member."""
+    from safetensors.torch import save_file
+
+    source = VideoResNet(("3d",) * 4, num_classes=4)
+    published = {f"backbone.{k}": v for k, v in source.state_dict().items()}  # the publisher's key names
+    torch.save(published, http_server.root / "weights.bin")
+    safe = http_server.link("org/repo/resolve/main/model.safetensors", "gone.safetensors")  # -> 404
+    fallback = http_server.link("org/repo/resolve/main/pytorch_model.bin", "weights.bin")
+
+    class TinyWeights(WeightsEnum):
+        V1 = Weights(
+            url=safe,
+            fallbacks=(fallback,),
+            transforms=partial(VideoClassification, crop_size=112, resize_size=128),
+            meta={"categories": ["a", "b", "c", "d"]},
+            state_dict_adapter=lambda sd: {k.removeprefix("backbone."): v for k, v in sd.items()},
+        )
+        DEFAULT = V1
+
+    assert TinyWeights.V1.file_names == ["model.safetensors", "pytorch_model.bin"]  # loopback: not huggingface.co
+    model = build_model(VideoResNet, TinyWeights, "DEFAULT", False, {}, stage_convs=("3d",) * 4)
+    assert (cache / "pytorch_model.bin").is_file() and not (cache / "model.safetensors").exists()
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in source.state_dict().items())
+    # The same weights as a local safetensors file, named like the preferred file.
+    local = tmp_path / "model.safetensors"
+    save_file(published, local)
+    assert TinyWeights.resolve(str(local)) == (TinyWeights.V1, local)
+    model = build_model(VideoResNet, TinyWeights, local, False, {}, stage_convs=("3d",) * 4)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in source.state_dict().items())

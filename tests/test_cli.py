@@ -161,13 +161,14 @@ def test_models_table_and_json(tiny, capsys):
     assert code == 0
     first, second = (line.split() for line in out.splitlines()[1:3])
     assert first == [TINY_NAME, "TEST_V1*", "Kinetics-400", "acc@1", "12.50", "acc@5", "50.00", "-", "0.25", "4x2",
-                     "@15fps", "32px,", "3x3", "views"]  # fmt: skip
+                     "@15fps", "32px,", "3x3", "views", "-"]  # fmt: skip  (the tiny weights state no licence)
     assert second[1:5] == ["MULTI_V1", "Charades", "mAP", "25.00"]
     code, out, _ = run(capsys, "models", "--json", "--include", "r3d*")
     [entry] = json.loads(out)
     meta = videozoo.get_model_weights("r3d_18").DEFAULT.meta
     assert entry["params"] == meta["num_params"] and entry["gflops"] == meta["_ops"]
     assert (entry["dataset"], entry["metrics"], entry["default"]) == ("Kinetics-400", meta["_metrics"]["Kinetics-400"], True)
+    assert entry["license"] == "BSD-3-Clause"
     code, out, err = run(capsys, "models", "--include", "nothing*")
     assert code == 3 and "no model matches 'nothing*'" in err
 

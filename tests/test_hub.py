@@ -656,3 +656,82 @@ def test_progress_true_prints_a_bar_on_stderr(http_server, capfd):
     assert out == ""
     assert name in err and "100%" in err
 
+
+
+# ----------------------------------------------------------------------------- Hugging Face files
+
+
+def publish_safetensors(root: Path, name: str, tensors: dict[str, torch.Tensor]) -> bytes:
+    from safetensors.torch import save_file
+
+    save_file(tensors, root / name)
+    return (root / name).read_bytes()
+
+
+def test_hugging_face_cache_names_carry_publisher_and_repository():
+    assert (
+        hub.cache_name("https://huggingface.co/MCG-NJU/videomae-base-finetuned-kinetics/resolve/main/model.safetensors")
+        == "MCG-NJU--videomae-base-finetuned-kinetics--model.safetensors"
+    )
+    assert (
+        hub.cache_name("https://huggingface.co/org/repo/resolve/0123abc/sub/dir/pytorch_model.bin?download=true")
+        == "org--repo--sub--dir--pytorch_model.bin"
+    )
+    # Only Hugging Face's resolve URLs; anything else keeps its basename.
+    assert hub.cache_name("https://example.invalid/org/repo/resolve/main/model.safetensors") == "model.safetensors"
+    assert hub.cache_name("https://huggingface.co/org/repo/blob/main/model.safetensors") == "model.safetensors"
+
+
+def test_safetensors_download_verified_by_the_linked_etag(http_server, cache_home):
+    """A resolve URL redirects to the storage with the object's sha256 (X-Linked-Etag): checked in full."""
+    tensors = {"w": torch.arange(12.0).reshape(3, 4), "b": torch.ones(3)}
+    data = publish_safetensors(http_server.root, "blob-ok", tensors)
+    url = http_server.link("org/repo/resolve/main/model.safetensors", "blob-ok", hashlib.sha256(data).hexdigest())
+    path = hub.download(url, progress=False, file_name="org--repo--model.safetensors")
+    assert path.read_bytes() == data and cache_files(cache_home) == ["org--repo--model.safetensors"]
+    assert_same_state_dict(hub.load_checkpoint(path), tensors)
+
+
+def test_linked_etag_mismatch_discards_the_file(http_server, cache_home):
+    data = publish_safetensors(http_server.root, "blob-bad", {"w": torch.zeros(4)})
+    stated = hashlib.sha256(data + b"other").hexdigest()
+    url = http_server.link("org/repo/resolve/main/model.safetensors", "blob-bad", stated)
+    with pytest.raises(DownloadError, match=f"the server states {stated} for it"):
+        hub.download(url, progress=False)
+    assert cache_files(cache_home) == []
+    # check_hash=False keeps the file as served.
+    assert hub.download(url, progress=False, check_hash=False).read_bytes() == data
+
+
+def test_download_first_falls_back_on_404_only(http_server, cache_home):
+    sd = make_state_dict()
+    name, data = publish(http_server.root, "pytorch_model", sd, hashed=False)
+    sources = [(http_server.url("model.safetensors"), "r--model.safetensors"), (http_server.url(name), "r--pytorch_model.bin")]
+    path = hub.download_first(sources, progress=False)
+    assert path == cache_home / "r--pytorch_model.bin" and path.read_bytes() == data
+    assert [r.status for r in http_server.requests] == [404, 200]
+    # Cached: no request at all, whichever source it came from.
+    assert hub.download_first(sources, progress=False) == path and len(http_server.requests) == 2
+    # A failure other than "no such file" is not hidden by trying the next file.
+    http_server.fault("flaky.safetensors", fail_first=10, fail_status=503)
+    with pytest.raises(DownloadError, match="503"):
+        hub.download_first([(http_server.url("flaky.safetensors"), None), (http_server.url(name), "other.bin")],
+                           progress=False, retries=0)
+    assert not (cache_home / "other.bin").exists()
+
+
+def test_download_first_when_no_file_exists(http_server, cache_home, monkeypatch):
+    sources = [(http_server.url("a.safetensors"), None), (http_server.url("b.bin"), None)]
+    with pytest.raises(DownloadError, match="None of the files of these weights exists") as info:
+        hub.download_first(sources, progress=False)
+    assert info.value.status == 404 and cache_files(cache_home) == []
+    monkeypatch.setenv("VIDEOZOO_OFFLINE", "1")
+    with pytest.raises(DownloadError, match=r"Fetch one of them .*a.safetensors at .*; .*b.bin at "):
+        hub.download_first(sources, progress=False)
+
+
+def test_truncated_safetensors_is_a_checkpoint_error(tmp_path):
+    data = publish_safetensors(tmp_path, "model.safetensors", {"w": torch.randn(64)})
+    (tmp_path / "model.safetensors").write_bytes(data[:-10])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        hub.load_checkpoint(tmp_path / "model.safetensors")

@@ -261,7 +261,7 @@ def test_hub_user_needs_only_the_listed_dependencies() -> None:
         "print(sorted(deps))\n"
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == ["X3D 3", "['filelock', 'requests', 'torch', 'tqdm']"]
+    assert result.stdout.splitlines() == ["X3D 3", "['filelock', 'requests', 'safetensors', 'torch', 'tqdm']"]
 
 
 def _private_imports(path: Path) -> list[str]:
@@ -321,8 +321,15 @@ def test_modules_built_in_other_threads_meanwhile_keep_real_parameters(tmp_path:
 
 
 def test_no_two_published_files_share_a_cache_name() -> None:
-    names = [member.file_name for member in ALL_MEMBERS]
+    """Every file of every member (fallbacks too) has its own cache name, and Hugging Face names carry the
+    publisher and repository (their files are all model.safetensors / pytorch_model.bin)."""
+    names = [name for member in ALL_MEMBERS for name in member.file_names]
     assert len(names) == len(set(names)), sorted(n for n in names if names.count(n) > 1)
+    for member in ALL_MEMBERS:
+        for url, name in member.sources:
+            if url.startswith("https://huggingface.co/"):
+                org, repo, _, _, file = url.removeprefix("https://huggingface.co/").split("/", 4)
+                assert name == f"{org}--{repo}--{file}"
     assert videozoo.SlowFast_R50_Weights.SSV2_V1.file_name == "SLOWFAST_8x8_R50_ssv2.pyth"
     assert videozoo.SlowFast_R50_Weights.KINETICS400_V1.file_name == "SLOWFAST_8x8_R50.pyth"  # as published
 

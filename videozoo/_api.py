@@ -51,9 +51,13 @@ class Weights:
     ``state_dict_adapter`` turns the loaded file into our ``state_dict`` when the publisher's file
     format differs from ``model.state_dict()`` (for example PyTorchVideo's ``{"model_state": ...}``).
     ``meta["model_args"]``, where present, holds the builder arguments the checkpoint fixes (the clip
-    size the network was built for, e.g. ``{"num_frames": 16, "crop_size": 224}``). ``file_name`` is
-    the file's name in the cache when the URL's basename is not unique among published files (e.g.
-    PyTorchVideo's Kinetics, SSv2 and Charades ``SLOW_8x8_R50.pyth``).
+    size the network was built for, e.g. ``{"num_frames": 16, "crop_size": 224}``) and ``meta["license"]``
+    the licence its publisher states for the weights. ``file_name`` is the file's name in the cache when
+    the URL's basename is not unique among published files (e.g. PyTorchVideo's Kinetics, SSv2 and
+    Charades ``SLOW_8x8_R50.pyth``; Hugging Face files get unique names by themselves, see
+    :func:`videozoo.hub.cache_name`). ``fallbacks`` are further URLs of the same weights, tried in order
+    where the server has no file at ``url`` (a repository's ``pytorch_model.bin`` where it publishes no
+    ``model.safetensors``); the adapter reads each of them.
     """
 
     url: str
@@ -61,6 +65,7 @@ class Weights:
     meta: dict[str, Any]
     state_dict_adapter: StateDictAdapter | None = field(default=None, compare=False)
     file_name: str | None = None
+    fallbacks: tuple[str, ...] = ()
 
 
 class WeightsEnum(Enum):
@@ -105,7 +110,7 @@ class WeightsEnum(Enum):
             return cls.verify(weights), None
         path = Path(weights).expanduser()
         for member in cls:
-            if member.file_name == path.name:
+            if path.name in member.file_names:
                 return member, path
         return cls.DEFAULT, path  # type: ignore[attr-defined]
 
@@ -126,8 +131,22 @@ class WeightsEnum(Enum):
 
     @property
     def file_name(self) -> str:
-        """The checkpoint's name in the cache: ``Weights.file_name``, else the URL's basename."""
-        return self.value.file_name or os.path.basename(urlsplit(self.value.url).path)
+        """The checkpoint's name in the cache: ``Weights.file_name``, else :func:`videozoo.hub.cache_name`
+        of the URL (its basename; ``<org>--<repo>--<file>`` on Hugging Face)."""
+        return self.sources[0][1]
+
+    @property
+    def sources(self) -> list[tuple[str, str]]:
+        """``(url, cache file name)`` of the checkpoint's URL, then of each fallback, in the order tried."""
+        from videozoo.hub import cache_name
+
+        first = (self.value.url, self.value.file_name or cache_name(self.value.url))
+        return [first, *((url, cache_name(url)) for url in self.value.fallbacks)]
+
+    @property
+    def file_names(self) -> list[str]:
+        """Every name the checkpoint may have in the cache (one per source)."""
+        return [name for _, name in self.sources]
 
     @property
     def meta(self) -> dict[str, Any]:
@@ -154,7 +173,7 @@ class WeightsEnum(Enum):
         """Download (or reuse from the cache) this checkpoint and return it as our ``state_dict``."""
         from videozoo import hub
 
-        path = hub.download(self.url, progress=progress, check_hash=check_hash, file_name=self.file_name)
+        path = hub.download_first(self.sources, progress=progress, check_hash=check_hash)
         return self.adapt_state_dict(hub.load_checkpoint(path, downloaded=True))
 
 
@@ -280,9 +299,9 @@ def load_weights(
             ``meta["model_args"]``; a network built otherwise loads only if every shape fits).
         weights: the member whose file format (adapter), keys and shapes the checkpoint has.
         path: a local file in that format (e.g. downloaded by hand); ``None`` downloads the member's
-            URL into the cache, or reuses the cached file.
+            URL (or the first fallback the server has) into the cache, or reuses the cached file.
         progress: show a progress bar while downloading.
-        check_hash: check the sha256 prefix in the file name of a download.
+        check_hash: check a download's sha256 (the prefix in its file name, the sha256 its server states).
 
     Returns ``model``. Nothing is copied until every key and shape is known to fit, so a model is never
     half-loaded. Raises :class:`~videozoo.errors.CheckpointError` naming the file (unreadable, not in
@@ -292,7 +311,7 @@ def load_weights(
     from videozoo.errors import CheckpointError
 
     if path is None:
-        file = hub.download(weights.url, progress=progress, check_hash=check_hash, file_name=weights.file_name)
+        file = hub.download_first(weights.sources, progress=progress, check_hash=check_hash)
         remedy = f"Delete {file} and run again to download it anew."
     else:
         file = Path(path).expanduser()
@@ -324,7 +343,8 @@ def _namesakes(weights: WeightsEnum, file: Path) -> str:
     """A hint for a local file named like several published files (the hand-downloaded SSv2 file of a
     model whose Kinetics file has the same name): which members, and under which name each loads."""
     others = [
-        m for m in type(weights) if m is not weights and os.path.basename(urlsplit(m.url).path) == file.name
+        m for m in type(weights)
+        if m is not weights and any(os.path.basename(urlsplit(url).path) == file.name for url, _ in m.sources)
     ]
     if not others:
         return ""

@@ -301,6 +301,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
                     "params": meta.get("num_params"),
                     "gflops": meta.get("_ops"),
                     "input": _recipe_text(member),
+                    "license": meta.get("license"),
                 }
             )
     if args.json:
@@ -311,7 +312,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
         _error_line(f"no model matches {args.include!r}; 'videozoo models' lists them all.")
         return EXIT_UNKNOWN
     table = [
-        ("name", "weights", "dataset", "metrics", "params", "GFLOPs", "input (frames x stride @rate, crop, clips x crops)")
+        ("name", "weights", "dataset", "metrics", "params", "GFLOPs", "input (frames x stride @rate, crop, clips x crops)", "license")
     ]
     for r in rows:
         metrics = "  ".join(f"{key} {value:.2f}" for key, value in r["metrics"].items())
@@ -324,6 +325,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
                 f"{r['params'] / 1e6:.1f}M" if r["params"] else "-",
                 f"{r['gflops']:.2f}" if r["gflops"] is not None else "-",
                 r["input"],
+                r["license"] or "-",
             )
         )
     _print_table(table, sys.stdout, right={4, 5})
@@ -346,7 +348,7 @@ def _cmd_download(args: argparse.Namespace) -> int:
     code = EXIT_OK
     for member in members:
         try:
-            path = hub.download(member.url, progress=not args.quiet, file_name=member.file_name)
+            path = hub.download_first(member.sources, progress=not args.quiet)
         except DownloadError as e:
             _error_line(f"{member!r}: {e}")
             code = EXIT_WEIGHTS
@@ -360,12 +362,14 @@ def _cmd_info(args: argparse.Namespace) -> int:
 
     member = _weights_for(args.name)
     meta = dict(member.meta)
-    cache = hub.cached_path(member.url, file_name=member.file_name)
+    caches = [hub.cached_path(url, file_name=name) for url, name in member.sources]
+    cache = next((path for path in caches if path.is_file()), caches[0])
     transforms = member.transforms()
     if args.json:
         out = {
             "weights": str(member),
             "url": member.url,
+            "fallbacks": [url for url, _ in member.sources[1:]],
             "cache_path": str(cache),
             "cached": cache.is_file(),
             "transforms": repr(transforms),
@@ -378,7 +382,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
     lines = [
         f"weights:           {member!r}",
         f"url:               {member.url}",
+        *(f"  or else:         {url}" for url, _ in member.sources[1:]),
         f"cache file:        {cache} ({'present' if cache.is_file() else 'not downloaded'})",
+        f"license:           {meta.pop('license', 'not stated')}",
         f"categories:        {len(categories)} ({', '.join(categories[:4])}{', ...' if len(categories) > 4 else ''})",
         f"clips:             {_recipe_text(member)}",
     ]

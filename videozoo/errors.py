@@ -15,7 +15,18 @@ class VideozooError(Exception):
 
 
 class DownloadError(VideozooError, OSError):
-    """A checkpoint could not be downloaded, or what the server sent was refused."""
+    """A checkpoint could not be downloaded, or what the server sent was refused.
+
+    ``status`` is the HTTP status that ended the download when the server answered with an error
+    (404: no such file), else ``None``.
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+    def __reduce__(self):  # keep ``status`` across pickling
+        return (type(self), (str(self), self.status))
 
 
 class CheckpointError(VideozooError, RuntimeError):

@@ -2,13 +2,17 @@
 
 Files live in :func:`get_dir` (``$VIDEOZOO_HOME/checkpoints``, else torch.hub's
 ``checkpoints`` dir, so weights torchvision already downloaded are reused) under
-the basename of their URL.  A cached file is returned without any network access.
+the basename of their URL, or for a Hugging Face file ``<org>--<repo>--<file>``
+(every model there is ``model.safetensors``), see :func:`cache_name`.  A cached file
+is returned without any network access.
 With ``VIDEOZOO_OFFLINE=1`` (or ``true``/``yes``/``on``) the network is never used:
 a file that is not cached is an immediate :class:`DownloadError` naming where to put it.
 
 A download streams into ``<file>.partial`` next to the final file and is renamed
-into place (``os.replace``) only once it is complete, looks like a checkpoint and,
-when the name carries torchvision's ``name-<sha256 prefix>.ext`` hash, matches it.
+into place (``os.replace``) only once it is complete, looks like a checkpoint and
+has the sha256 it must have: the prefix in torchvision's ``name-<sha256 prefix>.ext``
+names, and for Hugging Face's large files the full sha256 the server states for the
+object (``X-Linked-Etag`` on its redirect).
 Several processes (e.g. DDP ranks) asking for the same file serialise on
 ``<file>.lock``: one downloads, the others wait and reuse its file.  Timeouts,
 broken transfers and 5xx/408/429 responses are retried with exponential backoff.
@@ -25,8 +29,9 @@ file is never glued to the tail of a changed one.
 
 Checkpoints are loaded with ``torch.load(..., weights_only=True)``; the only globals
 allowed beyond torch's own are numpy's data-only ones (:func:`_numpy_data_globals`).
-A file that needs any other global is refused and its payload never runs.  torch
-is imported on first use, so processes that only download start fast.
+A file that needs any other global is refused and its payload never runs.
+``.safetensors`` files (recognised by their content) load with the safetensors
+package.  torch is imported on first use, so processes that only download start fast.
 """
 
 from __future__ import annotations
@@ -39,11 +44,12 @@ import os
 import pickle
 import re
 import socket
+import struct
 import sys
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -57,8 +63,10 @@ from .errors import CheckpointError, DownloadError
 
 __all__ = [
     "get_dir",
+    "cache_name",
     "cached_path",
     "download",
+    "download_first",
     "load_checkpoint",
     "load_state_dict_from_url",
 ]
@@ -79,6 +87,7 @@ CHUNK_SIZE = 1 << 20
 
 _ZIP_MAGIC = b"PK\x03\x04"  # torch.save zip format (the default since torch 1.6)
 _PICKLE_MAGIC = b"\x80"  # legacy torch.save: a pickle stream starts with PROTO
+_SAFETENSORS_MAX_HEADER = 100_000_000  # safetensors' own limit on the JSON header
 _HEAD_LEN = 64  # bytes of the body inspected before anything is written
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
@@ -88,6 +97,9 @@ _UNSAFE_PICKLE = re.compile(
     r"|Can only create new object|Can only build|must be imported to load"
 )
 _UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+)|but got <class '([^']+)'>")
+#: ``https://huggingface.co/<org>/<repo>/resolve/<revision>/<path>``
+_HF_RESOLVE = re.compile(r"^/([^/]+)/([^/]+)/resolve/[^/]+/(.+)$")
+_SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 
 # safe_globals adds to torch's process-wide allowlist and removes its entries on exit:
 # loads in several threads at once must not remove each other's entries mid-load.
@@ -127,14 +139,73 @@ def cached_path(
     """Return where the file for ``url`` lives or would live; it may not exist yet.
 
     The name is ``file_name`` if given (weights whose URLs share a basename give their own),
-    else the basename of the URL's path (query string and fragment ignored), inside
-    ``model_dir`` if given, else :func:`get_dir`.
+    else :func:`cache_name`, inside ``model_dir`` if given, else :func:`get_dir`.
     """
-    name = file_name or os.path.basename(urlsplit(url).path)
-    if name in ("", ".", ".."):
-        raise ValueError(f"Cannot derive a file name from URL {url!r}: its path must end with the file name.")
+    name = file_name or cache_name(url)
     directory = Path(model_dir).expanduser() if model_dir is not None else get_dir()
     return directory / name
+
+
+def cache_name(url: str) -> str:
+    """The file name a download of ``url`` is cached under.
+
+    The basename of the URL's path (query string and fragment ignored); for a file in a Hugging Face
+    repository (``https://huggingface.co/<org>/<repo>/resolve/<revision>/<path>``) it is
+    ``<org>--<repo>--<path>`` with ``/`` in the path as ``--``, because every repository names its
+    weights alike (``model.safetensors``).
+    """
+    parts = urlsplit(url)
+    match = _HF_RESOLVE.match(parts.path) if parts.hostname == "huggingface.co" else None
+    name = "--".join([match.group(1), match.group(2), *match.group(3).split("/")]) if match else os.path.basename(parts.path)
+    if name in ("", ".", ".."):
+        raise ValueError(f"Cannot derive a file name from URL {url!r}: its path must end with the file name.")
+    return name
+
+
+def download_first(
+    sources: Sequence[tuple[str, str | None]],
+    *,
+    progress: bool = True,
+    check_hash: bool = True,
+    model_dir: str | os.PathLike[str] | None = None,
+    retries: int = 4,
+    timeout: tuple[float, float] = (10.0, 60.0),
+) -> Path:
+    """:func:`download` the first of several ``(url, file_name)`` sources that the server has.
+
+    A source already in the cache is returned at once (the first such, in order). Otherwise each is
+    downloaded in turn, moving on only when the server says the file does not exist (HTTP 404 or 410),
+    e.g. a repository that publishes ``pytorch_model.bin`` but no ``model.safetensors``. Any other
+    failure is raised as it is.
+
+    Args:
+        sources: ``(url, file_name)`` pairs in order of preference; ``file_name`` as in :func:`download`.
+    """
+    if not sources:
+        raise ValueError("download_first needs at least one source.")
+    for url, file_name in sources:
+        dst = cached_path(url, model_dir, file_name)
+        if dst.is_file():
+            return dst
+    if len(sources) > 1 and _offline_mode():
+        places = "; ".join(f"{url} at {cached_path(url, model_dir, name)}" for url, name in sources)
+        raise DownloadError(
+            f"None of the files of these weights is in the cache and {ENV_VIDEOZOO_OFFLINE} is on, so nothing was "
+            f"downloaded. Fetch one of them on a machine with internet access and put it in place ({places}); "
+            f"it is then used as is (or unset {ENV_VIDEOZOO_OFFLINE} to download it)."
+        )
+    missing = []
+    for url, file_name in sources:
+        try:
+            return download(
+                url, progress=progress, check_hash=check_hash, model_dir=model_dir, file_name=file_name,
+                retries=retries, timeout=timeout,
+            )
+        except DownloadError as e:
+            if e.status not in (404, 410) or len(sources) == 1:
+                raise
+            missing.append(url)
+    raise DownloadError(f"None of the files of these weights exists on its server (HTTP 404): {', '.join(missing)}.", 404)
 
 
 def download(
@@ -152,8 +223,9 @@ def download(
     ``retries`` is the number of extra attempts after timeouts, broken connections,
     5xx/408/429 responses and interrupted transfers (an unknown host name, a refused
     connection or an unreachable network fail at once); ``timeout`` is requests'
-    ``(connect, read)`` timeout in seconds.  With ``check_hash`` (and a hash in the
-    file name) the sha256 of the whole file must start with that hash.  A cached
+    ``(connect, read)`` timeout in seconds.  With ``check_hash`` the sha256 of the
+    whole file must start with the hash in its file name, if any, and equal the
+    sha256 a Hugging Face server states for it (``X-Linked-Etag``), if any.  A cached
     file is returned as is, without network access or hash check.  ``file_name``
     overrides the cache file's name (see :func:`cached_path`).
 
@@ -178,7 +250,7 @@ def download(
 
 
 def load_checkpoint(path: str | os.PathLike[str], *, downloaded: bool = False) -> Any:
-    """Load a checkpoint on CPU with ``torch.load(weights_only=True)``.
+    """Load a checkpoint on CPU with ``torch.load(weights_only=True)``, or a ``.safetensors`` file's tensors.
 
     numpy scalars and dtypes in it (e.g. ``"epoch": np.int64(3)``) load too with
     torch >= 2.6, see :func:`_numpy_data_globals`.  Raises :class:`~videozoo.errors.CheckpointError`,
@@ -194,6 +266,8 @@ def load_checkpoint(path: str | os.PathLike[str], *, downloaded: bool = False) -
     with open(path, "rb") as f:
         head = f.read(_HEAD_LEN)
     remedy = _load_remedy(path, downloaded)
+    if _is_safetensors(head):
+        return _load_safetensors(path, remedy)
     if not _looks_like_checkpoint(head):
         raise CheckpointError(f"{path} is not a PyTorch checkpoint (it starts with {_describe_head(head)}). {remedy}")
     try:
@@ -214,6 +288,21 @@ def load_checkpoint(path: str | os.PathLike[str], *, downloaded: bool = False) -
     except OSError:
         raise
     except Exception as e:  # torch raises RuntimeError, EOFError, ValueError, ... for damaged files
+        raise _corrupt(path, e, remedy) from e
+
+
+def _load_safetensors(path: Path, remedy: str) -> dict[str, Any]:
+    """The tensors of a ``.safetensors`` file, on CPU (it holds tensors only, so nothing can run)."""
+    try:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+    except ImportError:
+        raise CheckpointError(
+            f"{path} is a safetensors file, and loading it needs the safetensors package: pip install safetensors"
+        ) from None
+    try:
+        return load_file(path, device="cpu")
+    except (SafetensorError, ValueError, RuntimeError) as e:
         raise _corrupt(path, e, remedy) from e
 
 
@@ -239,6 +328,7 @@ def _download_locked(
     partial = dst.with_name(dst.name + ".partial")
     match = HASH_REGEX.search(dst.name)
     hash_prefix = match.group(1) if (check_hash and match and match.group(1)) else None
+    linked: str | None = None
     remedy = f"To work offline, download the file by other means and put it at {dst}; it is then used as is."
 
     bar = tqdm(desc=dst.name, file=sys.stderr, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress)
@@ -247,7 +337,7 @@ def _download_locked(
         while True:
             attempt += 1
             try:
-                hasher = _attempt(session, url, partial, bar, timeout, remedy, want_hash=hash_prefix is not None)
+                hasher, linked = _attempt(session, url, partial, bar, timeout, remedy)
                 break
             except _Unreachable as e:
                 raise DownloadError(f"Could not download {url}: {e}.{_resume_hint(partial)} {remedy}") from e.__cause__
@@ -262,8 +352,13 @@ def _download_locked(
                 time.sleep(min(BACKOFF_MAX, BACKOFF_BASE * 2 ** (attempt - 1)))
 
     try:
-        if hasher is not None and hash_prefix is not None:
-            digest = hasher.hexdigest()
+        digest = hasher.hexdigest()
+        if check_hash and linked is not None and digest != linked:
+            raise DownloadError(
+                f"The file downloaded from {url} has sha256 {digest}, but the server states {linked} for it "
+                f"(X-Linked-Etag); it was discarded. Try again later, or fetch it by hand and check it."
+            )
+        if hash_prefix is not None:
             if not digest.startswith(hash_prefix):
                 raise DownloadError(
                     f"The file downloaded from {url} has sha256 {digest[: max(len(hash_prefix), 8)]}..., which does "
@@ -286,12 +381,11 @@ def _attempt(
     bar: tqdm,
     timeout: tuple[float, float],
     remedy: str,
-    *,
-    want_hash: bool,
-) -> Any:
+) -> tuple[Any, str | None]:
     """One HTTP request: resume or (re)start ``partial`` and stream the body into it.
 
-    Returns the sha256 of the whole partial file (if ``want_hash``) once it is complete.
+    Returns the sha256 hasher of the whole partial file once it is complete, and the sha256 the server
+    states for the file (:func:`_linked_sha256`), if any.
     """
     offset = partial.stat().st_size if partial.is_file() else 0
     kept = _kept_validator(partial, url) if offset else None
@@ -313,16 +407,17 @@ def _attempt(
     with response:
         status = response.status_code
         validator = _validator(response)
+        linked = _linked_sha256(response)
         content_range = _parse_content_range(response.headers.get("Content-Range"))
         if offset and status == 416:
             if content_range and content_range[2] == offset and validator == kept:  # the partial is the whole file
-                return _hash_file(partial) if want_hash else None
+                return _hash_file(partial), linked
             _start_over(partial)
             raise _Restart(f"the server refused to resume at byte {offset} (HTTP 416)")
         if status >= 500 or status in (408, 429):
             raise _Transient(f"HTTP {status} {response.reason}")
         if not 200 <= status < 300:
-            raise DownloadError(f"{url} returned HTTP {status} {response.reason}. {remedy}")
+            raise DownloadError(f"{url} returned HTTP {status} {response.reason}. {remedy}", status)
 
         if status == 206:
             if not offset or content_range is None or content_range[0] != offset:
@@ -362,16 +457,15 @@ def _attempt(
                         f"and nothing was saved. {remedy}"
                     )
                 first.append(head)
-            hasher = hashlib.sha256() if want_hash else None
-            if hasher is not None and mode == "ab":
+            hasher = hashlib.sha256()
+            if mode == "ab":
                 _hash_file(partial, hasher)
             with open(partial, mode) as f:
                 if mode == "wb":  # after the truncation: a kept validator always describes the bytes kept
                     _keep_validator(partial, url, validator)
                 for chunk in _chain(first, chunks):
                     f.write(chunk)
-                    if hasher is not None:
-                        hasher.update(chunk)
+                    hasher.update(chunk)
                     received += len(chunk)
                     bar.update(len(chunk))
                 f.flush()
@@ -383,7 +477,7 @@ def _attempt(
     size = offset + received
     if total is not None and size != total:
         raise _Transient(f"received {size} bytes but the server announced {total} (Content-Length)")
-    return hasher
+    return hasher, linked
 
 
 def _body_chunks(response: requests.Response) -> Iterator[bytes]:
@@ -433,7 +527,27 @@ def _check_complete(partial: Path, url: str) -> None:
 
 
 def _looks_like_checkpoint(head: bytes) -> bool:
-    return head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_MAGIC)
+    return head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_MAGIC) or _is_safetensors(head)
+
+
+def _is_safetensors(head: bytes) -> bool:
+    """A safetensors file: an 8-byte little-endian header length, then the JSON header."""
+    if len(head) < 9:
+        return False
+    (size,) = struct.unpack("<Q", head[:8])
+    return 2 <= size <= _SAFETENSORS_MAX_HEADER and head[8:9] == b"{"
+
+
+def _linked_sha256(response: requests.Response) -> str | None:
+    """The sha256 Hugging Face states for a large (LFS) file: ``X-Linked-Etag`` on the redirect to its
+    storage (or on the response itself); ``None`` where no response carries one as a sha256."""
+    for r in [*response.history, response]:
+        value = r.headers.get("X-Linked-Etag", "").strip()
+        value = value[2:] if value.startswith("W/") else value
+        value = value.strip('"').lower()
+        if _SHA256_HEX.match(value):
+            return value
+    return None
 
 
 def _describe_head(head: bytes) -> str:

@@ -132,6 +132,7 @@ def ptv_meta(
         "frame_rate": 30.0,
         "num_clips": num_clips,
         "num_crops": num_crops,
+        "license": "Apache-2.0",  # PyTorchVideo's licence, under which it publishes its model zoo
         **extra,
     }
 

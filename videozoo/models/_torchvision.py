@@ -53,5 +53,6 @@ def tv_meta(
         "frame_rate": frame_rate,
         "num_clips": num_clips,
         "num_crops": 1,
+        "license": "BSD-3-Clause",  # torchvision's licence, under which it publishes its weights
         **extra,
     }
