@@ -1,4 +1,5 @@
-"""Pieces that several families share: stochastic depth, BatchNorm folding, initialisation, window pooling.
+"""Pieces that several families share: stochastic depth, BatchNorm folding, initialisation, window pooling,
+and the plain transformer block (multi-head self-attention + MLP) of the ViT-style families.
 
 Each is written once here; a family file imports it rather than keeping its own copy.
 """
@@ -13,12 +14,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
+    "Mlp",
+    "SelfAttention",
+    "TransformerBlock",
     "conv3d_channels_last",
     "drop_path",
     "drop_path_mask",
     "fold_batch_norm",
     "init_conv_bn",
     "log_mean_softmax",
+    "resize_pos_embed",
     "window_avg_pool",
 ]
 
@@ -125,3 +130,109 @@ def conv3d_channels_last(
         return y.permute(0, 4, 1, 2, 3)
     y = F.conv3d(x, weight, bias, stride, padding, 1, groups)
     return y.contiguous(memory_format=torch.channels_last_3d)
+
+
+# ----------------------------------------------------------------------------------------------------
+# Transformer pieces (VideoMAE, TimeSformer, ViViT)
+
+
+class Mlp(nn.Module):
+    """``fc2(act(fc1(x)))``: the transformer's feed-forward branch.
+
+    Args:
+        approximate: GELU's ``"none"`` (exact erf) or ``"tanh"`` (what some checkpoints call "gelu_fast").
+    """
+
+    def __init__(self, dim: int, hidden_dim: int, approximate: str = "none") -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(F.gelu(self.fc1(x), approximate=self.approximate))
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over tokens ``(B, N, C)`` through ``F.scaled_dot_product_attention``.
+
+    One fused ``qkv`` projection. ``qkv_bias="qv"`` gives queries and values a bias and keys none
+    (BEiT's and VideoMAE's ``q_bias``/``v_bias``: the fused bias is ``cat(q_bias, 0, v_bias)``);
+    ``"qkv"`` biases all three, ``"none"`` none.
+    """
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: str = "qkv") -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}.")
+        if qkv_bias not in ("qkv", "qv", "none"):
+            raise ValueError(f"qkv_bias must be 'qkv', 'qv' or 'none', got {qkv_bias!r}.")
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias == "qkv")
+        self.q_bias: nn.Parameter | None = nn.Parameter(torch.zeros(dim)) if qkv_bias == "qv" else None
+        self.v_bias: nn.Parameter | None = nn.Parameter(torch.zeros(dim)) if qkv_bias == "qv" else None
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, n, c = x.shape
+        q_bias, v_bias = self.q_bias, self.v_bias
+        if q_bias is not None and v_bias is not None:
+            qkv = F.linear(x, self.qkv.weight, torch.cat([q_bias, torch.zeros_like(q_bias), v_bias]))
+        else:
+            qkv = self.qkv(x)
+        q, k, v = qkv.reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
+        y = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(y.transpose(1, 2).reshape(b, n, c))
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm transformer block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``, each branch
+    dropped per sample with probability ``stochastic_depth_prob`` while training.
+
+    Args:
+        qkv_bias: see :class:`SelfAttention`.
+        norm_eps: the LayerNorms' epsilon, as the checkpoint was trained with (1e-6 or 1e-12).
+        approximate: see :class:`Mlp`.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        qkv_bias: str = "qkv",
+        norm_eps: float = 1e-6,
+        stochastic_depth_prob: float = 0.0,
+        approximate: str = "none",
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = SelfAttention(dim, num_heads, qkv_bias)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), approximate)
+        self.stochastic_depth_prob = stochastic_depth_prob
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + drop_path(self.attn(self.norm1(x)), self.stochastic_depth_prob, self.training)
+        return x + drop_path(self.mlp(self.norm2(x)), self.stochastic_depth_prob, self.training)
+
+
+def resize_pos_embed(pos_embed: Tensor, old_grid: list[int], new_grid: list[int], mode: str = "trilinear") -> Tensor:
+    """Resample position embeddings laid out on a token grid to another grid.
+
+    ``pos_embed`` is ``(..., prod(old_grid), C)`` with the grid ``(T,)``, ``(H, W)`` or ``(T, H, W)``
+    flattened in row-major order; the result is ``(..., prod(new_grid), C)``. An unchanged grid returns
+    ``pos_embed`` itself, so the built size stays exact. ``mode`` is ``F.interpolate``'s (``"linear"``,
+    ``"bicubic"``, ``"trilinear"``, ``"nearest"``), with ``align_corners=False``.
+    """
+    if old_grid == new_grid:
+        return pos_embed
+    lead = pos_embed.shape[:-2]
+    c = pos_embed.shape[-1]
+    grid = pos_embed.reshape([-1] + old_grid + [c])
+    grid = grid.movedim(-1, 1)  # (N, C, *old_grid)
+    if mode == "nearest":
+        grid = F.interpolate(grid, size=new_grid, mode=mode)
+    else:
+        grid = F.interpolate(grid, size=new_grid, mode=mode, align_corners=False)
+    return grid.movedim(1, -1).reshape(list(lead) + [-1, c])
