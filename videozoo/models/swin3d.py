@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from videozoo._api import Weights, WeightsEnum, build_model, register_model
 from videozoo.models._base import VideoModel
-from videozoo.models._layers import drop_path
+from videozoo.models._layers import drop_path, linear
 from videozoo.models._torchvision import tv_meta
 from videozoo.transforms import VideoClassification
 
@@ -187,7 +187,7 @@ class ShiftedWindowAttention3d(nn.Module):
         if layout.pad[0] + layout.pad[1] + layout.pad[2] > 0:
             x = F.pad(x, (0, 0, 0, layout.pad[2], 0, layout.pad[1], 0, layout.pad[0]))
         n = layout.window[0] * layout.window[1] * layout.window[2]
-        qkv = self.qkv(x.reshape(-1, c).index_select(0, layout.gather))
+        qkv = linear(x.reshape(-1, c).index_select(0, layout.gather), self.qkv.weight, self.qkv.bias)
         qkv = qkv.view(-1, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]  # (windows, heads, n, head_dim) each
         bias = self._position_bias(n)
@@ -200,7 +200,7 @@ class ShiftedWindowAttention3d(nn.Module):
             y = F.scaled_dot_product_attention(
                 q[start:end], k[start:end], v[start:end], attn_mask=mask.unsqueeze(0).to(q.dtype), dropout_p=p
             )
-            y = F.dropout(self.proj(y.transpose(1, 2).reshape(-1, c)), self.dropout, self.training)
+            y = F.dropout(linear(y.transpose(1, 2).reshape(-1, c), self.proj.weight, self.proj.bias), self.dropout, self.training)
             out.view(-1, c).index_copy_(0, layout.gather[start * n : end * n], y)
         return out[:, :t, :h, :w] if layout.pad[0] + layout.pad[1] + layout.pad[2] > 0 else out
 
@@ -231,7 +231,12 @@ class SwinTransformerBlock3d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = x + drop_path(self.attn(self.norm1(x)), self.stochastic_depth_prob, self.training)
-        return x + drop_path(self.mlp(self.norm2(x)), self.stochastic_depth_prob, self.training)
+        return x + drop_path(self._mlp(self.norm2(x)), self.stochastic_depth_prob, self.training)
+
+    def _mlp(self, x: Tensor) -> Tensor:
+        fc1, fc2 = self.mlp[0], self.mlp[3]
+        x = self.mlp[2](linear(x, fc1.weight, fc1.bias, gelu=True))
+        return self.mlp[4](linear(x, fc2.weight, fc2.bias))
 
 
 class PatchMerging(nn.Module):
@@ -249,7 +254,7 @@ class PatchMerging(nn.Module):
         h, w = (h + 1) // 2, (w + 1) // 2
         # torchvision's channel order: neighbours (dh, dw) = (0, 0), (1, 0), (0, 1), (1, 1)
         x = x.view(b, t, h, 2, w, 2, c).permute(0, 1, 2, 4, 5, 3, 6).reshape(b, t, h, w, 4 * c)
-        return self.reduction(self.norm(x))
+        return linear(self.norm(x), self.reduction.weight, None)
 
 
 class PatchEmbed3d(nn.Module):
