@@ -18,6 +18,7 @@ __all__ = [
     "SelfAttention",
     "TransformerBlock",
     "conv3d_channels_last",
+    "conv_bn_folded",
     "drop_path",
     "drop_path_mask",
     "fold_batch_norm",
@@ -132,6 +133,20 @@ def conv3d_channels_last(
         return y.permute(0, 4, 1, 2, 3)
     y = F.conv3d(x, weight, bias, stride, padding, 1, groups)
     return y.contiguous(memory_format=torch.channels_last_3d)
+
+
+def conv_bn_folded(x: Tensor, conv: nn.Conv3d, bn: nn.BatchNorm3d) -> Tensor:
+    """``bn(conv(x))`` for an eval-mode ``bn``, as one convolution with the BN folded into its filters.
+
+    ``x`` is channels-last, and so is the result (:func:`conv3d_channels_last`). Eager only (TorchScript
+    takes no modules as arguments): the convolutional families call it from an ``@torch.jit.unused``
+    eval path, and scripted models run the unfolded modules, the same function up to float rounding.
+    The folded filters are recomputed from the current parameters on every call, so loading or
+    fine-tuning needs no refresh.
+    """
+    assert bn.running_mean is not None and bn.running_var is not None
+    weight, bias = fold_batch_norm(conv.weight, bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps)
+    return conv3d_channels_last(x, weight, bias, conv.stride, conv.padding, conv.groups)
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -10,6 +10,12 @@ convolution used inside each residual stage:
   width chosen so the pair has the parameter count of the 3x3x3 it replaces (R(2+1)D).
 
 Module names follow torchvision's, so the published checkpoints load with ``strict=True``.
+
+On CPU in eval mode the network runs as the bottleneck 3D ResNets do (``models/resnet3d.py``): in
+``channels_last_3d`` layout, with each BN folded into the convolution before it and ReLU applied in
+place (``_layers.conv_bn_folded``), and the 1x3x3 / 3x1x1 convolutions of small clips sent to
+oneDNN's 2D kernels instead of PyTorch's im2col path. Training and TorchScript run the plain modules:
+the same function up to float rounding.
 """
 
 from __future__ import annotations
@@ -18,11 +24,13 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any, Literal
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo._api import Weights, WeightsEnum, build_model, register_model
 from videozoo.models._base import VideoModel
-from videozoo.models._layers import init_conv_bn
+from videozoo.models._layers import conv_bn_folded, init_conv_bn
 from videozoo.models._torchvision import tv_meta
 from videozoo.transforms import VideoClassification
 
@@ -73,10 +81,29 @@ class BasicBlock(nn.Module):
             )
 
     def forward(self, x: Tensor) -> Tensor:
+        if not self.training and not torch.jit.is_scripting():
+            return self._forward_folded(x)
         shortcut = x if self.downsample is None else self.downsample(x)
         out = self.conv2(self.conv1(x))
         out += shortcut
         return self.relu(out)
+
+    @torch.jit.unused
+    def _forward_folded(self, x: Tensor) -> Tensor:
+        """``forward`` in eval mode on a channels-last ``x``, each BN folded into its convolution."""
+        downsample = self.downsample
+        shortcut = x if downsample is None else conv_bn_folded(x, downsample[0], downsample[1])
+        out = F.relu(_unit_folded(x, self.conv1), inplace=True)
+        return F.relu(_unit_folded(out, self.conv2).add_(shortcut), inplace=True)
+
+
+def _unit_folded(x: Tensor, unit: nn.Sequential) -> Tensor:
+    """``unit[1](unit[0](x))`` (a convolution of :func:`_conv`, then its BN) with the BNs folded."""
+    conv, bn = unit[0], unit[1]
+    if isinstance(conv, nn.Sequential):  # (2+1)D: spatial convolution, BN, ReLU, temporal convolution
+        x = F.relu(conv_bn_folded(x, conv[0], conv[1]), inplace=True)
+        conv = conv[3]
+    return conv_bn_folded(x, conv, bn)
 
 
 class VideoResNet(VideoModel):
@@ -134,8 +161,18 @@ class VideoResNet(VideoModel):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """The last stage's map ``(B, 512, T', H', W')``."""
-        x = self.stem(x)
+        if not self.training and not torch.jit.is_scripting():
+            x = self._stem_folded(x.contiguous(memory_format=torch.channels_last_3d))
+        else:
+            x = self.stem(x)
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+
+    @torch.jit.unused
+    def _stem_folded(self, x: Tensor) -> Tensor:
+        stem = self.stem
+        for i in range(0, len(stem), 3):  # (convolution, BN, ReLU) once or twice
+            x = F.relu(conv_bn_folded(x, stem[i], stem[i + 1]), inplace=True)
+        return x
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = self.avgpool(x).flatten(1)

@@ -41,7 +41,7 @@ PyTorchVideo's files (``{"model_state": ...}``, keys such as
 On CPU the network runs in ``channels_last_3d`` layout (activations and filters), as SlowFast does:
 oneDNN's convolutions, the channel-wise ones of CSN above all, are faster on it. In eval mode each BN
 is folded into the convolution before it (recomputed on every call, invisible in the state_dict;
-1.15-1.2x), and the convolutions go through ``_layers.conv3d_channels_last``, which keeps small clips
+1.15-1.2x; ``_layers.conv_bn_folded``), and the convolutions go through ``_layers.conv3d_channels_last``, which keeps small clips
 (Slow 4x16, C2D/I3D after their temporal pool: 2.4x) off PyTorch's slow im2col path. A scripted
 model runs the plain modules (TorchScript takes no modules as arguments); all compute the same
 function up to float rounding. At the published clips and batch 1 the networks run 2-3x faster than
@@ -64,8 +64,7 @@ from videozoo._api import Weights, WeightsEnum, build_model, register_model
 from videozoo.models._base import VideoModel
 from videozoo.models._convert import rename_keys
 from videozoo.models._layers import (
-    conv3d_channels_last,
-    fold_batch_norm,
+    conv_bn_folded,
     init_conv_bn,
     log_mean_softmax,
     window_avg_pool,
@@ -100,18 +99,6 @@ __all__ = [
 BlockKind = Literal["2d", "channelwise", "2+1d"]
 
 
-def _conv_bn(x: Tensor, conv: nn.Conv3d, bn: nn.BatchNorm3d) -> Tensor:
-    """``bn(conv(x))`` for an eval-mode ``bn``, as one convolution with the BN folded into its filters.
-
-    Eager only (TorchScript takes no modules as arguments): the blocks call it from their
-    ``@torch.jit.unused`` eval path, and scripted models run the unfolded modules, the same function.
-    ``x`` is channels-last (see the module docstring), and so is the result.
-    """
-    assert bn.running_mean is not None and bn.running_var is not None
-    weight, bias = fold_batch_norm(conv.weight, bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps)
-    return conv3d_channels_last(x, weight, bias, conv.stride, conv.padding, conv.groups)
-
-
 class Stem(nn.Module):
     """A ``t x 7 x 7`` convolution at spatial stride 2, BN, ReLU and (with ``pool``) a 1x3x3 max-pool at
     stride 2."""
@@ -133,7 +120,7 @@ class Stem(nn.Module):
 
     @torch.jit.unused
     def _conv_bn_relu_folded(self, x: Tensor) -> Tensor:
-        return F.relu(_conv_bn(x, self.conv, self.bn), inplace=True)
+        return F.relu(conv_bn_folded(x, self.conv, self.bn), inplace=True)
 
 
 def _middle_conv(kind: BlockKind, planes: int, stride: int, temporal_stride: int) -> nn.Module:
@@ -206,14 +193,14 @@ class Bottleneck(nn.Module):
         activations instead of two (recomputed from the current parameters on every call, so loading or
         fine-tuning needs no refresh)."""
         downsample = self.downsample
-        shortcut = x if downsample is None else _conv_bn(x, downsample[0], downsample[1])
-        out = F.relu(_conv_bn(x, self.conv1, self.bn1), inplace=True)
+        shortcut = x if downsample is None else conv_bn_folded(x, downsample[0], downsample[1])
+        out = F.relu(conv_bn_folded(x, self.conv1, self.bn1), inplace=True)
         conv2 = self.conv2
         if isinstance(conv2, Conv2Plus1d):
-            out = F.relu(_conv_bn(out, conv2.conv_t, conv2.bn), inplace=True)
+            out = F.relu(conv_bn_folded(out, conv2.conv_t, conv2.bn), inplace=True)
             conv2 = conv2.conv_xy
-        out = F.relu(_conv_bn(out, conv2, self.bn2), inplace=True)
-        return F.relu(_conv_bn(out, self.conv3, self.bn3).add_(shortcut), inplace=True)
+        out = F.relu(conv_bn_folded(out, conv2, self.bn2), inplace=True)
+        return F.relu(conv_bn_folded(out, self.conv3, self.bn3).add_(shortcut), inplace=True)
 
 
 def res_stage(
