@@ -19,6 +19,11 @@ REQUIRED_META = {
 }
 
 
+# Fixed-grid models whose built clip is too large for a training step here (MViTv2-L: 40x312x312) are
+# built at a smaller clip for the contract; their published size is checked on the meta device below.
+SMALL_BUILD = {"mvit_v2_l": {"num_frames": 8, "crop_size": 64}, "mvit_v2_b": {"num_frames": 8, "crop_size": 64}}
+
+
 def small_input(model: VideoModel, batch: int = 1) -> torch.Tensor:
     t = max(model.min_temporal_size, 4)
     s = max(model.min_size, 32)
@@ -28,7 +33,7 @@ def small_input(model: VideoModel, batch: int = 1) -> torch.Tensor:
 @pytest.fixture(scope="module", params=MODELS)
 def built(request: pytest.FixtureRequest) -> tuple[str, VideoModel, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
-    model = videozoo.get_model(request.param, num_classes=10).eval()
+    model = videozoo.get_model(request.param, num_classes=10, **SMALL_BUILD.get(request.param, {})).eval()
     x = small_input(model)
     with torch.inference_mode():
         out = model(x)
@@ -200,7 +205,9 @@ def test_weights_metadata(name: str) -> None:
         assert meta["num_params"] == sum(p.numel() for p in model.parameters())
         assert meta["num_crops"] in (1, 3) and meta["num_clips"] >= 1 and meta["num_frames"] >= 1
         [(dataset, metrics)] = meta["_metrics"].items()
-        assert set(metrics) == DATASET_METRICS[dataset], dataset
+        # acc@1 always; acc@5 where the publisher states it (Hiera and ViViT publish top-1 only)
+        assert "acc@1" in metrics or "mAP" in metrics
+        assert set(metrics) <= DATASET_METRICS[dataset], dataset
         assert all(0 < value < 100 for value in metrics.values())
         assert meta.get("multi_label", False) is (dataset == "Charades")
         preset = member.transforms()

@@ -1,7 +1,8 @@
 """MViT specifics: the published files through the cache, the published block tables, the fixed token
 grid and its errors, the relative position bias against its definition, token chunking (exact, also
 for stochastic depth), eval-mode no-ops, bf16 autocast, and the weights' metadata; PyTorchVideo's
-MViT-B files (its layout, its adapter's refusals, its pooling norms, its recipe)."""
+MViT-B files (its layout, its adapter's refusals, its pooling norms, its recipe); PySlowFast's MViTv2-B/L
+files (its block tables, its layout, its relative-position rounding, its recipes)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,16 @@ from videozoo.models.mvit import (
     MViT_B_16x4_Weights,
     MViT_B_32x3_Weights,
     MViT_V1_B_Weights,
+    MViT_V2_B_Weights,
+    MViT_V2_L_Weights,
     MViT_V2_S_Weights,
+    _rel_index,
     block_specs,
     mvit_base_16x4,
     mvit_base_32x3,
     mvit_v1_b,
+    mvit_v2_b,
+    mvit_v2_l,
     mvit_v2_s,
 )
 
@@ -370,3 +376,197 @@ def test_ptv_weights_metadata(name) -> None:
     assert preset.crop_size == (224, 224) and preset.resize_size == (256,)  # short side 256, then centre crop
     assert preset.mean == (0.45, 0.45, 0.45) and preset.std == (0.225, 0.225, 0.225)
     assert not preset.resize_uint8 and preset.crop_rounding == "ceil"  # PySlowFast: float, then uniform_crop
+
+
+# ----------------------------------------------------------------------------------------------------
+# PySlowFast's MViTv2-B 32x3 / L 40x3 (the stored fixtures are small clips, L with fewer blocks; see
+# tests/parity/ref_mvit.py, whose --published mode checks both at their published clips)
+
+PYSF_BUILDERS = {"mvit_v2_b": (mvit_v2_b, MViT_V2_B_Weights), "mvit_v2_l": (mvit_v2_l, MViT_V2_L_Weights)}
+
+# PySlowFast's configs: MVIT.DEPTH, DIM_MUL/HEAD_MUL/POOL_Q_STRIDE (1, 2, 2) at the stage starts,
+# EMBED_DIM, NUM_HEADS; POOL_KV_STRIDE_ADAPTIVE (1, 8, 8), divided at each stage start.
+PYSF_CONFIGS = {"mvit_v2_b": (24, (2, 5, 21), 96, 1), "mvit_v2_l": (48, (2, 8, 44), 144, 2)}
+# Their relative-position tables at the published clips, as PySlowFast builds them: (rows, blocks) of
+# rel_pos_h / rel_pos_w in block order, and rel_pos_t's rows; head_dim columns.
+PYSF_TABLES = {
+    "mvit_v2_b": ([(111, 2), (55, 3), (27, 17), (13, 2)], 31, 96),
+    "mvit_v2_l": ([(155, 2), (77, 6), (37, 37), (17, 3)], 39, 72),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PYSF_BUILDERS))
+def test_pyslowfast_block_tables(name) -> None:
+    depth, starts, embed_dim, heads = PYSF_CONFIGS[name]
+    with torch.device("meta"):
+        model = PYSF_BUILDERS[name][0]()
+    specs = [b.attn for b in model.blocks]
+    assert len(specs) == depth
+    stage = [sum(i >= s for s in starts) for i in range(depth)]
+    assert [a.num_heads for a in specs] == [heads * 2**s for s in stage]
+    assert [a.dim_out for a in specs] == [embed_dim * 2**s for s in stage]  # widened in the stage's first block
+    assert [b.skip_stride for b in model.blocks] == [[1, 2, 2] if i in starts else [1, 1, 1] for i in range(depth)]
+    assert all(a.pool_q is not None and a.pool_q.pool.kernel_size == (3, 3, 3) for a in specs)
+    assert [a.pool_k.stride for a in specs] == [[1, 8 >> s, 8 >> s] for s in stage]
+    # Published tables: every block's rows, as PySlowFast sizes them from floor-divided grids.
+    h_rows, t_rows, head_dim = PYSF_TABLES[name]
+    assert [tuple(a.rel_pos_h.shape) for a in specs] == [(n, head_dim) for n, count in h_rows for _ in range(count)]
+    assert all(a.rel_pos_w.shape == a.rel_pos_h.shape and a.rel_pos_t.shape == (t_rows, head_dim) for a in specs)
+    eps = {m.eps for m in model.modules() if isinstance(m, torch.nn.LayerNorm)}
+    assert eps == {1e-6}  # PySlowFast's norm_layer, the pooling norms included
+
+
+def test_pyslowfast_relative_position_rounding() -> None:
+    """PySlowFast adds the offset (k - 1) * k_ratio last, torchvision's port inside the key term; in
+    float32 they truncate to other rows where the grids' ratio is fractional, as L's 78 x 78 and 39 x 39
+    queries against 10 x 10 keys at 312 pixels. At B's 224 pixels (ratios 1, 2, 4, 8) they agree."""
+    for q_n, k_n in [(78, 10), (39, 10), (53, 7)]:
+        assert not torch.equal(_rel_index(q_n, k_n, "pyslowfast"), _rel_index(q_n, k_n, "torchvision"))
+    for q_n, k_n in [(56, 7), (28, 14), (28, 7), (14, 14), (14, 7), (7, 14), (7, 7), (39, 20), (20, 10), (10, 20)]:
+        assert torch.equal(_rel_index(q_n, k_n, "pyslowfast"), _rel_index(q_n, k_n, "torchvision"))
+    # Both are the distance i * q_ratio - (j - k_n + 1) * k_ratio, up to that truncation.
+    exact = torch.arange(78)[:, None] - (torch.arange(10)[None, :] - 9) * 7.8
+    assert (_rel_index(78, 10, "pyslowfast") - exact).abs().max() < 1 + 1e-4
+    with pytest.raises(ValueError, match="rel_pos_index"):
+        _rel_index(4, 2, "timm")  # type: ignore[arg-type]
+
+    # The stored L fixture (53 x 53 queries against 7 x 7 keys) tells them apart: only PySlowFast's matches.
+    from parity.replay import build_from_fixture, videozoo_output
+
+    fixture = load_fixture(FIXTURES / "mvit_v2_l.pt")
+    x = make_input(fixture["input_shape"], seed=fixture["input_seed"])
+    errors = {}
+    for rounding in ("pyslowfast", "torchvision"):
+        case = fixture | {"kwargs": fixture["kwargs"] | {"rel_pos_index": rounding}}
+        errors[rounding] = relative_error(videozoo_output(build_from_fixture(case), case, x), fixture["output"])
+    assert errors["pyslowfast"] <= TOLERANCE < errors["torchvision"]
+
+
+def pyslowfast_published_file(name: str) -> dict:
+    """A checkpoint in PySlowFast's format for the published clip: B's stored (small-clip, all blocks)
+    fixture's tensors, filled by the parity rule, with the relative position tables of 32 x 224 x 224
+    (the only tensors whose shapes depend on the clip), and the optimizer state and config beside them."""
+    fixture = load_fixture(FIXTURES / f"{name}.pt")
+    h_rows, t_rows, head_dim = PYSF_TABLES[name]
+    rows = iter([n for n, count in h_rows for _ in range(count)])
+    shapes = []
+    for key, shape in zip(fixture["keys"], fixture["shapes"]):
+        if key.endswith("rel_pos_h"):
+            h = next(rows)
+        if key.endswith(("rel_pos_h", "rel_pos_w", "rel_pos_t")):
+            shape = [t_rows if key.endswith("_t") else h, head_dim]
+        shapes.append(shape)
+    state = reference_state_dict(fixture | {"shapes": shapes})
+    optimizer = {"state": {}, "param_groups": []}
+    return {"epoch": 200, "model_state": state, "optimizer_state": optimizer, "cfg": "MVIT:\n  DEPTH: 24\n"}
+
+
+def test_pyslowfast_file_loads_from_the_cache(tmp_path, monkeypatch) -> None:
+    checkpoint = pyslowfast_published_file("mvit_v2_b")
+    monkeypatch.setenv("VIDEOZOO_HOME", str(tmp_path))
+    path = tmp_path / "checkpoints" / MViT_V2_B_Weights.DEFAULT.url.rsplit("/", 1)[-1]
+    path.parent.mkdir()
+    torch.save(checkpoint, path)
+
+    with pytest.raises(ValueError, match="num_frames=16 conflicts with MViT_V2_B_Weights.KINETICS400_V1"):
+        mvit_v2_b(weights="DEFAULT", num_frames=16)
+    model = mvit_v2_b(weights="DEFAULT")
+    assert (model.num_frames, model.crop_size) == (32, (224, 224))
+    own, file = model.state_dict(), checkpoint["model_state"]
+    assert len(own) == len(file)
+    for ours, theirs in [
+        ("conv_proj.weight", "patch_embed.proj.weight"),
+        ("blocks.2.attn.qkv.weight", "blocks.2.attn.qkv.weight"),
+        ("blocks.2.attn.project.0.bias", "blocks.2.attn.proj.bias"),
+        ("blocks.2.attn.pool_q.pool.weight", "blocks.2.attn.pool_q.weight"),
+        ("blocks.2.attn.pool_v.norm_act.0.weight", "blocks.2.attn.norm_v.weight"),
+        ("blocks.2.attn.rel_pos_t", "blocks.2.attn.rel_pos_t"),
+        ("blocks.2.mlp.3.weight", "blocks.2.mlp.fc2.weight"),
+        ("blocks.2.project.weight", "blocks.2.proj.weight"),
+        ("head.1.weight", "head.projection.weight"),
+    ]:
+        assert torch.equal(own[ours], file[theirs]), ours
+    assert torch.equal(own["pos_encoding.class_token"], file["cls_token"].view(96))
+
+
+def test_pyslowfast_adapter_refuses_other_files() -> None:
+    adapt = MViT_V2_B_Weights.DEFAULT.adapt_state_dict
+    state = reference_state_dict(load_fixture(FIXTURES / "mvit_v2_b.pt"))
+    with pytest.raises(ValueError, match="model_state"):
+        adapt(state)  # a bare state_dict
+    with pytest.raises(ValueError, match=r"not in PySlowFast's MViTv2 layout .*conv_proj\.weight"):
+        adapt({"model_state": mvit_v2_s(num_frames=4, crop_size=64).state_dict()})  # torchvision's layout
+    ptv = reference_state_dict(load_fixture(FIXTURES / "mvit_base_16x4.pt"))
+    with pytest.raises(ValueError, match=r"not in PySlowFast's MViTv2 layout .*patch_embed\.patch_model"):
+        adapt({"model_state": ptv})  # PyTorchVideo's MViT-B
+    v1 = dict(state, pos_embed_spatial=torch.zeros(1, 256, 96))  # PySlowFast's MViT v1 (absolute positions)
+    with pytest.raises(ValueError, match=r"1 of its \d+ keys .*pos_embed_spatial"):
+        adapt({"model_state": v1})
+
+
+@pytest.mark.parametrize("name", sorted(PYSF_BUILDERS))
+def test_pyslowfast_models_at_other_clips(name) -> None:
+    """Built for another clip (here narrower and shallower, to stay quick), the network takes it; its
+    relative position tables are then resampled where their rows do not fit the new grids."""
+    builder = PYSF_BUILDERS[name][0]
+    torch.manual_seed(0)
+    model = builder(num_frames=6, crop_size=(48, 80), depths=(1, 1, 1, 1), embed_dim=16, num_classes=5).eval()
+    with torch.inference_mode():
+        out = model(torch.randn(2, 3, 6, 48, 80))
+    assert out.shape == (2, 5) and torch.isfinite(out).all()
+    with pytest.raises(ValueError, match="exactly 6 frames of 48x80"):
+        model(torch.randn(1, 3, 8, 48, 80))
+
+
+@pytest.mark.parametrize("name", sorted(PYSF_BUILDERS))
+def test_pyslowfast_weights_metadata(name) -> None:
+    builder, weights = PYSF_BUILDERS[name]
+    member = weights.DEFAULT
+    assert member is weights.KINETICS400_V1
+    files = "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/mvitv2/pysf_video_models"
+    file, config, frames, crop, crops, (acc1, acc5, gflops) = {
+        "mvit_v2_b": ("MViTv2_B_32x3_k400_f304025456.pyth", "MVITv2_B_32x3", 32, 224, 1, (82.9, 95.7, 225.0)),
+        "mvit_v2_l": ("MViTv2_L_40x3_k400_f306903192.pyth", "MVITv2_L_40x3_test", 40, 312, 3, (86.1, 97.0, 2828.0)),
+    }[name]
+    assert member.url == f"{files}/{file}"
+    meta = member.meta
+    with torch.device("meta"):
+        model = builder()
+    assert meta["num_params"] == sum(p.numel() for p in model.parameters())
+    assert tuple(meta["categories"]) == KINETICS400_CATEGORIES
+    assert meta["_metrics"] == {"Kinetics-400": {"acc@1": acc1, "acc@5": acc5}}
+    assert meta["_ops"] == gflops and meta["license"] == "Apache-2.0"
+    recipe = (meta["num_frames"], meta["sampling_rate"], meta["frame_rate"], meta["num_clips"], meta["num_crops"])
+    assert recipe == (frames, 3, 30.0, 5, crops)
+    assert meta["recipe"] == f"https://github.com/facebookresearch/SlowFast/blob/main/configs/Kinetics/{config}.yaml"
+    assert meta["model_args"] == {"num_frames": frames, "crop_size": crop}
+    assert (meta["min_size"], meta["min_temporal_size"]) == ((crop, crop), frames)
+    preset = member.transforms()
+    # 1 crop: short side to TRAIN_JITTER_SCALES[0] = 256; 3 crops: to TEST_CROP_SIZE. L's config sets
+    # ImageNet's mean and std.
+    assert preset.crop_size == (crop, crop) and preset.resize_size == ((256,) if crops == 1 else (312,))
+    mean, std = ((0.45,) * 3, (0.225,) * 3) if name == "mvit_v2_b" else ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    assert preset.mean == mean and preset.std == std
+    assert not preset.resize_uint8 and preset.crop_rounding == "ceil"  # PySlowFast: float, then uniform_crop
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_layer_decay_helpers(version) -> None:
+    """Every parameter has a depth (0 embeddings, i + 1 block i, num_layers + 1 norm and head); the
+    class token, v1's position embeddings and v2's relative position tables take no weight decay."""
+    model = small(version)
+    assert model.num_layers == len(model.blocks) == 4
+    depths = {name: model.layer_index(name) for name, _ in model.named_parameters()}
+    assert depths["conv_proj.weight"] == depths["pos_encoding.class_token"] == 0
+    assert depths["blocks.0.attn.qkv.weight"] == 1 and depths["blocks.3.mlp.3.bias"] == 4
+    assert depths["norm.weight"] == depths["head.1.bias"] == 5
+    assert set(depths.values()) == set(range(6))
+    no_decay = model.no_weight_decay()
+    expected = {"pos_encoding.class_token"} | (
+        {"pos_encoding.spatial_pos", "pos_encoding.temporal_pos", "pos_encoding.class_pos"}
+        if version == 1
+        else {f"blocks.{i}.attn.rel_pos_{axis}" for i in range(4) for axis in "hwt"}
+    )
+    assert no_decay == expected
+    with pytest.raises(ValueError, match="not a parameter"):
+        model.layer_index("fc.weight")

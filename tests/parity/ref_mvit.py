@@ -23,11 +23,37 @@ and are the pairs to time for these models (``bench_models.py`` builds its pairs
     ~/ref-env/bin/python -c "import sys; sys.path[:0] = ['tests', 'benchmarks']; import bench_models as b, \
         parity.ref_mvit as r; b.reference_cases = lambda: r.PUBLISHED_CASES; \
         b.main(['--models', 'mvit_base_16x4', 'mvit_base_32x3', '--batch-sizes', '1', '--dtypes', 'fp32'])"
+
+PySlowFast's MViTv2-B 32x3 / L 40x3 (``mvit_v2_b``, ``mvit_v2_l``): the reference is PySlowFast's own
+``MViT`` (slowfast/models/video_model_builder.py), built from its published configs
+(configs/Kinetics/MVITv2_B_32x3.yaml, MVITv2_L_40x3_test.yaml) with only the clip size changed, so the
+fixtures hold its key names and the replay runs PySlowFast file -> ``from_pyslowfast_state_dict`` ->
+our model. PySlowFast is not installable here; its source is read from a checkout (``PYSLOWFAST_SRC``)
+or extracted from a git mirror (``PYSLOWFAST_GIT``, default the workplace's mirror), and imported with
+three modules stubbed that the MViT does not use (its logging, which needs simplejson and
+PyTorchVideo's newer distributed helpers; detectron2's ROIAlign, for the detection head). The head's
+activation is turned off (``MODEL.HEAD_ACT="none"``: PySlowFast applies softmax in eval mode, videozoo
+returns logits) and activation checkpointing (L's config, needs fairscale) too; neither changes the
+function. (torchvision's ``MViT`` class with these block tables is *not* a reference for L: at 312
+pixels it picks other relative-position rows, see videozoo/models/mvit.py.)
+
+The stored fixtures are small clips: B with all 24 blocks on 4 x 64 x 64; L at full width with
+2 + 2 + 2 + 1 blocks on 4 x 212 x 212, whose 53 x 53 token grid against 7 x 7 keys is a ratio where
+PySlowFast's and torchvision's row rounding differ. ``PUBLISHED_CASES`` add both at 32 x 224 x 224 and
+40 x 312 x 312, all blocks (L: 2.8 TFLOPs, about 10 GB for PySlowFast's attention).
 """
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import types
 from functools import partial
+from pathlib import Path
 from unittest import mock
 
 import torchvision.models.video.mvit as tvm
@@ -90,6 +116,114 @@ PUBLISHED_CASES = {
 }
 
 
+# ----------------------------------------------------------------------------------------------------
+# PySlowFast's MViTv2-B / L, from PySlowFast's own code
+
+PYSLOWFAST_MIRROR = "/work/.mirror/facebookresearch+SlowFast/repo"
+_PYSLOWFAST: dict[str, object] = {}
+
+
+def _pyslowfast_source() -> Path:
+    """A folder holding PySlowFast's ``slowfast`` package and ``configs``."""
+    if os.environ.get("PYSLOWFAST_SRC"):
+        return Path(os.environ["PYSLOWFAST_SRC"])
+    git_dir = os.environ.get("PYSLOWFAST_GIT", PYSLOWFAST_MIRROR)
+    if not Path(git_dir).exists():
+        raise RuntimeError(
+            f"PySlowFast's source is needed for the mvit_v2_b/l references: set PYSLOWFAST_SRC to a checkout of "
+            f"https://github.com/facebookresearch/SlowFast or PYSLOWFAST_GIT to a clone's git directory ({git_dir} "
+            f"does not exist)."
+        )
+    out = Path(tempfile.mkdtemp(prefix="pyslowfast-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    command = ["git", f"--git-dir={git_dir}", "archive", "HEAD", "slowfast", "configs/Kinetics"]
+    archive = subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(["tar", "x", "-C", str(out)], input=archive.stdout, check=True)
+    return out
+
+
+def _pyslowfast() -> tuple[type, object, Path]:
+    """PySlowFast's ``MViT`` class, its ``get_cfg`` and its configs folder (imported once)."""
+    if not _PYSLOWFAST:
+        import logging
+
+        src = _pyslowfast_source()
+        sys.path.insert(0, str(src))
+        import slowfast.utils
+
+        # Import the model modules without slowfast/models/__init__.py (it imports every model family).
+        models = types.ModuleType("slowfast.models")
+        models.__path__ = [str(src / "slowfast" / "models")]
+        sys.modules["slowfast.models"] = models
+        log = types.ModuleType("slowfast.utils.logging")
+        log.get_logger = logging.getLogger
+        sys.modules["slowfast.utils.logging"] = slowfast.utils.logging = log
+        detectron2, layers = types.ModuleType("detectron2"), types.ModuleType("detectron2.layers")
+        layers.ROIAlign = None
+        sys.modules.update({"detectron2": detectron2, "detectron2.layers": layers})
+        from slowfast.config.defaults import get_cfg
+        from slowfast.models.video_model_builder import MViT
+
+        _PYSLOWFAST.update(MViT=MViT, get_cfg=get_cfg, configs=src / "configs" / "Kinetics")
+    return _PYSLOWFAST["MViT"], _PYSLOWFAST["get_cfg"], _PYSLOWFAST["configs"]
+
+
+class PySlowFastMViT(nn.Module):
+    """PySlowFast's MViT on a plain clip tensor (it takes a list of pathways), its state_dict unchanged."""
+
+    def __init__(self, config: str, num_frames: int, crop_size: int, depths: tuple[int, ...] | None = None) -> None:
+        super().__init__()
+        mvit, get_cfg, configs = _pyslowfast()
+        cfg = get_cfg()
+        cfg.merge_from_file(str(configs / f"{config}.yaml"))
+        cfg.DATA.NUM_FRAMES = num_frames
+        cfg.DATA.TRAIN_CROP_SIZE = cfg.DATA.TEST_CROP_SIZE = crop_size
+        cfg.MODEL.HEAD_ACT = "none"  # logits, as videozoo returns (PySlowFast: softmax in eval mode)
+        cfg.MODEL.ACT_CHECKPOINT = False  # training-time memory saving (fairscale); the same function
+        if depths is not None:  # fewer blocks per stage: the stage starts move, nothing else changes
+            starts = [sum(depths[: i + 1]) for i in range(len(depths) - 1)]
+            cfg.MVIT.DEPTH = sum(depths)
+            cfg.MVIT.DIM_MUL = [[i, 2.0] for i in starts]
+            cfg.MVIT.HEAD_MUL = [[i, 2.0] for i in starts]
+            cfg.MVIT.POOL_Q_STRIDE = [[i, 1, 2, 2] if i in starts else [i, 1, 1, 1] for i in range(sum(depths))]
+        self.mvit = mvit(cfg)
+
+    def forward(self, x):
+        return self.mvit([x])
+
+    def state_dict(self, *args, **kwargs):
+        return self.mvit.state_dict(*args, **kwargs)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        return self.mvit.load_state_dict(state_dict, strict=strict, assign=assign)
+
+
+def _pysf_case(
+    config: str, batch: int, frames: int, crop: int, extra: list[tuple[int, ...]], depths: tuple[int, ...] | None = None
+) -> Case:
+    return Case(
+        factory=partial(PySlowFastMViT, config, frames, crop, depths),
+        input_shape=(batch, 3, frames, crop, crop),
+        kwargs={"num_frames": frames, "crop_size": crop} | ({"depths": depths} if depths else {}),
+        wrap="model_state",
+        extra_shapes=extra,
+    )
+
+
+CASES.update(
+    {
+        "mvit_v2_b": _pysf_case("MVITv2_B_32x3", 1, 4, 64, [(2, 3, 4, 64, 64)]),
+        "mvit_v2_l": _pysf_case("MVITv2_L_40x3_test", 1, 4, 212, [(2, 3, 4, 212, 212)], depths=(2, 2, 2, 1)),
+    }
+)
+PUBLISHED_CASES.update(
+    {
+        "mvit_v2_b": _pysf_case("MVITv2_B_32x3", 1, 32, 224, []),
+        "mvit_v2_l": _pysf_case("MVITv2_L_40x3_test", 1, 40, 312, []),
+    }
+)
+
+
 def check_published(name: str, case: Case) -> None:
     """Replay ``case`` against videozoo in memory (its fixture would be the small case's, larger)."""
     from parity.common import fill_state_dict
@@ -105,11 +239,11 @@ def check_published(name: str, case: Case) -> None:
 
 
 if __name__ == "__main__":
-    import sys
-
     if "--published" in sys.argv:
-        for model_name, case in PUBLISHED_CASES.items():
-            check_published(model_name, case)
+        # Optionally only some: python -m parity.ref_mvit --published mvit_v2_b mvit_v2_l
+        chosen = [a for a in sys.argv[1:] if not a.startswith("--")] or list(PUBLISHED_CASES)
+        for model_name in chosen:
+            check_published(model_name, PUBLISHED_CASES[model_name])
         raise SystemExit
 
     from parity.common import FIXTURES

@@ -36,6 +36,20 @@ differs only in its clip: 32 frames 3 apart make 16 token frames (a 16-row tempo
 twice the tokens and 2.4x the GFLOPs of 16x4). Both were evaluated with PySlowFast's MViT recipe:
 5 clips x 1 centre crop of 224 pixels after a 256-pixel short-side resize.
 
+PySlowFast's MViTv2-B 32x3 and MViTv2-L 40x3 (``mvit_v2_b``, ``mvit_v2_l``; projects/mvitv2 of
+PySlowFast) are v2 as above, deeper and, for L, wider: B has 2 + 3 + 16 + 3 blocks from 96 channels and
+1 head, L 2 + 6 + 36 + 4 blocks from 144 channels and 2 heads (both double channels and heads at each
+stage, as v2-S). Their files are PySlowFast's ``{"model_state": ...}`` checkpoints in its own module
+layout, which has torchvision's single ``qkv`` projection; :func:`from_pyslowfast_state_dict` renames
+the keys and reshapes the class token (``(1, 1, C)`` there). Every norm is at 1e-6, as in torchvision's
+port. One detail changes outputs where the query and key grids of a block are in a non-integer ratio,
+as at L's 312-pixel crop (78 x 78 queries, 10 x 10 keys): both compute a table row from the distance
+``i * q_ratio - j * k_ratio + (k - 1) * k_ratio`` in float32 and truncate it, PySlowFast adding the
+offset last and torchvision's port folding it into the key term; where the exact distance is a whole
+number, one of the two can land just below it and truncate to the row before (2.6% of the largest
+logit on the L parity fixture). Their builders index as PySlowFast does (``rel_pos_index="pyslowfast"``);
+at B's 224-pixel crop the two agree.
+
 Speed (CPU):
 
 * q, k and v are three matrix products (over slices of the fused ``qkv`` weight), so each lands
@@ -54,7 +68,7 @@ Speed (CPU):
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -63,7 +77,7 @@ from torch import Tensor, nn
 from videozoo._api import Weights, WeightsEnum, build_model, register_model
 from videozoo.models._base import VideoModel
 from videozoo.models._convert import rename_keys
-from videozoo.models._layers import drop_path_mask
+from videozoo.models._layers import drop_path_mask, linear, onednn_applies
 from videozoo.models._pytorchvideo import (
     PTV_FILES_URL,
     PYSLOWFAST_CONFIGS_URL,
@@ -80,13 +94,18 @@ __all__ = [
     "MViT_V2_S_Weights",
     "MViT_B_16x4_Weights",
     "MViT_B_32x3_Weights",
+    "MViT_V2_B_Weights",
+    "MViT_V2_L_Weights",
     "mvit_v1_b",
     "mvit_v2_s",
     "mvit_base_16x4",
     "mvit_base_32x3",
+    "mvit_v2_b",
+    "mvit_v2_l",
 ]
 
 Grid = tuple[int, int, int]  # (T, H, W) of a block's spatial tokens
+RelPosIndex = Literal["torchvision", "pyslowfast"]  # whose float32 rounding picks the table rows
 
 PATCH_KERNEL, PATCH_STRIDE, PATCH_PADDING = (3, 7, 7), (2, 4, 4), (1, 3, 3)
 
@@ -146,38 +165,6 @@ def _pooled_grid(grid: Grid, kernel: tuple[int, ...], stride: tuple[int, ...]) -
         return grid
     t, h, w = (_conv_out(n, k, s, k // 2) for n, k, s in zip(grid, kernel, stride))
     return (t, h, w)
-
-
-# PyTorch's fp32 matrix products on CPU go to MKL's sgemm, which on AMD CPUs reaches about half the
-# throughput of oneDNN's inner product (measured on the 2-core AMD EPYC these models are benchmarked on);
-# inductor calls the latter through this op.
-_ONEDNN_LINEAR = torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
-
-
-def _onednn_applies(x: Tensor, weight: Tensor) -> bool:
-    """CPU fp32 inference outside export and autocast, with oneDNN available and enabled."""
-    return (
-        _ONEDNN_LINEAR
-        and bool(torch.backends.mkldnn.enabled)
-        and x.device.type == "cpu"
-        and x.dtype == weight.dtype == torch.float32
-        and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
-        and not torch.is_autocast_enabled("cpu")
-        and not torch.compiler.is_exporting()
-    )
-
-
-def _linear(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool = False) -> Tensor:
-    """``F.linear``, then the exact GELU if ``gelu``. In CPU fp32 inference this is oneDNN's inner
-    product with the GELU fused (the same fp32 arithmetic up to rounding order); scripted and exported
-    models, autograd and autocast keep ``F.linear``."""
-    if not torch.jit.is_scripting():
-        if _onednn_applies(x, weight):
-            # oneDNN is only fast on dense operands (strided ones can take a reference path).
-            post_op, algorithm = ("gelu", "none") if gelu else ("none", "")
-            return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight.contiguous(), bias, post_op, [], algorithm)
-    y = F.linear(x, weight, bias)
-    return F.gelu(y) if gelu else y
 
 
 def _grid_view(tokens: Tensor, grid: list[int]) -> Tensor:
@@ -247,6 +234,7 @@ class MultiscaleAttention(nn.Module):
         dropout: float,
         pool_norm_eps: float = 1e-6,
         separate_qkv: bool = False,
+        rel_pos_index: RelPosIndex = "torchvision",
     ) -> None:
         super().__init__()
         self.num_heads = spec.num_heads
@@ -300,18 +288,18 @@ class MultiscaleAttention(nn.Module):
         for axis, name in enumerate(("rel_index_t", "rel_index_h", "rel_index_w")):
             q_n, k_n = self.q_grid[axis], self.kv_grid[axis]
             self.table_len[axis] = 2 * max(q_n, k_n) - 1
-            index = _rel_index(q_n, k_n) if rel_pos else torch.zeros(0, 0, dtype=torch.long)
+            index = _rel_index(q_n, k_n, rel_pos_index) if rel_pos else torch.zeros(0, 0, dtype=torch.long)
             self.register_buffer(name, index, persistent=False)
 
     def _project_in(self, x: Tensor, part: int) -> Tensor:
         """Projection ``part`` (0: q, 1: k, 2: v) of ``x``, as its own contiguous tensor."""
         if self.qkv is not None:
             rows = slice(part * self.dim_out, (part + 1) * self.dim_out)
-            return _linear(x, self.qkv.weight[rows], self.qkv.bias[rows])
+            return linear(x, self.qkv.weight[rows], self.qkv.bias[rows])
         if self.q is not None and self.k is not None and self.v is not None:
             weight = [self.q.weight, self.k.weight, self.v.weight][part]
             bias = [self.q.bias, self.k.bias, self.v.bias][part]
-            return _linear(x, weight, bias)
+            return linear(x, weight, bias)
         raise RuntimeError("MultiscaleAttention has no input projection")
 
     def queries_keys_values(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -383,7 +371,7 @@ class MultiscaleAttention(nn.Module):
             else:
                 out = out + q
         projection = self.project[0]
-        return self.project[1](_linear(out.reshape(b, n, self.dim_out), projection.weight, projection.bias))
+        return self.project[1](linear(out.reshape(b, n, self.dim_out), projection.weight, projection.bias))
 
     def _by_heads(self, q: Tensor, k: Tensor) -> bool:
         """Whether :meth:`_attention_by_heads` beats SDPA: on CPU in fp32 inference (where its matrix
@@ -394,7 +382,7 @@ class MultiscaleAttention(nn.Module):
             return True
         if torch.jit.is_scripting():
             return False
-        return _onednn_applies(q, k)
+        return onednn_applies(q, k)
 
     def _attention_by_heads(
         self, q: Tensor, k: Tensor, v: Tensor, rel_spatial: Tensor | None, rel_temporal: Tensor | None
@@ -407,11 +395,11 @@ class MultiscaleAttention(nn.Module):
         for i in range(q.shape[0]):
             heads: list[Tensor] = []
             for h in range(self.num_heads):
-                scores = _linear(q[i, :, h], k[i, :, h], None)  # (n, 1 + Nk)
+                scores = linear(q[i, :, h], k[i, :, h], None)  # (n, 1 + Nk)
                 if rel_spatial is not None and rel_temporal is not None:
                     bias = rel_spatial[i, :, h, None, :] + rel_temporal[i, :, h, :, None]  # (n, kt, kh * kw)
                     scores[:, 1:].unflatten(1, [kt, kh * kw]).add_(bias)  # the class-token key has no bias
-                heads.append(_linear(scores.softmax(-1), v[i, :, h].t(), None))
+                heads.append(linear(scores.softmax(-1), v[i, :, h].t(), None))
             samples.append(torch.cat(heads, dim=-1))
         return torch.stack(samples)
 
@@ -423,11 +411,21 @@ def _prod(values: tuple[int, ...]) -> int:
     return out
 
 
-def _rel_index(q_n: int, k_n: int) -> Tensor:
+def _rel_index(q_n: int, k_n: int, rounding: RelPosIndex = "torchvision") -> Tensor:
     """Table row of each (query, key) coordinate pair along one axis; grids of unequal size are
-    aligned by scaling the finer one's coordinates (MViTv2, Sec. 3.1), exactly as the reference."""
+    aligned by scaling the finer one's coordinates (MViTv2, Sec. 3.1).
+
+    The row is the distance ``i * q_ratio - (j - (k_n - 1)) * k_ratio``, computed in float32 and
+    truncated exactly as ``rounding``'s implementation does (torchvision's port or PySlowFast): the two
+    differ where the grids' ratio is not a whole number (see the module docstring)."""
     q_ratio, k_ratio = max(k_n / q_n, 1.0), max(q_n / k_n, 1.0)
-    dist = torch.arange(q_n)[:, None] * q_ratio - (torch.arange(k_n)[None, :] + (1.0 - k_n)) * k_ratio
+    if rounding == "pyslowfast":
+        dist = torch.arange(q_n)[:, None] * q_ratio - torch.arange(k_n)[None, :] * k_ratio
+        dist += (k_n - 1) * k_ratio
+    elif rounding == "torchvision":
+        dist = torch.arange(q_n)[:, None] * q_ratio - (torch.arange(k_n)[None, :] + (1.0 - k_n)) * k_ratio
+    else:
+        raise ValueError(f"rel_pos_index must be 'torchvision' or 'pyslowfast', got {rounding!r}.")
     return dist.long()
 
 
@@ -458,6 +456,7 @@ class MultiscaleBlock(nn.Module):
         stochastic_depth_prob: float,
         pool_norm_eps: float = 1e-6,
         separate_qkv: bool = False,
+        rel_pos_index: RelPosIndex = "torchvision",
     ) -> None:
         super().__init__()
         self.widen_in_attention = version == 2
@@ -474,6 +473,7 @@ class MultiscaleBlock(nn.Module):
             dropout=dropout,
             pool_norm_eps=pool_norm_eps,
             separate_qkv=separate_qkv,
+            rel_pos_index=rel_pos_index,
         )
         self.mlp = nn.Sequential(
             nn.Linear(attn_dim, 4 * attn_dim),
@@ -502,7 +502,7 @@ class MultiscaleBlock(nn.Module):
         q, k, v = self.attn.queries_keys_values(x_norm)
         shortcut = x
         if self.widen_in_attention and self.project is not None:
-            shortcut = _linear(x_norm, self.project.weight, self.project.bias)
+            shortcut = linear(x_norm, self.project.weight, self.project.bias)
         if self.pool_skip:
             volume = _grid_view(shortcut[:, 1:], self.grid)
             pooled = F.max_pool3d(volume, self.skip_kernel, self.skip_stride, self.skip_padding)
@@ -551,10 +551,10 @@ class MultiscaleBlock(nn.Module):
         x = x + shortcut
         x_norm = self.norm2(x)
         if not self.widen_in_attention and self.project is not None:
-            x = _linear(x_norm, self.project.weight, self.project.bias)
+            x = linear(x_norm, self.project.weight, self.project.bias)
         fc1, fc2 = self.mlp[0], self.mlp[3]
-        hidden = self.mlp[2](_linear(x_norm, fc1.weight, fc1.bias, gelu=True))
-        out = self.mlp[4](_linear(hidden, fc2.weight, fc2.bias))
+        hidden = self.mlp[2](linear(x_norm, fc1.weight, fc1.bias, gelu=True))
+        out = self.mlp[4](linear(hidden, fc2.weight, fc2.bias))
         if noise_mlp is not None:
             out = out * noise_mlp
         return out + x
@@ -606,6 +606,9 @@ class MViT(VideoModel):
             PyTorch's default, 1e-5 (PyTorchVideo's builder switched to 1e-6 in 2022).
         separate_qkv: three input projections ``attn.q``/``k``/``v`` (PyTorchVideo's layout) instead of
             one ``attn.qkv`` (torchvision's); the same computation.
+        rel_pos_index: v2's relative position table rows as torchvision's port rounds them
+            (``"torchvision"``) or as PySlowFast does (``"pyslowfast"``); they differ only where a block's
+            query and key grids are in a non-integer ratio (see the module docstring).
     """
 
     classifier_name = "head.1"
@@ -624,6 +627,7 @@ class MViT(VideoModel):
         stochastic_depth_prob: float = 0.0,
         pool_norm_eps: float = 1e-6,
         separate_qkv: bool = False,
+        rel_pos_index: RelPosIndex = "torchvision",
     ) -> None:
         if version not in (1, 2):
             raise ValueError(f"version must be 1 (MViT) or 2 (MViTv2), got {version!r}.")
@@ -654,7 +658,7 @@ class MViT(VideoModel):
         for i, spec in enumerate(specs):
             sd_prob = stochastic_depth_prob * i / max(len(specs) - 1, 1)
             block = MultiscaleBlock(
-                spec, grid, table_grid, version, attention_dropout, sd_prob, pool_norm_eps, separate_qkv
+                spec, grid, table_grid, version, attention_dropout, sd_prob, pool_norm_eps, separate_qkv, rel_pos_index
             )
             blocks.append(block)
             grid = (block.out_grid[0], block.out_grid[1], block.out_grid[2])
@@ -665,6 +669,7 @@ class MViT(VideoModel):
                     table_grid[2] // spec.stride_q[2],
                 )
         self.blocks = nn.ModuleList(blocks)
+        self.num_layers = len(blocks)
         self.norm = nn.LayerNorm(specs[-1].dim_out, eps=1e-6)
         self.head = nn.Sequential(nn.Dropout(dropout, inplace=True), nn.Linear(specs[-1].dim_out, num_classes))
 
@@ -708,9 +713,43 @@ class MViT(VideoModel):
         nn.init.trunc_normal_(layer.weight, std=0.02)
         nn.init.zeros_(layer.bias)
 
+    @torch.jit.ignore
+    def no_weight_decay(self) -> set[str]:
+        """Parameters trained without weight decay: the class token, v1's position embeddings and v2's
+        relative position tables. (PySlowFast's MViTv2 recipes decay them too: ZERO_DECAY_POS_CLS False.)"""
+        return {
+            name
+            for name, _ in self.named_parameters()
+            if name.startswith("pos_encoding.") or name.rsplit(".", 1)[-1] in ("rel_pos_h", "rel_pos_w", "rel_pos_t")
+        }
+
+    @torch.jit.ignore
+    def layer_index(self, param_name: str) -> int:
+        """Depth of a parameter for layer-wise learning-rate decay: 0 for the patch embedding and the
+        class token (and v1's position embeddings), ``i + 1`` for block ``i``, ``num_layers + 1`` for the
+        final norm and the head."""
+        if param_name.startswith(("conv_proj.", "pos_encoding.")):
+            return 0
+        if param_name.startswith("blocks."):
+            return int(param_name.split(".")[1]) + 1
+        if param_name.startswith(("norm.", "head.")):
+            return self.num_layers + 1
+        raise ValueError(f"{param_name!r} is not a parameter of {self._name()}.")
+
 
 # ----------------------------------------------------------------------------------------------------
-# PyTorchVideo's checkpoint layout
+# PyTorchVideo's and PySlowFast's checkpoint layouts
+
+# The blocks' names both share (PyTorchVideo's MViT is PySlowFast's, repackaged), except the input projection.
+_BLOCK_RULES = [
+    (r"blocks\.(\d+)\.(norm1|norm2)\.(weight|bias)", r"blocks.\1.\2.\3"),
+    (r"blocks\.(\d+)\.attn\.proj\.(weight|bias)", r"blocks.\1.attn.project.0.\2"),
+    (r"blocks\.(\d+)\.attn\.pool_(q|k|v)\.weight", r"blocks.\1.attn.pool_\2.pool.weight"),
+    (r"blocks\.(\d+)\.attn\.norm_(q|k|v)\.(weight|bias)", r"blocks.\1.attn.pool_\2.norm_act.0.\3"),
+    (r"blocks\.(\d+)\.mlp\.fc1\.(weight|bias)", r"blocks.\1.mlp.0.\2"),
+    (r"blocks\.(\d+)\.mlp\.fc2\.(weight|bias)", r"blocks.\1.mlp.3.\2"),
+    (r"blocks\.(\d+)\.proj\.(weight|bias)", r"blocks.\1.project.\2"),
+]
 
 _PTV_RULES = [
     (r"patch_embed\.patch_model\.(weight|bias)", r"conv_proj.\1"),
@@ -718,16 +757,22 @@ _PTV_RULES = [
     (r"cls_positional_encoding\.pos_embed_spatial", "pos_encoding.spatial_pos"),
     (r"cls_positional_encoding\.pos_embed_temporal", "pos_encoding.temporal_pos"),
     (r"cls_positional_encoding\.pos_embed_class", "pos_encoding.class_pos"),
-    (r"blocks\.(\d+)\.(norm1|norm2)\.(weight|bias)", r"blocks.\1.\2.\3"),
     (r"blocks\.(\d+)\.attn\.(q|k|v)\.(weight|bias)", r"blocks.\1.attn.\2.\3"),
-    (r"blocks\.(\d+)\.attn\.proj\.(weight|bias)", r"blocks.\1.attn.project.0.\2"),
-    (r"blocks\.(\d+)\.attn\.pool_(q|k|v)\.weight", r"blocks.\1.attn.pool_\2.pool.weight"),
-    (r"blocks\.(\d+)\.attn\.norm_(q|k|v)\.(weight|bias)", r"blocks.\1.attn.pool_\2.norm_act.0.\3"),
-    (r"blocks\.(\d+)\.mlp\.fc1\.(weight|bias)", r"blocks.\1.mlp.0.\2"),
-    (r"blocks\.(\d+)\.mlp\.fc2\.(weight|bias)", r"blocks.\1.mlp.3.\2"),
-    (r"blocks\.(\d+)\.proj\.(weight|bias)", r"blocks.\1.project.\2"),
+    *_BLOCK_RULES,
     (r"norm_embed\.(weight|bias)", r"norm.\1"),
     (r"head\.proj\.(weight|bias)", r"head.1.\1"),
+]
+
+# PySlowFast's MViT (slowfast/models/video_model_builder.py, attention.py) with MViTv2's options:
+# no absolute position embeddings, one qkv projection, relative position tables in every block.
+_PYSLOWFAST_RULES = [
+    (r"patch_embed\.proj\.(weight|bias)", r"conv_proj.\1"),
+    (r"cls_token", "pos_encoding.class_token"),
+    (r"blocks\.(\d+)\.attn\.qkv\.(weight|bias)", r"blocks.\1.attn.qkv.\2"),
+    (r"blocks\.(\d+)\.attn\.rel_pos_(h|w|t)", r"blocks.\1.attn.rel_pos_\2"),
+    *_BLOCK_RULES,
+    (r"norm\.(weight|bias)", r"norm.\1"),
+    (r"head\.projection\.(weight|bias)", r"head.1.\1"),
 ]
 
 # Our position embeddings without PyTorchVideo's leading singleton dimensions: (1, 1, C) -> (C,), (1, N, C) -> (N, C).
@@ -747,6 +792,21 @@ def from_pytorchvideo_state_dict(checkpoint: Any) -> dict[str, Tensor]:
     ``ValueError``.
     """
     state = rename_keys(unwrap_model_state(checkpoint), _PTV_RULES, "PyTorchVideo's MViT layout")
+    return _drop_leading_ones(state)
+
+
+def from_pyslowfast_state_dict(checkpoint: Any) -> dict[str, Tensor]:
+    """Our ``state_dict`` from a PySlowFast MViTv2 checkpoint (``{"model_state": state_dict, ...}``;
+    the optimizer state and config beside it are ignored).
+
+    Every key is renamed and the class token loses its leading singleton dimensions (``(1, 1, C)``
+    there); a key that is not part of PySlowFast's MViTv2 layout raises ``ValueError``.
+    """
+    state = rename_keys(unwrap_model_state(checkpoint), _PYSLOWFAST_RULES, "PySlowFast's MViTv2 layout")
+    return _drop_leading_ones(state)
+
+
+def _drop_leading_ones(state: dict[str, Tensor]) -> dict[str, Tensor]:
     for key, dims in _POSITION_DIMS.items():
         value = state.get(key)
         while value is not None and value.dim() > dims and value.shape[0] == 1:
@@ -883,6 +943,101 @@ class MViT_B_32x3_Weights(WeightsEnum):
     DEFAULT = KINETICS400_V1
 
 
+#: Where PySlowFast publishes the MViTv2 video checkpoints (projects/mvitv2/README.md).
+PYSLOWFAST_MVITV2_URL = "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/mvitv2/pysf_video_models"
+_MVITV2_README = "https://github.com/facebookresearch/SlowFast/blob/main/projects/mvitv2/README.md"
+
+
+def _pyslowfast_weights(
+    file: str,
+    config: str,
+    num_frames: int,
+    crop_size: int,
+    num_crops: int,
+    num_params: int,
+    acc1: float,
+    acc5: float,
+    gflops: float,
+    docs: str,
+    transforms: partial[VideoClassification],
+) -> Weights:
+    """A PySlowFast MViTv2 Kinetics-400 checkpoint: clips of ``num_frames`` frames 3 apart at 30 fps,
+    5 clips x ``num_crops`` crops (its README's views column and the config's TEST section)."""
+    views = f"5 clips x {'1 centre crop' if num_crops == 1 else '3 crops'} of {crop_size} pixels"
+    return Weights(
+        url=f"{PYSLOWFAST_MVITV2_URL}/{file}",
+        transforms=transforms,
+        meta=ptv_meta(
+            num_params=num_params,
+            acc1=acc1,
+            acc5=acc5,
+            gflops=gflops,
+            num_frames=num_frames,
+            sampling_rate=3,
+            min_size=(crop_size, crop_size),
+            min_temporal_size=num_frames,
+            num_clips=5,
+            num_crops=num_crops,
+            docs=(
+                f"PySlowFast's {config} Kinetics-400 checkpoint (projects/mvitv2 model zoo). Accuracy is that "
+                f"table's figure: PySlowFast evaluation with {views} ({num_frames} frames 3 apart at 30 fps, "
+                f"clips spread evenly over the video, USE_OFFSET_SAMPLING). {docs}"
+            ),
+            recipe=f"{PYSLOWFAST_CONFIGS_URL}/Kinetics/{config}.yaml",
+            model_args={"num_frames": num_frames, "crop_size": crop_size},  # the token grid is built for this clip
+            license="Apache-2.0",  # PySlowFast's licence (its LICENSE file), under which it publishes its model zoo
+        ),
+        state_dict_adapter=from_pyslowfast_state_dict,
+    )
+
+
+class MViT_V2_B_Weights(WeightsEnum):
+    KINETICS400_V1 = _pyslowfast_weights(
+        "MViTv2_B_32x3_k400_f304025456.pyth",
+        "MVITv2_B_32x3",
+        num_frames=32,
+        crop_size=224,
+        num_crops=1,
+        num_params=51230128,
+        acc1=82.9,
+        acc5=95.7,
+        gflops=225.0,
+        docs="Short side resized to 256 (TRAIN_JITTER_SCALES[0], PySlowFast's rule for 1 crop), mean 0.45 / std 0.225.",
+        transforms=ptv_transforms(224, resize_size=256),
+    )
+    DEFAULT = KINETICS400_V1
+
+
+class MViT_V2_L_Weights(WeightsEnum):
+    KINETICS400_V1 = _pyslowfast_weights(
+        "MViTv2_L_40x3_k400_f306903192.pyth",
+        "MVITv2_L_40x3_test",
+        num_frames=40,
+        crop_size=312,
+        num_crops=3,
+        num_params=213390112,
+        acc1=86.1,
+        acc5=97.0,
+        gflops=2828.0,
+        docs=(
+            "Short side resized to 312 (TEST_CROP_SIZE, PySlowFast's rule for 3 crops), ImageNet mean "
+            "(0.485, 0.456, 0.406) / std (0.229, 0.224, 0.225) as the config sets them. The README lists "
+            "217.6M parameters; the config builds 213.4M (its SSv2 sibling's 213.1M differs by the classifier "
+            "alone), and this model has the config's."
+        ),
+        transforms=partial(
+            VideoClassification,
+            crop_size=312,
+            resize_size=312,
+            mean=(0.485, 0.456, 0.406),
+            std=(0.229, 0.224, 0.225),
+            resize_uint8=False,  # PySlowFast normalises in float, then resizes and crops (as ptv_transforms)
+            crop_rounding="ceil",
+        ),
+    )
+    DEFAULT = KINETICS400_V1
+
+
 # ----------------------------------------------------------------------------------------------------
 # Builders
 
@@ -951,4 +1106,49 @@ def mvit_base_32x3(
         separate_qkv=True,
         pool_norm_eps=1e-5,
         stochastic_depth_prob=0.3,  # PySlowFast's MVIT_B_32x3_CONV.yaml (0.2 in its 16x4 config)
+    )
+
+
+@register_model(MViT_V2_B_Weights)
+def mvit_v2_b(*, weights: MViT_V2_B_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> MViT:
+    """PySlowFast's MViTv2-B 32x3: 24 blocks (2 + 3 + 16 + 3) from 96 channels and 1 head; 32x224x224 clips,
+    32 frames 3 apart at 30 fps.
+
+    Args: as :func:`mvit_v1_b`, with :class:`MViT_V2_B_Weights` (files in PySlowFast's format).
+    """
+    return build_model(
+        MViT,
+        MViT_V2_B_Weights,
+        weights,
+        progress,
+        kwargs,
+        version=2,
+        depths=(2, 3, 16, 3),
+        num_frames=32,
+        rel_pos_index="pyslowfast",
+        stochastic_depth_prob=0.3,  # PySlowFast's MVITv2_B_32x3.yaml
+    )
+
+
+@register_model(MViT_V2_L_Weights)
+def mvit_v2_l(*, weights: MViT_V2_L_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> MViT:
+    """PySlowFast's MViTv2-L 40x3: 48 blocks (2 + 6 + 36 + 4) from 144 channels and 2 heads; 40x312x312
+    clips, 40 frames 3 apart at 30 fps.
+
+    Args: as :func:`mvit_v1_b`, with :class:`MViT_V2_L_Weights` (files in PySlowFast's format).
+    """
+    return build_model(
+        MViT,
+        MViT_V2_L_Weights,
+        weights,
+        progress,
+        kwargs,
+        version=2,
+        depths=(2, 6, 36, 4),
+        embed_dim=144,
+        num_heads=2,
+        num_frames=40,
+        crop_size=312,
+        rel_pos_index="pyslowfast",
+        stochastic_depth_prob=0.75,  # PySlowFast's MVITv2_L_40x3_test.yaml
     )
