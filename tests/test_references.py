@@ -337,6 +337,8 @@ def test_validation_class_unknown_to_training(train_module, capsys, tmp_path: Pa
         (["--resume", "nope/checkpoint.pth"], "--resume nope/checkpoint.pth: no such file"),
         (["--model", "mc3_18", "--train-scale", "1.2", "1.1"], "--train-scale"),
         ([], "--model is required"),
+        (["--model", "mc3_18", "--layer-decay", "0.75"], "--layer-decay needs a model with numbered transformer layers"),
+        (["--model", "mc3_18", "--drop-path", "0.1"], "--drop-path: mc3_18 has no stochastic depth"),
     ],
 )
 def test_bad_arguments(train_module, capsys, data: Path, argv: list[str], message: str) -> None:
@@ -488,3 +490,61 @@ def test_training_segments_are_random_within_each_segment(train_module) -> None:
         assert all(bounds[i] <= int(p) <= bounds[i + 1] for i, p in enumerate(picks)), picks
         seen.add(tuple(picks.tolist()))
     assert len(seen) > 40  # random, not the test-time centres
+
+
+# ----------------------------------------------------------------------------------------------------
+# VideoMAE's fine-tuning recipe: layer-wise LR decay, drop path, no decay on biases and norms
+
+
+def test_layer_decay_param_groups_of_a_tiny_videomae(train_module) -> None:
+    """A 2-block VideoMAE: embeddings at 0.75^3, block i at 0.75^(2 - i), fc_norm and head at 1; biases
+    and norms without weight decay; the scales hold through warm-up and cosine decay."""
+    from utils import WarmupCosine
+
+    torch.manual_seed(0)
+    model = videozoo.get_model("videomae_s", embed_dim=48, depth=2, num_heads=3, num_frames=4, crop_size=16, num_classes=4)
+    groups = train_module.param_groups(model, 0.05, 0.75)
+    names = {id(p): n for n, p in model.named_parameters()}
+    seen = [names[id(p)] for g in groups for p in g["params"]]
+    assert sorted(seen) == sorted(names.values())  # every parameter once
+    for g in groups:
+        for p in g["params"]:
+            name = names[id(p)]
+            layer = 0 if name.startswith("patch_embed") else 3 if name.startswith(("fc_norm", "head")) else int(name.split(".")[1]) + 1
+            assert g["layer"] == layer and g["lr_scale"] == pytest.approx(0.75 ** (3 - layer)), name
+            assert g["weight_decay"] == (0.05 if p.ndim > 1 else 0.0), name
+    assert {round(g["lr_scale"], 6) for g in groups} == {round(0.75**k, 6) for k in range(4)}
+    # A few steps on generated clips, with the script's optimizer set-up.
+    for g in groups:
+        g["lr"] = 1e-3 * g["lr_scale"]
+    optimizer = torch.optim.AdamW(groups, lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, WarmupCosine(2, 6, 0.01, 0.0))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    for _ in range(4):
+        loss = torch.nn.functional.cross_entropy(model(torch.randn(2, 3, 4, 16, 16)), torch.tensor([0, 3]))
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        scheduler.step()
+        head_lr = max(g["lr"] for g in optimizer.param_groups)
+        for g in optimizer.param_groups:
+            assert g["lr"] == pytest.approx(head_lr * g["lr_scale"])
+    assert all(not torch.equal(p, before[n]) for n, p in model.named_parameters())
+
+
+def test_videomae_finetunes_with_layer_decay_and_drop_path(tmp_path: Path, data: Path) -> None:
+    """train.py end to end: the flags reach the model and the optimizer, and the checkpoint remembers them."""
+    out = tmp_path / "mae"
+    result = _ok(python("--data-path", data, "--model", "videomae_s", "--clip-len", "4", "--crop-size", "16",
+                        "--batch-size", "4", "--val-clips", "1", "--workers", "0", "--opt", "adamw", "--lr", "1e-3",
+                        "--layer-decay", "0.75", "--drop-path", "0.2", "--epochs", "1", "--output-dir", out))  # fmt: skip
+    assert "drop path 0.2, layer decay 0.75" in result.stderr
+    checkpoint = _load(out / "checkpoint.pth")
+    assert checkpoint["args"]["layer_decay"] == 0.75 and checkpoint["args"]["drop_path"] == 0.2
+    groups = checkpoint["optimizer"]["param_groups"]
+    assert sorted({g["layer"] for g in groups}) == list(range(14))  # embeddings, 12 blocks, head
+    for g in groups:
+        assert g["initial_lr"] == pytest.approx(1e-3 * 0.75 ** (13 - g["layer"]))
+    model = videozoo.get_model("videomae_s", num_classes=4, stochastic_depth_prob=0.2)
+    assert model.blocks[-1].stochastic_depth_prob == pytest.approx(0.2)
+    model.load_state_dict(checkpoint["model"])

@@ -53,7 +53,8 @@ METRICS = "metrics.jsonl"
 # checkpoint> take them from the checkpoint, so a run is resumed, evaluated or fine-tuned on the
 # clips it was trained on.
 INHERITED = (
-    "model", "clip_len", "sampling_rate", "frame_rate", "crop_size", "resize_size", "val_clips", "val_crops", "hflip_prob"
+    "model", "clip_len", "sampling_rate", "frame_rate", "crop_size", "resize_size", "val_clips", "val_crops", "hflip_prob",
+    "layer_decay", "drop_path",
 )
 
 
@@ -109,6 +110,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--multi-label", action="store_true",
                    help="several labels per video (BCE loss, mAP); the default for multi-label weights (Charades)")
     g.add_argument("--freeze-backbone", action="store_true", help="train only the classifier (what forward_head uses)")
+    g.add_argument("--drop-path", type=_non_negative_float, metavar="P",
+                   help="stochastic depth of the last block (the model's stochastic_depth_prob; default: the model's)")
 
     g = p.add_argument_group("clips (default: the weights' recipe and preset)")
     g.add_argument("--clip-len", type=_positive_int, help="frames per clip (recipe: num_frames)")
@@ -132,7 +135,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     g.add_argument("--opt", choices=("sgd", "adamw"), default="sgd")
     g.add_argument("--lr", type=float, help="peak LR for the global batch (default: 0.01 for sgd, 0.001 for adamw)")
     g.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (Nesterov)")
-    g.add_argument("--weight-decay", type=float, help="default: 1e-4 for sgd, 0.05 for adamw; never on biases and norms")
+    g.add_argument("--weight-decay", type=float,
+                   help="default: 1e-4 for sgd, 0.05 for adamw; never on biases, norms and the model's no_weight_decay()")
+    g.add_argument("--layer-decay", type=float, metavar="D",
+                   help="layer-wise LR decay (e.g. 0.75, VideoMAE's): LR x D ** (num_layers + 1 - model.layer_index(name))")
     g.add_argument("--warmup-epochs", type=_non_negative_float, default=1.0, help="linear warm-up length (may be fractional)")
     g.add_argument("--warmup-factor", type=float, default=0.01, help="LR factor at the first step of the warm-up")
     g.add_argument("--min-lr", type=_non_negative_float, default=0.0, help="LR at the end of the cosine decay")
@@ -221,21 +227,71 @@ def freeze_backbone(model: nn.Module) -> list[nn.Module]:
     ]
 
 
+def _takes(name: str, argument: str) -> bool:
+    """Whether the model class behind builder ``name`` takes ``argument`` (looked up without building it)."""
+    import inspect
+
+    with torch.device("meta"):
+        model = videozoo.get_model(name)
+    return argument in inspect.signature(type(model)).parameters
+
+
+def check_layer_decay(model: nn.Module, layer_decay: float | None) -> None:
+    """``UsageError`` unless ``layer_decay`` is ``None``, or in (0, 1] for a model with ``layer_index``."""
+    if layer_decay is None:
+        return
+    if not 0.0 < layer_decay <= 1.0:
+        raise UsageError(f"--layer-decay must be in (0, 1], got {layer_decay}.")
+    if not hasattr(model, "layer_index") or not hasattr(model, "num_layers"):
+        raise UsageError(
+            f"--layer-decay needs a model with numbered transformer layers (num_layers, layer_index()); "
+            f"{type(model).__name__} has none."
+        )
+
+
+def param_groups(model: nn.Module, weight_decay: float, layer_decay: float | None = None) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups: no weight decay on biases, norms (1-D tensors) and the names in
+    ``model.no_weight_decay()``; with ``layer_decay``, each layer's LR scaled by
+    ``layer_decay ** (model.num_layers + 1 - model.layer_index(name))`` (BEiT's and VideoMAE's layer-wise
+    decay: the head at the full LR, each block below it ``layer_decay`` times less, the embeddings least).
+
+    Each group holds ``lr_scale`` (multiply the base LR by it) and ``layer`` (``None`` without decay).
+    Raises ``UsageError`` when ``layer_decay`` is given for a model without ``layer_index``.
+    """
+    check_layer_decay(model, layer_decay)
+    no_decay_names = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    groups: dict[tuple[int | None, bool], dict[str, Any]] = {}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        decay = p.ndim > 1 and name not in no_decay_names
+        layer = model.layer_index(name) if layer_decay is not None else None
+        scale = 1.0 if layer is None else layer_decay ** (model.num_layers + 1 - layer)
+        group = groups.setdefault(
+            (layer, decay), {"params": [], "weight_decay": weight_decay if decay else 0.0, "lr_scale": scale, "layer": layer}
+        )
+        group["params"].append(p)
+    return [groups[key] for key in sorted(groups, key=lambda k: (-1 if k[0] is None else k[0], k[1]))]
+
+
 def build_model(args, env: Env, classes: list[str], resume: dict | None, init: dict | None, member):
     """The network with ``len(classes)`` outputs, and where its weights came from (for the log)."""
     torch.manual_seed(args.seed)
     name = args.model
+    arch = {} if args.drop_path is None else {"stochastic_depth_prob": args.drop_path}
+    if arch and not _takes(name, "stochastic_depth_prob"):
+        raise UsageError(f"--drop-path: {name} has no stochastic depth (no stochastic_depth_prob argument).")
     if resume is not None:
         if list(resume["categories"]) != classes:
             raise UsageError(
                 f"the checkpoint was trained on {len(resume['categories'])} other classes than the data's {len(classes)}; "
                 f"--resume continues the same run (to fine-tune on new classes use --weights {resume['path']})."
             )
-        model = videozoo.get_model(name, num_classes=resume["num_classes"])
+        model = videozoo.get_model(name, num_classes=resume["num_classes"], **arch)
         model.load_state_dict(resume["model"])
         return model, list(resume["categories"]), f"{resume['path']} (epoch {resume['epoch'] + 1})"
     if init is not None:
-        model = videozoo.get_model(name, num_classes=init["num_classes"])
+        model = videozoo.get_model(name, num_classes=init["num_classes"], **arch)
         try:
             model.load_state_dict(init["model"])
         except RuntimeError as e:
@@ -244,13 +300,13 @@ def build_model(args, env: Env, classes: list[str], resume: dict | None, init: d
     elif args.weights is not None:
         local = videozoo.is_checkpoint_path(args.weights)
         try:
-            model = videozoo.get_model(name, weights=args.weights if local else member)
+            model = videozoo.get_model(name, weights=args.weights if local else member, **arch)
         except VideozooError as e:
             raise UsageError(str(e)) from None
         head_classes = list(member.meta["categories"])
         source = f"{args.weights} (published format of {member})" if local else str(member)
     else:
-        return videozoo.get_model(name, num_classes=len(classes)), classes, "scratch"
+        return videozoo.get_model(name, num_classes=len(classes), **arch), classes, "scratch"
     if head_classes != classes and not args.test_only:
         utils.print0(env, f"new classifier: {len(head_classes)} -> {len(classes)} classes (reset_classifier)")
         model.reset_classifier(len(classes))
@@ -338,7 +394,8 @@ def train_one_epoch(model, loader, optimizer, scheduler, scaler, mix, args, env:
                 logits = model(inputs)
             loss = loss_fn(logits.float(), targets, args)
             scaler.scale(loss / group_size).backward()
-        lr = optimizer.param_groups[0]["lr"]  # the LR of this step (before the scheduler moves on)
+        # the base LR of this step (before the scheduler moves on): the unscaled groups' (layer decay: the head's)
+        lr = max(g["lr"] for g in optimizer.param_groups)
         if step_now:
             if args.clip_grad_norm is not None:
                 scaler.unscale_(optimizer)
@@ -568,6 +625,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         raise UsageError(f"--num-classes {args.num_classes}, but the data has {len(classes)} classes: {', '.join(classes[:10])}.")
 
     model, head_classes, source = build_model(args, env, classes, resume, init, member)
+    check_layer_decay(model, args.layer_decay)
     label_map = None
     if head_classes != classes:  # --test-only of weights trained on other classes: match them by name
         names = {c.replace("_", " "): i for i, c in enumerate(head_classes)}
@@ -595,7 +653,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
         f"{args.model} from {source} | {len(classes)} classes, {len(train_samples)} train / {len(val_samples)} val videos | "
         f"{env.world_size} process(es) on {env.device.type} | clips: {recipe.describe()}, {crop_h}x{crop_w} px "
         f"(recipe of {member}) | {'multi-label, BCE, mAP' if args.multi_label else 'single-label'}, "
-        f"hflip {args.hflip_prob:g}",
+        f"hflip {args.hflip_prob:g}"
+        + (f", drop path {args.drop_path:g}" if args.drop_path is not None else "")
+        + (f", layer decay {args.layer_decay:g}" if args.layer_decay is not None else ""),
     )
 
     # Loaders
@@ -636,9 +696,9 @@ def run(args: argparse.Namespace, env: Env) -> int:
     # Optimiser and schedule (stepped once per optimizer step)
     lr = args.lr if args.lr is not None else (0.01 if args.opt == "sgd" else 1e-3)
     wd = args.weight_decay if args.weight_decay is not None else (1e-4 if args.opt == "sgd" else 0.05)
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": wd}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = param_groups(model, wd, args.layer_decay)
+    for group in groups:
+        group["lr"] = lr * group["lr_scale"]  # LambdaLR scales each group's own initial LR
     if args.opt == "sgd":
         optimizer = torch.optim.SGD(groups, lr=lr, momentum=args.momentum, nesterov=args.momentum > 0)
     else:

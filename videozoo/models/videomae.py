@@ -1,0 +1,448 @@
+"""VideoMAE: a plain ViT over space-time tubelets, fine-tuned from masked-autoencoder pre-training.
+
+Tong et al., "VideoMAE: Masked Autoencoders are Data-Efficient Learners for Self-Supervised Video
+Pre-Training", NeurIPS 2022 (https://arxiv.org/abs/2203.12602). The classifier is the pre-trained
+encoder: a clip is cut into 2x16x16 tubelets (a strided 3D convolution), a fixed sine-cosine position
+table is added, ViT blocks attend over all the tokens jointly, and the head averages the tokens,
+normalises the mean (``fc_norm``) and classifies it. There is no class token.
+
+The published fine-tunes are the Hugging Face ports of the authors' checkpoints
+(``MCG-NJU/videomae-*-finetuned-*``, ``transformers.VideoMAEForVideoClassification``). Their key
+layout differs from ours (:func:`from_huggingface_state_dict`): separate ``query``/``key``/``value``
+projections, which are fused here into one ``qkv`` weight, and the attention's bias as two vectors,
+``q_bias`` and ``v_bias`` (keys have none: the fused bias is ``cat(q_bias, 0, v_bias)``, as in BEiT).
+Numerics follow the port: block LayerNorms at epsilon 1e-12 (its ``layer_norm_eps``), ``fc_norm`` at
+PyTorch's default 1e-5 (the authors trained all norms at 1e-6; the difference is far below the
+checkpoints' precision).
+
+Position table and clip size. The table is the 1D sinusoid of the token's flat index
+(``sin``/``cos`` of ``n / 10000^(2i/C)``, computed in float64 as the reference does) over the
+``T/2 x H/16 x W/16`` grid of the built clip (``num_frames`` x ``crop_size``); it is a buffer, not in
+the state dict, and is added as is at the built size. Any other clip whose frames divide by the
+tubelet and whose sides divide by the patch also runs: the table, seen as a ``(T', H', W')`` grid, is
+resampled trilinearly (``resize_pos_embed``, ``align_corners=False``) to the input's token grid.
+The reference accepts only the built size; results at other sizes are this library's extension.
+
+Layer-wise learning-rate decay (``references/``) reads :attr:`VideoMAE.num_layers` and
+:meth:`VideoMAE.layer_index`: 0 for the patch embedding, ``i + 1`` for block ``i``, ``num_layers + 1``
+for ``fc_norm`` and the head, as the authors' fine-tuning assigns them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from functools import partial
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from videozoo._api import Weights, WeightsEnum, build_model, register_model
+from videozoo._categories import KINETICS400_CATEGORIES, SSV2_CATEGORIES
+from videozoo.models._base import VideoModel
+from videozoo.models._convert import rename_keys
+from videozoo.models._layers import TransformerBlock, resize_pos_embed
+from videozoo.transforms import VideoClassification
+
+__all__ = [
+    "VideoMAE",
+    "VideoMAE_S_Weights",
+    "VideoMAE_B_Weights",
+    "VideoMAE_L_Weights",
+    "VideoMAE_H_Weights",
+    "videomae_s",
+    "videomae_b",
+    "videomae_l",
+    "videomae_h",
+]
+
+
+def sinusoid_table(num_positions: int, dim: int) -> Tensor:
+    """float32 ``(num_positions, dim)``: column ``2i`` is ``sin(n / 10000^(2i/dim))``, column ``2i + 1``
+    the cosine of the same angle (the Transformer's fixed encoding of position ``n``), computed in
+    float64 and rounded once."""
+    position = torch.arange(num_positions, dtype=torch.float64)[:, None]
+    exponent = (torch.arange(dim) // 2 * 2).to(torch.float64) / dim
+    angle = position / torch.pow(10000.0, exponent)[None, :]
+    table = torch.empty_like(angle)
+    table[:, 0::2] = torch.sin(angle[:, 0::2])
+    table[:, 1::2] = torch.cos(angle[:, 1::2])
+    return table.float()
+
+
+def _pair(size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(size, int):
+        return size, size
+    values = tuple(int(s) for s in size)
+    if len(values) == 1:
+        return values[0], values[0]
+    if len(values) != 2:
+        raise ValueError(f"crop_size takes one or two values (H, W), got {size!r}.")
+    return values[0], values[1]
+
+
+class PatchEmbed(nn.Module):
+    """Tubelets of ``tubelet_size x patch_size x patch_size`` pixels embedded by a strided convolution."""
+
+    def __init__(self, embed_dim: int, patch_size: int, tubelet_size: int) -> None:
+        super().__init__()
+        kernel = (tubelet_size, patch_size, patch_size)
+        self.proj = nn.Conv3d(3, embed_dim, kernel, stride=kernel)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(x)
+
+
+class VideoMAE(VideoModel):
+    """The VideoMAE classifier: tubelet embedding, fixed position table, ViT blocks, mean-pooled head.
+
+    Args:
+        embed_dim: token width.
+        depth: number of transformer blocks.
+        num_heads: attention heads per block.
+        mlp_ratio: hidden width of the MLPs, relative to ``embed_dim``.
+        patch_size: height and width of a tubelet, in pixels.
+        tubelet_size: frames per tubelet.
+        num_frames: frames of the built clip (the position table's grid).
+        crop_size: frame size of the built clip, one value or (H, W).
+        norm_eps: epsilon of the blocks' LayerNorms.
+        fc_norm_eps: epsilon of the LayerNorm after pooling.
+        stochastic_depth_prob: drop-path probability of the last block, growing linearly from 0 in the
+            first (VideoMAE's fine-tuning default: 0.1).
+        dropout: before the classifier, while training (the authors' ``fc_drop_rate``).
+        num_classes: outputs of the classifier.
+    """
+
+    classifier_name = "head"
+
+    def __init__(
+        self,
+        embed_dim: int = 768,
+        depth: int = 12,
+        num_heads: int = 12,
+        mlp_ratio: float = 4.0,
+        patch_size: int = 16,
+        tubelet_size: int = 2,
+        num_frames: int = 16,
+        crop_size: int | Sequence[int] = 224,
+        norm_eps: float = 1e-12,
+        fc_norm_eps: float = 1e-5,
+        stochastic_depth_prob: float = 0.1,
+        dropout: float = 0.0,
+        num_classes: int = 400,
+    ) -> None:
+        height, width = _pair(crop_size)
+        if depth < 1 or num_frames % tubelet_size or height % patch_size or width % patch_size:
+            raise ValueError(
+                f"VideoMAE needs depth >= 1, num_frames divisible by tubelet_size and crop_size by patch_size; got "
+                f"depth={depth}, num_frames={num_frames}, tubelet_size={tubelet_size}, crop_size={crop_size!r}, "
+                f"patch_size={patch_size}."
+            )
+        super().__init__(num_classes, embed_dim, min_temporal_size=tubelet_size, min_size=patch_size)
+        self.num_frames = num_frames
+        self.crop_size = (height, width) if height != width else height
+        self.patch_size = patch_size
+        self.tubelet_size = tubelet_size
+        self.num_layers = depth
+        self.grid = [num_frames // tubelet_size, height // patch_size, width // patch_size]
+
+        self.patch_embed = PatchEmbed(embed_dim, patch_size, tubelet_size)
+        grid = self.grid
+        table = sinusoid_table(grid[0] * grid[1] * grid[2], embed_dim)
+        self.register_buffer("pos_embed", table, persistent=False)
+        self.blocks = nn.ModuleList(
+            [
+                TransformerBlock(
+                    embed_dim,
+                    num_heads,
+                    mlp_ratio,
+                    qkv_bias="qv",
+                    norm_eps=norm_eps,
+                    stochastic_depth_prob=stochastic_depth_prob * i / max(depth - 1, 1),
+                )
+                for i in range(depth)
+            ]
+        )
+        self.fc_norm = nn.LayerNorm(embed_dim, eps=fc_norm_eps)
+        self.head_drop = nn.Dropout(dropout)
+        self.head = nn.Linear(embed_dim, num_classes)
+
+        # The authors' initialisation: trunc_normal_(std=0.02) for every Linear (cut at +-2, i.e. 100
+        # standard deviations: a plain normal, one pass instead of five), zero biases, unit norms.
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        self.init_classifier(self.head)
+
+    # -- input ---------------------------------------------------------------------------------------
+
+    def check_input_grid(self, x: Tensor) -> None:
+        t, h, w = x.shape[2], x.shape[3], x.shape[4]
+        if t % self.tubelet_size != 0 or h % self.patch_size != 0 or w % self.patch_size != 0:
+            raise ValueError(
+                f"{self._name()} cuts clips into {self.tubelet_size}x{self.patch_size}x{self.patch_size} tubelets: "
+                f"it expects T divisible by {self.tubelet_size} and H, W by {self.patch_size} (e.g. "
+                f"(B, 3, {self.num_frames}, {self.grid[1] * self.patch_size}, {self.grid[2] * self.patch_size})); "
+                f"got {list(x.shape)}."
+            )
+
+    # -- forward -------------------------------------------------------------------------------------
+
+    def position_embedding(self, grid: list[int]) -> Tensor:
+        """The ``(prod(grid), C)`` position table for a ``(T', H', W')`` token grid: the built table
+        itself at the built grid, otherwise resampled trilinearly over the grid."""
+        return resize_pos_embed(self.pos_embed, self.grid, grid)
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The tokens after the last block, ``(B, T' * H' * W', embed_dim)`` in (t, h, w) order."""
+        x = self.patch_embed(x)  # (B, C, T', H', W')
+        grid = [x.shape[2], x.shape[3], x.shape[4]]
+        x = x.flatten(2).transpose(1, 2)
+        x = x + self.position_embedding(grid).to(x.dtype)
+        for block in self.blocks:
+            x = block(x)
+        return x
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        x = self.fc_norm(x.mean(1))
+        return x if pre_logits else self.head(self.head_drop(x))
+
+    # -- fine-tuning ---------------------------------------------------------------------------------
+
+    def init_classifier(self, layer: nn.Module) -> None:
+        """The authors' fine-tuning initialisation: trunc_normal_(std=0.02) scaled by ``init_scale``
+        0.001 (their default), zero bias."""
+        nn.init.normal_(layer.weight, std=0.02 * 0.001)
+        nn.init.zeros_(layer.bias)
+
+    @torch.jit.unused
+    def layer_index(self, param_name: str) -> int:
+        """Depth of a parameter for layer-wise learning-rate decay: 0 for the patch embedding (and the
+        position table), ``i + 1`` for ``blocks.i``, ``num_layers + 1`` for ``fc_norm`` and ``head``."""
+        if param_name.startswith(("patch_embed.", "pos_embed")):
+            return 0
+        m = re.match(r"blocks\.(\d+)\.", param_name)
+        if m is not None:
+            return int(m.group(1)) + 1
+        if param_name.startswith(("fc_norm.", "head.")):
+            return self.num_layers + 1
+        raise ValueError(f"{param_name!r} is not a parameter name of {self._name()}.")
+
+    @torch.jit.unused
+    def no_weight_decay(self) -> set[str]:
+        """Parameters that take no weight decay beyond biases and norms: none (the position table is
+        fixed, and there is no class token)."""
+        return set()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Hugging Face's layout
+
+
+def _fuse_qkv(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    """Replace each block's ``query``/``key``/``value`` weights by one ``qkv`` weight (rows q, k, v)."""
+    out = dict(state)
+    pattern = re.compile(r"(videomae\.encoder\.layer\.\d+\.attention\.attention)\.query\.weight")
+    for key in list(state):
+        m = pattern.fullmatch(key)
+        if m is None:
+            continue
+        prefix = m.group(1)
+        parts = [f"{prefix}.{name}.weight" for name in ("query", "key", "value")]
+        missing = [p for p in parts if p not in state]
+        if missing:
+            raise ValueError(f"{missing[0]} is missing (each block needs query, key and value weights)")
+        out[f"{prefix}.qkv.weight"] = torch.cat([state[p] for p in parts])
+        for p in parts:
+            del out[p]
+    return out
+
+
+_HF_RULES = [
+    (r"videomae\.embeddings\.patch_embeddings\.projection\.(weight|bias)", r"patch_embed.proj.\1"),
+    (r"videomae\.encoder\.layer\.(\d+)\.attention\.attention\.(qkv\.weight|q_bias|v_bias)", r"blocks.\1.attn.\2"),
+    (r"videomae\.encoder\.layer\.(\d+)\.attention\.output\.dense\.(weight|bias)", r"blocks.\1.attn.proj.\2"),
+    (r"videomae\.encoder\.layer\.(\d+)\.intermediate\.dense\.(weight|bias)", r"blocks.\1.mlp.fc1.\2"),
+    (r"videomae\.encoder\.layer\.(\d+)\.output\.dense\.(weight|bias)", r"blocks.\1.mlp.fc2.\2"),
+    (r"videomae\.encoder\.layer\.(\d+)\.layernorm_before\.(weight|bias)", r"blocks.\1.norm1.\2"),
+    (r"videomae\.encoder\.layer\.(\d+)\.layernorm_after\.(weight|bias)", r"blocks.\1.norm2.\2"),
+    (r"fc_norm\.(weight|bias)", r"fc_norm.\1"),
+    (r"classifier\.(weight|bias)", r"head.\1"),
+]
+
+
+def from_huggingface_state_dict(checkpoint: Any) -> dict[str, Tensor]:
+    """Our ``state_dict`` from a ``VideoMAEForVideoClassification`` file (``model.safetensors`` or
+    ``pytorch_model.bin``: a flat dict of tensors).
+
+    Query, key and value weights are concatenated into ``qkv``; ``q_bias`` and ``v_bias`` are kept (the
+    attention adds ``cat(q_bias, 0, v_bias)``). Raises ``ValueError`` for any other layout, such as a
+    pre-training checkpoint (``VideoMAEForPreTraining``: a decoder, no classifier) or the authors'
+    original ``{"module": ...}`` files.
+    """
+    if not isinstance(checkpoint, Mapping) or not all(isinstance(v, Tensor) for v in checkpoint.values()):
+        if isinstance(checkpoint, Mapping):
+            found = f"a dict with keys {list(checkpoint)[:5]}"
+        else:
+            found = f"a {type(checkpoint).__name__}"
+        raise ValueError(f"expected a Hugging Face state_dict (a flat dict of tensors), got {found}")
+    return rename_keys(_fuse_qkv(checkpoint), _HF_RULES, "Hugging Face's VideoMAEForVideoClassification layout")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Weights
+
+_HF = "https://huggingface.co/MCG-NJU"
+_RECIPE = "https://github.com/MCG-NJU/VideoMAE/blob/main/MODEL_ZOO.md"
+
+# The authors' test transform (their datasets' Resize(short_side_size=224, bilinear), CenterCrop(224) for
+# the centre view, ImageNet statistics; VideoMAEImageProcessor's shortest_edge 224 and centre crop 224).
+_TRANSFORMS = partial(
+    VideoClassification,
+    crop_size=(224, 224),
+    resize_size=(224,),
+    mean=(0.485, 0.456, 0.406),
+    std=(0.229, 0.224, 0.225),
+)
+
+
+def _hf_weights(repo: str, meta: dict[str, Any]) -> Weights:
+    return Weights(
+        url=f"{_HF}/{repo}/resolve/main/model.safetensors",
+        fallbacks=(f"{_HF}/{repo}/resolve/main/pytorch_model.bin",),
+        transforms=_TRANSFORMS,
+        meta=meta,
+        state_dict_adapter=from_huggingface_state_dict,
+    )
+
+
+def _kinetics(size: str, num_params: int, acc1: float, acc5: float, gflops: float) -> Weights:
+    return _hf_weights(
+        f"videomae-{size}-finetuned-kinetics",
+        {
+            "categories": list(KINETICS400_CATEGORIES),
+            "min_size": (16, 16),
+            "min_temporal_size": 2,
+            "num_params": num_params,
+            "recipe": _RECIPE,
+            "license": "CC-BY-NC-4.0",
+            "_metrics": {"Kinetics-400": {"acc@1": acc1, "acc@5": acc5}},
+            "_ops": gflops,
+            "_file_size": round(num_params * 4 / 1e6, 1),  # float32 tensors
+            "_docs": (
+                f"The authors' ViT-{size[0].upper()} checkpoint (pre-trained 1600 epochs on Kinetics-400, fine-tuned), "
+                f"ported to Hugging Face as MCG-NJU/videomae-{size}-finetuned-kinetics. Accuracy as published in "
+                f"the VideoMAE model zoo: 16 frames every 4, 5 clips x 3 crops of 224 px (short side 224)."
+            ),
+            "num_frames": 16,
+            "sampling_rate": 4,
+            "frame_rate": 30.0,
+            "num_clips": 5,
+            "num_crops": 3,
+            "model_args": {"num_frames": 16, "crop_size": 224},  # the position table's grid
+        },
+    )
+
+
+def _ssv2(kinetics: Weights, size: str, num_params: int, acc1: float, acc5: float, epochs: int) -> Weights:
+    return _hf_weights(
+        f"videomae-{size}-finetuned-ssv2",
+        {
+            **kinetics.meta,
+            "categories": list(SSV2_CATEGORIES),
+            "num_params": num_params,
+            "_metrics": {"Something-Something-V2": {"acc@1": acc1, "acc@5": acc5}},
+            "_file_size": round(num_params * 4 / 1e6, 1),
+            "_docs": (
+                f"The authors' ViT-{size[0].upper()} checkpoint (pre-trained {epochs} epochs on Something-Something V2, "
+                f"fine-tuned), ported to Hugging Face as MCG-NJU/videomae-{size}-finetuned-ssv2. Accuracy as published "
+                f"in the VideoMAE model zoo: 16 frames by segments (TSN-style) over the whole video, 2 temporal views "
+                f"x 3 crops; videozoo's segment sampling takes one view (the segments' centres) x 3 crops."
+            ),
+            # Segment sampling over the video's frames (the authors decode the 12 fps WebM files as they
+            # are: 12.0 is their native rate); no horizontal flip in training (the classes tell left from
+            # right). The published 2 temporal views do not fit a one-view segment recipe.
+            "sampling": "segments",
+            "sampling_rate": None,
+            "frame_rate": 12.0,
+            "num_clips": 1,
+            "num_crops": 3,
+            "hflip": False,
+        },
+    )
+
+
+class VideoMAE_S_Weights(WeightsEnum):
+    KINETICS400_V1 = _kinetics("small", 22_033_936, 79.0, 93.8, 57.0)
+    SSV2_V1 = _ssv2(KINETICS400_V1, "small", 21_946_926, 66.8, 90.3, 2400)
+    DEFAULT = KINETICS400_V1
+
+
+class VideoMAE_B_Weights(WeightsEnum):
+    KINETICS400_V1 = _kinetics("base", 86_534_800, 81.5, 95.1, 180.0)
+    SSV2_V1 = _ssv2(KINETICS400_V1, "base", 86_361_006, 70.8, 92.4, 2400)
+    DEFAULT = KINETICS400_V1
+
+
+class VideoMAE_L_Weights(WeightsEnum):
+    KINETICS400_V1 = _kinetics("large", 304_270_736, 85.2, 96.8, 597.0)
+    DEFAULT = KINETICS400_V1
+
+
+class VideoMAE_H_Weights(WeightsEnum):
+    KINETICS400_V1 = _kinetics("huge", 632_119_440, 86.6, 97.1, 1192.0)
+    DEFAULT = KINETICS400_V1
+
+
+# ----------------------------------------------------------------------------------------------------
+# Builders
+
+_WEIGHTS_DOC = """
+    Args:
+        weights: a member of :class:`{enum}`, its name, ``"DEFAULT"``, or the path of a local file in the
+            published format (Hugging Face's ``model.safetensors`` / ``pytorch_model.bin``); ``None`` for
+            random initialisation.
+        progress: show a progress bar while downloading.
+        kwargs: passed to :class:`VideoMAE` (e.g. ``num_classes``, ``num_frames``, ``crop_size`` without
+            weights; ``stochastic_depth_prob`` for fine-tuning).
+"""
+
+
+@register_model(VideoMAE_S_Weights)
+def videomae_s(*, weights: VideoMAE_S_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> VideoMAE:
+    """VideoMAE ViT-S/16: width 384, 12 blocks, 6 heads (22 M parameters), 16 frames of 224 px.
+
+    6 heads as in the authors' ``vit_small_patch16_224``, which trained these weights (Hugging Face's
+    conversion script configures the small models with 16).
+    """
+    return build_model(VideoMAE, VideoMAE_S_Weights, weights, progress, kwargs, embed_dim=384, depth=12, num_heads=6)
+
+
+@register_model(VideoMAE_B_Weights)
+def videomae_b(*, weights: VideoMAE_B_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> VideoMAE:
+    """VideoMAE ViT-B/16: width 768, 12 blocks, 12 heads (87 M parameters), 16 frames of 224 px."""
+    return build_model(VideoMAE, VideoMAE_B_Weights, weights, progress, kwargs, embed_dim=768, depth=12, num_heads=12)
+
+
+@register_model(VideoMAE_L_Weights)
+def videomae_l(*, weights: VideoMAE_L_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> VideoMAE:
+    """VideoMAE ViT-L/16: width 1024, 24 blocks, 16 heads (304 M parameters), 16 frames of 224 px."""
+    return build_model(VideoMAE, VideoMAE_L_Weights, weights, progress, kwargs, embed_dim=1024, depth=24, num_heads=16)
+
+
+@register_model(VideoMAE_H_Weights)
+def videomae_h(*, weights: VideoMAE_H_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> VideoMAE:
+    """VideoMAE ViT-H/16: width 1280, 32 blocks, 16 heads (632 M parameters), 16 frames of 224 px."""
+    return build_model(VideoMAE, VideoMAE_H_Weights, weights, progress, kwargs, embed_dim=1280, depth=32, num_heads=16)
+
+
+for _builder, _enum in (
+    (videomae_s, "VideoMAE_S_Weights"),
+    (videomae_b, "VideoMAE_B_Weights"),
+    (videomae_l, "VideoMAE_L_Weights"),
+    (videomae_h, "VideoMAE_H_Weights"),
+):
+    _builder.__doc__ = (_builder.__doc__ or "").rstrip() + "\n" + _WEIGHTS_DOC.format(enum=_enum)
