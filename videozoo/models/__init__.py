@@ -1,6 +1,6 @@
 """Model families, one file each; importing this package registers every builder."""
 
-from videozoo.models import efficient_x3d, mvit, resnet, resnet3d, s3d as _s3d, slowfast, swin3d, videomae, x3d
+from videozoo.models import efficient_x3d, mvit, resnet, resnet3d, s3d as _s3d, slowfast, swin3d, timesformer, videomae, vivit, x3d
 from videozoo.models._base import VideoModel
 from videozoo.models.efficient_x3d import *  # noqa: F403
 from videozoo.models.mvit import *  # noqa: F403
@@ -9,7 +9,9 @@ from videozoo.models.resnet3d import *  # noqa: F403
 from videozoo.models.s3d import *  # noqa: F403  (rebinds the name s3d to the builder; the module is _s3d)
 from videozoo.models.slowfast import *  # noqa: F403
 from videozoo.models.swin3d import *  # noqa: F403
+from videozoo.models.timesformer import *  # noqa: F403
 from videozoo.models.videomae import *  # noqa: F403
+from videozoo.models.vivit import *  # noqa: F403
 from videozoo.models.x3d import *  # noqa: F403
 
 __all__ = [
@@ -22,5 +24,7 @@ __all__ = [
     *efficient_x3d.__all__,
     *slowfast.__all__,
     *videomae.__all__,
+    *timesformer.__all__,
+    *vivit.__all__,
     *resnet3d.__all__,
 ]
