@@ -1,8 +1,9 @@
 """Model families, one file each; importing this package registers every builder."""
 
-from videozoo.models import efficient_x3d, mvit, resnet, resnet3d, s3d as _s3d, slowfast, swin3d, timesformer, videomae, vivit, x3d
+from videozoo.models import efficient_x3d, hiera, mvit, resnet, resnet3d, s3d as _s3d, slowfast, swin3d, timesformer, videomae, vivit, x3d
 from videozoo.models._base import VideoModel
 from videozoo.models.efficient_x3d import *  # noqa: F403
+from videozoo.models.hiera import *  # noqa: F403
 from videozoo.models.mvit import *  # noqa: F403
 from videozoo.models.resnet import *  # noqa: F403
 from videozoo.models.resnet3d import *  # noqa: F403
@@ -23,6 +24,7 @@ __all__ = [
     *x3d.__all__,
     *efficient_x3d.__all__,
     *slowfast.__all__,
+    *hiera.__all__,
     *videomae.__all__,
     *timesformer.__all__,
     *vivit.__all__,
