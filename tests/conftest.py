@@ -195,12 +195,20 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+@pytest.fixture(autouse=True)
+def _never_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reaches a real checkpoint host: offline mode is on unless a test serves files itself
+    (``http_server`` turns it off; tests of the mode set it as they need)."""
+    monkeypatch.setenv("VIDEOZOO_OFFLINE", "1")
+
+
 @pytest.fixture
 def http_server(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
     """A :class:`LoopbackServer` serving a fresh temporary directory (``server.root``)."""
     for var in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.delenv("VIDEOZOO_OFFLINE", raising=False)  # its files are on loopback
     server = LoopbackServer(tmp_path_factory.mktemp("served"))
     try:
         yield server
