@@ -84,6 +84,20 @@ def check_against_videozoo(name: str, case: Case, ref: torch.nn.Module, fixture:
     del videozoo
 
 
+def check_published(name: str, case: Case) -> None:
+    """Fill the reference of ``case`` and replay it against videozoo in memory, at every shape of the case,
+    without writing a fixture: the ``ref_<family>.py --published`` checks at the published clip, whose
+    fixtures would be large and slow to replay."""
+    ref = case.factory().eval()
+    sd = ref.state_dict()
+    keys, shapes = list(sd), [list(t.shape) for t in sd.values()]
+    dtypes = [str(t.dtype).split(".")[1] for t in sd.values()]
+    ref.load_state_dict(fill_state_dict(keys, shapes, dtypes) | {k: v for k, v in sd.items() if not v.is_floating_point()})
+    del sd
+    fixture = {"model": name, "kwargs": case.kwargs, "keys": keys, "shapes": shapes, "dtypes": dtypes}
+    check_against_videozoo(name, case, ref, fixture | {"wrap": case.wrap, "compare": case.compare})
+
+
 def main(argv: list[str]) -> None:
     cases = all_cases()
     names = argv or list(cases)

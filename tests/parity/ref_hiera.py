@@ -89,21 +89,10 @@ PUBLISHED_CASES = {
 }
 
 
-def check_published(name: str, case: Case) -> None:
-    """Replay ``case`` against videozoo in memory (its fixture would be large and slow to replay)."""
-    from parity.common import fill_state_dict
-    from parity.make_fixtures import check_against_videozoo
-
-    ref = case.factory().eval()
-    sd = ref.state_dict()
-    keys, shapes = list(sd), [list(t.shape) for t in sd.values()]
-    dtypes = [str(t.dtype).split(".")[1] for t in sd.values()]
-    ref.load_state_dict(fill_state_dict(keys, shapes, dtypes))
-    fixture = {"model": name, "kwargs": case.kwargs, "keys": keys, "shapes": shapes, "dtypes": dtypes}
-    check_against_videozoo(name, case, ref, fixture | {"wrap": case.wrap, "compare": case.compare})
-
 
 if __name__ == "__main__":
+    from parity.make_fixtures import check_published
+
     import sys
 
     names = [a for a in sys.argv[1:] if not a.startswith("--")]

@@ -79,22 +79,10 @@ PUBLISHED_CASES = {
 }
 
 
-def check_published(name: str, case: Case) -> None:
-    """Replay ``case`` against videozoo in memory (a full-size fixture would be needlessly slow)."""
-    from parity.common import fill_state_dict
-    from parity.make_fixtures import check_against_videozoo
-
-    ref = case.factory().eval()
-    sd = ref.state_dict()
-    keys, shapes = list(sd), [list(t.shape) for t in sd.values()]
-    dtypes = [str(t.dtype).split(".")[1] for t in sd.values()]
-    ref.load_state_dict(fill_state_dict(keys, shapes, dtypes))
-    del sd
-    fixture = {"model": name, "kwargs": case.kwargs, "keys": keys, "shapes": shapes, "dtypes": dtypes}
-    check_against_videozoo(name, case, ref, fixture | {"wrap": case.wrap, "compare": case.compare})
-
 
 if __name__ == "__main__":
+    from parity.make_fixtures import check_published
+
     import sys
 
     torch.set_grad_enabled(False)
