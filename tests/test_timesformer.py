@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 import videozoo
 from parity.common import FIXTURES, TOLERANCE, load_fixture, make_input, reference_state_dict, relative_error
 from videozoo.hub import cache_name
+from videozoo.models._layers import resize_pos_embed
 from videozoo.models.timesformer import (
     TimeSformer,
     TimeSformer_B_Weights,
@@ -53,6 +55,16 @@ def test_other_sizes_resample_the_tables_by_nearest_neighbour() -> None:
         torch.testing.assert_close(small(x), big(x), rtol=0, atol=0)
         # the built size uses the tables as they are
         assert torch.equal(small(x[:, :, :4, :32, :32]), small(x[:, :, :4, :32, :32]))
+
+
+@pytest.mark.parametrize("old", [1, 2, 3, 7, 8, 14, 16, 28])
+def test_nearest_resampling_as_gathers_is_torchs_nearest(old: int) -> None:
+    """The gathers (which export to ONNX exactly) pick the entries F.interpolate(mode="nearest") picks."""
+    table = torch.randn(1, old * 5, 6)
+    for new in (1, 2, 3, 5, 7, 9, 14, 16, 24, 28, 32, 37):
+        expected = F.interpolate(table.reshape(1, old, 5, 6).permute(0, 3, 1, 2), size=(new, 5), mode="nearest")
+        got = resize_pos_embed(table, [old, 5], [new, 5], mode="nearest")
+        assert torch.equal(got, expected.permute(0, 2, 3, 1).reshape(1, new * 5, 6)), (old, new)
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 1, 16, 16), (2, 3, 3, 40, 72), (1, 3, 7, 47, 33)])

@@ -88,6 +88,8 @@ def window_avg_pool(x: Tensor, window: list[int]) -> Tensor:
     map smaller than the window in some dimension is averaged whole in it (PyTorchVideo raises there).
     """
     kernel = [min(window[0], x.shape[2]), min(window[1], x.shape[3]), min(window[2], x.shape[4])]
+    if x.dtype in (torch.bfloat16, torch.float16) and x.device.type == "cpu":  # no reduced-precision CPU kernel
+        return F.avg_pool3d(x.float(), kernel, stride=1).to(x.dtype)
     return F.avg_pool3d(x, kernel, stride=1)
 
 
@@ -287,9 +289,18 @@ def resize_pos_embed(pos_embed: Tensor, old_grid: list[int], new_grid: list[int]
     lead = pos_embed.shape[:-2]
     c = pos_embed.shape[-1]
     grid = pos_embed.reshape([-1] + old_grid + [c])
+    if mode == "nearest":  # as gathers: ONNX's nearest Resize rounds differently from torch's
+        for axis, (old, new) in enumerate(zip(old_grid, new_grid)):
+            grid = grid.index_select(axis + 1, _nearest_indices(old, new, grid.device))
+        return grid.reshape(list(lead) + [-1, c])
     grid = grid.movedim(-1, 1)  # (N, C, *old_grid)
-    if mode == "nearest":
-        grid = F.interpolate(grid, size=new_grid, mode=mode)
-    else:
-        grid = F.interpolate(grid, size=new_grid, mode=mode, align_corners=False)
+    grid = F.interpolate(grid, size=new_grid, mode=mode, align_corners=False)
     return grid.movedim(1, -1).reshape(list(lead) + [-1, c])
+
+
+def _nearest_indices(old: int, new: int, device: torch.device) -> Tensor:
+    """The source index of each of ``new`` positions under ``F.interpolate(mode="nearest")``:
+    ``floor(i * old / new)`` with the scale in float32, as torch computes it."""
+    scale = torch.tensor(old / new, dtype=torch.float32)
+    index = (torch.arange(new, dtype=torch.float32) * scale).floor().to(torch.long).clamp(max=old - 1)
+    return index.to(device)

@@ -25,7 +25,7 @@ from torch import Tensor, nn
 
 from videozoo._api import Weights, WeightsEnum, build_model, register_model
 from videozoo.models._base import VideoModel
-from videozoo.models._layers import conv_bn_folded
+from videozoo.models._layers import conv_bn_folded, window_avg_pool
 from videozoo.models._torchvision import tv_meta
 from videozoo.transforms import VideoClassification
 
@@ -162,7 +162,6 @@ class S3D(VideoModel):
             SepInceptionBlock3D(832, 256, 160, 320, 32, 128, 128),  # 5b
             SepInceptionBlock3D(832, 384, 192, 384, 48, 128, 128),  # 5c
         )
-        self.avgpool = nn.AvgPool3d(kernel_size=(2, 7, 7), stride=1)
         self.classifier = nn.Sequential(nn.Dropout(p=dropout), nn.Conv3d(1024, num_classes, kernel_size=1))
 
     def forward_features(self, x: Tensor) -> Tensor:
@@ -172,7 +171,7 @@ class S3D(VideoModel):
         return self.features(x)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
-        x = self.avgpool(x).mean((2, 3, 4))
+        x = window_avg_pool(x, [2, 7, 7]).mean((2, 3, 4))
         if pre_logits:
             return x
         dropout = self.classifier[0]
