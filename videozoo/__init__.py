@@ -19,7 +19,13 @@ from videozoo._api import (
     load_weights,
     register_model,
 )
-from videozoo.errors import CheckpointError, DownloadError, VideoDecodeError, VideozooError
+from videozoo.errors import (
+    CheckpointError,
+    DownloadError,
+    ExportError,
+    VideoDecodeError,
+    VideozooError,
+)
 from videozoo.models import *  # noqa: F403
 from videozoo.models import __all__ as _models_all
 from videozoo.transforms import VideoClassification
@@ -29,6 +35,7 @@ if TYPE_CHECKING:
     from videozoo.io import VideoReader, read_video
     from videozoo.timelines import Timeline, timeline
     from videozoo.features import extract
+    from videozoo.export import ExportResult, export_model
 
 __version__ = "0.1.0"
 
@@ -42,6 +49,8 @@ _LAZY = {
     "timeline": "videozoo.timelines",
     "Timeline": "videozoo.timelines",
     "extract": "videozoo.features",
+    "export_model": "videozoo.export",
+    "ExportResult": "videozoo.export",
 }
 
 
@@ -74,9 +83,12 @@ __all__ = [
     "timeline",
     "Timeline",
     "extract",
+    "export_model",
+    "ExportResult",
     "VideozooError",
     "DownloadError",
     "CheckpointError",
     "VideoDecodeError",
+    "ExportError",
     *_models_all,
 ]

@@ -10,6 +10,7 @@ Exit codes:
 4     a video could not be read (missing, no video stream, corrupt, truncated); the others were
       still classified
 5     weights could not be downloaded, or a checkpoint file could not be loaded
+6     export failed, or the exported graph's outputs differ from eager (nothing was written)
 130   interrupted (Ctrl-C)
 ====  ==============================================================================================
 """
@@ -31,6 +32,7 @@ EXIT_USAGE = 2
 EXIT_UNKNOWN = 3
 EXIT_VIDEO = 4
 EXIT_WEIGHTS = 5
+EXIT_EXPORT = 6
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES = {
@@ -40,6 +42,7 @@ EXIT_CODES = {
     EXIT_UNKNOWN: "unknown model or weights name",
     EXIT_VIDEO: "a video could not be read (the others were still classified)",
     EXIT_WEIGHTS: "weights could not be downloaded, or a checkpoint file could not be loaded",
+    EXIT_EXPORT: "export failed, or the exported graph's outputs differ from eager (nothing was written)",
     EXIT_INTERRUPTED: "interrupted",
 }
 
@@ -154,6 +157,7 @@ def _cmd_classify(args: argparse.Namespace) -> int:
         resize_on_decode=not args.exact,
         progress=not args.quiet,
         threshold=args.threshold,
+        dtype=args.dtype,
     )
     recipe = classifier.recipe
     header = {
@@ -260,7 +264,7 @@ def _classify_manifest(args: argparse.Namespace) -> int:
     classifier = VideoClassifier(
         args.model, weights if local_file else member, clips=args.clips, crops=args.crops, device=device,
         batch_size=args.batch_size, num_workers=args.workers, resize_on_decode=not args.exact,
-        progress=False, threshold=args.threshold,
+        progress=False, threshold=args.threshold, dtype=args.dtype,
     )  # fmt: skip
     records = classify_collection(
         videos, classifier, args.out, top_k=args.top_k, weights_name=os.fspath(args.weights) if local_file else None
@@ -428,7 +432,7 @@ def _timeline_manifest(args: argparse.Namespace) -> int:
         videos, args.model, args.out, weights,
         weights_name=os.fspath(weights) if local_file else None, window=args.window, stride=args.stride,
         top_k=args.top_k, threshold=args.threshold, batch_size=args.batch_size, device=device,
-        resize_on_decode=not args.exact,
+        resize_on_decode=not args.exact, dtype=args.dtype,
     )  # fmt: skip
     return _report_collection(records, f"timelines written: {os.path.join(args.out, TIMELINES)}", args.quiet)
 
@@ -476,6 +480,7 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
             device=args.device,
             resize_on_decode=not args.exact,
             progress=progress,
+            dtype=args.dtype,
         )
     finally:
         bar.close()
@@ -520,6 +525,57 @@ def _cmd_extract(args: argparse.Namespace) -> int:
     except ValueError as e:  # e.g. --out holds features of another configuration
         raise _Fail(EXIT_USAGE, str(e)) from None
     return _report_collection(records, f"videos extracted; index: {os.path.join(args.out, 'index.jsonl')}", args.quiet)
+
+
+def _batch(text: str) -> int | str:
+    if text == "dynamic":
+        return text
+    try:
+        return _positive(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'dynamic', got {text!r}") from None
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from videozoo.export import export_model, published_clip
+
+    _model_name(args.model)
+    if args.weights.lower() == "none":
+        member, weights = _weights_for(args.model), None  # random weights; the default's clip and recipe
+    else:
+        member, weights, _ = _resolve_weights(args.model, args.weights)
+    frames, height, width = published_clip(member)
+    if args.frames is not None:
+        frames = args.frames
+    if args.size is not None:
+        height, width = args.size
+    dynamic = args.batch == "dynamic"
+    try:
+        result = export_model(
+            args.model,
+            args.out,
+            weights=weights,
+            format=args.format,
+            clip_shape=(frames, height, width),
+            batch_size=1 if dynamic else args.batch,
+            dynamic_batch=dynamic,
+            verify=not args.no_verify,
+            tolerance=args.tolerance,
+        )
+    except ValueError as e:  # a clip the model does not accept, an --out that cannot be written
+        raise _Fail(EXIT_USAGE, str(e)) from None
+    shape = ", ".join(str(d) for d in result.input_shape)
+    print(f"exported {args.model} ({weights if weights is not None else 'random weights'}) as {result.format}: {result.path}")
+    print(f"input 'video': [{shape}] float32 (B, C, T, H, W); output 'logits'")
+    if result.max_abs_diff is None:
+        print("not verified (--no-verify)")
+    else:
+        print(
+            f"verified against eager on random clips: max |exported - eager| = {result.max_abs_diff:.3g} "
+            f"(largest logit {result.max_abs_logit:.3g})"
+        )
+    print(f"recipe (clip sampling, preprocessing, categories): {result.recipe_path}")
+    return EXIT_OK
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -594,6 +650,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--clips", type=_positive, default=None, help="temporal clips per video (default: the recipe's)")
     p.add_argument("--crops", type=int, choices=(1, 3), default=None, help="spatial crops per clip (default: the recipe's)")
+    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="model precision (bf16: autocast; default fp32)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs (default cpu)")
     p.add_argument("--batch-size", "-b", type=_positive, default=8, help="views per forward pass (default 8)")
     p.add_argument("--workers", type=_non_negative, default=None, help="decoding processes (default: automatic)")
@@ -644,6 +701,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--threshold", type=_probability, default=0.5,
         help="multi-label weights: every class with at least this probability is a label of the window (default 0.5)",
     )
+    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="model precision (bf16: autocast; default fp32)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs (default cpu)")
     p.add_argument("--batch-size", "-b", type=_positive, default=8, help="windows per forward pass (default 8)")
     p.add_argument("--exact", action="store_true", help="decode at full size and resize exactly as the preset does (slower)")
@@ -677,14 +735,37 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exact", action="store_true", help="decode at full size and resize exactly as the preset does (slower)")
     p.add_argument("--quiet", "-q", action="store_true", help="no summary line")
     p.set_defaults(func=_cmd_extract)
+
+    p = sub.add_parser(
+        "export",
+        help="export a model to ONNX, TorchScript or a torch.export program, verified against eager",
+        description="Export MODEL with its weights to --out, run the exported graph on random clips next to "
+        "the eager model (the largest difference is printed; beyond --tolerance nothing is written), and write "
+        "OUT.json beside it: input and output, clip recipe, preprocessing and category names.",
+    )
+    p.add_argument("model", metavar="MODEL", help="model name (see 'videozoo models')")
+    p.add_argument(
+        "--weights", "-w", default="DEFAULT",
+        help="weights name (default: the model's DEFAULT), a local checkpoint file, or 'none' for random weights",
+    )
+    p.add_argument("--format", "-f", choices=("onnx", "torchscript", "exported-program"), default="onnx", help="default onnx")
+    p.add_argument("--out", "-o", required=True, metavar="FILE", help="file to write (e.g. model.onnx, model.pt, model.pt2)")
+    p.add_argument("--batch", type=_batch, default=1, help="batch size of the graph, or 'dynamic' (default 1)")
+    p.add_argument("--frames", type=_positive, default=None, help="clip length (default: the weights' published clip)")
+    p.add_argument("--size", type=_positive, nargs=2, metavar=("H", "W"), default=None, help="crop size (default: the published one)")
+    p.add_argument("--tolerance", type=float, default=1e-4, help="largest accepted difference from eager, relative to max(1, largest logit) (default 1e-4)")
+    p.add_argument("--no-verify", action="store_true", help="skip running the exported graph (needs no onnxruntime)")
+    p.set_defaults(func=_cmd_export)
     return parser
 
 
 def _exit_code(error: BaseException) -> tuple[int, str]:
-    from videozoo.errors import CheckpointError, DownloadError, VideoDecodeError
+    from videozoo.errors import CheckpointError, DownloadError, ExportError, VideoDecodeError
 
     if isinstance(error, _Fail):
         return error.code, str(error)
+    if isinstance(error, ExportError):
+        return EXIT_EXPORT, str(error)
     if isinstance(error, VideoDecodeError):
         return EXIT_VIDEO, str(error)
     if isinstance(error, (DownloadError, CheckpointError)):

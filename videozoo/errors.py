@@ -7,7 +7,7 @@ written against plain Python exceptions keeps working.
 
 from __future__ import annotations
 
-__all__ = ["VideozooError", "DownloadError", "CheckpointError", "VideoDecodeError"]
+__all__ = ["VideozooError", "DownloadError", "CheckpointError", "VideoDecodeError", "ExportError"]
 
 
 class VideozooError(Exception):
@@ -45,3 +45,17 @@ class VideoDecodeError(VideozooError, ValueError):
 
     def __reduce__(self):  # keep ``path`` across pickling (DataLoader workers)
         return (type(self), (str(self), self.path))
+
+
+class ExportError(VideozooError, RuntimeError):
+    """A model could not be exported, or the exported graph's outputs differ from eager beyond the tolerance.
+
+    ``max_abs_diff`` is the largest difference found when verification failed, else ``None``.
+    """
+
+    def __init__(self, message: str, max_abs_diff: float | None = None) -> None:
+        super().__init__(message)
+        self.max_abs_diff = max_abs_diff
+
+    def __reduce__(self):
+        return (type(self), (str(self), self.max_abs_diff))
