@@ -73,6 +73,16 @@ def test_classify_json_matches_the_api(tiny, clips, capsys):
     assert [e["probability"] for e in result["top_k"]] == pytest.approx([p for _, p in expected.top_k], abs=1e-6)
 
 
+def test_classify_bf16_follows_fp32(tiny, clips, capsys):
+    code, out, err = run(capsys, "classify", clips["a"], "-m", tiny, "--json", "--clips", "1", "--crops", "1", "--dtype", "bf16")
+    assert code == 0, err
+    [result] = json.loads(out)["results"]
+    expected = predict(clips["a"], tiny, clips=1, crops=1, top_k=5)[0]
+    assert [e["probability"] for e in result["top_k"]] == pytest.approx([p for _, p in expected.top_k][: len(result["top_k"])], abs=2e-2)
+    with pytest.raises(SystemExit):
+        main(["classify", str(clips["a"]), "-m", tiny, "--dtype", "fp16"])
+
+
 def test_classify_bad_videos_go_on_with_the_others(tiny, clips, tmp_path, capsys):
     missing = tmp_path / "gone.mp4"
     code, out, err = run(

@@ -110,6 +110,16 @@ def test_predict_function(tiny, clips):
     assert results[0].to_dict()["top_k"][0]["label"] in TINY_CATEGORIES
 
 
+def test_bf16_autocast_follows_fp32(tiny, clips):
+    fp32 = predict(clips["a"], tiny, clips=1, crops=1, top_k=5, num_workers=0)[0]
+    bf16 = VideoClassifier(tiny, clips=1, crops=1, dtype="bf16", num_workers=0).predict(clips["a"], top_k=5)[0]
+    assert bf16.probs.dtype == torch.float32  # probabilities leave autocast as float32
+    torch.testing.assert_close(bf16.probs, fp32.probs, rtol=0, atol=2e-2)
+    assert not torch.equal(bf16.probs, fp32.probs)  # it did run in bf16
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        predict(clips["a"], tiny, dtype="float16")
+
+
 def test_bad_videos_raise_or_are_returned(tiny, clips, tmp_path):
     classifier = VideoClassifier(tiny, clips=1, crops=1, num_workers=0)
     with pytest.raises(VideoDecodeError, match="audio.m4a: has no video stream"):

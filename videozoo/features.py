@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from videozoo._api import WeightsEnum, is_checkpoint_path
 from videozoo.distributed import Session, normalise, read_manifest, shard, write_atomic
 from videozoo.errors import VideoDecodeError
+from videozoo.inference import check_dtype, precision
 from videozoo.sampling import ClipRecipe
 
 __all__ = ["extract", "output_name", "INDEX"]
@@ -44,7 +45,6 @@ __all__ = ["extract", "output_name", "INDEX"]
 INDEX = "index.jsonl"
 #: The run's model, weights, recipe, window, stride and dtype, written by the first run; later runs must match.
 CONFIGURATION = "extract.json"
-DTYPES = ("fp32", "bf16")
 
 
 def output_name(video: str | os.PathLike[str]) -> str:
@@ -135,8 +135,7 @@ def extract(
     """
     from videozoo.inference import load_model
 
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}.")
+    check_dtype(dtype)
     if isinstance(videos_or_manifest, (str, os.PathLike)):
         videos = normalise(read_manifest(videos_or_manifest))
     else:
@@ -218,7 +217,7 @@ def _run(todo, net, member, recipe, base, session, dev, window, stride, dtype, b
         feats, spans = pending.setdefault(chunk.position, ([], []))
         if chunk.clips is not None:
             x = chunk.clips.to(dev)
-            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dtype == "bf16"):
+            with precision(dev, dtype):
                 f = net.forward_head(net.forward_features(x), pre_logits=True)
             feats.append(f.float().cpu())
             spans.extend(chunk.spans)

@@ -229,6 +229,7 @@ class VideoClassifier:
     several videos are given, in the calling process otherwise. ``threshold`` (0 to 1) makes every
     class at least that probable one of a prediction's ``labels``: the point of multi-label weights
     (``multi_label``, from ``meta["multi_label"]``), whose probabilities are sigmoids maxed over views.
+    ``dtype="bf16"`` runs the model under bf16 autocast (see :data:`DTYPES`).
     """
 
     def __init__(
@@ -245,10 +246,13 @@ class VideoClassifier:
         backend: Backend = "auto",
         progress: bool = True,
         threshold: float = 0.5,
+        dtype: str = "fp32",
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
         check_threshold(threshold)
+        check_dtype(dtype)
+        self.dtype = dtype
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError("device='cuda' was asked for but torch.cuda.is_available() is False.")
@@ -376,6 +380,12 @@ class VideoClassifier:
 
     @torch.inference_mode()
     def _forward(self, batch: Tensor, features: bool) -> tuple[Tensor, Tensor | None]:
+        with precision(self.device, self.dtype):
+            logits, embedding = self._run_model(batch, features)
+        probs = logits.float().sigmoid() if self.multi_label else logits.float().softmax(dim=-1)
+        return probs.cpu(), embedding
+
+    def _run_model(self, batch: Tensor, features: bool) -> tuple[Tensor, Tensor | None]:
         model = self.model
         embedding = None
         if features and hasattr(model, "forward_features") and hasattr(model, "forward_head"):
@@ -388,8 +398,7 @@ class VideoClassifier:
             raise ValueError(f"{type(model).__name__} has no forward_features/forward_head; cannot return features.")
         else:
             logits = model(batch)
-        probs = logits.float().sigmoid() if self.multi_label else logits.float().softmax(dim=-1)
-        return probs.cpu(), embedding
+        return logits, embedding
 
     def _finish(self, name: str, prob_sum: Tensor, feat_sum: Tensor | None, top_k: int) -> Prediction:
         n = self.recipe.num_views
@@ -405,6 +414,22 @@ class VideoClassifier:
 
     def _label(self, index: int) -> str:
         return self.categories[index] if index < len(self.categories) else str(index)
+
+
+#: Model precisions: ``"bf16"`` runs the model under ``torch.autocast`` (CPU with AVX512-BF16 or AMX, or
+#: CUDA); probabilities and features come back as float32 either way.
+DTYPES = ("fp32", "bf16")
+
+
+def check_dtype(dtype: str) -> None:
+    """Raise ``ValueError`` unless ``dtype`` is one of :data:`DTYPES`."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(map(repr, DTYPES))}, got {dtype!r}.")
+
+
+def precision(device: torch.device, dtype: str) -> torch.autocast:
+    """The autocast context a forward pass in ``dtype`` runs under (disabled for fp32)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
 
 
 def check_threshold(threshold: float) -> None:
@@ -437,13 +462,14 @@ def predict(
     fps: float | None = None,
     num_workers: int | None = None,
     threshold: float = 0.5,
+    dtype: str = "fp32",
 ) -> list[Prediction]:
     """Classify one or many videos: the top-k ``(label, probability)`` pairs of each, in order.
 
     ``videozoo.predict("cat.mp4", "x3d_m")[0].top_k``; for multi-label weights (Charades)
     ``predict(video, "slowfast_r50", "CHARADES_V1")[0].labels`` holds every class with a probability of
-    at least ``threshold``. Builds a :class:`VideoClassifier` each call; keep one to classify many
-    batches of videos.
+    at least ``threshold``. ``dtype="bf16"`` runs the model under bf16 autocast. Builds a
+    :class:`VideoClassifier` each call; keep one to classify many batches of videos.
     """
     classifier = VideoClassifier(
         model,
@@ -454,5 +480,6 @@ def predict(
         batch_size=batch_size,
         num_workers=num_workers,
         threshold=threshold,
+        dtype=dtype,
     )
     return classifier.predict(videos, top_k=top_k, features=features, fps=fps)

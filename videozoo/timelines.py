@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from videozoo._api import WeightsEnum, is_checkpoint_path
-from videozoo.inference import check_threshold, load_model
+from videozoo.inference import check_dtype, check_threshold, load_model, precision
 from videozoo.sampling import ClipRecipe
 from videozoo.windows import iter_windows
 
@@ -203,6 +203,7 @@ def timeline(
     device: str | torch.device = "cpu",
     resize_on_decode: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    dtype: str = "fp32",
 ) -> Timeline:
     """Classify every window of a video: what happens when.
 
@@ -218,6 +219,7 @@ def timeline(
         batch_size: windows per forward pass.
         resize_on_decode: as :func:`videozoo.predict`; False is exact and slower.
         progress: called as ``progress(done, total)`` after each batch.
+        dtype: ``"fp32"`` or ``"bf16"`` (autocast).
 
     Probabilities are the softmax of the logits, or the sigmoid for multi-label weights. Raises
     :class:`~videozoo.errors.VideoDecodeError` for an unreadable video.
@@ -227,6 +229,7 @@ def timeline(
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
     check_threshold(threshold)
+    check_dtype(dtype)
     device = torch.device(device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device='cuda' was asked for but torch.cuda.is_available() is False.")
@@ -242,7 +245,8 @@ def timeline(
     batch: list[Tensor] = []
 
     def run() -> None:
-        logits = net(torch.stack(batch).to(device)).float()
+        with precision(device, dtype):
+            logits = net(torch.stack(batch).to(device)).float()
         probs.append((logits.sigmoid() if multi_label else logits.softmax(dim=-1)).cpu())
         batch.clear()
         if progress is not None:
