@@ -1,41 +1,142 @@
-"""Time videozoo's models, and the reference implementation with the same weights when it is importable.
+"""videozoo against every peer a user could pick, side by side in one process.
 
-    python benchmarks/bench_models.py --models mvit_v2_s swin3d_t --batch-sizes 1 8 --dtypes fp32 bf16
+    python benchmarks/bench_models.py --models r2plus1d_18 swin3d_t --batch-sizes 1 8 --dtypes fp32 bf16
+    ~/ref-env/bin/python benchmarks/bench_models.py ...   # adds the reference library's column
 
-Input: each model's published clip (``num_frames`` × the preset's crop size) unless ``--shape T H W``.
-Prints latency (median of ``--repeats`` after a warm-up), clips/s, achieved GFLOP/s (FLOPs counted
-by torch's FlopCounterMode on this input, multiply-add = 2 FLOPs) next to the machine's measured
-matmul peak, and, in an environment with torchvision / pytorchvideo (the side environment), the
-reference's latency with identical weights and the speed-up. Run it with the machine otherwise idle.
+For each model at its published clip (``--shape T H W`` to override), batch size and dtype, the runners
+are timed in interleaved rounds (one forward of each per round, ``--repeats`` rounds after a warm-up)
+and their medians compared:
+
+- ``videozoo``: the eager model (bf16: ``torch.autocast``);
+- ``onnxruntime``: the graph ``videozoo.export.export_model`` writes (dynamic batch), in an
+  onnxruntime session with the same thread count (fp32 only: ORT's CPU kernels have no bf16);
+- ``compile``: ``torch.compile`` (inductor, ``freezing`` on) of the same model;
+- ``reference``: torchvision / pytorchvideo / transformers / hiera with the same weights (the parity
+  fill), where the side environment has them and ``tests/parity`` has a published-size case.
+
+Reported: videozoo's latency and achieved GFLOP/s (FLOPs counted by torch's ``FlopCounterMode`` on
+the portable path, a multiply-add = 2) against the machine's measured oneDNN peaks (a 3x3x3 conv and
+an inner product, in the same dtype), each peer's latency and ``peer / videozoo`` (above 1: videozoo
+is faster), and each runner's peak extra RSS during one forward (sampled in a separate, untimed call).
+``--markdown FILE`` appends the table with the machine's CPU and flags. Run it on an idle machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import copy
+import gc
 import importlib
+import os
+import platform
 import statistics
 import sys
+import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import videozoo
+from videozoo.export import export_model, published_clip
+from videozoo.models._layers import linear
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+RUNNERS = ("videozoo", "onnxruntime", "compile", "reference")
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+# ----------------------------------------------------------------------------------------------------
+# The machine
+
+
+def cpu_description() -> str:
+    name, flags = platform.processor() or "unknown CPU", set()
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name") and name in ("unknown CPU", "x86_64", ""):
+                name = line.split(":", 1)[1].strip()
+            elif line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+    shown = sorted(f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma", "avx_vnni"))
+    return f"{name}; {os.cpu_count()} logical CPUs; flags: {' '.join(shown) or 'none of interest'}"
+
+
+def best_of(fn: Callable[[], object], repeats: int = 5) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def onednn_peaks(dtype: torch.dtype) -> dict[str, float]:
+    """GFLOP/s of oneDNN's 256-channel 3x3x3 conv (channels-last 3D) and of its inner product."""
+    conv = torch.nn.Conv3d(256, 256, 3, padding=1, bias=False).to(memory_format=torch.channels_last_3d)
+    x = torch.randn(1, 256, 8, 28, 28).to(memory_format=torch.channels_last_3d)
+    tokens, weight = torch.randn(3136, 1024), torch.randn(4096, 1024)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=dtype, enabled=dtype != torch.float32):
+        conv_s = best_of(lambda: conv(x))
+    with torch.inference_mode():
+        if dtype == torch.float32:
+            matmul_s = best_of(lambda: linear(tokens, weight, None))  # oneDNN's inner product
+        else:
+            a, b = tokens.to(dtype), weight.to(dtype)
+            matmul_s = best_of(lambda: torch.nn.functional.linear(a, b))
+    conv_flops = 2 * 256 * 256 * 27 * 8 * 28 * 28
+    return {"conv": conv_flops / conv_s / 1e9, "matmul": 2 * 3136 * 1024 * 4096 / matmul_s / 1e9}
+
+
+class PeakRSS:
+    """Peak resident memory above the level at entry, sampled every 2 ms by a thread."""
+
+    def __init__(self) -> None:
+        self.page = os.sysconf("SC_PAGE_SIZE")
+        self.peak = 0
+
+    def rss(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self.page
+
+    def __enter__(self) -> PeakRSS:
+        self.start = self.rss()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self.done.wait(0.002):
+            self.peak = max(self.peak, self.rss() - self.start)
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+        self.peak = max(self.peak, self.rss() - self.start)
+
+
+# ----------------------------------------------------------------------------------------------------
+# The runners
 
 
 def reference_cases() -> dict:
-    """The parity generator's reference cases whose library imports here (torchvision, pytorchvideo)."""
+    """Published-size reference cases from the parity generator, where their library imports here."""
     cases = {}
     for path in sorted((ROOT / "tests" / "parity").glob("ref_*.py")):
         try:
-            cases.update(importlib.import_module(f"parity.{path.stem}").CASES)
+            module = importlib.import_module(f"parity.{path.stem}")
         except ImportError:
-            pass
+            continue
+        published = getattr(module, "PUBLISHED_CASES", None)
+        own = published if published is not None else {k: c for k, c in module.CASES.items() if not c.kwargs}
+        cases.update(own)
     return cases
 
 
@@ -48,83 +149,154 @@ def matched_pair(name: str, case) -> tuple[torch.nn.Module, torch.nn.Module]:
     sd = ref.state_dict()
     fixture = {
         "model": name, "kwargs": case.kwargs, "wrap": case.wrap, "compare": case.compare,
-        "keys": list(sd), "shapes": [list(t.shape) for t in sd.values()], "dtypes": [str(t.dtype).split(".")[1] for t in sd.values()],
+        "keys": list(sd), "shapes": [list(t.shape) for t in sd.values()],
+        "dtypes": [str(t.dtype).split(".")[1] for t in sd.values()],
     }
-    ref.load_state_dict(fill_state_dict(fixture["keys"], fixture["shapes"], fixture["dtypes"]) | {k: v for k, v in sd.items() if not v.is_floating_point()})
+    integers = {k: v for k, v in sd.items() if not v.is_floating_point()}
+    ref.load_state_dict(fill_state_dict(fixture["keys"], fixture["shapes"], fixture["dtypes"]) | integers)
     return ref, build_from_fixture(fixture)
 
 
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up (and one-off caches)
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def onnx_session(model: torch.nn.Module, clip: tuple[int, int, int], threads: int, folder: str):
+    import onnxruntime
+
+    path = Path(folder) / "model.onnx"
+    export_model(model, path, clip_shape=clip, dynamic_batch=True, verify=False)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return lambda x: torch.from_numpy(session.run(None, {"video": x.numpy()})[0])
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    return 2 * n**3 / timed(lambda: a @ b, 5) / 1e9
+def compiled(model: torch.nn.Module) -> Callable:
+    import torch._inductor.config as inductor
+
+    inductor.freezing = True
+    return torch.compile(copy.deepcopy(model))
 
 
 def count_flops(model: torch.nn.Module, x: torch.Tensor) -> float:
+    """FLOPs of one forward on the portable path (autograd on, so no oneDNN-only op hides a matmul)."""
     counter = FlopCounterMode(display=False)
-    with counter, torch.inference_mode():
-        model(x)
-    return counter.get_total_flops()
+    with counter:
+        model(x[:1])
+    return counter.get_total_flops() * x.shape[0]
 
 
-def default_shape(name: str) -> tuple[int, int, int]:
-    member = videozoo.get_model_weights(name).DEFAULT
-    crop = member.transforms().crop_size
-    return member.meta["num_frames"], crop[0], crop[1]
+# ----------------------------------------------------------------------------------------------------
+# The table
+
+
+def fmt_ms(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1e3:.0f}" if seconds >= 0.1 else f"{seconds * 1e3:.1f}"
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", default=None, help="model names (default: all)")
     parser.add_argument("--batch-sizes", nargs="*", type=int, default=[1, 8])
-    parser.add_argument("--dtypes", nargs="*", choices=["fp32", "bf16"], default=["fp32", "bf16"])
+    parser.add_argument("--dtypes", nargs="*", choices=list(DTYPES), default=["fp32", "bf16"])
+    parser.add_argument("--runners", nargs="*", choices=RUNNERS, default=list(RUNNERS))
     parser.add_argument("--shape", nargs=3, type=int, metavar=("T", "H", "W"), default=None)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
-    parser.add_argument("--no-reference", action="store_true", help="time videozoo only")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--markdown", metavar="FILE", default=None, help="append the table to FILE")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
+    names = args.models or videozoo.list_models()
+    cases = reference_cases() if "reference" in args.runners else {}
 
-    cases = {} if args.no_reference else reference_cases()
-    peaks = {d: matmul_peak(torch.float32 if d == "fp32" else torch.bfloat16) for d in args.dtypes}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; matmul peak: "
-          + ", ".join(f"{d} {p:.0f} GFLOP/s" for d, p in peaks.items()))
-    print(f"{'model':<26}{'input':<20}{'dtype':<6}{'latency ms':>11}{'clips/s':>9}{'GFLOP/s':>9}{'% peak':>8}"
-          f"{'ref ms':>10}{'speed-up':>10}")
-    for name in args.models or videozoo.list_models():
+    peaks = {d: onednn_peaks(DTYPES[d]) for d in args.dtypes}
+    versions = [f"torch {torch.__version__}"]
+    with contextlib.suppress(ImportError):
+        import onnxruntime
+
+        versions.append(f"onnxruntime {onnxruntime.__version__}")
+    header = [
+        f"CPU: {cpu_description()}",
+        f"{args.threads} threads, {', '.join(versions)}; interleaved rounds, median of {args.repeats}",
+        "oneDNN peaks (GFLOP/s): " + "; ".join(
+            f"{d} conv3d {p['conv']:.0f}, inner product {p['matmul']:.0f}" for d, p in peaks.items()
+        ),
+        "",
+        "| model | clip | batch | dtype | videozoo ms | GFLOP/s (% peak) | ORT ms | ORT / vz | compile ms | compile / vz "
+        "| reference ms | ref / vz | peak extra RSS MiB (vz / ORT / compile / ref) |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    lines: list[str] = []
+
+    def emit(line: str) -> None:
+        print(line, flush=True)
+        lines.append(line)
+
+    for line in header:
+        emit(line)
+    for name in names:
         torch.manual_seed(0)
         if name in cases:
             ref, model = matched_pair(name, cases[name])
         else:
             ref, model = None, videozoo.get_model(name).eval()
-        t, h, w = args.shape or default_shape(name)
-        for batch in args.batch_sizes:
-            x = torch.randn(batch, 3, t, h, w)
-            flops = count_flops(model, x)
-            for dtype in args.dtypes:
-                autocast = torch.autocast("cpu", dtype=torch.bfloat16) if dtype == "bf16" else contextlib.nullcontext()
-
-                def run(m):
+        clip = tuple(args.shape) if args.shape else published_clip(videozoo.get_model_weights(name).DEFAULT)
+        flops = count_flops(model, torch.randn(1, 3, *clip))
+        with tempfile.TemporaryDirectory() as folder:
+            ort = None
+            if "onnxruntime" in args.runners and "fp32" in args.dtypes:
+                try:
+                    ort = onnx_session(model, clip, args.threads, folder)
+                except Exception as e:  # reported in the table, the other runners go on
+                    emit(f"<!-- {name}: ONNX export failed: {str(e).splitlines()[0][:200]} -->")
+            comp = compiled(model) if "compile" in args.runners else None
+            for batch in args.batch_sizes:
+                x = torch.randn(batch, 3, *clip, generator=torch.Generator().manual_seed(0))
+                for dtype in args.dtypes:
+                    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16")
+                    runs: dict[str, Callable[[], torch.Tensor]] = {"videozoo": lambda: model(x)}
+                    if ort is not None and dtype == "fp32":
+                        runs["onnxruntime"] = lambda: ort(x)
+                    if comp is not None:
+                        runs["compile"] = lambda: comp(x)
+                    if ref is not None and "reference" in args.runners:
+                        case = cases[name]
+                        runs["reference"] = (lambda: case.run(ref, x)) if case.run else (lambda: ref(x))
+                    times: dict[str, list[float]] = {k: [] for k in runs}
+                    memory: dict[str, float] = {}
                     with torch.inference_mode(), autocast:
-                        return (cases[name].run(m, x) if (m is ref and cases[name].run) else m(x))
-
-                ours = timed(lambda: run(model), args.repeats)
-                line = (f"{name:<26}{f'{batch}x3x{t}x{h}x{w}':<20}{dtype:<6}{ours * 1e3:>11.1f}{batch / ours:>9.2f}"
-                        f"{flops / ours / 1e9:>9.1f}{100 * flops / ours / 1e9 / peaks[dtype]:>7.0f}%")
-                if ref is not None:
-                    theirs = timed(lambda: run(ref), args.repeats)
-                    line += f"{theirs * 1e3:>10.1f}{theirs / ours:>9.2f}x"
-                print(line, flush=True)
+                        for key, run in list(runs.items()):  # warm-up (compilation), then memory
+                            try:
+                                run()
+                            except Exception as e:
+                                emit(f"<!-- {name} b{batch} {dtype}: {key} failed: {str(e).splitlines()[0][:200]} -->")
+                                del runs[key], times[key]
+                                continue
+                            gc.collect()
+                            with PeakRSS() as rss:
+                                run()
+                            memory[key] = rss.peak / 2**20
+                        for _ in range(args.repeats):
+                            for key, run in runs.items():
+                                t0 = time.perf_counter()
+                                run()
+                                times[key].append(time.perf_counter() - t0)
+                    med = {k: statistics.median(v) for k, v in times.items()}
+                    ours = med["videozoo"]
+                    peak = max(peaks[dtype].values())
+                    cells = [f"`{name}`", "x".join(map(str, clip)), str(batch), dtype, fmt_ms(ours),
+                             f"{flops * batch / ours / 1e9:.0f} ({100 * flops * batch / ours / 1e9 / peak:.0f}%)"]
+                    for key in ("onnxruntime", "compile", "reference"):
+                        cells += [fmt_ms(med.get(key)), f"{med[key] / ours:.2f}" if key in med else "-"]
+                    cells.append(" / ".join(f"{memory[k]:.0f}" if k in memory else "-" for k in RUNNERS))
+                    emit("| " + " | ".join(cells) + " |")
+                    del runs
+            del comp, ort
+        torch._dynamo.reset()
+        gc.collect()
+    if args.markdown:
+        with open(args.markdown, "a") as f:
+            f.write("\n".join(lines) + "\n\n")
 
 
 if __name__ == "__main__":

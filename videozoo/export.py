@@ -20,7 +20,7 @@ import logging
 import os
 import tempfile
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -266,12 +266,11 @@ def _export(net: nn.Module, x: Tensor, path: Path, format: str, dynamic_batch: b
     size = sum(p.numel() * p.element_size() for p in net.parameters()) + sum(b.numel() * b.element_size() for b in net.buffers())
     with _exporting("torch.onnx.export"), torch.no_grad():
         torch.onnx.export(
-            # Decomposed to core ATen first: handed the raw program, the exporter wrote slowfast_r101's
-            # fused conv with a bias of the wrong size and failed on MViT's pooling (torch 2.13).
-            program.run_decompositions(),
+            program,
             (x,),
             str(path),
             dynamo=True,
+            custom_translation_table={torch.ops.aten.conv3d.default: _onnx_conv3d},
             input_names=[INPUT_NAME],
             output_names=[OUTPUT_NAME],
             external_data=size > _ONNX_INLINE_BYTES,
@@ -280,6 +279,27 @@ def _export(net: nn.Module, x: Tensor, path: Path, format: str, dynamic_batch: b
             optimize=False,
             verbose=False,
         )
+
+
+def _onnx_conv3d(
+    input: Any,
+    weight: Any,
+    bias: Any = None,
+    stride: Sequence[int] = (1, 1, 1),
+    padding: Sequence[int] = (0, 0, 0),
+    dilation: Sequence[int] = (1, 1, 1),
+    groups: int = 1,
+) -> Any:
+    """``aten.conv3d`` as one ONNX ``Conv``, with no bias input when there is no bias (onnxscript 0.7.2
+    makes a missing bias a zero tensor of shape (out_channels, 2), which onnxruntime rejects)."""
+    from onnxscript import opset18 as op
+
+    def triple(v: Sequence[int]) -> list[int]:
+        return list(v) * 3 if len(v) == 1 else list(v)
+
+    return op.Conv(
+        input, weight, bias, strides=triple(stride), pads=triple(padding) * 2, dilations=triple(dilation), group=groups
+    )
 
 
 def _runtime(format: str) -> str:
