@@ -31,7 +31,7 @@ def ort_logits(path, x: torch.Tensor) -> torch.Tensor:
 
 @pytest.mark.parametrize("name", MODELS)
 def test_every_model_exports_to_onnx(name: str, tmp_path) -> None:
-    """At the contract's small clip (the published one for the fixed-grid MViTv2-B/L's small builds)."""
+    """At the contract's small clip (the MViTs built for one, as their token grid is fixed)."""
     torch.manual_seed(0)
     model = videozoo.get_model(name, num_classes=10, **SMALL_BUILD.get(name, {})).eval()
     x = small_input(model)
