@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import argparse
 import copy
-import statistics
-import time
 
 import torch
+from _timing import interleaved_medians
 
 import videozoo
 
@@ -51,15 +50,9 @@ def main(argv: list[str] | None = None) -> None:
             runs["bf16"] = lambda: bf16(x.bfloat16())
         except (RuntimeError, NotImplementedError) as e:
             print(f"<!-- {name}: model.to(bf16) fails: {str(e)[:80]} -->")
-        times: dict[str, list[float]] = {k: [] for k in runs}
         with torch.inference_mode():
             tops = {k: int(run().float().argmax()) for k, run in runs.items()}  # warm-up
-            for _ in range(args.repeats):
-                for k, run in runs.items():
-                    t0 = time.perf_counter()
-                    run()
-                    times[k].append(time.perf_counter() - t0)
-        med = {k: statistics.median(v) for k, v in times.items()}
+            med = interleaved_medians(runs, args.repeats)
         speed = {k: f"{med['fp32'] / med[k]:.2f}x" if k in med else "fails" for k in ("autocast", "bf16")}
         agree = all(v == tops["fp32"] for v in tops.values())
         print(f"| `{name}` | {t}x{h}x{w} | {med['fp32'] * 1e3:.0f} | {speed['autocast']} | {speed['bf16']} | {agree} |",

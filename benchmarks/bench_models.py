@@ -30,7 +30,6 @@ import gc
 import importlib
 import os
 import platform
-import statistics
 import sys
 import tempfile
 import threading
@@ -42,6 +41,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 import videozoo
+from _timing import interleaved_medians
 from videozoo.export import export_model, published_clip
 from videozoo.models._layers import linear
 
@@ -262,7 +262,6 @@ def main(argv: list[str] | None = None) -> None:
                     if ref is not None and "reference" in args.runners:
                         case = cases[name]
                         runs["reference"] = (lambda: case.run(ref, x)) if case.run else (lambda: ref(x))
-                    times: dict[str, list[float]] = {k: [] for k in runs}
                     memory: dict[str, float] = {}
                     with torch.inference_mode(), autocast:
                         for key, run in list(runs.items()):  # warm-up (compilation), then memory
@@ -270,18 +269,13 @@ def main(argv: list[str] | None = None) -> None:
                                 run()
                             except Exception as e:
                                 emit(f"<!-- {name} b{batch} {dtype}: {key} failed: {str(e).splitlines()[0][:200]} -->")
-                                del runs[key], times[key]
+                                del runs[key]
                                 continue
                             gc.collect()
                             with PeakRSS() as rss:
                                 run()
                             memory[key] = rss.peak / 2**20
-                        for _ in range(args.repeats):
-                            for key, run in runs.items():
-                                t0 = time.perf_counter()
-                                run()
-                                times[key].append(time.perf_counter() - t0)
-                    med = {k: statistics.median(v) for k, v in times.items()}
+                        med = interleaved_medians(runs, args.repeats)
                     ours = med["videozoo"]
                     peak = max(peaks[dtype].values())
                     cells = [f"`{name}`", "x".join(map(str, clip)), str(batch), dtype, fmt_ms(ours),
