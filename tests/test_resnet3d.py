@@ -13,7 +13,7 @@ from parity.common import FIXTURES, TOLERANCE, load_fixture, make_input, referen
 from videozoo import hub
 from videozoo.errors import CheckpointError
 from videozoo.models import resnet3d
-from videozoo.models._layers import conv3d_channels_last
+from videozoo.models._layers import conv3d_channels_last, onednn_applies
 from videozoo.models.resnet3d import (
     C2D_R50_Weights,
     ResNet3D,
@@ -303,15 +303,23 @@ def test_folded_eval_path_agrees_with_the_modules(name: str) -> None:
         ((1, 3, 3), (1, 2, 2), (0, 1, 1), 1),
         ((1, 3, 3), (2, 2, 2), (0, 1, 1), 1),  # 3D
         ((3, 3, 3), (2, 2, 2), (1, 1, 1), 8),
+        ((3, 3, 3), (1, 1, 1), (1, 1, 1), 1),  # PyTorch's im2col path for an input this small
     ],
 )
-def test_conv3d_channels_last_is_conv3d(kernel, stride, padding, groups) -> None:
+@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize("path", ["onednn", "portable"])
+def test_conv3d_channels_last_is_conv3d(kernel, stride, padding, groups, relu: bool, path: str) -> None:
     x = torch.randn(1, 8, 4, 9, 10).contiguous(memory_format=torch.channels_last_3d)
-    weight = torch.randn(16, 8 // groups, *kernel)
+    weight = torch.randn(16, 8 // groups, *kernel, requires_grad=path == "portable")  # autograd: F.conv
     bias = torch.randn(16)
-    out = conv3d_channels_last(x, weight, bias, stride, padding, groups)
-    torch.testing.assert_close(out, F.conv3d(x, weight, bias, stride, padding, 1, groups), rtol=1e-5, atol=1e-5)
+    assert onednn_applies(x, weight) == (path == "onednn")
+    out = conv3d_channels_last(x, weight, bias, stride, padding, groups, relu=relu)
+    expected = F.conv3d(x, weight, bias, stride, padding, 1, groups)
+    torch.testing.assert_close(out, F.relu(expected) if relu else expected, rtol=1e-5, atol=1e-5)
     assert out.is_contiguous(memory_format=torch.channels_last_3d)
+    if path == "portable":
+        out.sum().backward()
+        assert weight.grad is not None
 
 
 # -- meta ---------------------------------------------------------------------------------------------------

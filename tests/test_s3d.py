@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from parity.common import FIXTURES, TOLERANCE, load_fixture, make_input, reference_state_dict, relative_error
-from videozoo.models.s3d import S3D, ConvBNReLU, MaxPool3d, S3D_Weights, s3d
+from videozoo.models.s3d import S3D, ConvBNReLU, S3D_Weights, s3d
 from videozoo.transforms import KINETICS_MEAN, KINETICS_STD
 
 
@@ -53,53 +53,6 @@ def plain_conv_bn_relu(block: ConvBNReLU, x: torch.Tensor) -> torch.Tensor:
     """What the block computes, module by module (eval-mode BatchNorm, no folding)."""
     conv, bn = block[0], block[1]
     return torch.relu(bn(nn.functional.conv3d(x, conv.weight, None, conv.stride, conv.padding)))
-
-
-@pytest.mark.parametrize(
-    "kernel, stride, padding",
-    [
-        ((1, 1, 1), (1, 1, 1), (0, 0, 0)),  # pointwise: 2D path
-        ((3, 1, 1), (1, 1, 1), (1, 0, 0)),  # temporal: 2D path
-        ((7, 1, 1), (2, 1, 1), (3, 0, 0)),  # the stem's strided temporal convolution: 2D path
-        ((1, 3, 3), (1, 2, 2), (0, 1, 1)),  # spatial: stays 3D
-    ],
-)
-def test_eval_path_equals_plain_modules(kernel, stride, padding) -> None:
-    torch.manual_seed(0)
-    block = ConvBNReLU(6, 10, kernel, stride, padding).eval()
-    bn = block[1]
-    with torch.no_grad():
-        bn.running_mean.normal_(0, 0.5)
-        bn.running_var.uniform_(0.2, 3.0)
-        bn.weight.normal_(1, 0.3)
-        bn.bias.normal_(0, 0.3)
-    for shape in [(2, 6, 9, 11, 13), (1, 6, 3, 4, 4)]:
-        x = torch.randn(shape)
-        with torch.no_grad():
-            torch.testing.assert_close(block(x), plain_conv_bn_relu(block, x), rtol=1e-5, atol=1e-5)
-    torch.testing.assert_close(torch.jit.script(block)(x), block(x))
-
-
-@pytest.mark.parametrize(
-    "kernel, stride, padding",
-    [([3, 3, 3], [1, 1, 1], [1, 1, 1]), ([1, 3, 3], [1, 2, 2], [0, 1, 1]), ([3, 3, 3], [2, 2, 2], [1, 1, 1])],
-)
-def test_separable_max_pool_is_exact(kernel, stride, padding) -> None:
-    pool = MaxPool3d(kernel, stride, padding)
-    assert pool.separable
-    for shape in [(2, 4, 8, 28, 28), (1, 3, 5, 7, 9), (1, 2, 1, 1, 2)]:
-        x = torch.randn(shape)
-        x[0, 0, 0, 0, 0] = float("nan")  # propagates like the 3D kernel
-        x[0, 1] = x[0, 1].round()  # ties
-        expected = nn.functional.max_pool3d(x, kernel, stride, padding)
-        with torch.no_grad():
-            torch.testing.assert_close(pool(x), expected, rtol=0, atol=0, equal_nan=True)
-    # with gradients, PyTorch's kernel (and its routing of ties) is used
-    x = torch.zeros(1, 1, 3, 3, 3, requires_grad=True)
-    pool(x).sum().backward()
-    expected = torch.zeros(1, 1, 3, 3, 3, requires_grad=True)
-    nn.functional.max_pool3d(expected, kernel, stride, padding).sum().backward()
-    assert torch.equal(x.grad, expected.grad)
 
 
 def test_training_uses_batch_statistics() -> None:

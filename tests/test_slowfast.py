@@ -121,9 +121,9 @@ def test_pathway_pair_is_accepted_eager_and_scripted(model, fixture) -> None:
         torch.testing.assert_close(model([slow, x]), out, rtol=0, atol=0)
         torch.testing.assert_close(model((slow, x)), out, rtol=0, atol=0)
         torch.testing.assert_close(model.forward_pathways(slow, x), out, rtol=0, atol=0)
-    scripted = torch.jit.script(model)
+    scripted = torch.jit.script(model)  # the plain modules: eager's folded BNs differ by float rounding
     with torch.inference_mode():
-        torch.testing.assert_close(scripted.forward_pathways(slow, x), out, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(scripted.forward_pathways(slow, x), out, rtol=1e-5, atol=1e-5 * out.abs().max())
     with pytest.raises(ValueError, match=r"\[slow, fast\].*slow of shape \[1, 3, 2, 64, 64\]"):
         model([x, x])
     with pytest.raises(ValueError, match="one clip or a \\[slow, fast\\] pair"):

@@ -12,9 +12,10 @@ convolution used inside each residual stage:
 Module names follow torchvision's, so the published checkpoints load with ``strict=True``.
 
 On CPU in eval mode the network runs as the bottleneck 3D ResNets do (``models/resnet3d.py``): in
-``channels_last_3d`` layout, with each BN folded into the convolution before it and ReLU applied in
-place (``_layers.conv_bn_folded``), and the 1x3x3 / 3x1x1 convolutions of small clips sent to
-oneDNN's 2D kernels instead of PyTorch's im2col path. Training and TorchScript run the plain modules:
+``channels_last_3d`` layout, with each BN folded into the convolution before it and the ReLU after
+it fused (``_layers.conv_bn_folded``), every convolution oneDNN's: the 1x3x3 / 3x1x1 ones as its 2D
+kernels, the 3x3x3 ones called directly where PyTorch would take its im2col path (R3D-18's 14x14 and
+7x7 stages at batch 1: 1.1x on the whole network). Training and TorchScript run the plain modules:
 the same function up to float rounding.
 """
 
@@ -93,17 +94,18 @@ class BasicBlock(nn.Module):
         """``forward`` in eval mode on a channels-last ``x``, each BN folded into its convolution."""
         downsample = self.downsample
         shortcut = x if downsample is None else conv_bn_folded(x, downsample[0], downsample[1])
-        out = F.relu(_unit_folded(x, self.conv1), inplace=True)
+        out = _unit_folded(x, self.conv1, relu=True)
         return F.relu(_unit_folded(out, self.conv2).add_(shortcut), inplace=True)
 
 
-def _unit_folded(x: Tensor, unit: nn.Sequential) -> Tensor:
-    """``unit[1](unit[0](x))`` (a convolution of :func:`_conv`, then its BN) with the BNs folded."""
+def _unit_folded(x: Tensor, unit: nn.Sequential, relu: bool = False) -> Tensor:
+    """``unit[1](unit[0](x))`` (a convolution of :func:`_conv`, then its BN) with the BNs folded, then
+    ReLU if ``relu``."""
     conv, bn = unit[0], unit[1]
     if isinstance(conv, nn.Sequential):  # (2+1)D: spatial convolution, BN, ReLU, temporal convolution
-        x = F.relu(conv_bn_folded(x, conv[0], conv[1]), inplace=True)
+        x = conv_bn_folded(x, conv[0], conv[1], relu=True)
         conv = conv[3]
-    return conv_bn_folded(x, conv, bn)
+    return conv_bn_folded(x, conv, bn, relu)
 
 
 class VideoResNet(VideoModel):
@@ -171,7 +173,7 @@ class VideoResNet(VideoModel):
     def _stem_folded(self, x: Tensor) -> Tensor:
         stem = self.stem
         for i in range(0, len(stem), 3):  # (convolution, BN, ReLU) once or twice
-            x = F.relu(conv_bn_folded(x, stem[i], stem[i + 1]), inplace=True)
+            x = conv_bn_folded(x, stem[i], stem[i + 1], relu=True)
         return x
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:

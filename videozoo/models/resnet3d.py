@@ -40,9 +40,10 @@ PyTorchVideo's files (``{"model_state": ...}``, keys such as
 
 On CPU the network runs in ``channels_last_3d`` layout (activations and filters), as SlowFast does:
 oneDNN's convolutions, the channel-wise ones of CSN above all, are faster on it. In eval mode each BN
-is folded into the convolution before it (recomputed on every call, invisible in the state_dict;
-1.15-1.2x; ``_layers.conv_bn_folded``), and the convolutions go through ``_layers.conv3d_channels_last``, which keeps small clips
-(Slow 4x16, C2D/I3D after their temporal pool: 2.4x) off PyTorch's slow im2col path. A scripted
+is folded into the convolution before it and the ReLU after it fused (recomputed on every call,
+invisible in the state_dict; 1.15-1.2x; ``_layers.conv_bn_folded``), and the convolutions go through
+``_layers.conv3d_channels_last``, which keeps small clips (Slow 4x16, C2D/I3D after their temporal
+pool: 2.4x) off PyTorch's slow im2col path. A scripted
 model runs the plain modules (TorchScript takes no modules as arguments); all compute the same
 function up to float rounding. At the published clips and batch 1 the networks run 2-3x faster than
 PyTorchVideo's on the same weights (benchmarks/bench_models.py, 2 CPU threads); SlowFast, built from
@@ -120,7 +121,7 @@ class Stem(nn.Module):
 
     @torch.jit.unused
     def _conv_bn_relu_folded(self, x: Tensor) -> Tensor:
-        return F.relu(conv_bn_folded(x, self.conv, self.bn), inplace=True)
+        return conv_bn_folded(x, self.conv, self.bn, relu=True)
 
 
 def _middle_conv(kind: BlockKind, planes: int, stride: int, temporal_stride: int) -> nn.Module:
@@ -194,12 +195,12 @@ class Bottleneck(nn.Module):
         fine-tuning needs no refresh)."""
         downsample = self.downsample
         shortcut = x if downsample is None else conv_bn_folded(x, downsample[0], downsample[1])
-        out = F.relu(conv_bn_folded(x, self.conv1, self.bn1), inplace=True)
+        out = conv_bn_folded(x, self.conv1, self.bn1, relu=True)
         conv2 = self.conv2
         if isinstance(conv2, Conv2Plus1d):
-            out = F.relu(conv_bn_folded(out, conv2.conv_t, conv2.bn), inplace=True)
+            out = conv_bn_folded(out, conv2.conv_t, conv2.bn, relu=True)
             conv2 = conv2.conv_xy
-        out = F.relu(conv_bn_folded(out, conv2, self.bn2), inplace=True)
+        out = conv_bn_folded(out, conv2, self.bn2, relu=True)
         return F.relu(conv_bn_folded(out, self.conv3, self.bn3).add_(shortcut), inplace=True)
 
 

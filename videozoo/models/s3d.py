@@ -10,9 +10,9 @@ In eval mode the network runs in ``channels_last_3d`` layout with every BatchNor
 convolution before it (``_layers.conv_bn_folded``: one pass over the activations instead of two, the
 same result up to float rounding), so that the convolutions without temporal or without spatial extent
 (all of them) run as oneDNN's 2D convolutions over free views of the clip, which PyTorch's CPU kernels
-handle much faster than the 3D ones (1.28x over the same folding in the default layout at 32x224);
-3-wide max-pooling is computed one dimension at a time (``MaxPool3d``). Training and TorchScript run
-the plain modules.
+handle much faster than the 3D ones (1.28x over the same folding in the default layout at 32x224),
+with the ReLU fused into them; PyTorch's channels-last max-pooling is 3-10x faster than in the
+default layout on S3D's maps. Training and TorchScript run the plain modules.
 """
 
 from collections.abc import Sequence
@@ -57,38 +57,7 @@ class ConvBNReLU(nn.Sequential):
 
     @torch.jit.unused
     def _forward_folded(self, x: Tensor) -> Tensor:
-        return F.relu(conv_bn_folded(x, self[0], self[1]), inplace=True)
-
-
-def _max_of_three(x: Tensor, dim: int, stride: int) -> Tensor:
-    """Max over windows of 3 along ``dim``, padded by 1 on both sides (padding never wins)."""
-    pad = [0, 0] * (x.dim() - 1 - dim) + [1, 1]
-    taps = F.pad(x, pad, value=float("-inf")).unfold(dim, 3, stride)
-    return torch.maximum(torch.maximum(taps[..., 0], taps[..., 1]), taps[..., 2])
-
-
-class MaxPool3d(nn.Module):
-    """3D max-pooling that, when no gradient is needed, takes the max one dimension at a time.
-
-    Max is separable, so the result is identical; for S3D's 3-wide windows padded by 1, three
-    elementwise passes beat PyTorch's CPU 3D max-pool kernel several-fold. With gradients the 3D kernel
-    runs, so that ties send their gradient where torchvision's pooling sends it.
-    """
-
-    def __init__(self, kernel_size: Sequence[int], stride: Sequence[int], padding: Sequence[int]) -> None:
-        super().__init__()
-        self.kernel_size, self.stride, self.padding = list(kernel_size), list(stride), list(padding)
-        self.separable = all(
-            (k == 3 and p == 1) or (k == 1 and s == 1 and p == 0) for k, s, p in zip(kernel_size, stride, padding)
-        )
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.requires_grad or not self.separable:
-            return F.max_pool3d(x, self.kernel_size, self.stride, self.padding)
-        for d in range(3):
-            if self.kernel_size[d] == 3:
-                x = _max_of_three(x, 2 + d, self.stride[d])
-        return x
+        return conv_bn_folded(x, self[0], self[1], relu=True)
 
 
 class TemporalSeparableConv(nn.Sequential):
@@ -118,7 +87,7 @@ class SepInceptionBlock3D(nn.Module):
             ConvBNReLU(in_planes, b2_mid, [1, 1, 1]), TemporalSeparableConv(b2_mid, b2_out, 3, 1, 1)
         )
         self.branch3 = nn.Sequential(
-            MaxPool3d([3, 3, 3], [1, 1, 1], [1, 1, 1]), ConvBNReLU(in_planes, b3_out, [1, 1, 1])
+            nn.MaxPool3d((3, 3, 3), (1, 1, 1), (1, 1, 1)), ConvBNReLU(in_planes, b3_out, [1, 1, 1])
         )
 
     def forward(self, x: Tensor) -> Tensor:
@@ -143,7 +112,7 @@ class S3D(VideoModel):
 
     def __init__(self, num_classes: int = 400, dropout: float = 0.2) -> None:
         super().__init__(num_classes, num_features=1024, min_temporal_size=13, min_size=209)
-        pool_space = partial(MaxPool3d, [1, 3, 3], [1, 2, 2], [0, 1, 1])
+        pool_space = partial(nn.MaxPool3d, (1, 3, 3), (1, 2, 2), (0, 1, 1))
         self.features = nn.Sequential(
             TemporalSeparableConv(3, 64, 7, 2, 3),
             pool_space(),
@@ -152,13 +121,13 @@ class S3D(VideoModel):
             pool_space(),
             SepInceptionBlock3D(192, 64, 96, 128, 16, 32, 32),  # 3b
             SepInceptionBlock3D(256, 128, 128, 192, 32, 96, 64),  # 3c
-            MaxPool3d([3, 3, 3], [2, 2, 2], [1, 1, 1]),
+            nn.MaxPool3d((3, 3, 3), (2, 2, 2), (1, 1, 1)),
             SepInceptionBlock3D(480, 192, 96, 208, 16, 48, 64),  # 4b
             SepInceptionBlock3D(512, 160, 112, 224, 24, 64, 64),  # 4c
             SepInceptionBlock3D(512, 128, 128, 256, 24, 64, 64),  # 4d
             SepInceptionBlock3D(512, 112, 144, 288, 32, 64, 64),  # 4e
             SepInceptionBlock3D(528, 256, 160, 320, 32, 128, 128),  # 4f
-            MaxPool3d([2, 2, 2], [2, 2, 2], [0, 0, 0]),
+            nn.MaxPool3d((2, 2, 2), (2, 2, 2)),
             SepInceptionBlock3D(832, 256, 160, 320, 32, 128, 128),  # 5b
             SepInceptionBlock3D(832, 384, 192, 384, 48, 128, 128),  # 5c
         )
