@@ -134,18 +134,19 @@ def onednn_applies(x: Tensor, weight: Tensor) -> bool:
     )
 
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: bool = False) -> Tensor:
-    """``F.linear``, then the exact GELU if ``gelu``. In CPU fp32 inference (:func:`onednn_applies`) this
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: str | None = None) -> Tensor:
+    """``F.linear``, then GELU if ``gelu`` names its form (``"none"``: exact erf, ``"tanh"``: the tanh
+    approximation, as ``F.gelu``'s ``approximate``). In CPU fp32 inference (:func:`onednn_applies`) this
     is oneDNN's inner product with the GELU fused: the same fp32 arithmetic up to rounding order, about
     twice as fast as MKL's sgemm here. Scripted, traced and exported models, autograd and autocast keep
     ``F.linear``."""
     if not torch.jit.is_scripting():
         if onednn_applies(x, weight):
             # oneDNN is only fast on dense operands (strided ones can take a reference path).
-            post_op, algorithm = ("gelu", "none") if gelu else ("none", "")
+            post_op, algorithm = ("none", "") if gelu is None else ("gelu", gelu)
             return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight.contiguous(), bias, post_op, [], algorithm)
     y = F.linear(x, weight, bias)
-    return F.gelu(y) if gelu else y
+    return y if gelu is None else F.gelu(y, approximate=gelu)
 
 
 def conv3d_channels_last(
@@ -237,15 +238,14 @@ class Mlp(nn.Module):
 
     def __init__(self, dim: int, hidden_dim: int, approximate: str = "none") -> None:
         super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate must be 'none' or 'tanh' (F.gelu's forms), got {approximate!r}.")
         self.fc1 = nn.Linear(dim, hidden_dim)
         self.fc2 = nn.Linear(hidden_dim, dim)
         self.approximate = approximate
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.approximate == "none":
-            x = linear(x, self.fc1.weight, self.fc1.bias, gelu=True)
-        else:
-            x = F.gelu(linear(x, self.fc1.weight, self.fc1.bias), approximate=self.approximate)
+        x = linear(x, self.fc1.weight, self.fc1.bias, gelu=self.approximate)
         return linear(x, self.fc2.weight, self.fc2.bias)
 
 

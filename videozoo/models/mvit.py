@@ -553,7 +553,7 @@ class MultiscaleBlock(nn.Module):
         if not self.widen_in_attention and self.project is not None:
             x = linear(x_norm, self.project.weight, self.project.bias)
         fc1, fc2 = self.mlp[0], self.mlp[3]
-        hidden = self.mlp[2](linear(x_norm, fc1.weight, fc1.bias, gelu=True))
+        hidden = self.mlp[2](linear(x_norm, fc1.weight, fc1.bias, gelu="none"))
         out = self.mlp[4](linear(hidden, fc2.weight, fc2.bias))
         if noise_mlp is not None:
             out = out * noise_mlp

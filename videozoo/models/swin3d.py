@@ -235,7 +235,7 @@ class SwinTransformerBlock3d(nn.Module):
 
     def _mlp(self, x: Tensor) -> Tensor:
         fc1, fc2 = self.mlp[0], self.mlp[3]
-        x = self.mlp[2](linear(x, fc1.weight, fc1.bias, gelu=True))
+        x = self.mlp[2](linear(x, fc1.weight, fc1.bias, gelu="none"))
         return self.mlp[4](linear(x, fc2.weight, fc2.bias))
 
 
