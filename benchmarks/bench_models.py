@@ -18,7 +18,9 @@ Reported: videozoo's latency and achieved GFLOP/s (FLOPs counted by torch's ``Fl
 the portable path, a multiply-add = 2) against the machine's measured oneDNN peaks (a 3x3x3 conv and
 an inner product, in the same dtype), each peer's latency and ``peer / videozoo`` (above 1: videozoo
 is faster), and each runner's peak extra RSS during one forward (sampled in a separate, untimed call).
-``--markdown FILE`` appends the table with the machine's CPU and flags. Run it on an idle machine.
+``--markdown FILE`` appends the table with the machine's CPU and flags. The process first calls
+``videozoo.reuse_freed_memory()``, as the ``videozoo`` command does (``--allocator default`` leaves
+glibc's defaults; see docs/benchmarks.md for what that costs). Run it on an idle machine.
 """
 
 from __future__ import annotations
@@ -204,8 +206,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--markdown", metavar="FILE", default=None, help="append the table to FILE")
+    parser.add_argument(
+        "--allocator", choices=("reuse", "default"), default="reuse",
+        help="reuse: videozoo.reuse_freed_memory() first, as videozoo's command line does (default); "
+        "default: the C library's defaults (ONNX Runtime keeps its own arena either way)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    reused = args.allocator == "reuse" and videozoo.reuse_freed_memory()
     names = args.models or videozoo.list_models()
     cases = reference_cases() if "reference" in args.runners else {}
 
@@ -217,7 +225,8 @@ def main(argv: list[str] | None = None) -> None:
         versions.append(f"onnxruntime {onnxruntime.__version__}")
     header = [
         f"CPU: {cpu_description()}",
-        f"{args.threads} threads, {', '.join(versions)}; interleaved rounds, median of {args.repeats}",
+        f"{args.threads} threads, {', '.join(versions)}; interleaved rounds, median of {args.repeats}; "
+        f"malloc: {'freed memory reused (videozoo.reuse_freed_memory)' if reused else 'C library defaults'}",
         "oneDNN peaks (GFLOP/s): " + "; ".join(
             f"{d} conv3d {p['conv']:.0f}, inner product {p['matmul']:.0f}" for d, p in peaks.items()
         ),

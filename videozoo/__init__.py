@@ -19,6 +19,7 @@ from videozoo._api import (
     load_weights,
     register_model,
 )
+from videozoo._memory import reuse_freed_memory
 from videozoo.errors import (
     CheckpointError,
     DownloadError,
@@ -75,6 +76,7 @@ __all__ = [
     "list_models",
     "register_model",
     "VideoClassification",
+    "reuse_freed_memory",
     "predict",
     "VideoClassifier",
     "Prediction",

@@ -24,6 +24,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from videozoo._memory import reuse_freed_memory
+
 __all__ = ["main", "EXIT_CODES"]
 
 EXIT_OK = 0
@@ -779,6 +781,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (the console script exits with it)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    reuse_freed_memory()  # this process runs models: keep activations' memory between forward passes
     try:
         return args.func(args)
     except KeyboardInterrupt:
