@@ -1,4 +1,4 @@
-"""How the process's C allocator hands memory back: the one setting outside PyTorch that decides CPU speed.
+"""How the process's C allocator hands memory back: a setting outside PyTorch that decides much of CPU speed.
 
 PyTorch's CPU tensors come from ``malloc``. glibc serves every block above 32 MiB (one activation of a
 video network at its published clip: R(2+1)D-50's 256 x 16 x 64 x 64 is 64 MiB) with its own ``mmap``
@@ -11,7 +11,6 @@ was ahead on several networks. :func:`reuse_freed_memory` makes glibc keep freed
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import sys
 
 # glibc's mallopt parameters (malloc.h).
@@ -36,7 +35,7 @@ def reuse_freed_memory() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = ctypes.CDLL(None)  # the C library this process runs on (find_library would spawn ldconfig)
         mallopt = libc.mallopt
         libc.gnu_get_libc_version  # only glibc has it (musl's mallopt ignores these parameters)
     except (OSError, AttributeError):
