@@ -111,6 +111,8 @@ CASES.update(
 )
 
 PUBLISHED_CASES = {
+    "mvit_v1_b": CASES["mvit_v1_b"],
+    "mvit_v2_s": CASES["mvit_v2_s"],
     "mvit_base_16x4": _ptv_case("mvit_base_16x4", 1, 16, 224, 224, [(2, 3, 16, 224, 224)]),
     "mvit_base_32x3": _ptv_case("mvit_base_32x3", 1, 32, 224, 224, [(2, 3, 32, 224, 224)]),
 }
