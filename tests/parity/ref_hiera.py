@@ -14,11 +14,8 @@ fixture:
 
     cd tests && ~/ref-env/bin/python -m parity.ref_hiera --published [NAME ...]
 
-and are the pairs to time (``bench_models.py`` builds its pairs from ``CASES``):
-
-    ~/ref-env/bin/python -c "import sys; sys.path[:0] = ['tests', 'benchmarks']; import bench_models as b, \
-        parity.ref_hiera as r; b.reference_cases = lambda: r.PUBLISHED_CASES; \
-        b.main(['--models', 'hiera_b', '--batch-sizes', '1', '--dtypes', 'fp32'])"
+and are the pairs ``benchmarks/bench_models.py`` times (it takes a module's ``PUBLISHED_CASES`` where
+there are any, else its ``CASES`` without model arguments).
 """
 
 from __future__ import annotations

@@ -18,11 +18,8 @@ they are checked in the side environment only, without writing a fixture,
 
     cd tests && ~/ref-env/bin/python -m parity.ref_mvit --published
 
-and are the pairs to time for these models (``bench_models.py`` builds its pairs from ``CASES``):
-
-    ~/ref-env/bin/python -c "import sys; sys.path[:0] = ['tests', 'benchmarks']; import bench_models as b, \
-        parity.ref_mvit as r; b.reference_cases = lambda: r.PUBLISHED_CASES; \
-        b.main(['--models', 'mvit_base_16x4', 'mvit_base_32x3', '--batch-sizes', '1', '--dtypes', 'fp32'])"
+and are the pairs ``benchmarks/bench_models.py`` times (it takes a module's ``PUBLISHED_CASES`` where
+there are any, else its ``CASES`` without model arguments).
 
 PySlowFast's MViTv2-B 32x3 / L 40x3 (``mvit_v2_b``, ``mvit_v2_l``): the reference is PySlowFast's own
 ``MViT`` (slowfast/models/video_model_builder.py), built from its published configs
@@ -110,6 +107,7 @@ CASES.update(
     }
 )
 
+# torchvision's two at their only size (their CASES), PyTorchVideo's at the published clips.
 PUBLISHED_CASES = {
     "mvit_v1_b": CASES["mvit_v1_b"],
     "mvit_v2_s": CASES["mvit_v2_s"],
