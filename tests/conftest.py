@@ -11,6 +11,7 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import os
+import shutil
 import threading
 import time
 from dataclasses import dataclass
@@ -209,8 +210,10 @@ def http_server(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
     monkeypatch.delenv("VIDEOZOO_OFFLINE", raising=False)  # its files are on loopback
-    server = LoopbackServer(tmp_path_factory.mktemp("served"))
+    root = tmp_path_factory.mktemp("served")
+    server = LoopbackServer(root)
     try:
         yield server
     finally:
         server.stop()
+        shutil.rmtree(root, ignore_errors=True)  # served checkpoints are full-size: free the disk as we go
