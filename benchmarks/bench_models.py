@@ -235,11 +235,13 @@ def main(argv: list[str] | None = None) -> None:
         "| reference ms | ref / vz | peak extra RSS MiB (vz / ORT / compile / ref) |",
         "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    lines: list[str] = []
+    markdown = open(args.markdown, "a") if args.markdown else None
 
-    def emit(line: str) -> None:
+    def emit(line: str) -> None:  # written as it comes: a process killed midway (OOM) keeps its rows
         print(line, flush=True)
-        lines.append(line)
+        if markdown is not None:
+            markdown.write(line + "\n")
+            markdown.flush()
 
     for line in header:
         emit(line)
@@ -301,9 +303,9 @@ def main(argv: list[str] | None = None) -> None:
             del comp, ort
         torch._dynamo.reset()
         gc.collect()
-    if args.markdown:
-        with open(args.markdown, "a") as f:
-            f.write("\n".join(lines) + "\n\n")
+    if markdown is not None:
+        markdown.write("\n")
+        markdown.close()
 
 
 if __name__ == "__main__":
