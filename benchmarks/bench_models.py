@@ -40,7 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
+from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 import videozoo
 from _timing import interleaved_medians
@@ -179,11 +179,18 @@ def compiled(model: torch.nn.Module) -> Callable:
 
 
 def count_flops(model: torch.nn.Module, x: torch.Tensor) -> float:
-    """FLOPs of one forward on the portable path (autograd on, so no oneDNN-only op hides a matmul)."""
-    counter = FlopCounterMode(display=False)
-    with counter:
+    """FLOPs of one forward on the portable path: oneDNN off, so that no oneDNN-only op hides a product
+    from the counter, and autograd off, so that the largest clips (MViTv2-L's 40x312x312) fit in memory.
+    Attention counts as its two products: torch's table lacks the CPU SDPA kernel."""
+    cpu_attention = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: sdpa_flop_count_of_cpu_kernel}
+    counter = FlopCounterMode(display=False, custom_mapping=cpu_attention)
+    with counter, torch.no_grad(), torch.backends.mkldnn.flags(enabled=False):
         model(x[:1])
     return counter.get_total_flops() * x.shape[0]
+
+
+def sdpa_flop_count_of_cpu_kernel(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    return sdpa_flop_count(query_shape, key_shape, value_shape)
 
 
 # ----------------------------------------------------------------------------------------------------
