@@ -12,7 +12,7 @@ torch threads split between the processes (``OMP_NUM_THREADS = cores / processes
 includes the start-up (imports, building the model), as a real run's does.
 
 The decode/model split is measured in this process with no workers: the time to produce every
-window's clip (:func:`videozoo.windows.iter_windows`: demux, decode, resize, crop, normalise) and the
+window's clip (:func:`videozoo.video.windows.iter_windows`: demux, decode, resize, crop, normalise) and the
 time of the model's forward passes on those clips, batch size 8.
 """
 
@@ -85,9 +85,9 @@ def run(manifest: Path, model: str, weights: Path, nproc: int, workers: int, bat
 
 
 def split(videos: list[Path], model: str, weights: Path, batch_size: int) -> tuple[float, float, int]:
-    from videozoo.inference import load_model
-    from videozoo.sampling import ClipRecipe
-    from videozoo.windows import iter_windows
+    from videozoo.tasks.classify import load_model
+    from videozoo.zoo import ClipRecipe
+    from videozoo.video.windows import iter_windows
 
     net, member = load_model(model, weights)
     recipe, transform = ClipRecipe.from_meta(member.meta), member.transforms()

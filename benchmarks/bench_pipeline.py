@@ -28,9 +28,10 @@ import numpy as np
 import torch
 
 import videozoo
-from videozoo.io import VideoReader
-from videozoo.sampling import ClipRecipe, sample_clip_indices
-from videozoo.transforms import resized_size
+from videozoo.video.io import VideoReader
+from videozoo.zoo import ClipRecipe
+from videozoo.video.sampling import sample_clip_indices
+from videozoo.video.transforms import resized_size
 
 
 def make_clip(path: Path, seconds: float, height: int, fps: int = 30) -> Path:

@@ -95,8 +95,8 @@ def fitted_checkpoint(video: Path, directory: Path, scene_seconds: float = 5.0) 
     categories); this only makes a picture with something to show, offline. It is not a classifier.
     """
     import videozoo
-    from videozoo.sampling import ClipRecipe
-    from videozoo.windows import iter_windows
+    from videozoo.zoo import ClipRecipe
+    from videozoo.video.windows import iter_windows
 
     torch.manual_seed(0)
     weights = videozoo.R3D_18_Weights.DEFAULT

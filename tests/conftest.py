@@ -1,5 +1,9 @@
 """Shared test fixtures.
 
+``tiny``: the tiny classifier of ``video_factory`` registered for one test (through
+``videozoo.registered``), its checkpoints in the test's own cache. ``one_thread``: torch on one thread
+for a module of small models (``pytestmark = pytest.mark.usefixtures("one_thread")``).
+
 ``http_server``: a real HTTP server on 127.0.0.1 (random port) serving the files of a
 temporary directory, with Range and If-Range support (an ``ETag`` derived from the
 file's bytes), a request log and programmable faults, so tests exercise real sockets
@@ -217,3 +221,27 @@ def http_server(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     finally:
         server.stop()
         shutil.rmtree(root, ignore_errors=True)  # served checkpoints are full-size: free the disk as we go
+
+
+@pytest.fixture
+def tiny(tmp_path, monkeypatch):
+    """The tiny classifier registered under ``TINY_NAME`` for this test, its files in ``tmp_path/home``."""
+    import videozoo
+    from video_factory import TINY_NAME, install_tiny_checkpoints, tiny_parts
+
+    _, enum, builder = tiny_parts()
+    monkeypatch.setenv("VIDEOZOO_HOME", str(tmp_path / "home"))
+    install_tiny_checkpoints(tmp_path / "home")
+    with videozoo.registered(builder, enum, TINY_NAME) as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small models on a shared 2-core machine: OpenMP's per-op barriers would dominate."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

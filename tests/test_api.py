@@ -11,9 +11,9 @@ import torch
 
 import videozoo
 from videozoo import CheckpointError, R2Plus1D_18_Weights, R3D_18_Weights, Weights, WeightsEnum
-from videozoo._api import build_model
+from videozoo.zoo import build_model
 from videozoo.models.resnet import VideoResNet
-from videozoo.transforms import VideoClassification
+from videozoo.video.transforms import VideoClassification
 
 
 @pytest.fixture

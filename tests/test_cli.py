@@ -13,10 +13,10 @@ import pytest
 import torch
 
 import videozoo
-from video_factory import TINY_CATEGORIES, TINY_NAME, install_tiny_model, make_audio_only, make_video, tiny_parts, truncate
-from videozoo import hub
+from video_factory import TINY_CATEGORIES, TINY_NAME, make_audio_only, make_video, tiny_parts, truncate
+from videozoo.zoo import store
 from videozoo.cli import EXIT_CODES, main
-from videozoo.inference import predict
+from videozoo.tasks.classify import predict
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -33,9 +33,6 @@ def clips(tmp_path_factory):
     }
 
 
-@pytest.fixture
-def tiny(tmp_path, monkeypatch):
-    return install_tiny_model(monkeypatch, tmp_path / "home")
 
 
 def run(capsys, *argv):
@@ -253,26 +250,25 @@ def test_download_cached_and_impossible(tiny, tmp_path, capsys, monkeypatch, htt
     assert code == 0
     assert out == f"TinyMC3_Weights.TEST_V1\t{tmp_path / 'home' / 'checkpoints' / 'tiny_mc3_test.pth'}\n"
     # Weights whose file the (local) server does not have: one line, exit 5, nothing left behind.
-    from videozoo import _api
+    from videozoo import zoo
 
     arch, enum, _ = tiny_parts()
-    weights = _api.Weights(url=http_server.url("gone-0123.pth"), transforms=enum.DEFAULT.transforms, meta=enum.DEFAULT.meta)
-    gone = _api.WeightsEnum(
+    weights = zoo.Weights(url=http_server.url("gone-0123.pth"), transforms=enum.DEFAULT.transforms, meta=enum.DEFAULT.meta)
+    gone = zoo.WeightsEnum(
         "Gone_Weights", {"V1": weights, "DEFAULT": weights}
     )
 
     def builder(*, weights=None, progress=True, **kwargs):
-        return _api.build_model(arch, gone, weights, progress, kwargs)
+        return zoo.build_model(arch, gone, weights, progress, kwargs)
 
-    monkeypatch.setitem(_api._MODELS, "gone_model", builder)
-    monkeypatch.setitem(_api._MODEL_WEIGHTS, "gone_model", gone)
-    monkeypatch.setattr(hub, "BACKOFF_BASE", 0.0)
-    code, out, err = run(capsys, "download", "gone_model", "-q")
-    assert code == 5 and out == ""
-    assert err.startswith("videozoo: error: Gone_Weights.V1: ") and err.count("\n") == 1
-    assert not (tmp_path / "home" / "checkpoints" / "gone-0123.pth").exists()
-    code, out, err = run(capsys, "classify", __file__, "-m", "gone_model", "-q")
-    assert code == 5 and "Traceback" not in err and err.count("\n") == 1
+    with videozoo.registered(builder, gone, "gone_model"):
+        monkeypatch.setattr(store, "BACKOFF_BASE", 0.0)
+        code, out, err = run(capsys, "download", "gone_model", "-q")
+        assert code == 5 and out == ""
+        assert err.startswith("videozoo: error: Gone_Weights.V1: ") and err.count("\n") == 1
+        assert not (tmp_path / "home" / "checkpoints" / "gone-0123.pth").exists()
+        code, out, err = run(capsys, "classify", __file__, "-m", "gone_model", "-q")
+        assert code == 5 and "Traceback" not in err and err.count("\n") == 1
 
 
 def test_exit_codes_are_documented():

@@ -12,7 +12,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import videozoo
 from parity.common import TOLERANCE, load_fixture, make_input, reference_state_dict, relative_error
-from videozoo import CheckpointError, hub
+from videozoo import CheckpointError
+from videozoo.zoo import safety
 from videozoo.models._pytorchvideo import PTV_KINETICS400_CATEGORIES
 from videozoo.models.efficient_x3d import EfficientX3D_S_Weights, EfficientX3D_XS_Weights
 from videozoo.models.x3d import X3D
@@ -112,7 +113,7 @@ def test_loads_published_file_from_cache(name: str, weights, tmp_path: Path, mon
     # The file as a path loads the same; our own state_dict round-trips strictly.
     by_path = videozoo.get_model(name, weights=str(path))
     assert all(torch.equal(by_path.state_dict()[k], v) for k, v in model.state_dict().items())
-    by_hand = weights.DEFAULT.adapt_state_dict(hub.load_checkpoint(path))
+    by_hand = weights.DEFAULT.adapt_state_dict(safety.load_checkpoint(path))
     assert all(torch.equal(by_hand[k], v) for k, v in model.state_dict().items())
     again = videozoo.get_model(name)
     again.load_state_dict(model.state_dict(), strict=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import onnxruntime
 import pytest
 import torch
@@ -13,10 +12,10 @@ from torch import nn
 
 import videozoo
 from test_contract import SMALL_BUILD, small_input
-from video_factory import TINY_CATEGORIES, install_tiny_model
+from video_factory import TINY_CATEGORIES
 from videozoo.cli import EXIT_CODES, main
 from videozoo.errors import ExportError
-from videozoo.export import export_model
+from videozoo.tasks.export import export_model
 
 # A family's largest members, built by the same classes as a smaller one with more or wider blocks,
 # export through the same graph: the suite exports the smaller one. Exporting these eight took 280 s of
@@ -163,9 +162,6 @@ def test_bad_requests_say_what_to_change(tmp_path) -> None:
 # The command line, with the tiny registered model and its checkpoint in the cache
 
 
-@pytest.fixture
-def tiny(tmp_path, monkeypatch):
-    return install_tiny_model(monkeypatch, tmp_path / "home")
 
 
 def test_cli_export_onnx_with_published_weights(tiny, tmp_path, capsys) -> None:

@@ -20,12 +20,12 @@ import pytest
 import torch
 
 import videozoo
-from video_factory import install_tiny_model, make_video
+from video_factory import make_video
 from videozoo.cli import EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE, EXIT_VIDEO, main
-from videozoo.distributed import normalise, read_manifest, shard
-from videozoo.features import INDEX, output_name
-from videozoo.sampling import ClipRecipe
-from videozoo.windows import iter_windows
+from videozoo.tasks.distributed import normalise, read_manifest, shard
+from videozoo.tasks.extract import INDEX, output_name
+from videozoo.zoo import ClipRecipe
+from videozoo.video.windows import iter_windows
 
 TESTS = Path(__file__).resolve().parent
 TIMEOUT = 300
@@ -42,10 +42,9 @@ LAUNCHER = f"""
 import sys
 sys.path.insert(0, {str(TESTS)!r})
 from video_factory import TINY_NAME, tiny_parts
-from videozoo import _api
+import videozoo
 _, enum, builder = tiny_parts()
-_api._MODELS[TINY_NAME] = builder
-_api._MODEL_WEIGHTS[TINY_NAME] = enum
+videozoo.register_model(enum, TINY_NAME)(builder)
 from videozoo.cli import main
 raise SystemExit(main())
 """
@@ -63,9 +62,6 @@ def collection(tmp_path_factory):
     return root, manifest
 
 
-@pytest.fixture
-def tiny(tmp_path, monkeypatch):
-    return install_tiny_model(monkeypatch, tmp_path / "home")
 
 
 def _env(home: Path) -> dict[str, str]:

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 import videozoo
 from parity.common import fill_state_dict
-from videozoo._categories import KINETICS400_CATEGORIES
+from videozoo.zoo.categories import KINETICS400_CATEGORIES
 from videozoo.errors import CheckpointError
 from videozoo.models._layers import resize_pos_embed
 from videozoo.models.hiera import (
@@ -38,13 +38,7 @@ ENUMS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are small; on a shared 2-core machine OpenMP's per-op barriers would dominate."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**kwargs) -> Hiera:

@@ -6,12 +6,13 @@ import pytest
 import torch
 
 import videozoo
-from video_factory import TINY_CATEGORIES, install_tiny_model, make_audio_only, make_video, tiny_parts
+from video_factory import TINY_CATEGORIES, make_audio_only, make_video, tiny_parts
 from videozoo.errors import CheckpointError, VideoDecodeError
-from videozoo.inference import Prediction, VideoClassifier, load_model, predict
-from videozoo.io import read_video
-from videozoo.sampling import ClipRecipe, sample_clip_indices
-from videozoo.transforms import resized_size
+from videozoo.tasks.classify import Prediction, VideoClassifier, load_model, predict
+from videozoo.video.io import read_video
+from videozoo.zoo import ClipRecipe
+from videozoo.video.sampling import sample_clip_indices
+from videozoo.video.transforms import resized_size
 
 
 @pytest.fixture(scope="module")
@@ -25,9 +26,6 @@ def clips(tmp_path_factory):
     }
 
 
-@pytest.fixture
-def tiny(tmp_path, monkeypatch):
-    return install_tiny_model(monkeypatch, tmp_path / "home")
 
 
 def expected_probs(model, member, path, clips=3, crops=3, resize_on_decode=True):

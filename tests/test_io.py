@@ -10,7 +10,7 @@ import torch
 
 from video_factory import frame_code, make_audio_only, make_video, truncate
 from videozoo.errors import VideoDecodeError, VideozooError
-from videozoo.io import VideoReader, probe, read_video
+from videozoo.video.io import VideoReader, probe, read_video
 
 # (file name, codec, fps, frames, encoder options): several containers, codecs, GOP structures.
 FORMATS = [
@@ -217,7 +217,7 @@ def test_unknown_backend(videos):
 
 
 def test_torchcodec_backend(videos):
-    from videozoo.io import _torchcodec_usable
+    from videozoo.video.io import _torchcodec_usable
 
     path, _, n = videos["h264_bframes.mp4"]
     if not _torchcodec_usable():

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from parity.common import FIXTURES, TOLERANCE, load_fixture, make_input, reference_state_dict, relative_error
-from videozoo._categories import KINETICS400_CATEGORIES
+from videozoo.zoo.categories import KINETICS400_CATEGORIES
 import videozoo
 from videozoo.models.mvit import (
     MViT,
@@ -34,13 +34,7 @@ from videozoo.models.mvit import (
 BUILDERS = {"mvit_v1_b": (mvit_v1_b, MViT_V1_B_Weights), "mvit_v2_s": (mvit_v2_s, MViT_V2_S_Weights)}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are small; on a shared 2-core machine OpenMP's per-op barriers would dominate."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

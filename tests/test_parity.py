@@ -10,7 +10,7 @@ import torch
 import videozoo
 from parity.common import FIXTURES, TOLERANCE, load_fixture, make_input, relative_error
 from parity.replay import build_from_fixture, model_kwargs, videozoo_output
-from videozoo.transforms import VideoClassification
+from videozoo.video.transforms import VideoClassification
 
 MODEL_FIXTURES = sorted(p for p in FIXTURES.glob("*.pt") if p.stem != "transforms")
 

@@ -479,7 +479,7 @@ def test_several_labels_need_multi_label_training(train_module, capsys, tmp_path
 def test_training_segments_are_random_within_each_segment(train_module) -> None:
     """PySlowFast's SSv2 training rule: frame randint(round(s * i), round(s * (i + 1))) of segment i."""
     import datasets
-    from videozoo.sampling import ClipRecipe
+    from videozoo.zoo import ClipRecipe
 
     recipe = ClipRecipe(num_frames=8, frame_rate=30.0, sampling="segments")
     timestamps = torch.arange(100, dtype=torch.float64) / 30

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import videozoo
 from parity.common import FIXTURES, TOLERANCE, load_fixture, make_input, reference_state_dict, relative_error
-from videozoo import hub
+from videozoo.zoo import safety
 from videozoo.errors import CheckpointError
 from videozoo.models import resnet3d
 from videozoo.models._layers import conv3d_channels_last, onednn_applies
@@ -80,7 +80,7 @@ def test_weights_load_the_published_file_from_the_cache(name: str, tmp_path, mon
 
     # One call for a file downloaded by hand; our own state_dict loads back strictly.
     again = videozoo.get_model(name).eval()
-    again.load_state_dict(member.adapt_state_dict(hub.load_checkpoint(path)))
+    again.load_state_dict(member.adapt_state_dict(safety.load_checkpoint(path)))
     again.load_state_dict(model.state_dict())
     with torch.inference_mode():
         torch.testing.assert_close(again(x), out, rtol=0, atol=0)

@@ -10,7 +10,7 @@ from torch import nn
 
 from parity.common import FIXTURES, TOLERANCE, load_fixture, make_input, reference_state_dict, relative_error
 from videozoo.models.s3d import S3D, ConvBNReLU, S3D_Weights, s3d
-from videozoo.transforms import KINETICS_MEAN, KINETICS_STD
+from videozoo.video.transforms import KINETICS_MEAN, KINETICS_STD
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,9 @@ import torch
 
 import videozoo
 from video_factory import frame_code, make_video
-from videozoo.io import VideoReader
-from videozoo.sampling import ClipRecipe, clip_start_times, nearest_frames, sample_clip_indices, segment_indices
+from videozoo.video.io import VideoReader
+from videozoo.zoo import ClipRecipe
+from videozoo.video.sampling import clip_start_times, nearest_frames, sample_clip_indices, segment_indices
 
 
 def frames_at(fps: float, n: int, offset: float = 0.0) -> torch.Tensor:

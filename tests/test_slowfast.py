@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 import videozoo
 from parity.common import FIXTURES, TOLERANCE, load_fixture, make_input, reference_state_dict, relative_error
-from videozoo import hub
+from videozoo.zoo import safety
 from videozoo.models.slowfast import (
     SlowFast,
     SlowFast_16x8_R101_50_50_Weights,
@@ -55,7 +55,7 @@ def test_weights_load_the_published_file_from_the_cache(fixture, ptv_checkpoint,
         assert relative_error(model(x), fixture["output"]) <= TOLERANCE
 
     # One call for a file downloaded by hand; our own state_dict loads back strictly.
-    state = SlowFast_R50_Weights.KINETICS400_V1.adapt_state_dict(hub.load_checkpoint(path))
+    state = SlowFast_R50_Weights.KINETICS400_V1.adapt_state_dict(safety.load_checkpoint(path))
     again = slowfast_r50(**SMALL).eval()
     again.load_state_dict(state)
     again.load_state_dict(model.state_dict())

@@ -21,13 +21,14 @@ import pytest
 import torch
 
 import videozoo
-from video_factory import TINY_CATEGORIES, frame_code, install_tiny_model, make_audio_only, make_video, tiny_parts
+from video_factory import TINY_CATEGORIES, frame_code, make_audio_only, make_video, tiny_parts
 from videozoo.cli import EXIT_UNKNOWN, EXIT_USAGE, EXIT_VIDEO, main
-from videozoo.io import VideoReader
-from videozoo.sampling import ClipRecipe, nearest_frames, segment_indices
-from videozoo.timelines import Timeline, timeline
-from videozoo.transforms import VideoClassification, resized_size
-from videozoo.windows import default_window, iter_windows, window_spans
+from videozoo.video.io import VideoReader
+from videozoo.zoo import ClipRecipe
+from videozoo.video.sampling import nearest_frames, segment_indices
+from videozoo.tasks.timeline import Timeline, timeline
+from videozoo.video.transforms import VideoClassification, resized_size
+from videozoo.video.windows import default_window, iter_windows, window_spans
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE = ClipRecipe(num_frames=4, sampling_rate=2, frame_rate=15.0)  # the tiny model's: 4 frames over 0.533 s
@@ -53,9 +54,6 @@ def videos(tmp_path_factory):
     return out
 
 
-@pytest.fixture
-def tiny(tmp_path, monkeypatch):
-    return install_tiny_model(monkeypatch, tmp_path / "home")
 
 
 def _check_cover(spans, duration, window, stride):
@@ -233,7 +231,7 @@ def test_plot_without_matplotlib_names_the_extra(tmp_path):
     script = (
         "import sys; sys.modules['matplotlib'] = None\n"
         "import torch\n"
-        "from videozoo.timelines import Timeline, TimelineEntry\n"
+        "from videozoo.tasks.timeline import Timeline, TimelineEntry\n"
         "t = Timeline('v.mp4', 'm', 'W', 1.0, 0.5, 1.0, False, 0.5, ['a', 'b'],"
         " [TimelineEntry(0, 0.0, 1.0, [('a', 0.9)])], torch.tensor([[0.9, 0.1]]))\n"
         f"t.plot({str(tmp_path / 'x.png')!r})\n"

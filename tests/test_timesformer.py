@@ -8,9 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import videozoo
 from parity.common import FIXTURES, TOLERANCE, load_fixture, make_input, reference_state_dict, relative_error
-from videozoo.hub import cache_name
+from videozoo.zoo.store import cache_name
 from videozoo.models._layers import resize_pos_embed
 from videozoo.models.timesformer import (
     TimeSformer,
@@ -21,12 +20,7 @@ from videozoo.models.timesformer import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**kwargs) -> TimeSformer:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from videozoo.transforms import VideoClassification, resized_size
+from videozoo.video.transforms import VideoClassification, resized_size
 
 
 def ramp_video(t: int, h: int, w: int) -> torch.Tensor:

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 import videozoo
 from parity.common import FIXTURES, TOLERANCE, load_fixture, make_input, reference_state_dict, relative_error
-from videozoo._categories import KINETICS400_CATEGORIES, SSV2_CATEGORIES
+from videozoo.zoo.categories import KINETICS400_CATEGORIES, SSV2_CATEGORIES
 from videozoo.models.videomae import (
     VideoMAE,
     VideoMAE_B_Weights,

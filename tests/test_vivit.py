@@ -8,17 +8,12 @@ import pytest
 import torch
 
 from parity.common import FIXTURES, TOLERANCE, load_fixture, make_input, reference_state_dict, relative_error
-from videozoo.hub import cache_name
+from videozoo.zoo.store import cache_name
 from videozoo.models._layers import resize_pos_embed
 from videozoo.models.vivit import ViViT, ViViT_B_16x2_Weights, from_huggingface_state_dict, vivit_b_16x2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(**kwargs) -> ViViT:

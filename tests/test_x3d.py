@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 import videozoo
 from parity.common import TOLERANCE, load_fixture, make_input, reference_state_dict, relative_error
-from videozoo import hub
+from videozoo.zoo import safety
 from videozoo.models.x3d import X3D, ConvBN, X3D_L_Weights, X3D_M_Weights, X3D_S_Weights, X3D_XS_Weights
 
 FIXTURES = Path(__file__).parent / "parity" / "fixtures"
@@ -75,7 +75,7 @@ def test_loads_published_file_from_cache(tmp_path: Path, monkeypatch: pytest.Mon
     assert relative_error(probs, fixture["output"]) <= TOLERANCE
 
     # A file downloaded by hand loads with one call; our own state_dict round-trips strictly.
-    by_hand = X3D_M_Weights.KINETICS400_V1.adapt_state_dict(hub.load_checkpoint(path))
+    by_hand = X3D_M_Weights.KINETICS400_V1.adapt_state_dict(safety.load_checkpoint(path))
     assert all(torch.equal(by_hand[k], v) for k, v in model.state_dict().items())
     again = videozoo.models.x3d_m()
     again.load_state_dict(model.state_dict(), strict=True)

@@ -142,9 +142,9 @@ TINY_MULTI_URL = "http://127.0.0.1:9/tiny_mc3_multi.pth"
 
 
 def _tiny_classes():
-    from videozoo._api import Weights, WeightsEnum, build_model
+    from videozoo.zoo import Weights, WeightsEnum, build_model
     from videozoo.models.resnet import VideoResNet
-    from videozoo.transforms import VideoClassification
+    from videozoo.video.transforms import VideoClassification
 
     arch = partial(VideoResNet, ("3d", "2d", "2d", "2d"), layers=(1, 1, 1, 1))
     meta = {
@@ -191,14 +191,9 @@ def tiny_parts():
     return _TINY
 
 
-def install_tiny_model(monkeypatch, home: Path, seed: int = 0) -> str:
-    """Register the tiny model for this test only and put its checkpoint in ``home``'s cache."""
-    from videozoo import _api
-
-    arch, enum, builder = tiny_parts()
-    monkeypatch.setitem(_api._MODELS, TINY_NAME, builder)
-    monkeypatch.setitem(_api._MODEL_WEIGHTS, TINY_NAME, enum)
-    monkeypatch.setenv("VIDEOZOO_HOME", str(home))
+def install_tiny_checkpoints(home: Path, seed: int = 0) -> None:
+    """Put the tiny model's checkpoints (TEST_V1 and MULTI_V1) in the cache of ``VIDEOZOO_HOME=home``."""
+    arch, _, _ = tiny_parts()
     for offset, url in enumerate((TINY_URL, TINY_MULTI_URL)):
         checkpoint = home / "checkpoints" / url.rsplit("/", 1)[1]
         if not checkpoint.exists():
@@ -209,4 +204,3 @@ def install_tiny_model(monkeypatch, home: Path, seed: int = 0) -> str:
                 with torch.no_grad():
                     model.fc.bias.copy_(torch.tensor([4.0, 3.0, -4.0, -3.0, 0.0]))
             torch.save(model.state_dict(), checkpoint)
-    return TINY_NAME

@@ -1,13 +1,25 @@
-"""videozoo: video classification models with their published weights and exact preprocessing.
+"""videozoo: video models with their published weights and exact preprocessing.
 
-Importing videozoo loads the models, weights and presets only; the video side (``predict``,
-``VideoClassifier``, ``read_video``, ... and with them PyAV) is imported on first use, so a user who
-only wants the networks (e.g. through torch.hub) does not need PyAV.
+Importing videozoo loads the zoo (weights, registry, loading), the models and the presets only; the
+video side and the tasks (``predict``, ``VideoClassifier``, ``read_video``, ... and with them PyAV) are
+imported on first use, so a user who only wants the networks (e.g. through torch.hub) does not need
+PyAV. See docs/design.md for the layers.
 """
 
 from typing import TYPE_CHECKING, Any
 
-from videozoo._api import (
+from videozoo.errors import (
+    CheckpointError,
+    DownloadError,
+    ExportError,
+    VideoDecodeError,
+    VideozooError,
+)
+from videozoo.models import *  # noqa: F403
+from videozoo.models import __all__ as _models_all
+from videozoo.video.transforms import VideoClassification
+from videozoo.zoo import (
+    ClipRecipe,
     Weights,
     WeightsEnum,
     get_model,
@@ -18,40 +30,40 @@ from videozoo._api import (
     list_models,
     load_weights,
     register_model,
+    registered,
 )
-from videozoo._memory import reuse_freed_memory
-from videozoo.errors import (
-    CheckpointError,
-    DownloadError,
-    ExportError,
-    VideoDecodeError,
-    VideozooError,
-)
-from videozoo.models import *  # noqa: F403
-from videozoo.models import __all__ as _models_all
-from videozoo.transforms import VideoClassification
 
 if TYPE_CHECKING:
-    from videozoo.inference import Prediction, VideoClassifier, predict
-    from videozoo.io import VideoReader, read_video
-    from videozoo.timelines import Timeline, timeline
-    from videozoo.features import extract
-    from videozoo.export import ExportResult, export_model
+    from videozoo.tasks.classify import Prediction, VideoClassifier, predict
+    from videozoo.tasks.collection import classify_collection, timeline_collection
+    from videozoo.tasks.export import ExportResult, export_model
+    from videozoo.tasks.extract import extract
+    from videozoo.tasks.memory import reuse_freed_memory
+    from videozoo.tasks.runner import Runner, load_model
+    from videozoo.tasks.timeline import Timeline, timeline
+    from videozoo.video.io import Video, VideoInfo, VideoReader, read_video
 
 __version__ = "0.1.0"
 
-# Public names of the video side -> the module that defines them (imported on first access).
+# Public names of the video side and the tasks -> the module that defines them (imported on first access).
 _LAZY = {
-    "predict": "videozoo.inference",
-    "VideoClassifier": "videozoo.inference",
-    "Prediction": "videozoo.inference",
-    "VideoReader": "videozoo.io",
-    "read_video": "videozoo.io",
-    "timeline": "videozoo.timelines",
-    "Timeline": "videozoo.timelines",
-    "extract": "videozoo.features",
-    "export_model": "videozoo.export",
-    "ExportResult": "videozoo.export",
+    "load_model": "videozoo.tasks.runner",
+    "Runner": "videozoo.tasks.runner",
+    "predict": "videozoo.tasks.classify",
+    "VideoClassifier": "videozoo.tasks.classify",
+    "Prediction": "videozoo.tasks.classify",
+    "timeline": "videozoo.tasks.timeline",
+    "Timeline": "videozoo.tasks.timeline",
+    "extract": "videozoo.tasks.extract",
+    "classify_collection": "videozoo.tasks.collection",
+    "timeline_collection": "videozoo.tasks.collection",
+    "export_model": "videozoo.tasks.export",
+    "ExportResult": "videozoo.tasks.export",
+    "reuse_freed_memory": "videozoo.tasks.memory",
+    "Video": "videozoo.video.io",
+    "VideoInfo": "videozoo.video.io",
+    "VideoReader": "videozoo.video.io",
+    "read_video": "videozoo.video.io",
 }
 
 
@@ -64,7 +76,10 @@ def __getattr__(name: str) -> Any:
         return value
     raise AttributeError(f"module 'videozoo' has no attribute {name!r}")
 
+
 __all__ = [
+    # the zoo
+    "ClipRecipe",
     "Weights",
     "WeightsEnum",
     "get_model",
@@ -72,21 +87,32 @@ __all__ = [
     "get_model_weights",
     "get_weight",
     "is_checkpoint_path",
-    "load_weights",
     "list_models",
+    "load_weights",
     "register_model",
+    "registered",
+    # the presets
     "VideoClassification",
-    "reuse_freed_memory",
+    # the video side
+    "Video",
+    "VideoInfo",
+    "VideoReader",
+    "read_video",
+    # the tasks
+    "Runner",
+    "load_model",
     "predict",
     "VideoClassifier",
     "Prediction",
-    "VideoReader",
-    "read_video",
     "timeline",
     "Timeline",
     "extract",
+    "classify_collection",
+    "timeline_collection",
     "export_model",
     "ExportResult",
+    "reuse_freed_memory",
+    # errors
     "VideozooError",
     "DownloadError",
     "CheckpointError",

@@ -14,8 +14,8 @@ Two sources of ``(path, label)`` samples:
 Multi-label runs (``num_classes`` given to the datasets) turn each video's labels into a multi-hot
 float vector; single-label runs keep the class index.
 
-Decoding is :class:`videozoo.io.VideoReader`'s, clip times come from the recipe
-(:class:`videozoo.sampling.ClipRecipe`), and evaluation views are built by videozoo's own inference
+Decoding is :class:`videozoo.video.io.VideoReader`'s, clip times come from the recipe
+(:class:`videozoo.ClipRecipe`), and evaluation views are built by videozoo's own inference
 code, so a validation accuracy here is what ``videozoo.predict`` scores with the same weights and recipe.
 """
 
@@ -31,9 +31,10 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from videozoo.errors import VideoDecodeError
-from videozoo.inference import clip_views  # the views of one video, exactly as videozoo.predict makes them
-from videozoo.io import VideoReader
-from videozoo.sampling import ClipRecipe, nearest_frames
+from videozoo.tasks.classify import clip_views  # the views of one video, exactly as videozoo.predict makes them
+from videozoo.video.io import VideoReader
+from videozoo.zoo import ClipRecipe
+from videozoo.video.sampling import nearest_frames
 
 from transforms import TrainAugment
 from utils import UsageError
@@ -238,7 +239,7 @@ def random_clip_indices(
 ) -> Tensor:
     """int64 ``(num_frames,)``: one clip of the recipe starting at a uniformly random time.
 
-    The training counterpart of :func:`videozoo.sampling.sample_clip_indices`: the same clip
+    The training counterpart of :func:`videozoo.video.sampling.sample_clip_indices`: the same clip
     (``num_frames`` frames every ``sampling_rate / frame_rate`` s, nearest frames, short videos
     padded with their last frame), only its start is random in ``[0, duration - clip_duration]``.
     A segment recipe (SSv2) takes a random frame of each segment instead of its centre, as

@@ -35,9 +35,9 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler
 
 import videozoo
-from videozoo import hub
+from videozoo.zoo import safety
 from videozoo.errors import VideozooError
-from videozoo.sampling import ClipRecipe
+from videozoo.zoo import ClipRecipe
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -173,7 +173,7 @@ def get_args_parser() -> argparse.ArgumentParser:
 
 def _load(path: Path, what: str) -> Any:
     try:
-        return hub.load_checkpoint(path)
+        return safety.load_checkpoint(path)
     except FileNotFoundError:
         raise UsageError(f"{what} {path}: no such file.") from None
 

@@ -1,8 +1,8 @@
 """Training-time augmentation; evaluation uses the weights' own preset (``weights.transforms()``).
 
 What is here exists only for training. Everything else comes from videozoo: frames are decoded and
-resized by :class:`videozoo.io.VideoReader`, and normalisation and the ``(T, C, H, W)`` uint8 to
-``(C, T, H, W)`` float conversion are done by :class:`videozoo.transforms.VideoClassification` with
+resized by :class:`videozoo.video.io.VideoReader`, and normalisation and the ``(T, C, H, W)`` uint8 to
+``(C, T, H, W)`` float conversion are done by :class:`videozoo.video.transforms.VideoClassification` with
 the preset's own mean and std.
 
 Training view of a clip (PySlowFast's and torchvision's recipes in one rule):
@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from videozoo.transforms import VideoClassification, resized_size
+from videozoo.video.transforms import VideoClassification, resized_size
 
 
 def eval_preset(preset: VideoClassification, crop_size: Sequence[int] | None, resize_size: Sequence[int] | None) -> VideoClassification:
@@ -74,7 +74,7 @@ class TrainAugment:
         )
 
     def decode_size(self, generator: torch.Generator):
-        """A size for :class:`videozoo.io.VideoReader`: the preset's resize times a random factor."""
+        """A size for :class:`videozoo.video.io.VideoReader`: the preset's resize times a random factor."""
         lo, hi = self.scale_range
         factor = lo + (hi - lo) * float(torch.rand((), generator=generator, dtype=torch.float64))
         resize = self.resize_size

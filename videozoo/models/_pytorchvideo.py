@@ -13,9 +13,9 @@ from typing import Any, Literal
 
 from torch import Tensor
 
-from videozoo._api import Weights
-from videozoo._categories import CHARADES_CATEGORIES, KINETICS400_CATEGORIES, SSV2_CATEGORIES
-from videozoo.transforms import VideoClassification
+from videozoo.zoo import Weights
+from videozoo.zoo.categories import CHARADES_CATEGORIES, KINETICS400_CATEGORIES, SSV2_CATEGORIES
+from videozoo.video.transforms import VideoClassification
 
 __all__ = [
     "PTV_MEAN",

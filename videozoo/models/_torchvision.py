@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from videozoo._categories import KINETICS400_CATEGORIES
+from videozoo.zoo.categories import KINETICS400_CATEGORIES
 
 __all__ = ["tv_meta"]
 

@@ -37,7 +37,7 @@ from typing import Any
 
 from torch import Tensor
 
-from videozoo._api import Weights, WeightsEnum, build_model, register_model
+from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.models._convert import RenameRule, rename_keys
 from videozoo.models._pytorchvideo import MODEL_ZOO_URL, PTV_FILES_URL, ptv_meta, ptv_transforms
 from videozoo.models.x3d import X3D, linear_se_weights

@@ -62,8 +62,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from videozoo._api import Weights, WeightsEnum, build_model, register_model
-from videozoo._categories import KINETICS400_CATEGORIES
+from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
+from videozoo.zoo.categories import KINETICS400_CATEGORIES
 from videozoo.models._base import VideoModel
 from videozoo.models._layers import Mlp, drop_path, linear, resize_pos_embed
 from videozoo.models._pytorchvideo import ptv_transforms

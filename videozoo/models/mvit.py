@@ -74,7 +74,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from videozoo._api import Weights, WeightsEnum, build_model, register_model
+from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.models._base import VideoModel
 from videozoo.models._convert import rename_keys
 from videozoo.models._layers import drop_path_mask, linear, onednn_applies
@@ -86,7 +86,7 @@ from videozoo.models._pytorchvideo import (
     unwrap_model_state,
 )
 from videozoo.models._torchvision import tv_meta
-from videozoo.transforms import VideoClassification
+from videozoo.video.transforms import VideoClassification
 
 __all__ = [
     "MViT",

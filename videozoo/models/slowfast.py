@@ -32,10 +32,9 @@ from collections.abc import Sequence
 from typing import Any, List
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from videozoo._api import Weights, WeightsEnum, build_model, register_model
+from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.models._base import VideoModel
 from videozoo.models._convert import rename_keys
 from videozoo.models._layers import init_conv_bn, window_avg_pool

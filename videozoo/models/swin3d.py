@@ -33,11 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from videozoo._api import Weights, WeightsEnum, build_model, register_model
+from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.models._base import VideoModel
 from videozoo.models._layers import drop_path, linear
 from videozoo.models._torchvision import tv_meta
-from videozoo.transforms import VideoClassification
+from videozoo.video.transforms import VideoClassification
 
 __all__ = [
     "SwinTransformer3d",

@@ -36,15 +36,14 @@ from functools import partial
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from videozoo._api import Weights, WeightsEnum, build_model, register_model
-from videozoo._categories import KINETICS400_CATEGORIES, SSV2_CATEGORIES
+from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
+from videozoo.zoo.categories import KINETICS400_CATEGORIES, SSV2_CATEGORIES
 from videozoo.models._base import VideoModel
 from videozoo.models._convert import rename_keys
 from videozoo.models._layers import Mlp, SelfAttention, drop_path, linear, resize_pos_embed
-from videozoo.transforms import VideoClassification
+from videozoo.video.transforms import VideoClassification
 
 __all__ = [
     "TimeSformer",

@@ -38,12 +38,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from videozoo._api import Weights, WeightsEnum, build_model, register_model
-from videozoo._categories import KINETICS400_CATEGORIES, SSV2_CATEGORIES
+from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
+from videozoo.zoo.categories import KINETICS400_CATEGORIES, SSV2_CATEGORIES
 from videozoo.models._base import VideoModel
 from videozoo.models._convert import rename_keys
 from videozoo.models._layers import TransformerBlock, resize_pos_embed
-from videozoo.transforms import VideoClassification
+from videozoo.video.transforms import VideoClassification
 
 __all__ = [
     "VideoMAE",

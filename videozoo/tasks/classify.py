@@ -20,21 +20,21 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, Union
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from videozoo._api import WeightsEnum, get_model, get_model_weights
+from videozoo.zoo import WeightsEnum, get_model, get_model_weights
 from videozoo.errors import VideoDecodeError
-from videozoo.io import Backend, Video, VideoReader
-from videozoo.sampling import ClipRecipe, sample_clip_indices
+from videozoo.video.io import Backend, Video, VideoReader
+from videozoo.zoo import ClipRecipe
+from videozoo.video.sampling import sample_clip_indices
 
 __all__ = ["Prediction", "VideoClassifier", "predict", "load_model", "clip_views", "check_threshold", "VideoSource"]
 
-#: A video: a file path, a :class:`~videozoo.io.Video`, or frames ``(T, C, H, W)`` (uint8, or float
+#: A video: a file path, a :class:`~videozoo.video.io.Video`, or frames ``(T, C, H, W)`` (uint8, or float
 #: in [0, 1]) taken at ``fps`` (default: the recipe's frame rate).
 VideoSource = Union[str, "os.PathLike[str]", Video, Tensor]
 
@@ -179,7 +179,7 @@ def _views(source: VideoSource, job: _Job) -> Tensor:
         path = os.fspath(source)
         size = None
         if job.resize_on_decode:
-            from videozoo.transforms import resized_size
+            from videozoo.video.transforms import resized_size
 
             resize = getattr(transform, "resize_size", None)
             size = (lambda h, w: resized_size(h, w, resize)) if resize is not None else None

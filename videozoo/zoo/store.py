@@ -1,4 +1,4 @@
-"""Checkpoint store: download, cache and safely load published weights.
+"""Checkpoint store: download published weights into the cache, or find them there.
 
 Files live in :func:`get_dir` (``$VIDEOZOO_HOME/checkpoints``, else torch.hub's
 ``checkpoints`` dir, so weights torchvision already downloaded are reused) under
@@ -27,26 +27,19 @@ and bytes are appended only to a 206 response that carries the same validator (o
 none, if none was kept).  Anything else restarts the file from zero, so a partial
 file is never glued to the tail of a changed one.
 
-Checkpoints are loaded with ``torch.load(..., weights_only=True)``; the only globals
-allowed beyond torch's own are numpy's data-only ones (:func:`_numpy_data_globals`).
-A file that needs any other global is refused and its payload never runs.
-``.safetensors`` files (recognised by their content) load with the safetensors
-package.  torch is imported on first use, so processes that only download start fast.
+Reading a file is :mod:`videozoo.zoo.safety`'s. torch is imported on first use, so processes that
+only download start fast.
 """
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import json
 import os
-import pickle
 import re
 import socket
-import struct
 import sys
-import threading
 import time
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -59,7 +52,8 @@ import urllib3
 from filelock import FileLock
 from tqdm import tqdm
 
-from .errors import CheckpointError, DownloadError
+from videozoo.errors import DownloadError
+from videozoo.zoo.safety import HEAD_LEN, ZIP_MAGIC, describe_head, looks_like_checkpoint
 
 __all__ = [
     "get_dir",
@@ -67,8 +61,7 @@ __all__ = [
     "cached_path",
     "download",
     "download_first",
-    "load_checkpoint",
-    "load_state_dict_from_url",
+    "in_store",
 ]
 
 ENV_VIDEOZOO_HOME = "VIDEOZOO_HOME"
@@ -85,25 +78,11 @@ BACKOFF_MAX: float = 30.0
 
 CHUNK_SIZE = 1 << 20
 
-_ZIP_MAGIC = b"PK\x03\x04"  # torch.save zip format (the default since torch 1.6)
-_PICKLE_MAGIC = b"\x80"  # legacy torch.save: a pickle stream starts with PROTO
-_SAFETENSORS_MAX_HEADER = 100_000_000  # safetensors' own limit on the JSON header
-_HEAD_LEN = 64  # bytes of the body inspected before anything is written
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
-# Messages of torch's weights-only unpickler that mean "this needs code we won't run".
-_UNSAFE_PICKLE = re.compile(
-    r"Unsupported global|GLOBAL \S+ whose module|unrecognized function"
-    r"|Can only create new object|Can only build|must be imported to load"
-)
-_UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+)|but got <class '([^']+)'>")
 #: ``https://huggingface.co/<org>/<repo>/resolve/<revision>/<path>``
 _HF_RESOLVE = re.compile(r"^/([^/]+)/([^/]+)/resolve/[^/]+/(.+)$")
 _SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
-
-# safe_globals adds to torch's process-wide allowlist and removes its entries on exit:
-# loads in several threads at once must not remove each other's entries mid-load.
-_LOAD_LOCK = threading.Lock()
 
 
 class _Transient(Exception):
@@ -144,6 +123,11 @@ def cached_path(
     name = file_name or cache_name(url)
     directory = Path(model_dir).expanduser() if model_dir is not None else get_dir()
     return directory / name
+
+
+def in_store(path: Path) -> bool:
+    """Whether ``path`` lies in the checkpoint store (a damaged file there can be downloaded again)."""
+    return path.resolve().is_relative_to(get_dir().resolve())
 
 
 def cache_name(url: str) -> str:
@@ -247,75 +231,6 @@ def download(
             return dst
         _download_locked(url, dst, progress=progress, check_hash=check_hash, retries=retries, timeout=timeout)
     return dst
-
-
-def load_checkpoint(path: str | os.PathLike[str], *, downloaded: bool = False) -> Any:
-    """Load a checkpoint on CPU with ``torch.load(weights_only=True)``, or a ``.safetensors`` file's tensors.
-
-    numpy scalars and dtypes in it (e.g. ``"epoch": np.int64(3)``) load too with
-    torch >= 2.6, see :func:`_numpy_data_globals`.  Raises :class:`~videozoo.errors.CheckpointError`,
-    naming the file, if it is not a torch checkpoint, is truncated or corrupt, or needs
-    any other global to unpickle (refused; its payload never runs).  For a damaged file
-    the message says to download it again if it was ``downloaded`` (as
-    :func:`load_state_dict_from_url` says) or lies in :func:`get_dir`, else to check or
-    re-save it.  A missing file raises ``FileNotFoundError``.
-    """
-    import torch
-
-    path = Path(path)
-    with open(path, "rb") as f:
-        head = f.read(_HEAD_LEN)
-    remedy = _load_remedy(path, downloaded)
-    if _is_safetensors(head):
-        return _load_safetensors(path, remedy)
-    if not _looks_like_checkpoint(head):
-        raise CheckpointError(f"{path} is not a PyTorch checkpoint (it starts with {_describe_head(head)}). {remedy}")
-    try:
-        with _LOAD_LOCK, _numpy_allowed(torch):
-            return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as e:
-        message = str(e)
-        if _UNSAFE_PICKLE.search(message):
-            found = _UNSAFE_GLOBAL.search(message)
-            what = f" ({found.group(1) or found.group(2)})" if found else ""
-            raise CheckpointError(
-                f"{path} needs arbitrary code to load{what} and was refused: videozoo only loads checkpoints "
-                f"with torch.load(weights_only=True) (plus numpy scalars and dtypes) and never unpickles untrusted "
-                f"objects. Use a checkpoint that holds only tensors and plain containers, e.g. one written by "
-                f"torch.save(model.state_dict(), path)."
-            ) from None
-        raise _corrupt(path, e, remedy, "invalid pickle data") from e
-    except OSError:
-        raise
-    except Exception as e:  # torch raises RuntimeError, EOFError, ValueError, ... for damaged files
-        raise _corrupt(path, e, remedy) from e
-
-
-def _load_safetensors(path: Path, remedy: str) -> dict[str, Any]:
-    """The tensors of a ``.safetensors`` file, on CPU (it holds tensors only, so nothing can run)."""
-    try:
-        from safetensors import SafetensorError
-        from safetensors.torch import load_file
-    except ImportError:
-        raise CheckpointError(
-            f"{path} is a safetensors file, and loading it needs the safetensors package: pip install safetensors"
-        ) from None
-    try:
-        return load_file(path, device="cpu")
-    except (SafetensorError, ValueError, RuntimeError) as e:
-        raise _corrupt(path, e, remedy) from e
-
-
-def load_state_dict_from_url(
-    url: str,
-    *,
-    progress: bool = True,
-    check_hash: bool = True,
-    model_dir: str | os.PathLike[str] | None = None,
-) -> Any:
-    """:func:`download` ``url`` (or reuse the cached file), then :func:`load_checkpoint` it."""
-    path = download(url, progress=progress, check_hash=check_hash, model_dir=model_dir)
-    return load_checkpoint(path, downloaded=True)
 
 
 # --------------------------------------------------------------------------- internals
@@ -447,12 +362,12 @@ def _attempt(
                 head = b""
                 for chunk in chunks:
                     head += chunk
-                    if len(head) >= _HEAD_LEN:
+                    if len(head) >= HEAD_LEN:
                         break
-                if not _looks_like_checkpoint(head):
+                if not looks_like_checkpoint(head):
                     kind = response.headers.get("Content-Type", "no Content-Type")
                     raise DownloadError(
-                        f"{url} did not return a checkpoint but something starting with {_describe_head(head)} "
+                        f"{url} did not return a checkpoint but something starting with {describe_head(head)} "
                         f"({kind}); this is typically an error or login page from a proxy or captive portal, "
                         f"and nothing was saved. {remedy}"
                     )
@@ -510,12 +425,12 @@ def _chain(first: list[bytes], rest: Iterator[bytes]) -> Iterator[bytes]:
 def _check_complete(partial: Path, url: str) -> None:
     """Refuse a finished download that is not a checkpoint or is a truncated zip archive."""
     with open(partial, "rb") as f:
-        head = f.read(_HEAD_LEN)
-    if not _looks_like_checkpoint(head):
+        head = f.read(HEAD_LEN)
+    if not looks_like_checkpoint(head):
         raise DownloadError(
-            f"{url} did not return a checkpoint but something starting with {_describe_head(head)}; nothing was saved."
+            f"{url} did not return a checkpoint but something starting with {describe_head(head)}; nothing was saved."
         )
-    if head.startswith(_ZIP_MAGIC):
+    if head.startswith(ZIP_MAGIC):
         try:
             with zipfile.ZipFile(partial):
                 pass
@@ -524,18 +439,6 @@ def _check_complete(partial: Path, url: str) -> None:
                 f"The file downloaded from {url} is an incomplete or damaged zip archive ({e}); "
                 f"it was discarded. Try again."
             ) from e
-
-
-def _looks_like_checkpoint(head: bytes) -> bool:
-    return head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_MAGIC) or _is_safetensors(head)
-
-
-def _is_safetensors(head: bytes) -> bool:
-    """A safetensors file: an 8-byte little-endian header length, then the JSON header."""
-    if len(head) < 9:
-        return False
-    (size,) = struct.unpack("<Q", head[:8])
-    return 2 <= size <= _SAFETENSORS_MAX_HEADER and head[8:9] == b"{"
 
 
 def _linked_sha256(response: requests.Response) -> str | None:
@@ -548,70 +451,6 @@ def _linked_sha256(response: requests.Response) -> str | None:
         if _SHA256_HEX.match(value):
             return value
     return None
-
-
-def _describe_head(head: bytes) -> str:
-    if not head:
-        return "nothing (it is empty)"
-    text = " ".join(head[:40].decode("utf-8", errors="replace").split())
-    if text.isprintable():
-        return repr(text + ("..." if len(head) > 40 else ""))
-    return repr(head[:16])
-
-
-def _corrupt(path: Path, error: BaseException, remedy: str, detail: str | None = None) -> CheckpointError:
-    if detail is None:  # first sentence of torch's message; the rest is boilerplate
-        detail = str(error).strip().split(". ")[0].splitlines()[0][:160] if str(error).strip() else ""
-    return CheckpointError(
-        f"Could not load checkpoint {path}: the file is truncated or corrupt "
-        f"({type(error).__name__}{': ' + detail if detail else ''}). {remedy}"
-    )
-
-
-def _load_remedy(path: Path, downloaded: bool) -> str:
-    """What to do about a damaged ``path``: a downloaded file can be fetched again, a user's own cannot."""
-    if downloaded or path.resolve().is_relative_to(get_dir().resolve()):
-        return "Delete it and download it again."
-    return (
-        "Check that it is a complete PyTorch checkpoint file (copied in full, written by torch.save); "
-        "re-saving the weights with torch.save(model.state_dict(), path) gives one."
-    )
-
-
-def _numpy_allowed(torch: Any) -> contextlib.AbstractContextManager[Any]:
-    """Allow :func:`_numpy_data_globals` for one load; what the user allowlisted already stays allowed."""
-    if torch.__version__ < (2, 6):  # safe_globals and its (global, "module.name") pairs are torch 2.6's
-        return contextlib.nullcontext()
-    already = torch.serialization.get_safe_globals()  # safe_globals removes its entries on exit
-    return torch.serialization.safe_globals([g for g in _numpy_data_globals() if g not in already])
-
-
-def _numpy_data_globals() -> list[Any]:
-    """The numpy globals :func:`load_checkpoint` allows: they only rebuild numbers and dtypes.
-
-    Checkpoints written by training scripts (PySlowFast's among them) hold numpy scalars,
-    e.g. ``"epoch": np.int64(3)`` or learning rates in the optimizer state, and dtypes.
-    Unpickling those needs the scalar reconstructor, under both of its pickle names
-    (numpy 1 writes ``numpy.core.multiarray.scalar``, numpy 2 ``numpy._core.multiarray.scalar``),
-    ``numpy.dtype``, and the dtype classes of bool and of the integer, unsigned, float and
-    complex types of every width (the unpickler sets their state).  Arrays, object, string,
-    void and datetime dtypes and every other global stay refused.  Empty without numpy.
-    """
-    try:
-        import numpy as np
-    except ImportError:
-        return []
-    try:
-        from numpy._core.multiarray import scalar  # numpy >= 2 (and 1.26's alias module)
-    except ImportError:
-        from numpy.core.multiarray import scalar
-    dtype_classes = {type(np.dtype(code)) for code in "?bhilqBHILQefdgFDG"}  # bool, C ints, uints, floats, complex
-    return [
-        (scalar, "numpy.core.multiarray.scalar"),
-        (scalar, "numpy._core.multiarray.scalar"),
-        np.dtype,
-        *sorted(dtype_classes, key=lambda t: t.__name__),
-    ]
 
 
 def _hash_file(path: Path, hasher: Any = None) -> Any:

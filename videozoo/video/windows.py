@@ -7,14 +7,14 @@ when ``stride <= window`` (and gaps of ``stride - window`` when the stride is lo
 A video shorter than one window gives one window, ``[0, duration)``.
 
 A window's clip is the recipe's clip taken *within the window* by :mod:`videozoo.sampling`'s own rule
-(:func:`~videozoo.sampling.clip_times` with one clip over the window's span, shifted to its start):
+(:func:`~videozoo.video.sampling.clip_times` with one clip over the window's span, shifted to its start):
 ``num_frames`` frames every ``sampling_rate / frame_rate`` seconds, centred in the window, each the
 frame nearest its time. Only the last window can be shorter than the clip; its clip starts at the
 window's start and repeats the video's last frame past the end (as ``videozoo.sampling`` pads short
 videos). A segment recipe (Something-Something V2) spreads its ``num_frames`` segments over the window.
 The frames then go through ``transform`` (the weights' preset: resize, centre crop, normalise).
 
-Decoding goes through :meth:`videozoo.io.VideoReader.iter_frames`: one pass from the start of the file,
+Decoding goes through :meth:`videozoo.video.io.VideoReader.iter_frames`: one pass from the start of the file,
 converting (and, with ``resize_on_decode``, resizing, as :mod:`videozoo.inference` does) only the
 frames some window needs, and holding only the frames of windows not yet emitted.
 
@@ -35,8 +35,9 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor, nn
 
-from videozoo.io import VideoReader
-from videozoo.sampling import ClipRecipe, clip_times, nearest_frames
+from videozoo.video.io import VideoReader
+from videozoo.zoo import ClipRecipe
+from videozoo.video.sampling import clip_times, nearest_frames
 
 __all__ = ["Window", "WindowStream", "default_window", "window_spans", "iter_windows", "SEGMENT_WINDOW_S"]
 
@@ -117,7 +118,7 @@ class WindowStream(Iterator[Window]):
     ) -> None:
         size = None
         if resize_on_decode:
-            from videozoo.transforms import resized_size
+            from videozoo.video.transforms import resized_size
 
             resize = getattr(transform, "resize_size", None)
             size = (lambda h, w: resized_size(h, w, resize)) if resize is not None else None

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from videozoo._memory import reuse_freed_memory
+from videozoo.tasks.memory import reuse_freed_memory
 
 __all__ = ["main", "EXIT_CODES"]
 
@@ -98,7 +98,7 @@ def _weights_for(name: str):
 
 
 def _recipe_text(member) -> str:
-    from videozoo.sampling import ClipRecipe
+    from videozoo.zoo import ClipRecipe
 
     meta = member.meta
     try:
@@ -128,8 +128,8 @@ def _metrics(meta: dict[str, Any]) -> tuple[str | None, dict[str, float]]:
 def _cmd_classify(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from videozoo.inference import VideoClassifier
-    from videozoo.sampling import ClipRecipe
+    from videozoo.tasks.classify import VideoClassifier
+    from videozoo.zoo import ClipRecipe
 
     _model_name(args.model)
     _check_device(args.device)
@@ -227,7 +227,7 @@ def _report_collection(records: list[dict[str, Any]], summary: str, quiet: bool)
 
 
 def _read_manifest_arg(path: str) -> list[str]:
-    from videozoo.distributed import read_manifest
+    from videozoo.tasks.distributed import read_manifest
 
     try:
         videos = read_manifest(path)
@@ -241,9 +241,9 @@ def _read_manifest_arg(path: str) -> list[str]:
 def _classify_manifest(args: argparse.Namespace) -> int:
     """``classify --manifest FILE --out DIR``: every video's result in DIR/results.jsonl (resumable, sharded)."""
     import videozoo
-    from videozoo.collection import RESULTS, classify_collection
-    from videozoo.inference import VideoClassifier
-    from videozoo.sampling import ClipRecipe
+    from videozoo.tasks.collection import RESULTS, classify_collection
+    from videozoo.tasks.classify import VideoClassifier
+    from videozoo.zoo import ClipRecipe
 
     if args.manifest is None or args.out is None or args.videos:
         raise _Fail(EXIT_USAGE, "--manifest FILE and --out DIR go together, without VIDEO paths.")
@@ -347,14 +347,14 @@ def _print_table(rows: Sequence[Sequence[str]], out: TextIO, right: set[int]) ->
 
 
 def _cmd_download(args: argparse.Namespace) -> int:
-    from videozoo import hub
+    from videozoo.zoo import store
     from videozoo.errors import DownloadError
 
     members = [_weights_for(name) for name in args.names]  # all names are checked before any download
     code = EXIT_OK
     for member in members:
         try:
-            path = hub.download_first(member.sources, progress=not args.quiet)
+            path = store.download_first(member.sources, progress=not args.quiet)
         except DownloadError as e:
             _error_line(f"{member!r}: {e}")
             code = EXIT_WEIGHTS
@@ -364,11 +364,11 @@ def _cmd_download(args: argparse.Namespace) -> int:
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
-    from videozoo import hub
+    from videozoo.zoo import store
 
     member = _weights_for(args.name)
     meta = dict(member.meta)
-    caches = [hub.cached_path(url, file_name=name) for url, name in member.sources]
+    caches = [store.cached_path(url, file_name=name) for url, name in member.sources]
     cache = next((path for path in caches if path.is_file()), caches[0])
     transforms = member.transforms()
     if args.json:
@@ -419,7 +419,7 @@ def _seconds(text: str) -> float:
 
 def _timeline_manifest(args: argparse.Namespace) -> int:
     """``timeline --manifest FILE --out DIR``: every video's timeline in DIR/timelines.jsonl (resumable, sharded)."""
-    from videozoo.collection import TIMELINES, timeline_collection
+    from videozoo.tasks.collection import TIMELINES, timeline_collection
 
     if args.manifest is None or args.out is None or args.video is not None:
         raise _Fail(EXIT_USAGE, "--manifest FILE and --out DIR go together, without a VIDEO path.")
@@ -440,7 +440,7 @@ def _timeline_manifest(args: argparse.Namespace) -> int:
 
 
 def _cmd_timeline(args: argparse.Namespace) -> int:
-    from videozoo.timelines import timeline
+    from videozoo.tasks.timeline import timeline
 
     _model_name(args.model)
     if args.json and args.csv:
@@ -499,7 +499,7 @@ def _cmd_timeline(args: argparse.Namespace) -> int:
 
 
 def _cmd_extract(args: argparse.Namespace) -> int:
-    from videozoo.features import extract
+    from videozoo.tasks.extract import extract
 
     _model_name(args.model)
     if bool(args.videos) == bool(args.manifest):
@@ -539,7 +539,7 @@ def _batch(text: str) -> int | str:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from videozoo.export import export_model, published_clip
+    from videozoo.tasks.export import export_model, published_clip
 
     _model_name(args.model)
     if args.weights.lower() == "none":

@@ -24,10 +24,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from videozoo._api import WeightsEnum, is_checkpoint_path
-from videozoo.inference import check_dtype, check_threshold, load_model, precision
-from videozoo.sampling import ClipRecipe
-from videozoo.windows import iter_windows
+from videozoo.zoo import WeightsEnum, is_checkpoint_path
+from videozoo.tasks.classify import check_dtype, check_threshold, load_model, precision
+from videozoo.zoo import ClipRecipe
+from videozoo.video.windows import iter_windows
 
 __all__ = ["Timeline", "TimelineEntry", "timeline"]
 

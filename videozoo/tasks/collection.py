@@ -19,10 +19,10 @@ from typing import Any
 
 from torch import nn
 
-from videozoo._api import WeightsEnum
-from videozoo.distributed import Session, normalise, read_manifest, shard
+from videozoo.zoo import WeightsEnum
+from videozoo.tasks.distributed import Session, normalise, read_manifest, shard
 from videozoo.errors import VideoDecodeError
-from videozoo.inference import VideoClassifier
+from videozoo.tasks.classify import VideoClassifier
 
 __all__ = ["classify_collection", "timeline_collection", "RESULTS", "TIMELINES"]
 
@@ -121,8 +121,8 @@ def timeline_collection(
         weights_name: what to record as ``weights`` (default: the member's name).
         options: :func:`videozoo.timeline`'s keywords (``window``, ``stride``, ``top_k``, ...).
     """
-    from videozoo.inference import load_model
-    from videozoo.timelines import timeline
+    from videozoo.tasks.classify import load_model
+    from videozoo.tasks.timeline import timeline
 
     net, member = load_model(model, weights)
     base = {"model": model if isinstance(model, str) else type(model).__name__, "weights": weights_name or str(member)}

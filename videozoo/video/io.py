@@ -367,7 +367,7 @@ class VideoReader:
 
     def get_frames_at(self, times: Sequence[float] | Tensor) -> Video:
         """The frame shown nearest to each time (seconds from the first frame); past the end: the last."""
-        from videozoo.sampling import nearest_frames
+        from videozoo.video.sampling import nearest_frames
 
         t = torch.as_tensor(times, dtype=torch.float64).reshape(-1)
         return self.get_frames(nearest_frames(self.timestamps, t))

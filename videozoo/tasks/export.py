@@ -28,7 +28,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from videozoo._api import WeightsEnum, get_model, get_model_weights
+from videozoo.zoo import WeightsEnum, get_model, get_model_weights
 from videozoo.errors import ExportError
 
 __all__ = ["ExportFormat", "FORMATS", "ExportResult", "export_model", "export_recipe"]
@@ -203,7 +203,7 @@ def export_recipe(
 
 
 def _is_file(weights: Any) -> bool:
-    from videozoo._api import is_checkpoint_path
+    from videozoo.zoo import is_checkpoint_path
 
     return is_checkpoint_path(weights)
 

@@ -14,7 +14,7 @@ Output, in ``out_dir``:
   ``status`` (``"ok"`` or ``"error"``) and ``error`` (the message, or null). Unreadable videos are
   recorded with their error and retried by the next run.
 
-Windows come from :func:`videozoo.windows.iter_windows` (one streaming pass per video). Under
+Windows come from :func:`videozoo.video.windows.iter_windows` (one streaming pass per video). Under
 ``torchrun`` each rank takes every ``world_size``-th video (:mod:`videozoo.distributed`) and rank 0
 writes the index once all ranks are done.
 """
@@ -34,11 +34,11 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from videozoo._api import WeightsEnum, is_checkpoint_path
-from videozoo.distributed import Session, normalise, read_manifest, shard, write_atomic
+from videozoo.zoo import WeightsEnum, is_checkpoint_path
+from videozoo.tasks.distributed import Session, normalise, read_manifest, shard, write_atomic
 from videozoo.errors import VideoDecodeError
-from videozoo.inference import check_dtype, precision
-from videozoo.sampling import ClipRecipe
+from videozoo.tasks.classify import check_dtype, precision
+from videozoo.zoo import ClipRecipe
 
 __all__ = ["extract", "output_name", "INDEX"]
 
@@ -69,7 +69,7 @@ class _Windows(IterableDataset):
         self.videos, self.recipe, self.transform, self.opts, self.batch_size = videos, recipe, transform, opts, batch_size
 
     def __iter__(self) -> Iterator[_Chunk]:
-        from videozoo.windows import iter_windows
+        from videozoo.video.windows import iter_windows
 
         info = get_worker_info()
         mine = range(len(self.videos)) if info is None else range(info.id, len(self.videos), info.num_workers)
@@ -133,7 +133,7 @@ def extract(
     Under torchrun, every rank must call it with the same arguments; the return value of ranks other
     than 0 is their own shard's records.
     """
-    from videozoo.inference import load_model
+    from videozoo.tasks.classify import load_model
 
     check_dtype(dtype)
     if isinstance(videos_or_manifest, (str, os.PathLike)):

@@ -1,4 +1,4 @@
-"""videozoo.hub against a real HTTP server on 127.0.0.1 (see conftest.http_server)."""
+"""The checkpoint store (videozoo.zoo.store) and checkpoint safety (videozoo.zoo.safety) against a real HTTP server on 127.0.0.1 (see conftest.http_server)."""
 
 from __future__ import annotations
 
@@ -21,19 +21,21 @@ import pytest
 import requests
 import torch
 
-from videozoo import hub
+from videozoo.zoo import safety, store
 from videozoo.errors import CheckpointError, DownloadError, VideozooError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHIPPED_BACKOFF_BASE = hub.BACKOFF_BASE  # before the autouse fixture sets it to 0
+SHIPPED_BACKOFF_BASE = store.BACKOFF_BASE  # before the autouse fixture sets it to 0
 
-# Runs videozoo.hub without videozoo/__init__ (models, torch): a download needs neither,
+# Runs the store without videozoo/__init__ and videozoo/zoo/__init__ (models, torch): a download needs neither,
 # and torch imports in several processes on two cores would dominate the tests.
 BARE_HUB = (
     "import sys, types\n"
     f"pkg = types.ModuleType('videozoo'); pkg.__path__ = [{str(REPO_ROOT / 'videozoo')!r}]\n"
     "sys.modules['videozoo'] = pkg\n"
-    "from videozoo import hub\n"
+    f"zoo = types.ModuleType('videozoo.zoo'); zoo.__path__ = [{str(REPO_ROOT / 'videozoo' / 'zoo')!r}]\n"
+    "sys.modules['videozoo.zoo'] = zoo\n"
+    "from videozoo.zoo import store\n"
     "assert 'torch' not in sys.modules\n"
 )
 
@@ -44,7 +46,7 @@ def cache_home(tmp_path, monkeypatch):
     home = tmp_path / "vzhome"
     monkeypatch.setenv("VIDEOZOO_HOME", str(home))
     monkeypatch.delenv("VIDEOZOO_OFFLINE", raising=False)
-    monkeypatch.setattr(hub, "BACKOFF_BASE", 0.0)
+    monkeypatch.setattr(store, "BACKOFF_BASE", 0.0)
     return home / "checkpoints"
 
 
@@ -89,22 +91,22 @@ def assert_same_state_dict(a: dict, b: dict) -> None:
 def test_get_dir_uses_videozoo_home(tmp_path, monkeypatch):
     monkeypatch.setenv("VIDEOZOO_HOME", str(tmp_path / "vz"))
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
-    assert hub.get_dir() == tmp_path / "vz" / "checkpoints"
-    assert not hub.get_dir().exists()  # not created until needed
+    assert store.get_dir() == tmp_path / "vz" / "checkpoints"
+    assert not store.get_dir().exists()  # not created until needed
 
 
 def test_get_dir_falls_back_to_torch_home(tmp_path, monkeypatch):
     monkeypatch.delenv("VIDEOZOO_HOME")
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
-    assert hub.get_dir() == tmp_path / "th" / "hub" / "checkpoints"  # where torchvision keeps its weights
+    assert store.get_dir() == tmp_path / "th" / "hub" / "checkpoints"  # where torchvision keeps its weights
 
 
 def test_cached_path_is_url_basename(tmp_path, cache_home):
     url = "https://example.invalid/models/r3d_18-b3b3357e.pth?download=1#frag"
-    assert hub.cached_path(url) == cache_home / "r3d_18-b3b3357e.pth"
-    assert hub.cached_path(url, model_dir=tmp_path) == tmp_path / "r3d_18-b3b3357e.pth"
+    assert store.cached_path(url) == cache_home / "r3d_18-b3b3357e.pth"
+    assert store.cached_path(url, model_dir=tmp_path) == tmp_path / "r3d_18-b3b3357e.pth"
     with pytest.raises(ValueError, match="file name"):
-        hub.cached_path("https://example.invalid/models/")
+        store.cached_path("https://example.invalid/models/")
 
 
 # ----------------------------------------------------------------------------- downloads
@@ -113,18 +115,18 @@ def test_cached_path_is_url_basename(tmp_path, cache_home):
 def test_download_then_load(http_server, cache_home):
     sd = make_state_dict()
     name, data = publish(http_server.root, "conv", sd)
-    path = hub.download(http_server.url(name), progress=False)
+    path = store.download(http_server.url(name), progress=False)
     assert path == cache_home / name
     assert path.read_bytes() == data
     assert cache_files(cache_home) == [name]  # no .partial left behind
-    assert_same_state_dict(hub.load_checkpoint(path), sd)
+    assert_same_state_dict(safety.load_checkpoint(path), sd)
     assert [r.range for r in http_server.requests_for(name)] == [None]
 
 
-def test_load_state_dict_from_url_with_model_dir(http_server, tmp_path, cache_home):
+def test_download_into_model_dir_and_load(http_server, tmp_path, cache_home):
     sd = make_state_dict(1, torch.nn.Linear(5, 3))
     name, _ = publish(http_server.root, "linear", sd, legacy=True)  # legacy (non-zip) format too
-    out = hub.load_state_dict_from_url(http_server.url(name), progress=False, model_dir=tmp_path / "mine")
+    out = safety.load_checkpoint(store.download(http_server.url(name), progress=False, model_dir=tmp_path / "mine"), downloaded=True)
     assert_same_state_dict(out, sd)
     assert (tmp_path / "mine" / name).is_file()
     assert cache_files(cache_home) == []
@@ -135,11 +137,11 @@ def test_hash_mismatch_discards_file(http_server, cache_home):
     wrong = "conv-0123abcd.pth"
     (http_server.root / name).rename(http_server.root / wrong)
     with pytest.raises(DownloadError, match="sha256") as info:
-        hub.download(http_server.url(wrong), progress=False)
+        store.download(http_server.url(wrong), progress=False)
     assert "0123abcd" in str(info.value)
     assert cache_files(cache_home) == []
     # check_hash=False accepts the same bytes
-    assert hub.download(http_server.url(wrong), progress=False, check_hash=False).is_file()
+    assert store.download(http_server.url(wrong), progress=False, check_hash=False).is_file()
 
 
 def test_resume_after_connection_cut(http_server, cache_home):
@@ -147,7 +149,7 @@ def test_resume_after_connection_cut(http_server, cache_home):
     name, data = publish(http_server.root, "conv", sd)
     cut = len(data) // 3
     http_server.fault(name, cut_after=cut)
-    path = hub.download(http_server.url(name), progress=False)
+    path = store.download(http_server.url(name), progress=False)
     reqs = http_server.requests_for(name)
     assert [(r.range, r.if_range, r.status) for r in reqs] == [
         (None, None, 200),
@@ -156,7 +158,7 @@ def test_resume_after_connection_cut(http_server, cache_home):
     assert reqs[1].body_bytes == len(data) - cut  # only the rest was transferred
     assert path.read_bytes() == data  # and the sha256 of the whole file matched the name
     assert cache_files(cache_home) == [name]
-    assert_same_state_dict(hub.load_checkpoint(path), sd)
+    assert_same_state_dict(safety.load_checkpoint(path), sd)
 
 
 @pytest.mark.parametrize("validator", ["etag", "last-modified"])
@@ -166,13 +168,13 @@ def test_resume_of_a_kept_partial_sends_its_validator(http_server, cache_home, v
     cut = len(data) // 2
     http_server.fault(name, cut_after=cut, validator=validator)
     with pytest.raises(DownloadError, match="Run again to resume it"):
-        hub.download(http_server.url(name), progress=False, retries=0)
+        store.download(http_server.url(name), progress=False, retries=0)
     first = http_server.requests_for(name)[0]
     kept = json.loads((cache_home / f"{name}.partial.json").read_text())
     assert kept == {"url": http_server.url(name), "validator": kept["validator"]} and kept["validator"]
     assert (cache_home / f"{name}.partial").read_bytes() == data[:cut]
 
-    path = hub.download(http_server.url(name), progress=False)
+    path = store.download(http_server.url(name), progress=False)
     second = http_server.requests_for(name)[1]
     assert (first.if_range, second.range, second.if_range, second.status) == (
         None, f"bytes={cut}-", kept["validator"], 206
@@ -188,13 +190,13 @@ def test_file_replaced_between_cut_and_resume_gives_the_new_file(http_server, ca
     cut = len(old) // 2
     http_server.fault(name, cut_after=cut, ignore_if_range=server == "ignores If-Range")
     with pytest.raises(DownloadError, match="Run again to resume it"):
-        hub.download(http_server.url(name), progress=False, retries=0)
+        store.download(http_server.url(name), progress=False, retries=0)
     torch.save(make_state_dict(5), tmp_path / name)  # the same name: the same zip layout
     new = (tmp_path / name).read_bytes()
     assert len(new) == len(old) and new[:cut] != old[:cut]  # only the bytes tell the versions apart
     http_server.replace(name, new)
 
-    path = hub.download(http_server.url(name), progress=False)
+    path = store.download(http_server.url(name), progress=False)
     reqs = [(r.range, r.if_range, r.status) for r in http_server.requests_for(name)]
     resume = (f"bytes={cut}-", http_server.etag(old))
     if server == "honours If-Range":  # the whole new file comes back instead of a tail
@@ -210,7 +212,7 @@ def test_partial_without_validator_restarts_if_the_server_has_one(http_server, c
     name, data = publish(http_server.root, "conv", make_state_dict())
     cache_home.mkdir(parents=True)
     (cache_home / f"{name}.partial").write_bytes(b"PK\x03\x04" + b"\0" * 100)
-    path = hub.download(http_server.url(name), progress=False)
+    path = store.download(http_server.url(name), progress=False)
     assert [(r.range, r.if_range, r.status) for r in http_server.requests_for(name)] == [
         ("bytes=104-", None, 206),
         (None, None, 200),
@@ -225,16 +227,16 @@ def test_resume_without_validators_hashes_the_partial_part(http_server, cache_ho
     cache_home.mkdir(parents=True)
     (cache_home / f"{name}.partial").write_bytes(b"PK\x03\x04" + b"\0" * 100)
     with pytest.raises(DownloadError, match="sha256"):
-        hub.download(http_server.url(name), progress=False)
+        store.download(http_server.url(name), progress=False)
     assert [(r.range, r.if_range, r.status) for r in http_server.requests_for(name)] == [("bytes=104-", None, 206)]
     assert cache_files(cache_home) == []
-    assert hub.download(http_server.url(name), progress=False).read_bytes() == data  # starts over cleanly
+    assert store.download(http_server.url(name), progress=False).read_bytes() == data  # starts over cleanly
 
 
 def test_resume_without_validators_after_a_cut(http_server, cache_home):
     name, data = publish(http_server.root, "conv", make_state_dict())
     http_server.fault(name, cut_after=300, validator=None)
-    path = hub.download(http_server.url(name), progress=False)
+    path = store.download(http_server.url(name), progress=False)
     assert [(r.range, r.if_range, r.status) for r in http_server.requests_for(name)] == [
         (None, None, 200),
         ("bytes=300-", None, 206),
@@ -245,7 +247,7 @@ def test_resume_without_validators_after_a_cut(http_server, cache_home):
 def test_server_ignoring_range_restarts_from_zero(http_server, cache_home):
     name, data = publish(http_server.root, "conv", make_state_dict())
     http_server.fault(name, cut_after=200, ignore_range=True)
-    path = hub.download(http_server.url(name), progress=False)
+    path = store.download(http_server.url(name), progress=False)
     reqs = http_server.requests_for(name)
     assert [(r.range, r.if_range, r.status) for r in reqs] == [
         (None, None, 200),
@@ -259,7 +261,7 @@ def test_416_restarts_from_zero(http_server, cache_home):
     name, data = publish(http_server.root, "conv", make_state_dict())
     cache_home.mkdir(parents=True)
     (cache_home / f"{name}.partial").write_bytes(b"\x80" * (len(data) + 10))  # longer than the file
-    path = hub.download(http_server.url(name), progress=False)
+    path = store.download(http_server.url(name), progress=False)
     assert [(r.range, r.status) for r in http_server.requests_for(name)] == [
         (f"bytes={len(data) + 10}-", 416),
         (None, 200),
@@ -271,9 +273,9 @@ def test_503_then_success(http_server, cache_home, monkeypatch):
     name, data = publish(http_server.root, "conv", make_state_dict())
     http_server.fault(name, fail_first=2)
     sleeps: list[float] = []
-    monkeypatch.setattr(hub, "time", types.SimpleNamespace(sleep=sleeps.append))
-    monkeypatch.setattr(hub, "BACKOFF_BASE", SHIPPED_BACKOFF_BASE)
-    path = hub.download(http_server.url(name), progress=False)
+    monkeypatch.setattr(store, "time", types.SimpleNamespace(sleep=sleeps.append))
+    monkeypatch.setattr(store, "BACKOFF_BASE", SHIPPED_BACKOFF_BASE)
+    path = store.download(http_server.url(name), progress=False)
     assert [r.status for r in http_server.requests_for(name)] == [503, 503, 200]
     assert sleeps == [SHIPPED_BACKOFF_BASE, 2 * SHIPPED_BACKOFF_BASE]  # a server error is worth waiting for
     assert path.read_bytes() == data
@@ -283,10 +285,10 @@ def test_5xx_gives_up_after_retries_with_growing_backoff(http_server, cache_home
     name, _ = publish(http_server.root, "conv", make_state_dict())
     http_server.fault(name, fail_first=100, fail_status=502)
     sleeps: list[float] = []
-    monkeypatch.setattr(hub, "time", types.SimpleNamespace(sleep=sleeps.append))
-    monkeypatch.setattr(hub, "BACKOFF_BASE", 0.25)
+    monkeypatch.setattr(store, "time", types.SimpleNamespace(sleep=sleeps.append))
+    monkeypatch.setattr(store, "BACKOFF_BASE", 0.25)
     with pytest.raises(DownloadError, match="after 4 attempts: HTTP 502") as info:
-        hub.download(http_server.url(name), progress=False, retries=3)
+        store.download(http_server.url(name), progress=False, retries=3)
     assert len(http_server.requests_for(name)) == 4
     assert sleeps == [0.25, 0.5, 1.0]
     assert str(cache_home / name) in str(info.value)
@@ -296,7 +298,7 @@ def test_5xx_gives_up_after_retries_with_growing_backoff(http_server, cache_home
 def test_404_is_a_clear_error(http_server, cache_home):
     url = http_server.url("missing-abcdef12.pth")
     with pytest.raises(DownloadError) as info:
-        hub.download(url, progress=False)
+        store.download(url, progress=False)
     message = str(info.value)
     assert url in message and "404" in message
     assert str(cache_home / "missing-abcdef12.pth") in message  # where to drop the file by hand
@@ -309,7 +311,7 @@ def test_html_with_200_is_refused(http_server, cache_home):
     page = b"<!DOCTYPE html>\n<html><head><title>Hotel WiFi login</title></head><body>...</body></html>"
     http_server.fault("conv-abcdef12.pth", status=200, body=page)
     with pytest.raises(DownloadError, match="<!DOCTYPE html") as info:
-        hub.download(http_server.url("conv-abcdef12.pth"), progress=False)
+        store.download(http_server.url("conv-abcdef12.pth"), progress=False)
     assert "text/html" in str(info.value)
     assert cache_files(cache_home) == []
 
@@ -318,7 +320,7 @@ def test_body_longer_than_sent_is_an_error(http_server, cache_home):
     name, data = publish(http_server.root, "conv", make_state_dict())
     http_server.fault(name, length_delta=100)  # Content-Length claims 100 more bytes
     with pytest.raises(DownloadError) as info:
-        hub.download(http_server.url(name), progress=False, retries=2)
+        store.download(http_server.url(name), progress=False, retries=2)
     assert f"of the {len(data) + 100} bytes the server announced" in str(info.value)
     assert [r.range for r in http_server.requests_for(name)] == [None, f"bytes={len(data)}-", f"bytes={len(data)}-"]
     assert not (cache_home / name).exists()
@@ -329,12 +331,12 @@ def test_body_shorter_than_file_is_an_error(http_server, cache_home):
     name, _ = publish(http_server.root, "conv", make_state_dict(), hashed=False)
     http_server.fault(name, length_delta=-200)
     with pytest.raises(DownloadError, match="incomplete or damaged zip"):
-        hub.download(http_server.url(name), progress=False)
+        store.download(http_server.url(name), progress=False)
     assert cache_files(cache_home) == []
 
 
 def test_connection_refused_fails_at_once(cache_home, monkeypatch):
-    monkeypatch.setattr(hub, "BACKOFF_BASE", SHIPPED_BACKOFF_BASE)  # a retry would sleep 1 s, then 2 s, ...
+    monkeypatch.setattr(store, "BACKOFF_BASE", SHIPPED_BACKOFF_BASE)  # a retry would sleep 1 s, then 2 s, ...
     assert SHIPPED_BACKOFF_BASE >= 1.0
     with socket.socket() as s:  # a port with nothing listening: connection refused
         s.bind(("127.0.0.1", 0))
@@ -342,7 +344,7 @@ def test_connection_refused_fails_at_once(cache_home, monkeypatch):
     url = f"http://127.0.0.1:{port}/conv-abcdef12.pth"
     start = time.monotonic()
     with pytest.raises(DownloadError) as info:
-        hub.download(url, progress=False)
+        store.download(url, progress=False)
     assert time.monotonic() - start < 2.0
     message = str(info.value)
     assert url in message and "connection refused" in message and "attempts" not in message
@@ -371,7 +373,7 @@ def test_unknown_host_fails_at_once_without_network(tmp_path):
         "import json, time\n"
         "start = time.monotonic()\n"
         "try:\n"
-        "    hub.download(sys.argv[1], progress=False)\n"
+        "    store.download(sys.argv[1], progress=False)\n"
         "except Exception as e:\n"
         "    print(json.dumps({'elapsed': time.monotonic() - start, 'type': type(e).__name__, 'error': str(e)}))\n"
     )
@@ -394,17 +396,17 @@ def test_offline_mode_never_connects(http_server, cache_home, monkeypatch, value
     url = http_server.url(name)
     monkeypatch.setenv("VIDEOZOO_OFFLINE", value)
     with pytest.raises(DownloadError) as info:
-        hub.download(url, progress=False)
+        store.download(url, progress=False)
     message = str(info.value)
     assert "VIDEOZOO_OFFLINE" in message and url in message and f"put the file at {cache_home / name}" in message
     assert http_server.requests == []
     assert not cache_home.exists()
 
     monkeypatch.delenv("VIDEOZOO_OFFLINE")
-    hub.download(url, progress=False)
+    store.download(url, progress=False)
     monkeypatch.setenv("VIDEOZOO_OFFLINE", value)
-    assert hub.download(url, progress=False).read_bytes() == data  # a cached file is used
-    assert_same_state_dict(hub.load_state_dict_from_url(url, progress=False), make_state_dict())
+    assert store.download(url, progress=False).read_bytes() == data  # a cached file is used
+    assert_same_state_dict(safety.load_checkpoint(store.download(url, progress=False), downloaded=True), make_state_dict())
     assert len(http_server.requests) == 1
 
 
@@ -412,21 +414,21 @@ def test_offline_mode_never_connects(http_server, cache_home, monkeypatch, value
 def test_offline_mode_off(http_server, cache_home, monkeypatch, value):
     name, data = publish(http_server.root, "conv", make_state_dict())
     monkeypatch.setenv("VIDEOZOO_OFFLINE", value)
-    assert hub.download(http_server.url(name), progress=False).read_bytes() == data
+    assert store.download(http_server.url(name), progress=False).read_bytes() == data
 
 
 def test_warm_cache_needs_no_network(http_server, cache_home, monkeypatch):
     name, data = publish(http_server.root, "conv", make_state_dict())
     url = http_server.url(name)
-    hub.download(url, progress=False)
+    store.download(url, progress=False)
     http_server.stop()
 
     def no_network(*args, **kwargs):
         raise AssertionError("network used for a cached file")
 
     monkeypatch.setattr(requests.Session, "request", no_network)
-    assert hub.download(url, progress=False).read_bytes() == data
-    assert_same_state_dict(hub.load_state_dict_from_url(url, progress=False), make_state_dict())
+    assert store.download(url, progress=False).read_bytes() == data
+    assert_same_state_dict(safety.load_checkpoint(store.download(url, progress=False), downloaded=True), make_state_dict())
 
 
 def test_concurrent_processes_download_once(http_server, cache_home, tmp_path):
@@ -439,7 +441,7 @@ def test_concurrent_processes_download_once(http_server, cache_home, tmp_path):
         "pathlib.Path(sys.argv[2]).touch()\n"
         "go = pathlib.Path(sys.argv[3])\n"
         "while not go.exists(): time.sleep(0.005)\n"
-        "print(hub.download(sys.argv[1], progress=False))\n"
+        "print(store.download(sys.argv[1], progress=False))\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
     ready = [tmp_path / f"ready{i}" for i in range(4)]
@@ -493,7 +495,7 @@ def test_pickle_payload_is_refused(tmp_path, legacy):
     path = tmp_path / "evil.pth"
     torch.save({"w": torch.ones(2), "x": _Payload(marker)}, path, _use_new_zipfile_serialization=not legacy)
     with pytest.raises(CheckpointError, match="needs arbitrary code to load") as info:
-        hub.load_checkpoint(path)
+        safety.load_checkpoint(path)
     assert str(path) in str(info.value) and "refused" in str(info.value)
     assert not marker.exists()
 
@@ -502,7 +504,7 @@ def test_pickle_payload_from_url_is_refused(http_server, tmp_path):
     marker = tmp_path / "pwned"
     name, _ = publish(http_server.root, "evil", {"x": _Payload(marker)})
     with pytest.raises(CheckpointError, match="needs arbitrary code"):
-        hub.load_state_dict_from_url(http_server.url(name), progress=False)
+        safety.load_checkpoint(store.download(http_server.url(name), progress=False), downloaded=True)
     assert not marker.exists()
 
 
@@ -522,7 +524,7 @@ def test_pickle_payload_of_os_system_is_refused(tmp_path):
     system = f"{os.system.__module__}.{os.system.__name__}"  # posix.system
     assert torch.serialization.get_unsafe_globals_in_checkpoint(path) == [system]
     with pytest.raises(CheckpointError, match="needs arbitrary code to load") as info:
-        hub.load_checkpoint(path)
+        safety.load_checkpoint(path)
     assert f"({system})" in str(info.value) and str(path) in str(info.value)
     assert not marker.exists()
 
@@ -550,7 +552,7 @@ def test_numpy_scalars_and_dtypes_load(tmp_path, form):
     with pytest.raises(pickle.UnpicklingError):  # torch alone refuses them
         torch.load(path, weights_only=True)
 
-    out = hub.load_checkpoint(path)
+    out = safety.load_checkpoint(path)
     assert_same_state_dict(out["model_state"], sd)
     for key in ("epoch", "lr", "dtype", "more", "optimizer_state"):
         assert out[key] == checkpoint[key]
@@ -563,7 +565,7 @@ def test_user_allowlisted_globals_survive_a_load(tmp_path):
     path = tmp_path / "np.pth"
     torch.save({"epoch": np.int64(3)}, path)
     with torch.serialization.safe_globals([np.dtype]):
-        assert hub.load_checkpoint(path) == {"epoch": 3}
+        assert safety.load_checkpoint(path) == {"epoch": 3}
         assert np.dtype in torch.serialization.get_safe_globals()
 
 
@@ -580,7 +582,7 @@ def test_other_globals_are_refused_by_name(tmp_path, obj, refused):
     path = tmp_path / "other.pth"
     torch.save({"epoch": np.int64(3), "x": obj}, path)
     with pytest.raises(CheckpointError, match="needs arbitrary code to load") as info:
-        hub.load_checkpoint(path)
+        safety.load_checkpoint(path)
     assert refused in str(info.value) and str(path) in str(info.value)
 
 
@@ -607,7 +609,7 @@ def test_damaged_own_file_is_a_checkpoint_error(tmp_path, damage):
     path = tmp_path / "mine" / "bad-0123abcd.pth"
     write_damaged(path, damage)
     with pytest.raises(CheckpointError) as info:
-        hub.load_checkpoint(path)
+        safety.load_checkpoint(path)
     message = str(info.value)
     assert str(path) in message and "download" not in message
     assert "complete PyTorch checkpoint" in message and "torch.save(model.state_dict(), path)" in message
@@ -620,7 +622,8 @@ def test_damaged_downloaded_file_is_a_checkpoint_error(tmp_path, cache_home, dam
     path = (cache_home if where == "cache" else tmp_path / "model_dir") / "bad-0123abcd.pth"
     write_damaged(path, damage)
     with pytest.raises(CheckpointError) as info:
-        hub.load_checkpoint(path, downloaded=where == "downloaded")
+        # the loader passes downloaded=True for a file it downloaded, and for any file in the store
+        safety.load_checkpoint(path, downloaded=where == "downloaded" or store.in_store(path))
     message = str(info.value)
     assert str(path) in message and message.endswith("Delete it and download it again.")
 
@@ -629,14 +632,14 @@ def test_damaged_file_from_url_says_download_again(http_server, tmp_path):
     """A truncated legacy (non-zip) file passes the download checks; loading it says to download it again."""
     write_damaged(http_server.root / "trunc.pth", "truncated-legacy")
     with pytest.raises(CheckpointError) as info:
-        hub.load_state_dict_from_url(http_server.url("trunc.pth"), progress=False, model_dir=tmp_path / "md")
+        safety.load_checkpoint(store.download(http_server.url("trunc.pth"), progress=False, model_dir=tmp_path / "md"), downloaded=True)
     message = str(info.value)
     assert str(tmp_path / "md" / "trunc.pth") in message and message.endswith("Delete it and download it again.")
 
 
 def test_missing_file_is_file_not_found(tmp_path):
     with pytest.raises(FileNotFoundError):
-        hub.load_checkpoint(tmp_path / "nope.pth")
+        safety.load_checkpoint(tmp_path / "nope.pth")
 
 
 # ----------------------------------------------------------------------------- progress
@@ -644,14 +647,14 @@ def test_missing_file_is_file_not_found(tmp_path):
 
 def test_progress_false_prints_nothing(http_server, capfd):
     name, _ = publish(http_server.root, "conv", make_state_dict())
-    hub.download(http_server.url(name), progress=False)
+    store.download(http_server.url(name), progress=False)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
 
 
 def test_progress_true_prints_a_bar_on_stderr(http_server, capfd):
     name, _ = publish(http_server.root, "conv", make_state_dict())
-    hub.download(http_server.url(name), progress=True)
+    store.download(http_server.url(name), progress=True)
     out, err = capfd.readouterr()
     assert out == ""
     assert name in err and "100%" in err
@@ -670,16 +673,16 @@ def publish_safetensors(root: Path, name: str, tensors: dict[str, torch.Tensor])
 
 def test_hugging_face_cache_names_carry_publisher_and_repository():
     assert (
-        hub.cache_name("https://huggingface.co/MCG-NJU/videomae-base-finetuned-kinetics/resolve/main/model.safetensors")
+        store.cache_name("https://huggingface.co/MCG-NJU/videomae-base-finetuned-kinetics/resolve/main/model.safetensors")
         == "MCG-NJU--videomae-base-finetuned-kinetics--model.safetensors"
     )
     assert (
-        hub.cache_name("https://huggingface.co/org/repo/resolve/0123abc/sub/dir/pytorch_model.bin?download=true")
+        store.cache_name("https://huggingface.co/org/repo/resolve/0123abc/sub/dir/pytorch_model.bin?download=true")
         == "org--repo--sub--dir--pytorch_model.bin"
     )
     # Only Hugging Face's resolve URLs; anything else keeps its basename.
-    assert hub.cache_name("https://example.invalid/org/repo/resolve/main/model.safetensors") == "model.safetensors"
-    assert hub.cache_name("https://huggingface.co/org/repo/blob/main/model.safetensors") == "model.safetensors"
+    assert store.cache_name("https://example.invalid/org/repo/resolve/main/model.safetensors") == "model.safetensors"
+    assert store.cache_name("https://huggingface.co/org/repo/blob/main/model.safetensors") == "model.safetensors"
 
 
 def test_safetensors_download_verified_by_the_linked_etag(http_server, cache_home):
@@ -687,9 +690,9 @@ def test_safetensors_download_verified_by_the_linked_etag(http_server, cache_hom
     tensors = {"w": torch.arange(12.0).reshape(3, 4), "b": torch.ones(3)}
     data = publish_safetensors(http_server.root, "blob-ok", tensors)
     url = http_server.link("org/repo/resolve/main/model.safetensors", "blob-ok", hashlib.sha256(data).hexdigest())
-    path = hub.download(url, progress=False, file_name="org--repo--model.safetensors")
+    path = store.download(url, progress=False, file_name="org--repo--model.safetensors")
     assert path.read_bytes() == data and cache_files(cache_home) == ["org--repo--model.safetensors"]
-    assert_same_state_dict(hub.load_checkpoint(path), tensors)
+    assert_same_state_dict(safety.load_checkpoint(path), tensors)
 
 
 def test_linked_etag_mismatch_discards_the_file(http_server, cache_home):
@@ -697,25 +700,25 @@ def test_linked_etag_mismatch_discards_the_file(http_server, cache_home):
     stated = hashlib.sha256(data + b"other").hexdigest()
     url = http_server.link("org/repo/resolve/main/model.safetensors", "blob-bad", stated)
     with pytest.raises(DownloadError, match=f"the server states {stated} for it"):
-        hub.download(url, progress=False)
+        store.download(url, progress=False)
     assert cache_files(cache_home) == []
     # check_hash=False keeps the file as served.
-    assert hub.download(url, progress=False, check_hash=False).read_bytes() == data
+    assert store.download(url, progress=False, check_hash=False).read_bytes() == data
 
 
 def test_download_first_falls_back_on_404_only(http_server, cache_home):
     sd = make_state_dict()
     name, data = publish(http_server.root, "pytorch_model", sd, hashed=False)
     sources = [(http_server.url("model.safetensors"), "r--model.safetensors"), (http_server.url(name), "r--pytorch_model.bin")]
-    path = hub.download_first(sources, progress=False)
+    path = store.download_first(sources, progress=False)
     assert path == cache_home / "r--pytorch_model.bin" and path.read_bytes() == data
     assert [r.status for r in http_server.requests] == [404, 200]
     # Cached: no request at all, whichever source it came from.
-    assert hub.download_first(sources, progress=False) == path and len(http_server.requests) == 2
+    assert store.download_first(sources, progress=False) == path and len(http_server.requests) == 2
     # A failure other than "no such file" is not hidden by trying the next file.
     http_server.fault("flaky.safetensors", fail_first=10, fail_status=503)
     with pytest.raises(DownloadError, match="503"):
-        hub.download_first([(http_server.url("flaky.safetensors"), None), (http_server.url(name), "other.bin")],
+        store.download_first([(http_server.url("flaky.safetensors"), None), (http_server.url(name), "other.bin")],
                            progress=False, retries=0)
     assert not (cache_home / "other.bin").exists()
 
@@ -723,15 +726,15 @@ def test_download_first_falls_back_on_404_only(http_server, cache_home):
 def test_download_first_when_no_file_exists(http_server, cache_home, monkeypatch):
     sources = [(http_server.url("a.safetensors"), None), (http_server.url("b.bin"), None)]
     with pytest.raises(DownloadError, match="None of the files of these weights exists") as info:
-        hub.download_first(sources, progress=False)
+        store.download_first(sources, progress=False)
     assert info.value.status == 404 and cache_files(cache_home) == []
     monkeypatch.setenv("VIDEOZOO_OFFLINE", "1")
     with pytest.raises(DownloadError, match=r"Fetch one of them .*a.safetensors at .*; .*b.bin at "):
-        hub.download_first(sources, progress=False)
+        store.download_first(sources, progress=False)
 
 
 def test_truncated_safetensors_is_a_checkpoint_error(tmp_path):
     data = publish_safetensors(tmp_path, "model.safetensors", {"w": torch.randn(64)})
     (tmp_path / "model.safetensors").write_bytes(data[:-10])
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
-        hub.load_checkpoint(tmp_path / "model.safetensors")
+        safety.load_checkpoint(tmp_path / "model.safetensors")
