@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> None:
             t, h, w = args.shape
         else:
             member = videozoo.get_model_weights(name).DEFAULT
-            t, (h, w) = member.meta["num_frames"], member.transforms().crop_size
+            t, (h, w) = member.recipe.num_frames, member.transforms().crop_size
         x = torch.randn(1, 3, t, h, w, generator=torch.Generator().manual_seed(0))
         runs = {"fp32": lambda: model(x)}
 

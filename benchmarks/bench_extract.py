@@ -85,12 +85,11 @@ def run(manifest: Path, model: str, weights: Path, nproc: int, workers: int, bat
 
 
 def split(videos: list[Path], model: str, weights: Path, batch_size: int) -> tuple[float, float, int]:
-    from videozoo.tasks.classify import load_model
-    from videozoo.zoo import ClipRecipe
+    from videozoo.tasks.runner import load_model
     from videozoo.video.windows import iter_windows
 
-    net, member = load_model(model, weights)
-    recipe, transform = ClipRecipe.from_meta(member.meta), member.transforms()
+    runner = load_model(model, weights)
+    net, recipe, transform = runner.model, runner.recipe, runner.transform()
     start = time.perf_counter()
     clips = [w.clip for v in videos for w in iter_windows(v, recipe, transform)]
     decode = time.perf_counter() - start

@@ -34,7 +34,7 @@ LAYOUTS = ("ncdhw", "channels_last_3d")
 
 def evaluation_shape(name: str, batch: int) -> tuple[int, ...]:
     member = videozoo.get_model_weights(name).DEFAULT
-    return (batch, 3, member.meta["num_frames"], *member.transforms().crop_size)
+    return (batch, 3, member.recipe.num_frames, *member.transforms().crop_size)
 
 
 def precision(dtype: str):

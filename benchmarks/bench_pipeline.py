@@ -110,9 +110,9 @@ def main() -> None:
 
     torch.manual_seed(0)
     weights = videozoo.get_model_weights(args.model).DEFAULT
-    model = videozoo.get_model(args.model, weights=None, num_classes=len(weights.meta["categories"])).eval()
+    model = videozoo.get_model(args.model, weights=None, num_classes=len(weights.categories)).eval()
     preset = weights.transforms()
-    base = ClipRecipe.from_meta(weights.meta)
+    base = weights.recipe
     view_sets = args.views or [f"{base.num_clips}x{base.num_crops}", "1x1"]
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -95,7 +95,6 @@ def fitted_checkpoint(video: Path, directory: Path, scene_seconds: float = 5.0) 
     categories); this only makes a picture with something to show, offline. It is not a classifier.
     """
     import videozoo
-    from videozoo.zoo import ClipRecipe
     from videozoo.video.windows import iter_windows
 
     torch.manual_seed(0)
@@ -103,7 +102,7 @@ def fitted_checkpoint(video: Path, directory: Path, scene_seconds: float = 5.0) 
     model = videozoo.r3d_18().eval()
     feats, scenes = [], []
     with torch.inference_mode():
-        for w in iter_windows(video, ClipRecipe.from_meta(weights.meta), weights.transforms(), window=2.0, stride=0.25):
+        for w in iter_windows(video, weights.recipe, weights.transforms(), window=2.0, stride=0.25):
             feats.append(model.forward_head(model.forward_features(w.clip[None]), pre_logits=True)[0])
             scenes.append(min(int((w.start + w.end) / 2 // scene_seconds), 3))
     x = torch.stack(feats)
@@ -112,7 +111,7 @@ def fitted_checkpoint(video: Path, directory: Path, scene_seconds: float = 5.0) 
     target[torch.arange(len(scenes)), torch.tensor(scenes)] = 4.0
     a = torch.cat([x, torch.ones(len(x), 1)], 1)
     solution = torch.linalg.solve(a.T @ a + 50.0 * torch.eye(a.shape[1]), a.T @ target)  # ridge, (513, 4)
-    classes = [weights.meta["categories"].index(c) for c in ("juggling balls", "bowling", "dancing ballet", "reading book")]
+    classes = [weights.categories.index(c) for c in ("juggling balls", "bowling", "dancing ballet", "reading book")]
     mean, std = torch.stack(feats).mean(0), torch.stack(feats).std(0) + 1e-6
     state = model.state_dict()
     fc_w, fc_b = torch.zeros_like(state["fc.weight"]), torch.full_like(state["fc.bias"], -8.0)

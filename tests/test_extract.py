@@ -22,7 +22,7 @@ import torch
 import videozoo
 from video_factory import make_video
 from videozoo.cli import EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE, EXIT_VIDEO, main
-from videozoo.tasks.distributed import normalise, read_manifest, shard
+from videozoo.tasks.collection import normalise, read_manifest, shard
 from videozoo.tasks.extract import INDEX, output_name
 from videozoo.zoo import ClipRecipe
 from videozoo.video.windows import iter_windows

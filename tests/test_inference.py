@@ -8,7 +8,8 @@ import torch
 import videozoo
 from video_factory import TINY_CATEGORIES, make_audio_only, make_video, tiny_parts
 from videozoo.errors import CheckpointError, VideoDecodeError
-from videozoo.tasks.classify import Prediction, VideoClassifier, load_model, predict
+from videozoo.tasks.classify import Prediction, VideoClassifier, predict
+from videozoo.tasks.runner import load_model
 from videozoo.video.io import read_video
 from videozoo.zoo import ClipRecipe
 from videozoo.video.sampling import sample_clip_indices
@@ -83,7 +84,7 @@ def test_batch_size_workers_and_order_do_not_change_results(tiny, clips):
     videos = [clips["a"], clips["b"], clips["short"]]
     reference = VideoClassifier(tiny, clips=2, crops=1, batch_size=1, num_workers=0).predict(videos)
     batched = VideoClassifier(tiny, clips=2, crops=1, batch_size=3, num_workers=1).predict(videos)
-    assert [p.source for p in batched] == [str(v) for v in videos]
+    assert [p.video for p in batched] == [str(v) for v in videos]
     for a, b in zip(reference, batched):
         assert torch.allclose(a.probs, b.probs, atol=1e-5)
         assert a.num_views == b.num_views == 2
@@ -94,7 +95,7 @@ def test_tensor_and_video_inputs(tiny, clips):
     [from_file] = classifier.predict(clips["a"])
     video = read_video(clips["a"])
     from_tensor, from_video = classifier.predict([video.frames, video], fps=30)
-    assert from_tensor.source == "<tensor 0>" and from_video.source == str(clips["a"])
+    assert from_tensor.video == "<tensor 0>" and from_video.video == str(clips["a"])
     assert torch.allclose(from_file.probs, from_tensor.probs, atol=1e-5)
     assert torch.allclose(from_file.probs, from_video.probs, atol=1e-5)
     floats = classifier.predict(video.frames.float() / 255, fps=30)[0]
@@ -138,8 +139,9 @@ def test_local_checkpoint_file(tiny, tmp_path, clips):
     other = arch(num_classes=len(TINY_CATEGORIES))
     path = tmp_path / "mine.pth"
     torch.save(other.state_dict(), path)
-    model, member = load_model(tiny, str(path))
-    assert member is enum.DEFAULT
+    runner = load_model(tiny, str(path))
+    model, member = runner.model, runner.weights
+    assert member is enum.DEFAULT and runner.weights_name == str(path) and runner.model_name == tiny
     for key, value in other.state_dict().items():
         assert torch.equal(model.state_dict()[key], value)
     assert not model.training
@@ -156,7 +158,7 @@ def test_local_checkpoint_with_adapter(tiny, tmp_path, monkeypatch):
     net = arch(num_classes=len(TINY_CATEGORIES))
     path = tmp_path / "ptv.pyth"
     torch.save({"model_state": net.state_dict(), "epoch": 1}, path)
-    model, _ = load_model(tiny, path)
+    model = load_model(tiny, path).model
     assert torch.equal(model.fc.weight, net.fc.weight)
 
 

@@ -29,3 +29,23 @@ def test_ci_runs_the_readme_test_command() -> None:
     assert match, "README.md must mark its test command with <!-- test-command -->"
     assert "torch==2.13.0" in match.group(1) and "pytest" in match.group(1)
     assert "test-command" in ci  # .ci/run extracts and runs that exact block
+
+
+def test_every_videozoo_name_the_docs_call_exists():
+    """`videozoo.x.y(...)` in the README and docs/ is reachable after `import videozoo` (a stale module
+    path in a snippet fails here, not on a user's machine)."""
+    import re
+
+    import videozoo
+
+    texts = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    missing = []
+    for path in texts:
+        for dotted in sorted(set(re.findall(r"\bvideozoo((?:\.[A-Za-z_]\w*)+)\(", path.read_text()))):
+            obj = videozoo
+            for part in dotted.strip(".").split("."):
+                obj = getattr(obj, part, None)
+                if obj is None:
+                    missing.append(f"{path.name}: videozoo{dotted}")
+                    break
+    assert missing == []

@@ -35,7 +35,8 @@ from videozoo.zoo import (
 
 if TYPE_CHECKING:
     from videozoo.tasks.classify import Prediction, VideoClassifier, predict
-    from videozoo.tasks.collection import classify_collection, timeline_collection
+    from videozoo.tasks.classify import classify_collection
+    from videozoo.tasks.timeline import timeline_collection
     from videozoo.tasks.export import ExportResult, export_model
     from videozoo.tasks.extract import extract
     from videozoo.tasks.memory import reuse_freed_memory
@@ -55,8 +56,8 @@ _LAZY = {
     "timeline": "videozoo.tasks.timeline",
     "Timeline": "videozoo.tasks.timeline",
     "extract": "videozoo.tasks.extract",
-    "classify_collection": "videozoo.tasks.collection",
-    "timeline_collection": "videozoo.tasks.collection",
+    "classify_collection": "videozoo.tasks.classify",
+    "timeline_collection": "videozoo.tasks.timeline",
     "export_model": "videozoo.tasks.export",
     "ExportResult": "videozoo.tasks.export",
     "reuse_freed_memory": "videozoo.tasks.memory",

@@ -31,7 +31,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from videozoo.errors import VideoDecodeError
-from videozoo.tasks.classify import clip_views  # the views of one video, exactly as videozoo.predict makes them
+from videozoo.video.views import clip_views  # the views of one video, exactly as videozoo.predict makes them
 from videozoo.video.io import VideoReader
 from videozoo.zoo import ClipRecipe
 from videozoo.video.sampling import nearest_frames

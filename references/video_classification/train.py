@@ -37,7 +37,6 @@ from torch.utils.data import DataLoader, DistributedSampler
 import videozoo
 from videozoo.zoo import safety
 from videozoo.errors import VideozooError
-from videozoo.zoo import ClipRecipe
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -303,7 +302,7 @@ def build_model(args, env: Env, classes: list[str], resume: dict | None, init: d
             model = videozoo.get_model(name, weights=args.weights if local else member, **arch)
         except VideozooError as e:
             raise UsageError(str(e)) from None
-        head_classes = list(member.meta["categories"])
+        head_classes = member.categories
         source = f"{args.weights} (published format of {member})" if local else str(member)
     else:
         return videozoo.get_model(name, num_classes=len(classes), **arch), classes, "scratch"
@@ -582,7 +581,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         utils.print0(env, "warning: --freeze-backbone without --weights trains a classifier on random features.")
     if args.amp == "fp16" and env.device.type != "cuda":
         raise UsageError("--amp fp16 needs a GPU; on CPU use --amp bf16.")
-    args.multi_label = bool(args.multi_label or member.meta.get("multi_label", False))
+    args.multi_label = bool(args.multi_label or member.multi_label)
     if args.multi_label and args.label_smoothing:
         raise UsageError("--label-smoothing is for single-label training; multi-label runs use binary cross-entropy.")
     may_flip = member.meta.get("hflip", True)
@@ -595,7 +594,7 @@ def run(args: argparse.Namespace, env: Env) -> int:
         raise UsageError(f"--hflip-prob must be in [0, 1], got {args.hflip_prob}.")
 
     # Clips: the weights' recipe and preset, with the command line's overrides.
-    recipe = ClipRecipe.from_meta(member.meta)
+    recipe = member.recipe
     frame_rate = recipe.frame_rate if args.frame_rate is None else (None if args.frame_rate == "native" else float(args.frame_rate))
     try:
         recipe = replace(

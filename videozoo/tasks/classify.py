@@ -1,18 +1,15 @@
-"""Video in, labels out: decode, sample the recipe's clips, preprocess, run the model, average views.
+"""Video in, labels out: the evaluation views of each video through the model, their probabilities combined.
 
-Each video becomes ``num_clips * num_crops`` views (clip-major: all crops of clip 0, then clip 1...),
-taken with the weights' own recipe (:mod:`videozoo.sampling`) and preset (``weights.transforms()``).
-Views of consecutive videos share batches of ``batch_size``; a video's class probabilities are the
-mean over its views of the softmax of the logits (as PySlowFast and torchvision's reference scripts
-evaluate). Multi-label weights (``meta["multi_label"]``, Charades) score each class on its own: the
-probabilities are the sigmoids of the logits and a video's views combine by their maximum (PySlowFast's
-Charades test, ``ENSEMBLE_METHOD: max``); every class at or above ``threshold`` is a label of the
+Each video becomes ``num_clips * num_crops`` views (:func:`videozoo.video.views.clip_views`: the
+weights' own recipe and preset). Views of consecutive videos share batches of ``batch_size``; a video's
+class probabilities are the mean over its views of the softmax of the logits (as PySlowFast and
+torchvision's reference scripts evaluate). Multi-label weights (Charades) score each class on its own:
+the probabilities are the sigmoids of the logits and a video's views combine by their maximum
+(:class:`~videozoo.tasks.runner.Labels`); every class at or above ``threshold`` is a label of the
 video. With several videos, decoding runs in DataLoader worker processes while the model runs.
 
-By default frames are resized to the preset's resize size while they are decoded (swscale on
-8-bit data); the preset then only crops and normalises. ``resize_on_decode=False`` decodes at full
-resolution and lets the preset resize, reproducing the published preprocessing bit for bit at the
-cost of speed.
+:func:`classify_collection` writes the predictions of a whole collection through the shared driver
+(:mod:`videozoo.tasks.collection`).
 """
 
 from __future__ import annotations
@@ -20,36 +17,35 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
-from videozoo.zoo import WeightsEnum, get_model, get_model_weights
 from videozoo.errors import VideoDecodeError
-from videozoo.video.io import Backend, Video, VideoReader
-from videozoo.zoo import ClipRecipe
-from videozoo.video.sampling import sample_clip_indices
+from videozoo.tasks.collection import CollectionTask, VideosArg, run_collection
+from videozoo.tasks.runner import WeightsArg, check_positive, check_threshold, decode_in_workers, load_model
+from videozoo.video.io import Backend
+from videozoo.video.views import VideoSource, as_sources, clip_views, source_name
 
-__all__ = ["Prediction", "VideoClassifier", "predict", "load_model", "clip_views", "check_threshold", "VideoSource"]
+__all__ = ["Prediction", "VideoClassifier", "predict", "classify_collection", "RESULTS"]
 
-#: A video: a file path, a :class:`~videozoo.video.io.Video`, or frames ``(T, C, H, W)`` (uint8, or float
-#: in [0, 1]) taken at ``fps`` (default: the recipe's frame rate).
-VideoSource = Union[str, "os.PathLike[str]", Video, Tensor]
+RESULTS = "results.jsonl"
 
 
 @dataclass
 class Prediction:
     """What a video was classified as.
 
-    ``probs`` are the class probabilities over its views (softmax averaged; for multi-label weights,
-    sigmoid maxed); ``labels`` are the classes whose probability is at least the classifier's
-    ``threshold``, most probable first (for single-label weights at most the top-1); ``features`` is the
-    clip embedding averaged over the views.
+    ``video`` names it as every record does (its path; ``<tensor N>`` for frames in memory). ``probs``
+    are the class probabilities over its views (softmax averaged; for multi-label weights, sigmoid
+    maxed); ``labels`` are the classes whose probability is at least the classifier's ``threshold``,
+    most probable first (for single-label weights at most the top-1); ``features`` is the clip
+    embedding averaged over the views.
     """
 
-    source: str
+    video: str
     top_k: list[tuple[str, float]]
     probs: Tensor | None = field(default=None, repr=False)  # (num_classes,)
     features: Tensor | None = field(default=None, repr=False)  # (num_features,) clip embedding, when asked for
@@ -64,178 +60,71 @@ class Prediction:
 
     def to_dict(self) -> dict[str, Any]:
         if self.error is not None:
-            return {"video": self.source, "error": str(self.error)}
+            return {"video": self.video, "error": str(self.error)}
         return {
-            "video": self.source,
+            "video": self.video,
             "views": self.num_views,
             "top_k": [{"label": label, "probability": round(p, 6)} for label, p in self.top_k],
             "labels": [{"label": label, "probability": round(p, 6)} for label, p in self.labels],
         }
 
 
-# ----------------------------------------------------------------------------------------------------
-# Model + weights
-
-
-def load_model(
-    model: str | nn.Module,
-    weights: WeightsEnum | str | os.PathLike[str] | None = "DEFAULT",
-    *,
-    progress: bool = True,
-) -> tuple[nn.Module, WeightsEnum]:
-    """The network in eval mode and the weights member whose recipe, preset and labels go with it.
-
-    Args:
-        model: a registered name, or an ``nn.Module`` (then ``weights`` must be the member it was
-            trained with).
-        weights: a member, its name (``"DEFAULT"``, ``"KINETICS400_V1"``, ``"Enum.NAME"``) or the path
-            of a local checkpoint file in the published format (see :meth:`WeightsEnum.resolve`).
-        progress: show a progress bar while downloading.
-
-    Unknown names raise ``ValueError``; a checkpoint that cannot be read or does not fit raises
-    :class:`~videozoo.errors.CheckpointError`.
-    """
-    if isinstance(model, nn.Module):
-        if not isinstance(weights, WeightsEnum):
-            raise ValueError(
-                "With a model object, pass weights= the WeightsEnum member it was trained with: its meta "
-                "and transforms() give the clip recipe, the preprocessing and the category names."
-            )
-        return model.eval(), weights
-    if not isinstance(model, str):
-        raise TypeError(f"model must be a model name or an nn.Module, not {type(model).__name__}.")
-    enum = get_model_weights(model)
-    if weights is None:
-        raise ValueError(
-            f"Classifying with untrained weights gives meaningless labels; pass weights='DEFAULT' or one of "
-            f"{', '.join(enum.__members__)} (or a checkpoint file path)."
-        )
-    member, _ = enum.resolve(weights)
-    assert member is not None
-    return get_model(model, weights=weights, progress=progress).eval(), member
-
-
-# ----------------------------------------------------------------------------------------------------
-# Views of one video (runs in DataLoader workers)
-
-
 @dataclass
-class _Job:
-    recipe: ClipRecipe
-    transform: nn.Module
-    resize_on_decode: bool
-    backend: Backend
-    fps: float | None
-
-
-@dataclass
-class _Item:
+class _Views:
     position: int
     views: Tensor | None
     error: VideoDecodeError | None = None
 
 
-def _source_name(source: VideoSource, position: int) -> str:
-    if isinstance(source, Video):
-        return source.path or f"<video {position}>"
-    if isinstance(source, Tensor):
-        return f"<tensor {position}>"
-    return os.fspath(source)
-
-
-def clip_views(
-    source: VideoSource,
-    recipe: ClipRecipe,
-    transform: nn.Module,
-    *,
-    resize_on_decode: bool = True,
-    backend: Backend = "auto",
-    fps: float | None = None,
-) -> Tensor:
-    """The evaluation views of one video, exactly as :func:`predict` makes them.
-
-    Float ``(num_clips * num_crops, C, T, H, W)``: the recipe's uniformly spread clips (or, for a
-    segment recipe, its one clip spread over the whole video), each through ``transform`` (the weights'
-    preset) and its ``num_crops`` spatial crops.
-    """
-    return _views(source, _Job(recipe, transform, resize_on_decode, backend, fps))
-
-
-def _views(source: VideoSource, job: _Job) -> Tensor:
-    """Float ``(num_clips * num_crops, C, T, H, W)`` for one video."""
-    recipe, transform = job.recipe, job.transform
-    if isinstance(source, (Video, Tensor)):
-        frames = source.frames if isinstance(source, Video) else source
-        if frames.dim() != 4:
-            raise ValueError(f"Expected frames of shape (T, C, H, W), got {list(frames.shape)}.")
-        if isinstance(source, Video):
-            fps, timestamps = source.fps, source.pts - source.pts[0]
-        else:
-            fps = job.fps or recipe.frame_rate or 30.0
-            timestamps = torch.arange(frames.shape[0], dtype=torch.float64) / fps
-        indices = sample_clip_indices(timestamps, recipe, fps)
-        clips = frames[indices.reshape(-1)]
-    else:
-        path = os.fspath(source)
-        size = None
-        if job.resize_on_decode:
-            from videozoo.video.transforms import resized_size
-
-            resize = getattr(transform, "resize_size", None)
-            size = (lambda h, w: resized_size(h, w, resize)) if resize is not None else None
-        with VideoReader(path, backend=job.backend, size=size) as reader:
-            indices = sample_clip_indices(reader.timestamps, recipe, reader.info.fps, reader.duration)
-            clips = reader.get_frames(indices.reshape(-1)).frames
-    clips = clips.reshape(recipe.num_clips, recipe.num_frames, *clips.shape[1:])
-    if recipe.num_crops == 1 and not hasattr(transform, "multi_crop"):
-        return torch.stack([transform(clip) for clip in clips])
-    views = transform.multi_crop(clips, recipe.num_crops)  # (crops, clips, C, T, H, W)
-    return views.transpose(0, 1).reshape(recipe.num_views, *views.shape[2:])
-
-
 class _ViewsDataset(Dataset):
-    def __init__(self, sources: Sequence[VideoSource], job: _Job) -> None:
-        self.sources = sources
-        self.job = job
+    """The views of each video (runs in DataLoader workers); an unreadable video is an item with its error."""
+
+    def __init__(self, sources: Sequence[VideoSource], make: Any) -> None:
+        self.sources, self.make = sources, make
 
     def __len__(self) -> int:
         return len(self.sources)
 
-    def __getitem__(self, position: int) -> _Item:
+    def __getitem__(self, position: int) -> _Views:
         try:
-            return _Item(position, _views(self.sources[position], self.job))
+            return _Views(position, self.make(self.sources[position]))
         except VideoDecodeError as e:
-            return _Item(position, None, e)
+            return _Views(position, None, e)
 
 
-def _identity(item: _Item) -> _Item:
-    return item
+class _ViewMaker:
+    """``clip_views`` with the classifier's settings, picklable for worker processes."""
 
+    def __init__(self, classifier: VideoClassifier, fps: float | None) -> None:
+        self.recipe, self.transform = classifier.recipe, classifier.transform
+        self.resize_on_decode, self.backend, self.fps = classifier.resize_on_decode, classifier.backend, fps
 
-def _worker_init(_: int) -> None:
-    torch.set_num_threads(1)  # decoding threads are FFmpeg's; leave the cores to the model
-
-
-# ----------------------------------------------------------------------------------------------------
-# The classifier
+    def __call__(self, source: VideoSource) -> Tensor:
+        return clip_views(
+            source, self.recipe, self.transform, resize_on_decode=self.resize_on_decode, backend=self.backend, fps=self.fps
+        )
 
 
 class VideoClassifier:
     """A model, its weights' recipe and preset, and how to run them; call :meth:`predict`.
 
-    ``clips`` / ``crops`` default to the weights' evaluation recipe (``meta["num_clips"]``,
-    ``meta["num_crops"]``); fewer views are faster and a little less accurate. ``batch_size`` counts
-    views. ``num_workers=None`` decodes in one worker process per two CPU cores (at most 4) when
-    several videos are given, in the calling process otherwise. ``threshold`` (0 to 1) makes every
-    class at least that probable one of a prediction's ``labels``: the point of multi-label weights
-    (``multi_label``, from ``meta["multi_label"]``), whose probabilities are sigmoids maxed over views.
-    ``dtype="bf16"`` runs the model under bf16 autocast (see :data:`DTYPES`).
+    Args:
+        model: a registered name, or an ``nn.Module`` with ``weights`` its member.
+        weights: a member, its name or a local checkpoint file (see :func:`videozoo.load_model`).
+        clips, crops: views per video; default the weights' evaluation recipe. Fewer views are faster
+            and a little less accurate.
+        batch_size: views per forward pass.
+        num_workers: decoding processes; ``None``: one per two CPU cores (at most 4) when several videos
+            are given, none otherwise.
+        threshold: every class at least this probable is one of a prediction's ``labels`` (the point of
+            multi-label weights, whose probabilities are sigmoids maxed over views).
+        dtype: ``"fp32"`` or ``"bf16"`` (autocast).
     """
 
     def __init__(
         self,
         model: str | nn.Module,
-        weights: WeightsEnum | str | os.PathLike[str] | None = "DEFAULT",
+        weights: WeightsArg = "DEFAULT",
         *,
         clips: int | None = None,
         crops: int | None = None,
@@ -248,52 +137,48 @@ class VideoClassifier:
         threshold: float = 0.5,
         dtype: str = "fp32",
     ) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+        check_positive(batch_size, "batch_size")
         check_threshold(threshold)
-        check_dtype(dtype)
-        self.dtype = dtype
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("device='cuda' was asked for but torch.cuda.is_available() is False.")
-        net, self.weights = load_model(model, weights, progress=progress)
-        self.model = net.to(self.device)
-        self.model_name = model if isinstance(model, str) else type(model).__name__
-        self.recipe = ClipRecipe.from_meta(self.weights.meta).with_views(clips, crops)
-        self.transform = self.weights.transforms()
-        self.categories: list[str] = list(self.weights.meta["categories"])
-        self.multi_label = bool(self.weights.meta.get("multi_label", False))
+        self.runner = load_model(model, weights, device=device, dtype=dtype, progress=progress)
+        self.recipe = self.runner.recipe.with_views(clips, crops)
+        self.transform = self.runner.transform()
+        self.labels = self.runner.labels
         self.threshold = float(threshold)
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.resize_on_decode = resize_on_decode
         self.backend = backend
 
+    @property
+    def model(self) -> nn.Module:
+        return self.runner.model
+
+    @property
+    def weights(self) -> Any:
+        return self.runner.weights
+
+    @property
+    def multi_label(self) -> bool:
+        return self.labels.multi_label
+
     def __repr__(self) -> str:
         return (
-            f"VideoClassifier({self.model_name!r}, weights={self.weights!r}, {self.recipe.describe()}, "
-            f"device={str(self.device)!r}, batch_size={self.batch_size}"
+            f"VideoClassifier({self.runner.model_name!r}, weights={self.weights!r}, {self.recipe.describe()}, "
+            f"device={str(self.runner.device)!r}, batch_size={self.batch_size}"
             + (f", multi_label=True, threshold={self.threshold:g})" if self.multi_label else ")")
         )
 
     def views(self, video: VideoSource, fps: float | None = None) -> Tensor:
         """The model input for one video: float ``(num_clips * num_crops, C, T, H, W)``."""
-        return _views(video, self._job(fps))
+        return _ViewMaker(self, fps)(video)
 
-    def _job(self, fps: float | None) -> _Job:
-        return _Job(self.recipe, self.transform, self.resize_on_decode, self.backend, fps)
+    def predict(self, videos: VideoSource | Sequence[VideoSource], **options: Any) -> list[Prediction]:
+        """One :class:`Prediction` per video, in order (a single video gives a one-item list).
 
-    def predict(
-        self,
-        videos: VideoSource | Sequence[VideoSource],
-        *,
-        top_k: int = 5,
-        features: bool = False,
-        fps: float | None = None,
-        on_error: Literal["raise", "return"] = "raise",
-    ) -> list[Prediction]:
-        """One :class:`Prediction` per video, in order (a single video gives a one-item list)."""
-        return list(self.iter_predict(videos, top_k=top_k, features=features, fps=fps, on_error=on_error))
+        Args:
+            options: :meth:`iter_predict`'s (``top_k``, ``features``, ``fps``, ``on_error``).
+        """
+        return list(self.iter_predict(videos, **options))
 
     def iter_predict(
         self,
@@ -304,154 +189,101 @@ class VideoClassifier:
         fps: float | None = None,
         on_error: Literal["raise", "return"] = "raise",
     ) -> Iterator[Prediction]:
-        """Like :meth:`predict`, yielding each video's prediction as soon as it is complete.
+        """Each video's :class:`Prediction`, in order, as soon as it is complete.
+
+        Args:
+            top_k: labels kept per video.
+            features: also average the views' clip embeddings into ``Prediction.features``.
+            fps: the frame rate of videos given as ``(T, C, H, W)`` tensors.
 
         ``on_error="return"`` yields a prediction with ``error`` set for a video that cannot be
         decoded and goes on with the others; ``"raise"`` raises its :class:`VideoDecodeError`.
         """
         if on_error not in ("raise", "return"):
             raise ValueError(f"on_error must be 'raise' or 'return', got {on_error!r}.")
-        if top_k < 1:
-            raise ValueError(f"top_k must be at least 1, got {top_k}.")
-        sources = _as_list(videos)
-        names = [_source_name(s, i) for i, s in enumerate(sources)]
-        loader = self._loader(sources, fps)
-        num_views = self.recipe.num_views
-        rows: list[Tensor] = []
-        owners: list[int] = []
-        prob_sum: dict[int, Tensor] = {}
-        feat_sum: dict[int, Tensor] = {}
-        seen: dict[int, int] = {}
-        done: dict[int, Prediction] = {}
-        next_out = 0
-
-        def run(n: int) -> None:
-            batch = torch.stack(rows[:n]).to(self.device, non_blocking=True)
-            who = owners[:n]
-            del rows[:n], owners[:n]
-            probs, feats = self._forward(batch, features)
-            for row, owner in enumerate(who):
-                if owner not in prob_sum:
-                    prob_sum[owner] = probs[row].clone()
-                elif self.multi_label:  # PySlowFast's Charades test: the maximum over views
-                    prob_sum[owner] = torch.maximum(prob_sum[owner], probs[row])
-                else:
-                    prob_sum[owner] += probs[row]
-                if feats is not None:
-                    feat_sum[owner] = feat_sum.get(owner, 0) + feats[row]
-                seen[owner] = seen.get(owner, 0) + 1
-                if seen[owner] == num_views:
-                    done[owner] = self._finish(names[owner], prob_sum.pop(owner), feat_sum.pop(owner, None), top_k)
-
-        for item in loader:
+        check_positive(top_k, "top_k")
+        sources = as_sources(videos)
+        names = [source_name(s, i) for i, s in enumerate(sources)]
+        items = decode_in_workers(
+            _ViewsDataset(sources, _ViewMaker(self, fps)), len(sources), self.num_workers, self.runner.device.type == "cuda"
+        )
+        pooled = _Pooling(self, names, top_k, features)
+        for item in items:
             if item.error is not None:
                 if on_error == "raise":
                     raise item.error
-                done[item.position] = Prediction(names[item.position], [], error=item.error)
+                pooled.done[item.position] = Prediction(names[item.position], [], error=item.error)
             else:
-                rows.extend(item.views.unbind(0))
-                owners.extend([item.position] * item.views.shape[0])
-                while len(rows) >= self.batch_size:
-                    run(self.batch_size)
-            while next_out in done:
-                yield done.pop(next_out)
-                next_out += 1
-        while rows:
-            run(min(len(rows), self.batch_size))
-        while next_out in done:
-            yield done.pop(next_out)
-            next_out += 1
+                pooled.add(item.position, item.views)
+            yield from pooled.ready()
+        pooled.flush()
+        yield from pooled.ready()
 
-    def _loader(self, sources: list[VideoSource], fps: float | None) -> Iterable[_Item]:
-        dataset = _ViewsDataset(sources, self._job(fps))
-        workers = self.num_workers
-        if workers is None:
-            workers = 0 if len(sources) < 2 else min(len(sources), max(1, (os.cpu_count() or 1) // 2), 4)
-        if workers == 0:
-            return (dataset[i] for i in range(len(dataset)))
-        return DataLoader(
-            dataset,
-            batch_size=None,
-            num_workers=workers,
-            collate_fn=_identity,
-            worker_init_fn=_worker_init,
-            pin_memory=self.device.type == "cuda",
-        )
 
-    @torch.inference_mode()
-    def _forward(self, batch: Tensor, features: bool) -> tuple[Tensor, Tensor | None]:
-        with precision(self.device, self.dtype):
-            logits, embedding = self._run_model(batch, features)
-        probs = logits.float().sigmoid() if self.multi_label else logits.float().softmax(dim=-1)
-        return probs.cpu(), embedding
+class _Pooling:
+    """Views of consecutive videos in shared batches; each video's views combined as they come back."""
 
-    def _run_model(self, batch: Tensor, features: bool) -> tuple[Tensor, Tensor | None]:
-        model = self.model
-        embedding = None
-        if features and hasattr(model, "forward_features") and hasattr(model, "forward_head"):
-            if hasattr(model, "check_input"):
-                model.check_input(batch)
-            feature_maps = model.forward_features(batch)
-            embedding = model.forward_head(feature_maps, pre_logits=True).float().cpu()
-            logits = model.forward_head(feature_maps)
-        elif features:
-            raise ValueError(f"{type(model).__name__} has no forward_features/forward_head; cannot return features.")
+    def __init__(self, classifier: VideoClassifier, names: list[str], top_k: int, features: bool) -> None:
+        self.classifier, self.names, self.top_k, self.features = classifier, names, top_k, features
+        self.rows: list[Tensor] = []
+        self.owners: list[int] = []
+        self.probs: dict[int, Tensor] = {}
+        self.embeddings: dict[int, Tensor] = {}
+        self.seen: dict[int, int] = {}
+        self.done: dict[int, Prediction] = {}
+        self.next = 0
+
+    def add(self, position: int, views: Tensor) -> None:
+        self.rows.extend(views.unbind(0))
+        self.owners.extend([position] * views.shape[0])
+        while len(self.rows) >= self.classifier.batch_size:
+            self._run(self.classifier.batch_size)
+
+    def flush(self) -> None:
+        while self.rows:
+            self._run(min(len(self.rows), self.classifier.batch_size))
+
+    def ready(self) -> Iterator[Prediction]:
+        """The predictions complete so far, in input order."""
+        while self.next in self.done:
+            yield self.done.pop(self.next)
+            self.next += 1
+
+    def _run(self, n: int) -> None:
+        c = self.classifier
+        batch, who = torch.stack(self.rows[:n]), self.owners[:n]
+        del self.rows[:n], self.owners[:n]
+        if self.features:
+            embedding, logits = c.runner.embed(batch, with_logits=True)
         else:
-            logits = model(batch)
-        return logits, embedding
+            embedding, logits = None, c.runner.logits(batch)
+        probs = c.labels.probabilities(logits)
+        for row, owner in enumerate(who):
+            self.probs[owner] = c.labels.combine(self.probs.get(owner), probs[row])
+            if embedding is not None:
+                self.embeddings[owner] = self.embeddings.get(owner, 0) + embedding[row]
+            self.seen[owner] = self.seen.get(owner, 0) + 1
+            if self.seen[owner] == c.recipe.num_views:
+                self.done[owner] = self._prediction(owner)
 
-    def _finish(self, name: str, prob_sum: Tensor, feat_sum: Tensor | None, top_k: int) -> Prediction:
-        n = self.recipe.num_views
-        probs = prob_sum if self.multi_label else prob_sum / n
-        k = min(top_k, probs.numel())
-        values, classes = probs.topk(k)
-        top = [(self._label(int(c)), float(v)) for v, c in zip(values, classes)]
-        above = (probs >= self.threshold).nonzero().flatten()
-        above = above[probs[above].argsort(descending=True, stable=True)]
-        labels = [(self._label(int(c)), float(probs[c])) for c in above]
-        features = None if feat_sum is None else feat_sum / n
-        return Prediction(name, top, probs, features, n, labels=labels)
-
-    def _label(self, index: int) -> str:
-        return self.categories[index] if index < len(self.categories) else str(index)
-
-
-#: Model precisions: ``"bf16"`` runs the model under ``torch.autocast`` (CPU with AVX512-BF16 or AMX, or
-#: CUDA); probabilities and features come back as float32 either way.
-DTYPES = ("fp32", "bf16")
-
-
-def check_dtype(dtype: str) -> None:
-    """Raise ``ValueError`` unless ``dtype`` is one of :data:`DTYPES`."""
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(map(repr, DTYPES))}, got {dtype!r}.")
-
-
-def precision(device: torch.device, dtype: str) -> torch.autocast:
-    """The autocast context a forward pass in ``dtype`` runs under (disabled for fp32)."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=dtype == "bf16")
-
-
-def check_threshold(threshold: float) -> None:
-    """Raise ``ValueError`` unless ``threshold`` is a probability (multi-label outputs are listed above it)."""
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"threshold must be a probability between 0 and 1, got {threshold!r}.")
-
-
-def _as_list(videos: VideoSource | Sequence[VideoSource]) -> list[VideoSource]:
-    if isinstance(videos, (str, os.PathLike, Video, Tensor)):
-        return [videos]
-    items = list(videos)
-    for item in items:
-        if not isinstance(item, (str, os.PathLike, Video, Tensor)):
-            raise TypeError(f"A video must be a path, a Video or a (T, C, H, W) tensor, not {type(item).__name__}.")
-    return items
+    def _prediction(self, owner: int) -> Prediction:
+        c, n = self.classifier, self.classifier.recipe.num_views
+        probs = c.labels.finish(self.probs.pop(owner), n)
+        embedding = self.embeddings.pop(owner, None)
+        return Prediction(
+            self.names[owner],
+            c.labels.top_k(probs, self.top_k),
+            probs,
+            None if embedding is None else embedding / n,
+            n,
+            labels=c.labels.above(probs, c.threshold),
+        )
 
 
 def predict(
     videos: VideoSource | Sequence[VideoSource],
     model: str | nn.Module,
-    weights: WeightsEnum | str | os.PathLike[str] | None = "DEFAULT",
+    weights: WeightsArg = "DEFAULT",
     *,
     clips: int | None = None,
     crops: int | None = None,
@@ -472,14 +304,36 @@ def predict(
     :class:`VideoClassifier` each call; keep one to classify many batches of videos.
     """
     classifier = VideoClassifier(
-        model,
-        weights,
-        clips=clips,
-        crops=crops,
-        device=device,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        threshold=threshold,
-        dtype=dtype,
-    )
+        model, weights, clips=clips, crops=crops, device=device, batch_size=batch_size, num_workers=num_workers,
+        threshold=threshold, dtype=dtype,
+    )  # fmt: skip
     return classifier.predict(videos, top_k=top_k, features=features, fps=fps)
+
+
+def classify_collection(
+    videos_or_manifest: VideosArg, classifier: VideoClassifier, out_dir: str | os.PathLike[str], *, top_k: int = 5
+) -> list[dict[str, Any]]:
+    """Classify every video not yet done into ``out_dir/results.jsonl``; returns the records (rank 0: all).
+
+    Each record is ``path``, ``model``, ``weights``, ``status`` (``"ok"``/``"error"``), ``error`` and for
+    ``ok`` the prediction's ``views``, ``top_k`` and ``labels`` (as ``videozoo classify --json``).
+
+    Args:
+        videos_or_manifest: video paths, or a manifest file (see :func:`videozoo.tasks.collection.read_manifest`).
+        classifier: the model and its views; under torchrun each rank builds its own.
+        top_k: labels kept per video.
+    """
+    runner = classifier.runner
+    config = {
+        **runner.describe(), "clips": classifier.recipe.num_clips, "crops": classifier.recipe.num_crops,
+        "top_k": top_k, "threshold": classifier.threshold, "dtype": runner.dtype, "exact": not classifier.resize_on_decode,
+    }  # fmt: skip
+
+    def process(todo: list[str]) -> Iterable[tuple[str, dict[str, Any] | None, str | None]]:
+        for prediction in classifier.iter_predict(todo, top_k=top_k, on_error="return"):
+            entry = prediction.to_dict()
+            path = entry.pop("video")
+            yield (path, None, entry["error"]) if prediction.error is not None else (path, entry, None)
+
+    task = CollectionTask("classify", RESULTS, runner.describe(), process, config=config)
+    return run_collection(videos_or_manifest, out_dir, task)

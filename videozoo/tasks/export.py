@@ -28,7 +28,8 @@ from typing import Any, Literal
 import torch
 from torch import Tensor, nn
 
-from videozoo.zoo import WeightsEnum, get_model, get_model_weights
+from videozoo.tasks.runner import resolve_weights
+from videozoo.zoo import WeightsEnum, get_model
 from videozoo.errors import ExportError
 
 __all__ = ["ExportFormat", "FORMATS", "ExportResult", "export_model", "export_recipe"]
@@ -97,7 +98,7 @@ def export_model(
         raise ValueError(f"{path} is a folder; give the file to write, e.g. {path / 'model.onnx'}.")
     if not path.parent.is_dir():
         raise ValueError(f"{path.parent} does not exist; create it first or choose another --out.")
-    name, net, member = _model_and_member(model, weights)
+    name, net, member, weights_name = _model_and_member(model, weights)
     net.eval()
     if clip_shape is None:
         if member is None:
@@ -125,7 +126,7 @@ def export_model(
                     f"--format torchscript or exported-program may serve meanwhile.",
                     max_abs_diff=diff,
                 )
-        recipe = export_recipe(name, member, weights, format=format, file=path.name, input_shape=input_shape, num_classes=_num_classes(net))
+        recipe = export_recipe(name, member, weights_name, format=format, file=path.name, input_shape=input_shape, num_classes=_num_classes(net))
         recipe["verified"] = None if diff is None else {"max_abs_diff": diff, "max_abs_logit": scale, "tolerance": tolerance, "runtime": _runtime(format)}
         recipe_path = path.with_name(path.name + ".json")
         (Path(tmp) / recipe_path.name).write_text(json.dumps(recipe, indent=2) + "\n")
@@ -137,13 +138,13 @@ def export_model(
 def published_clip(member: WeightsEnum) -> tuple[int, int, int]:
     """``(T, H, W)`` of the clip a weights member was evaluated on."""
     crop = member.transforms().crop_size
-    return int(member.meta["num_frames"]), int(crop[0]), int(crop[1])
+    return member.recipe.num_frames, int(crop[0]), int(crop[1])
 
 
 def export_recipe(
     name: str,
     member: WeightsEnum | None,
-    weights: Any,
+    weights_name: str | None,
     *,
     format: str,
     file: str,
@@ -154,14 +155,14 @@ def export_recipe(
 
     Args:
         member: the weights member whose recipe and preprocessing go with the graph (``None``: unknown).
-        weights: what the model was built with (``None``: random weights; the recipe is then the
-            default weights', for the input size only).
+        weights_name: what the model was built with, as results name it (``None``: random weights; the
+            recipe is then the default weights', for the input size only).
     """
     import videozoo
 
     recipe: dict[str, Any] = {
         "model": name,
-        "weights": None if weights is None else (str(member) if isinstance(weights, (str, WeightsEnum)) and not _is_file(weights) else os.fspath(weights)),
+        "weights": weights_name,
         "format": format,
         "file": file,
         "input": {"name": INPUT_NAME, "shape": list(input_shape), "dtype": "float32", "layout": "B, C (RGB), T, H, W"},
@@ -172,7 +173,7 @@ def export_recipe(
     if member is None:
         return recipe
     meta = member.meta
-    recipe["output"]["probabilities"] = "sigmoid" if meta.get("multi_label") else "softmax"
+    recipe["output"]["probabilities"] = "sigmoid" if member.multi_label else "softmax"
     preset = member.transforms()
     recipe["preprocessing"] = {
         "frames": "uint8 RGB frames, (T, H, W, 3) as decoded",
@@ -189,12 +190,18 @@ def export_recipe(
         "channel_order": preset.channel_order,
         "description": preset.describe(),
     }
+    clip = member.recipe
     recipe["sampling"] = {
-        key: meta.get(key) for key in ("num_frames", "sampling_rate", "frame_rate", "num_clips", "num_crops")
-    } | {"sampling": meta.get("sampling", "clips")}
-    if weights is not None:
+        "num_frames": clip.num_frames,
+        "sampling_rate": clip.sampling_rate if clip.sampling == "clips" else None,  # segments have no stride
+        "frame_rate": clip.frame_rate,
+        "num_clips": clip.num_clips,
+        "num_crops": clip.num_crops,
+        "sampling": clip.sampling,
+    }
+    if weights_name is not None:
         recipe["license"] = meta.get("license")
-        recipe["categories"] = list(meta["categories"])
+        recipe["categories"] = member.categories
     return recipe
 
 
@@ -202,22 +209,15 @@ def export_recipe(
 # Internals
 
 
-def _is_file(weights: Any) -> bool:
-    from videozoo.zoo import is_checkpoint_path
-
-    return is_checkpoint_path(weights)
-
-
-def _model_and_member(model: str | nn.Module, weights: Any) -> tuple[str, nn.Module, WeightsEnum | None]:
+def _model_and_member(model: str | nn.Module, weights: Any) -> tuple[str, nn.Module, WeightsEnum | None, str | None]:
+    """The model's name, the network, the member whose recipe goes with it and the weights' name (``None``:
+    random weights; a module without weights has no member)."""
+    if isinstance(model, nn.Module) and weights is None:
+        return type(model).__name__, model, None, None
+    member, weights_name = resolve_weights(model, weights, untrained_ok=True)
     if isinstance(model, nn.Module):
-        if weights is not None and not isinstance(weights, WeightsEnum):
-            raise ValueError("With a model object, weights= must be the WeightsEnum member it holds (or None).")
-        return type(model).__name__, model, weights
-    if not isinstance(model, str):
-        raise TypeError(f"model must be a model name or an nn.Module, not {type(model).__name__}.")
-    enum = get_model_weights(model)
-    member = enum.DEFAULT if weights is None else enum.resolve(weights)[0]
-    return model, get_model(model, weights=weights), member
+        return type(model).__name__, model, member, weights_name
+    return model, get_model(model, weights=weights), member, weights_name
 
 
 def _num_classes(net: nn.Module) -> int | None:

@@ -9,7 +9,8 @@ Output, in ``out_dir``:
   ``times`` float64 ``(windows, 2)`` (each window's start and end seconds) and ``record`` (the
   video's index record as a JSON string). It is written to a temporary file and ``os.replace``-d, so
   it exists only when complete: it is the "done" mark a rerun skips on.
-- ``index.jsonl``: one JSON line per video in sorted path order: ``path``, ``output``, ``windows``,
+- ``index.jsonl``: one JSON line per video in sorted path order (written by the shared collection
+  driver, :mod:`videozoo.tasks.collection`): ``path``, ``output``, ``windows``,
   ``num_features``, ``model``, ``weights``, ``recipe``, ``window``, ``stride``, ``dtype``,
   ``status`` (``"ok"`` or ``"error"``) and ``error`` (the message, or null). Unreadable videos are
   recorded with their error and retried by the next run.
@@ -25,26 +26,23 @@ import dataclasses
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import IterableDataset, get_worker_info
 
-from videozoo.zoo import WeightsEnum, is_checkpoint_path
-from videozoo.tasks.distributed import Session, normalise, read_manifest, shard, write_atomic
 from videozoo.errors import VideoDecodeError
-from videozoo.tasks.classify import check_dtype, precision
+from videozoo.tasks.collection import CollectionTask, VideosArg, run_collection, write_atomic
+from videozoo.tasks.runner import Runner, WeightsArg, decode_in_workers, load_model
 from videozoo.zoo import ClipRecipe
 
 __all__ = ["extract", "output_name", "INDEX"]
 
 INDEX = "index.jsonl"
-#: The run's model, weights, recipe, window, stride and dtype, written by the first run; later runs must match.
-CONFIGURATION = "extract.json"
 
 
 def output_name(video: str | os.PathLike[str]) -> str:
@@ -93,19 +91,11 @@ class _Windows(IterableDataset):
             yield _Chunk(pos, torch.stack(clips) if clips else None, spans, True)
 
 
-def _identity(chunk: _Chunk) -> _Chunk:
-    return chunk
-
-
-def _worker_init(_: int) -> None:
-    torch.set_num_threads(1)
-
-
 def extract(
-    videos_or_manifest: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    videos_or_manifest: VideosArg,
     model: str | nn.Module,
     out_dir: str | os.PathLike[str],
-    weights: WeightsEnum | str | os.PathLike[str] = "DEFAULT",
+    weights: WeightsArg = "DEFAULT",
     *,
     window: float | None = None,
     stride: float | None = None,
@@ -120,7 +110,7 @@ def extract(
 
     Args:
         videos_or_manifest: video paths, or the path of a manifest file (a ``.txt``/``.lst`` or any
-            file that is not a video: one path per line, see :func:`videozoo.distributed.read_manifest`).
+            file that is not a video: one path per line, see :func:`videozoo.tasks.collection.read_manifest`).
         model: a registered name, or a module with ``weights`` its member (as :func:`videozoo.predict`).
         out_dir: where the ``.npz`` files and ``index.jsonl`` go; videos whose ``.npz`` is there are skipped.
         window, stride: seconds (default: one clip of the recipe, half a window).
@@ -131,116 +121,63 @@ def extract(
         progress: called with (videos done, videos to do) on this rank.
 
     Under torchrun, every rank must call it with the same arguments; the return value of ranks other
-    than 0 is their own shard's records.
+    than 0 is their own shard's records. Raises ``ValueError`` when ``out_dir`` holds features computed
+    with another configuration.
     """
-    from videozoo.tasks.classify import load_model
-
-    check_dtype(dtype)
-    if isinstance(videos_or_manifest, (str, os.PathLike)):
-        videos = normalise(read_manifest(videos_or_manifest))
-    else:
-        videos = normalise(videos_or_manifest)
-    session = Session(out_dir)
-    try:
-        dev = torch.device(device)
-        if dev.type == "cuda" and dev.index is None and session.world_size > 1:
-            dev = torch.device("cuda", session.local_rank)
-        net, member = load_model(model, weights, progress=session.rank == 0)
-        net = net.to(dev)
-        recipe = ClipRecipe.from_meta(member.meta)
-        base = {
-            "model": model if isinstance(model, str) else type(model).__name__,
-            "weights": os.fspath(weights) if is_checkpoint_path(weights) else str(member),
-            "recipe": {k: v for k, v in dataclasses.asdict(recipe).items() if k not in ("num_clips", "num_crops")},
-            "window": window,
-            "stride": stride,
-            "dtype": dtype,
-        }
-        out = session.out_dir
-        _check_configuration(out, base, session.rank)
-        todo = [v for v in shard(videos, session.rank, session.world_size) if not (out / output_name(v)).exists()]
-        own = _run(todo, net, member, recipe, base, session, dev, window, stride, dtype, batch_size, num_workers, resize_on_decode, progress)
-
-        def merge() -> list[dict[str, Any]]:  # rank 0, once every rank is done
-            for stale in out.glob(".*.npz.tmp-*"):  # left by a run killed while writing
-                stale.unlink(missing_ok=True)
-            parts = session.part_records()
-            records = []
-            for v in videos:
-                npz = out / output_name(v)
-                if npz.exists():
-                    with np.load(npz) as data:
-                        records.append(json.loads(str(data["record"])))
-                else:
-                    records.append(parts.get(v) or {"path": v, "output": None, **base, "status": "error", "error": "not processed"})
-            return records
-
-        session.finish(INDEX, merge)
-        if session.rank == 0:
-            return [json.loads(line) for line in (out / INDEX).read_text(encoding="utf-8").splitlines()]
-        return own
-    finally:
-        session.close()
-
-
-def _check_configuration(out: Path, config: dict[str, Any], rank: int) -> None:
-    """Refuse to add features computed another way to ``out``: a rerun skips finished videos, so a changed
-    model, window or dtype would otherwise mix silently. The first run records its configuration."""
-    path = out / CONFIGURATION
-    config = json.loads(json.dumps(config))
-    if path.exists():
-        saved = json.loads(path.read_text(encoding="utf-8"))
-        changed = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
-        if changed:
-            what = "; ".join(f"{k} {saved.get(k)!r} there, {config.get(k)!r} now" for k in changed)
-            raise ValueError(
-                f"{out} holds features computed with another configuration ({what}). Use another output "
-                f"folder, or the same settings to resume."
-            )
-    elif rank == 0:
-        write_atomic(path, lambda f: f.write(json.dumps(config, indent=1).encode("utf-8")))
-
-
-@torch.inference_mode()
-def _run(todo, net, member, recipe, base, session, dev, window, stride, dtype, batch_size, num_workers, resize_on_decode, progress):
+    runner = load_model(model, weights, device=device, dtype=dtype, progress=int(os.environ.get("RANK", "0")) == 0)
+    recipe = runner.recipe
+    base = {
+        **runner.describe(),
+        "recipe": {k: v for k, v in dataclasses.asdict(recipe).items() if k not in ("num_clips", "num_crops")},
+        "window": window,
+        "stride": stride,
+        "dtype": dtype,
+    }
+    out = Path(out_dir)
     opts = {"window": window, "stride": stride, "resize_on_decode": resize_on_decode}
-    dataset = _Windows(todo, recipe, member.transforms(), opts, batch_size)
-    workers = num_workers
-    if workers is None:
-        workers = min(len(todo), max(1, (os.cpu_count() or 1) // 2), 4) if len(todo) > 1 else 0
-    workers = min(workers, len(todo))
-    chunks = iter(dataset) if workers == 0 else DataLoader(dataset, batch_size=None, num_workers=workers, collate_fn=_identity, worker_init_fn=_worker_init)
+
+    @torch.inference_mode()
+    def process(todo: list[str]) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
+        dataset = _Windows(todo, recipe, runner.transform(), opts, batch_size)
+        chunks = decode_in_workers(dataset, len(todo), num_workers)
+        for done, (position, features, spans, error) in enumerate(_embeddings(chunks, runner), 1):
+            video = todo[position]
+            if error is not None:
+                yield video, None, error
+            else:
+                fields = {"output": output_name(video), "windows": len(spans), "num_features": int(features.shape[1])}
+                record = {"path": video, **base, "status": "ok", "error": None, **fields}
+                times = np.asarray(spans, dtype=np.float64).reshape(-1, 2)
+                write_atomic(
+                    out / fields["output"],
+                    lambda fh: np.savez(fh, features=features, times=times, record=np.asarray(json.dumps(record))),
+                )
+                yield video, fields, None
+            if progress is not None:
+                progress(done, len(todo))
+
+    task = CollectionTask(
+        "extract", INDEX, base, process,
+        error_fields={"output": None, "windows": 0, "num_features": None},
+        finished=lambda record: (out / record["output"]).exists(),
+    )  # fmt: skip
+    records = run_collection(videos_or_manifest, out, task)
+    for stale in out.glob(".*.npz.tmp-*"):  # left by a run killed while writing
+        if int(os.environ.get("RANK", "0")) == 0:
+            stale.unlink(missing_ok=True)
+    return records
+
+
+def _embeddings(chunks: Iterable[_Chunk], runner: Runner) -> Iterator[tuple[int, Any, list[tuple[float, float]], str | None]]:
+    """Each video's embeddings ``(windows, num_features)`` as float32 numpy, its window spans and its error,
+    from the chunks of windows the workers decode (chunks of different videos interleave)."""
     pending: dict[int, tuple[list[Tensor], list[tuple[float, float]]]] = {}
-    records = []
-    done = 0
     for chunk in chunks:
         feats, spans = pending.setdefault(chunk.position, ([], []))
         if chunk.clips is not None:
-            x = chunk.clips.to(dev)
-            with precision(dev, dtype):
-                f = net.forward_head(net.forward_features(x), pre_logits=True)
-            feats.append(f.float().cpu())
+            feats.append(runner.embed(chunk.clips)[0])
             spans.extend(chunk.spans)
-        if not chunk.last:
-            continue
-        del pending[chunk.position]
-        video = todo[chunk.position]
-        if chunk.error is not None:
-            record = {"path": video, "output": None, **base, "windows": 0, "num_features": None, "status": "error", "error": chunk.error}
-        else:
-            features = torch.cat(feats).numpy()
-            record = {
-                "path": video, "output": output_name(video), **base, "windows": len(spans),
-                "num_features": int(features.shape[1]), "status": "ok", "error": None,
-            }  # fmt: skip
-            times = np.asarray(spans, dtype=np.float64).reshape(-1, 2)
-            write_atomic(
-                session.out_dir / record["output"],
-                lambda fh: np.savez(fh, features=features, times=times, record=np.asarray(json.dumps(record))),
-            )
-        session.record(record)
-        records.append(record)
-        done += 1
-        if progress is not None:
-            progress(done, len(todo))
-    return records
+        if chunk.last:
+            del pending[chunk.position]
+            features = torch.cat(feats).numpy() if feats else None
+            yield chunk.position, features, spans, chunk.error

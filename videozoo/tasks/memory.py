@@ -3,9 +3,8 @@
 PyTorch's CPU tensors come from ``malloc``. glibc serves every block above 32 MiB (one activation of a
 video network at its published clip: R(2+1)D-50's 256 x 16 x 64 x 64 is 64 MiB) with its own ``mmap``
 and unmaps it on free, so each forward pass faults every page of its large activations back in from
-the kernel, zero-filled. On the 2-core benchmark machine that was 7-60 % of a forward pass (S3D at
-128 x 224 x 224: 2.86 s -> 1.77 s), and the main reason ONNX Runtime, which keeps its own arena,
-was ahead on several networks. :func:`reuse_freed_memory` makes glibc keep freed blocks for reuse.
+the kernel, zero-filled (what that cost is measured in docs/benchmarks.md, "The allocator: what decided most of the rows").
+:func:`reuse_freed_memory` makes glibc keep freed blocks for reuse.
 """
 
 from __future__ import annotations

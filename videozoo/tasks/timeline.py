@@ -7,8 +7,8 @@ sigmoid probabilities), every label at least ``threshold`` probable. A :class:`T
 table and writes JSON, CSV and a picture (:meth:`Timeline.plot`, matplotlib: ``pip install
 "videozoo[plot]"``).
 
-The module is ``timelines`` (plural) so that the function ``videozoo.timeline`` is never shadowed by a
-submodule of the same name once the module has been imported.
+:func:`timeline_collection` writes the timelines of a whole collection through the shared driver
+(:mod:`videozoo.tasks.collection`).
 """
 
 from __future__ import annotations
@@ -17,19 +17,21 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from videozoo.zoo import WeightsEnum, is_checkpoint_path
-from videozoo.tasks.classify import check_dtype, check_threshold, load_model, precision
-from videozoo.zoo import ClipRecipe
+from videozoo.errors import VideoDecodeError
+from videozoo.tasks.collection import CollectionTask, VideosArg, run_collection
+from videozoo.tasks.runner import Runner, WeightsArg, check_positive, check_threshold, load_model
 from videozoo.video.windows import iter_windows
 
-__all__ = ["Timeline", "TimelineEntry", "timeline"]
+__all__ = ["Timeline", "TimelineEntry", "timeline", "timeline_collection", "TIMELINES"]
+
+TIMELINES = "timelines.jsonl"
 
 
 @dataclass(frozen=True)
@@ -189,11 +191,10 @@ def _matplotlib() -> Callable[..., Any]:
     return Figure
 
 
-@torch.inference_mode()
 def timeline(
     video: str | os.PathLike[str],
-    model: str | nn.Module,
-    weights: WeightsEnum | str | os.PathLike[str] = "DEFAULT",
+    model: str | nn.Module | Runner,
+    weights: WeightsArg = "DEFAULT",
     *,
     window: float | None = None,
     stride: float | None = None,
@@ -209,7 +210,8 @@ def timeline(
 
     Args:
         video: a video file.
-        model: a model name, or an ``nn.Module`` with ``weights`` its member.
+        model: a model name, an ``nn.Module`` with ``weights`` its member, or a loaded
+            :class:`~videozoo.tasks.runner.Runner` (then ``weights``, ``device`` and ``dtype`` are its own).
         weights: a member, its name or a local checkpoint path (as :func:`videozoo.predict`).
         window: seconds per window; default one clip of the recipe (``num_frames * sampling_rate /
             frame_rate``; 4 s for segment recipes).
@@ -224,30 +226,18 @@ def timeline(
     Probabilities are the softmax of the logits, or the sigmoid for multi-label weights. Raises
     :class:`~videozoo.errors.VideoDecodeError` for an unreadable video.
     """
-    if top_k < 1:
-        raise ValueError(f"top_k must be at least 1, got {top_k}.")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+    check_positive(top_k, "top_k")
+    check_positive(batch_size, "batch_size")
     check_threshold(threshold)
-    check_dtype(dtype)
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was asked for but torch.cuda.is_available() is False.")
-    net, member = load_model(model, weights)
-    net = net.to(device)
-    meta = member.meta
-    recipe = ClipRecipe.from_meta(meta)
-    categories = list(meta["categories"])
-    multi_label = bool(meta.get("multi_label", False))
-    stream = iter_windows(video, recipe, member.transforms(), window=window, stride=stride, resize_on_decode=resize_on_decode)
+    runner = model if isinstance(model, Runner) else load_model(model, weights, device=device, dtype=dtype)
+    labels = runner.labels
+    stream = iter_windows(video, runner.recipe, runner.transform(), window=window, stride=stride, resize_on_decode=resize_on_decode)
     spans: list[tuple[int, float, float]] = []
     probs: list[Tensor] = []
     batch: list[Tensor] = []
 
     def run() -> None:
-        with precision(device, dtype):
-            logits = net(torch.stack(batch).to(device)).float()
-        probs.append((logits.sigmoid() if multi_label else logits.softmax(dim=-1)).cpu())
+        probs.append(labels.probabilities(runner.logits(torch.stack(batch))))
         batch.clear()
         if progress is not None:
             progress(len(spans), len(stream))
@@ -263,31 +253,58 @@ def timeline(
     finally:
         stream.close()
     table = torch.cat(probs)
-    k = min(top_k, table.shape[1])
-
-    def name(c: int) -> str:
-        return categories[c] if c < len(categories) else str(c)
-
-    entries = []
-    for (index, start, end), row in zip(spans, table):
-        values, classes = row.topk(k)
-        top = [(name(int(c)), float(v)) for v, c in zip(values, classes)]
-        labels: list[tuple[str, float]] = []
-        if multi_label:
-            above = (row >= threshold).nonzero().flatten()
-            above = above[row[above].argsort(descending=True, stable=True)]
-            labels = [(name(int(c)), float(row[c])) for c in above]
-        entries.append(TimelineEntry(index, start, end, top, labels))
+    entries = [
+        TimelineEntry(index, start, end, labels.top_k(row, top_k), labels.above(row, threshold) if labels.multi_label else [])
+        for (index, start, end), row in zip(spans, table)
+    ]
     return Timeline(
         video=os.fspath(video),
-        model=model if isinstance(model, str) else type(model).__name__,
-        weights=os.fspath(weights) if is_checkpoint_path(weights) else str(member),  # type: ignore[arg-type]
+        model=runner.model_name,
+        weights=runner.weights_name,
         window=stream.window,
         stride=stream.stride,
         duration=stream.duration,
-        multi_label=multi_label,
+        multi_label=labels.multi_label,
         threshold=float(threshold),
-        categories=categories,
+        categories=list(labels.categories),
         entries=entries,
         probs=table,
     )
+
+
+def timeline_collection(
+    videos_or_manifest: VideosArg,
+    model: str | nn.Module,
+    out_dir: str | os.PathLike[str],
+    weights: WeightsArg = "DEFAULT",
+    *,
+    device: str | torch.device = "cpu",
+    dtype: str = "fp32",
+    **options: Any,
+) -> list[dict[str, Any]]:
+    """The timeline of every video not yet done into ``out_dir/timelines.jsonl``; returns the records
+    (rank 0: all).
+
+    Each record is ``path``, ``model``, ``weights``, ``status``, ``error`` and for ``ok`` the timeline's
+    ``window``, ``stride``, ``windows``, ... (as ``videozoo timeline --json``).
+
+    Args:
+        videos_or_manifest: video paths, or a manifest file (see :func:`videozoo.tasks.collection.read_manifest`).
+        model, weights, device, dtype: as :func:`timeline`; the network is loaded once per process.
+        options: :func:`timeline`'s other keywords (``window``, ``stride``, ``top_k``, ...).
+    """
+    runner = load_model(model, weights, device=device, dtype=dtype)
+    config = {**runner.describe(), "dtype": dtype, **{k: v for k, v in options.items() if k != "progress"}}
+
+    def process(todo: list[str]) -> Iterable[tuple[str, dict[str, Any] | None, str | None]]:
+        for path in todo:
+            try:
+                result = timeline(path, runner, **options).to_dict()
+            except VideoDecodeError as e:
+                yield path, None, str(e)
+                continue
+            for key in ("video", "model", "weights"):
+                result.pop(key, None)
+            yield path, result, None
+
+    return run_collection(videos_or_manifest, out_dir, CollectionTask("timeline", TIMELINES, runner.describe(), process, config=config))

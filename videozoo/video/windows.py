@@ -31,6 +31,7 @@ import math
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -61,7 +62,7 @@ def default_window(recipe: ClipRecipe, fps: float | None = None) -> float:
     """Seconds one clip of the recipe covers, ``num_frames * sampling_rate / frame_rate``: the default window.
 
     Args:
-        recipe: the weights' recipe (``ClipRecipe.from_meta(weights.meta)``).
+        recipe: the weights' recipe (``weights.recipe``).
         fps: the video's frame rate, used only when the recipe has none (``frame_rate=None``).
 
     A segment recipe has no clip length of its own (its clip spreads over a whole video) and gets
@@ -191,15 +192,7 @@ class WindowStream(Iterator[Window]):
         return Window(index=w, start=start, end=end, clip=self.transform(frames), frame_indices=idx.clone())
 
 
-def iter_windows(
-    video: str | os.PathLike[str],
-    recipe: ClipRecipe,
-    transform: nn.Module,
-    *,
-    window: float | None = None,
-    stride: float | None = None,
-    resize_on_decode: bool = True,
-) -> WindowStream:
+def iter_windows(video: str | os.PathLike[str], recipe: ClipRecipe, transform: nn.Module, **options: Any) -> WindowStream:
     """Slide windows over the whole video, decoding it once, in order, holding only the frames open windows need.
 
     Args:
@@ -207,12 +200,12 @@ def iter_windows(
         recipe: the weights' recipe; its ``num_frames``, ``sampling_rate``, ``frame_rate`` and
             ``sampling`` shape each window's clip (its clips/crops counts are ignored: one centre crop).
         transform: the weights' preset (``weights.transforms()``).
-        window: seconds per window; default :func:`default_window`.
-        stride: seconds between window starts; default half a window.
-        resize_on_decode: resize to the preset's resize size while decoding (as ``predict`` does);
-            False decodes at full size and lets the preset resize (exact, slower).
+        options: ``window`` (seconds per window; default :func:`default_window`), ``stride`` (seconds
+            between window starts; default half a window), ``resize_on_decode`` (resize to the preset's
+            resize size while decoding, as ``predict`` does; False decodes at full size and lets the
+            preset resize: exact, slower).
 
     Raises :class:`~videozoo.errors.VideoDecodeError` for a file that cannot be read (when opening, or
     while iterating for a file corrupt midway), ``ValueError`` for a non-positive window or stride.
     """
-    return WindowStream(video, recipe, transform, window=window, stride=stride, resize_on_decode=resize_on_decode)
+    return WindowStream(video, recipe, transform, **options)

@@ -18,17 +18,6 @@ from videozoo.zoo.registry import (
 from videozoo.zoo.weights import Weights, WeightsEnum, is_checkpoint_path
 
 __all__ = [
-    "ClipRecipe",
-    "Weights",
-    "WeightsEnum",
-    "build_model",
-    "get_model",
-    "get_model_builder",
-    "get_model_weights",
-    "get_weight",
-    "is_checkpoint_path",
-    "list_models",
-    "load_weights",
-    "register_model",
-    "registered",
-]
+    "ClipRecipe", "Weights", "WeightsEnum", "build_model", "get_model", "get_model_builder", "get_model_weights",
+    "get_weight", "is_checkpoint_path", "list_models", "load_weights", "register_model", "registered",
+]  # fmt: skip

@@ -155,7 +155,7 @@ def build_model(
 
 def _pinned_args(member: WeightsEnum, config: Mapping[str, Any]) -> dict[str, Any]:
     """The builder arguments ``member`` fixes; a conflicting value in ``config`` is a ``ValueError``."""
-    pinned = {"num_classes": len(member.meta["categories"]), **member.meta.get("model_args", {})}
+    pinned = {"num_classes": len(member.categories), **member.meta.get("model_args", {})}
     for key, needed in pinned.items():
         if key in config and _canonical(config[key]) != _canonical(needed):
             if key == "num_classes":

@@ -1,0 +1,180 @@
+"""The command line's parser: shared option groups (parents) and one sub-parser per command."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+from videozoo.cli.exits import EXIT_CODES
+
+__all__ = ["build_parser"]
+
+def _parents() -> dict[str, argparse.ArgumentParser]:
+    """Option groups that several commands share, each declared once."""
+
+    def group() -> argparse.ArgumentParser:
+        return argparse.ArgumentParser(add_help=False)
+
+    debug = group()  # also after the command: `videozoo classify ... --debug`
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show the traceback of an error")
+    model = group()
+    model.add_argument("--model", "-m", required=True, help="model name (see 'videozoo models')")
+    model.add_argument(
+        "--weights", "-w", default="DEFAULT",
+        help="weights name (default: the model's DEFAULT) or the path of a local checkpoint file in the published format",
+    )
+    run = group()
+    run.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="model precision (bf16: autocast; default fp32)")
+    run.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs (default cpu)")
+    run.add_argument("--exact", action="store_true", help="decode at full size and resize exactly as the preset does (slower)")
+    manifest = group()
+    manifest.add_argument(
+        "--manifest", metavar="FILE", default=None,
+        help="text file of video paths, one per line (# comments); resumable, shared among the ranks under torchrun",
+    )
+    windows = group()
+    windows.add_argument("--window", type=_seconds, default=None, help="seconds per window (default: one clip of the recipe)")
+    windows.add_argument("--stride", type=_seconds, default=None, help="seconds between window starts (default: half a window)")
+    labels = group()
+    labels.add_argument("--top-k", "-k", type=_positive, default=5, help="labels to show (default 5)")
+    labels.add_argument(
+        "--threshold", type=_probability, default=0.5,
+        help="multi-label weights (e.g. slowfast_r50's CHARADES_V1): every class with at least this probability "
+        "is a label (default 0.5)",
+    )
+    workers = group()
+    workers.add_argument("--workers", type=_non_negative, default=None, help="decoding processes (default: automatic)")
+    return {"debug": debug, "model": model, "run": run, "manifest": manifest, "windows": windows, "labels": labels, "workers": workers}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from videozoo.cli import commands
+
+    codes = "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items())
+    parser = argparse.ArgumentParser(
+        prog="videozoo",
+        description="Video models with their published weights.",
+        epilog=f"exit codes:\n{codes}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    g = _parents()
+
+    def command(name: str, func: Callable[[argparse.Namespace], int], parents: list[str], **text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[g["debug"], *(g[k] for k in parents)], **text)
+        p.set_defaults(func=func)
+        return p
+
+    p = command(
+        "classify", commands.classify, ["model", "manifest", "labels", "run", "workers"],
+        help="classify videos with a model's published weights",
+        description="Print the top-k classes of each video, probabilities averaged over the recipe's views.",
+    )
+    p.add_argument("videos", nargs="*", metavar="VIDEO", help="video files (or --manifest with --out)")
+    p.add_argument("--out", "-o", metavar="DIR", default=None, help="with --manifest: results to DIR/results.jsonl")
+    p.add_argument("--clips", type=_positive, default=None, help="temporal clips per video (default: the recipe's)")
+    p.add_argument("--crops", type=int, choices=(1, 3), default=None, help="spatial crops per clip (default: the recipe's)")
+    p.add_argument("--batch-size", "-b", type=_positive, default=8, help="views per forward pass (default 8)")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+    p = command("models", commands.models, [], help="list the zoo", description="The zoo: every model with each of its weights, the default first.")
+    p.add_argument("--include", "-i", default=None, metavar="PATTERN", help="shell-style pattern, e.g. 'x3d*'")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    p = command(
+        "download", commands.download, [],
+        help="fetch weights into the cache ahead of time",
+        description="Download weights into the cache (run once before many offline workers start).",
+    )
+    p.add_argument("names", nargs="+", metavar="NAME", help="model name (its default weights) or weights name")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+
+    p = command("info", commands.info, [], help="show a weight's meta", description="Show a weight's URL, cache file, recipe and meta.")
+    p.add_argument("name", metavar="NAME", help="model name (its default weights) or weights name")
+    p.add_argument("--json", action="store_true", help="print JSON (categories included)")
+
+    p = command(
+        "timeline", commands.timeline, ["model", "manifest", "windows", "labels", "run"],
+        help="label a long video window by window (what happens when)",
+        description="Slide windows over the whole video (decoded once, in bounded memory) and print each "
+        "window's start/end seconds and top labels.",
+    )
+    p.add_argument("video", nargs="?", metavar="VIDEO", help="video file (or --manifest with --out)")
+    p.add_argument("--out", "-o", metavar="DIR", default=None, help="with --manifest: timelines to DIR/timelines.jsonl")
+    p.add_argument("--batch-size", "-b", type=_positive, default=8, help="windows per forward pass (default 8)")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    p.add_argument("--csv", action="store_true", help="print CSV: one row per window and label")
+    p.add_argument("--plot", metavar="FILE", default=None, help="also draw the timeline to FILE (.png or .svg; needs matplotlib)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+
+    p = command(
+        "extract", commands.extract, ["model", "manifest", "windows", "run", "workers"],
+        help="write clip embeddings of every window of many videos (resumable; shards under torchrun)",
+        description="Write each video's window embeddings (windows x num_features) and window times to "
+        "OUT/<name>-<hash>.npz and an index OUT/index.jsonl. Videos already done are skipped; under "
+        "torchrun the videos are shared among the ranks.",
+    )
+    p.add_argument("videos", nargs="*", metavar="VIDEO", help="video files (or --manifest)")
+    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
+    p.add_argument("--batch-size", "-b", type=_positive, default=8, help="windows per forward pass (default 8)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no summary line")
+
+    p = command(
+        "export", commands.export, [],
+        help="export a model to ONNX, TorchScript or a torch.export program, verified against eager",
+        description="Export MODEL with its weights to --out, run the exported graph on random clips next to "
+        "the eager model (the largest difference is printed; beyond --tolerance nothing is written), and write "
+        "OUT.json beside it: input and output, clip recipe, preprocessing and category names.",
+    )
+    p.add_argument("model", metavar="MODEL", help="model name (see 'videozoo models')")
+    p.add_argument(
+        "--weights", "-w", default="DEFAULT",
+        help="weights name (default: the model's DEFAULT), a local checkpoint file, or 'none' for random weights",
+    )
+    p.add_argument("--format", "-f", choices=("onnx", "torchscript", "exported-program"), default="onnx", help="default onnx")
+    p.add_argument("--out", "-o", required=True, metavar="FILE", help="file to write (e.g. model.onnx, model.pt, model.pt2)")
+    p.add_argument("--batch", type=_batch, default=1, help="batch size of the graph, or 'dynamic' (default 1)")
+    p.add_argument("--frames", type=_positive, default=None, help="clip length (default: the weights' published clip)")
+    p.add_argument("--size", type=_positive, nargs=2, metavar=("H", "W"), default=None, help="crop size (default: the published one)")
+    p.add_argument(
+        "--tolerance", type=float, default=1e-4,
+        help="largest accepted difference from eager, relative to max(1, largest logit) (default 1e-4)",
+    )
+    p.add_argument("--no-verify", action="store_true", help="skip running the exported graph (needs no onnxruntime)")
+    return parser
+
+
+# ----------------------------------------------------------------------------------------------------
+# Argument types
+
+def _number(parse: Callable[[str], float], ok: Callable[[float], bool], expected: str) -> Callable[[str], float]:
+    """An argparse type: ``parse`` the text, and refuse it unless ``ok``, saying what was ``expected``."""
+
+    def convert(text: str) -> float:
+        try:
+            value = parse(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return convert
+
+
+_positive = _number(int, lambda v: v >= 1, "a positive integer")
+_non_negative = _number(int, lambda v: v >= 0, "an integer >= 0")
+_probability = _number(float, lambda v: 0.0 <= v <= 1.0, "a probability between 0 and 1")
+_seconds = _number(float, lambda v: 0.0 < v < float("inf"), "a positive number of seconds")
+
+
+def _batch(text: str) -> int | str:
+    if text == "dynamic":
+        return text
+    try:
+        return _positive(text)
+    except argparse.ArgumentTypeError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer or 'dynamic', got {text!r}") from None

@@ -1,0 +1,273 @@
+"""The task road: a model and its weights, resolved once and made ready for every task.
+
+:func:`load_model` turns what a user names — a registered model or a module, a weights member, its
+name or a checkpoint file, a device and a precision — into a :class:`Runner`: the network in eval
+mode on its device, the weights member whose recipe, preset and categories go with it, and how the
+logits become probabilities (:class:`Labels`). Classify, timeline, extract and export all start here,
+so a weights value is resolved, a checkpoint loaded and a device checked in one place. A new task adds
+only what it does with the runner's outputs and the records it writes.
+
+The decoding side of a task runs in DataLoader worker processes (:func:`decode_in_workers`) while the
+model runs in this one.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+
+from videozoo.zoo import ClipRecipe, WeightsEnum, get_model, get_model_weights, is_checkpoint_path
+
+__all__ = [
+    "DTYPES",
+    "Labels",
+    "Runner",
+    "check_dtype",
+    "check_threshold",
+    "decode_in_workers",
+    "load_model",
+    "resolve_weights",
+]
+
+#: Model precisions: ``"bf16"`` runs the model under ``torch.autocast`` (CPU with AVX512-BF16 or AMX, or
+#: CUDA); probabilities and features come back as float32 either way.
+DTYPES = ("fp32", "bf16")
+
+WeightsArg = WeightsEnum | str | os.PathLike[str] | None
+
+
+def check_dtype(dtype: str) -> None:
+    """Raise ``ValueError`` unless ``dtype`` is one of :data:`DTYPES`."""
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(map(repr, DTYPES))}, got {dtype!r}.")
+
+
+def check_threshold(threshold: float) -> None:
+    """Raise ``ValueError`` unless ``threshold`` is a probability (multi-label outputs are listed above it)."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be a probability between 0 and 1, got {threshold!r}.")
+
+
+def check_positive(value: int, name: str) -> None:
+    """Raise ``ValueError`` unless ``value`` (an argument called ``name``) is at least 1."""
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}.")
+
+
+@dataclass(frozen=True)
+class Labels:
+    """How a model's outputs become labels: softmax over the classes, or (multi-label weights, Charades)
+    a sigmoid per class; views of one video are averaged, or maxed for multi-label weights (PySlowFast's
+    Charades test, ``ENSEMBLE_METHOD: max``)."""
+
+    categories: tuple[str, ...]
+    multi_label: bool = False
+
+    def probabilities(self, logits: Tensor) -> Tensor:
+        """float32 ``(..., num_classes)`` probabilities of the logits."""
+        logits = logits.float()
+        return logits.sigmoid() if self.multi_label else logits.softmax(dim=-1)
+
+    def combine(self, total: Tensor | None, probs: Tensor) -> Tensor:
+        """Fold one more view's ``probs`` into a running ``total`` (sum, or maximum for multi-label)."""
+        if total is None:
+            return probs.clone()
+        return torch.maximum(total, probs) if self.multi_label else total.add_(probs)
+
+    def finish(self, total: Tensor, num_views: int) -> Tensor:
+        """A video's probabilities from its :meth:`combine`-d views."""
+        return total if self.multi_label else total / num_views
+
+    def name(self, index: int) -> str:
+        return self.categories[index] if index < len(self.categories) else str(index)
+
+    def top_k(self, probs: Tensor, k: int) -> list[tuple[str, float]]:
+        """The ``k`` most probable ``(label, probability)`` pairs, most probable first."""
+        values, classes = probs.topk(min(k, probs.numel()))
+        return [(self.name(int(c)), float(v)) for v, c in zip(values, classes)]
+
+    def above(self, probs: Tensor, threshold: float) -> list[tuple[str, float]]:
+        """Every ``(label, probability)`` at least ``threshold`` probable, most probable first."""
+        chosen = (probs >= threshold).nonzero().flatten()
+        chosen = chosen[probs[chosen].argsort(descending=True, stable=True)]
+        return [(self.name(int(c)), float(probs[c])) for c in chosen]
+
+
+@dataclass
+class Runner:
+    """A model ready to run: the network in eval mode on ``device``, its weights and what goes with them.
+
+    ``model_name`` is the registered name (a module's class name otherwise) and ``weights_name`` what a
+    result records as its weights: the member (``"R2Plus1D_18_Weights.KINETICS400_V1"``) or the local
+    checkpoint file's path.
+    """
+
+    model: nn.Module
+    weights: WeightsEnum
+    model_name: str
+    weights_name: str
+    device: torch.device
+    dtype: str = "fp32"
+
+    @property
+    def recipe(self) -> ClipRecipe:
+        return self.weights.recipe
+
+    @property
+    def labels(self) -> Labels:
+        return Labels(tuple(self.weights.categories), self.weights.multi_label)
+
+    def transform(self) -> nn.Module:
+        """A fresh instance of the weights' preprocessing preset."""
+        return self.weights.transforms()
+
+    def describe(self) -> dict[str, Any]:
+        """``model`` and ``weights``, as every record of a task names them."""
+        return {"model": self.model_name, "weights": self.weights_name}
+
+    def _autocast(self) -> torch.autocast:
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype == "bf16")
+
+    @torch.inference_mode()
+    def logits(self, clips: Tensor) -> Tensor:
+        """The model's logits for a batch of clips ``(B, C, T, H, W)``, on CPU, float32."""
+        with self._autocast():
+            return self.model(clips.to(self.device, non_blocking=True)).float().cpu()
+
+    @torch.inference_mode()
+    def embed(self, clips: Tensor, *, with_logits: bool = False) -> tuple[Tensor, Tensor | None]:
+        """The clip embeddings ``(B, num_features)`` (``forward_head(..., pre_logits=True)``) and, when asked,
+        the logits of the same forward pass; float32 on CPU."""
+        model = self.model
+        if not (hasattr(model, "forward_features") and hasattr(model, "forward_head")):
+            raise ValueError(f"{type(model).__name__} has no forward_features/forward_head; it gives no clip embedding.")
+        clips = clips.to(self.device, non_blocking=True)
+        with self._autocast():
+            if hasattr(model, "check_input"):
+                model.check_input(clips)
+            features = model.forward_features(clips)
+            embedding = model.forward_head(features, pre_logits=True).float().cpu()
+            logits = model.forward_head(features).float().cpu() if with_logits else None
+        return embedding, logits
+
+
+def resolve_weights(model: str | nn.Module, weights: WeightsArg, *, untrained_ok: bool = False) -> tuple[WeightsEnum, str | None]:
+    """The member a ``weights`` value stands for and the name results record for it (``None``: untrained).
+
+    Args:
+        model: a registered name, or a module (then ``weights`` must be the member it holds).
+        weights: a member, its name, or the path of a local checkpoint file (see
+            :meth:`WeightsEnum.resolve`); ``None`` only with ``untrained_ok`` (then the default's recipe).
+        untrained_ok: accept ``None`` (random weights: export, benchmarks).
+
+    Unknown names raise ``ValueError``.
+    """
+    if isinstance(model, nn.Module):
+        if not isinstance(weights, WeightsEnum) and not (untrained_ok and weights is None):
+            raise ValueError(
+                "With a model object, pass weights= the WeightsEnum member it was trained with: its meta "
+                "and transforms() give the clip recipe, the preprocessing and the category names."
+            )
+        return weights, str(weights)  # type: ignore[return-value]
+    if not isinstance(model, str):
+        raise TypeError(f"model must be a model name or an nn.Module, not {type(model).__name__}.")
+    enum = get_model_weights(model)
+    if weights is None:
+        if untrained_ok:
+            return enum.DEFAULT, None  # type: ignore[attr-defined]  (the default's recipe, for the clip size)
+        raise ValueError(
+            f"Running with untrained weights gives meaningless labels; pass weights='DEFAULT' or one of "
+            f"{', '.join(enum.__members__)} (or a checkpoint file path)."
+        )
+    member, _ = enum.resolve(weights)
+    assert member is not None
+    return member, os.fspath(weights) if is_checkpoint_path(weights) else str(member)  # type: ignore[arg-type]
+
+
+def load_model(
+    model: str | nn.Module,
+    weights: WeightsArg = "DEFAULT",
+    *,
+    device: str | torch.device = "cpu",
+    dtype: str = "fp32",
+    progress: bool = True,
+) -> Runner:
+    """The model in eval mode on ``device``, with the weights member whose recipe, preset and labels go with it.
+
+    Args:
+        model: a registered name, or an ``nn.Module`` (then ``weights`` must be the member it was
+            trained with).
+        weights: a member, its name (``"DEFAULT"``, ``"KINETICS400_V1"``, ``"Enum.NAME"``) or the path
+            of a local checkpoint file in the published format (see :meth:`WeightsEnum.resolve`).
+        device: where the model runs; ``"cuda"`` needs a CUDA device (under torchrun, ``"cuda"`` is the
+            rank's ``cuda:LOCAL_RANK``).
+        dtype: ``"fp32"``, or ``"bf16"`` (the model runs under bf16 autocast).
+        progress: show a progress bar while downloading.
+
+    Unknown names raise ``ValueError``; a checkpoint that cannot be read or does not fit raises
+    :class:`~videozoo.errors.CheckpointError`.
+    """
+    check_dtype(dtype)
+    where = _device(device)
+    member, weights_name = resolve_weights(model, weights)
+    if isinstance(model, nn.Module):
+        net, model_name = model, type(model).__name__
+    else:
+        net, model_name = get_model(model, weights=weights, progress=progress), model
+    return Runner(net.eval().to(where), member, model_name, str(weights_name), where, dtype)
+
+
+def _device(device: str | torch.device) -> torch.device:
+    where = torch.device(device)
+    if where.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("device='cuda' was asked for but torch.cuda.is_available() is False.")
+        if where.index is None and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            where = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return where
+
+
+def decode_in_workers(dataset: Dataset | IterableDataset, count: int, num_workers: int | None, pin_memory: bool = False) -> Iterable[Any]:
+    """The items of ``dataset`` (one per video, or chunks of one), decoded in worker processes.
+
+    Args:
+        count: how many videos the dataset holds.
+        num_workers: worker processes; ``None``: one per two CPU cores, at most 4, and none for a
+            single video; 0 decodes in this process.
+        pin_memory: pin the items' tensors (for a CUDA model).
+    """
+    workers = num_workers
+    if workers is None:
+        workers = min(count, max(1, (os.cpu_count() or 1) // 2), 4) if count > 1 else 0
+    workers = min(workers, count)
+    if workers == 0:
+        return iter(dataset) if isinstance(dataset, IterableDataset) else (dataset[i] for i in range(count))
+    return DataLoader(
+        dataset, batch_size=None, num_workers=workers, collate_fn=_as_is, worker_init_fn=_one_thread, pin_memory=pin_memory
+    )
+
+
+def _as_is(item: Any) -> Any:
+    return item
+
+
+def _one_thread(_: int) -> None:
+    torch.set_num_threads(1)  # decoding threads are FFmpeg's; leave the cores to the model
+
+
+def batches(rows: Iterator[Tensor], size: int) -> Iterator[Tensor]:
+    """Stack consecutive ``rows`` into batches of ``size`` (the last one smaller)."""
+    batch: list[Tensor] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield torch.stack(batch)
+            batch = []
+    if batch:
+        yield torch.stack(batch)
