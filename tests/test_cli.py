@@ -88,7 +88,8 @@ def test_classify_bad_videos_go_on_with_the_others(tiny, clips, tmp_path, capsys
     )
     assert code == 4
     doc = json.loads(out)
-    assert [("error" in r) for r in doc["results"]] == [True, False, True, True]  # missing ones come first
+    assert [r["video"] for r in doc["results"]] == [str(v) for v in (clips["a"], missing, clips["audio"], clips["cut"])]
+    assert [("error" in r) for r in doc["results"]] == [False, True, True, True]  # in the order given
     lines = err.strip().splitlines()
     assert lines == [
         f"videozoo: error: {missing}: no such file.",
@@ -123,14 +124,18 @@ def test_classify_with_a_local_checkpoint(tiny, clips, tmp_path, capsys):
     [
         (["classify", "{a}", "-m", "tiny_mc4_test"], 3, "Unknown model 'tiny_mc4_test'. Did you mean 'tiny_mc3_test'"),
         (["classify", "{a}", "-m", TINY_NAME, "-w", "V2"], 3, "Unknown weights 'V2'"),
-        (["info", "NoSuch_Weights.V1"], 3, "Unknown weights 'NoSuch_Weights.V1'"),
-        (["download", TINY_NAME, "nothing"], 3, "Unknown weights 'nothing'"),
+        (["info", "NoSuch_Weights.V1"], 3, "Unknown model or weights 'NoSuch_Weights.V1'"),
+        (["download", TINY_NAME, "nothing"], 3, "Unknown model or weights 'nothing'"),
+        (["info", "x3d_mm"], 3, "Unknown model or weights 'x3d_mm'. Did you mean 'x3d_m'"),
+        (["download", "X3D_M_Weights.KINETICS400"], 3, "X3D_M_Weights has no weights 'KINETICS400'. Did you mean 'KINETICS400_V1'"),
+        (["info", "x3d_m.KINETICS"], 3, "X3D_M_Weights has no weights 'KINETICS'."),
     ],
 )
 def test_unknown_names(tiny, clips, capsys, argv, code, message):
     got, out, err = run(capsys, *[a.format(a=clips["a"]) for a in argv])
     assert got == code
     assert err.startswith("videozoo: error: ") and message in err and err.count("\n") == 1
+    assert len(err) < 400 and "list_models" not in err  # a hint for the command line, not a list of 40 names
 
 
 def test_usage_errors_exit_2(capsys):
@@ -152,6 +157,14 @@ def test_debug_shows_the_traceback(tiny, tmp_path):
     bad.write_bytes(b"PK\x03\x04 broken zip")
     with pytest.raises(videozoo.errors.CheckpointError):
         main(["--debug", "classify", __file__, "-m", TINY_NAME, "-w", str(bad)])
+    with pytest.raises(videozoo.errors.CheckpointError):  # after the command too
+        main(["classify", __file__, "-m", TINY_NAME, "-w", str(bad), "--debug"])
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--version"])
+    assert e.value.code == 0 and capsys.readouterr().out == f"videozoo {videozoo.__version__}\n"
 
 
 def test_models_table_and_json(tiny, capsys):
@@ -216,7 +229,7 @@ def test_classify_multi_label_threshold_table_and_json(tiny, clips, capsys):
 def test_multi_label_exit_codes_unchanged(tiny, clips, tmp_path, capsys):
     missing = tmp_path / "gone.mp4"
     code, out, err = run(capsys, "classify", clips["a"], missing, "-m", tiny, "-w", "MULTI_V1", "--clips", "1", "--json")
-    assert code == 4 and [("error" in r) for r in json.loads(out)["results"]] == [True, False]
+    assert code == 4 and [("error" in r) for r in json.loads(out)["results"]] == [False, True]  # in the order given
     for bad in ("1.5", "-0.1", "half"):
         with pytest.raises(SystemExit) as info:
             main(["classify", str(clips["a"]), "-m", tiny, "--threshold", bad])

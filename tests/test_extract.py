@@ -21,7 +21,7 @@ import torch
 
 import videozoo
 from video_factory import make_video
-from videozoo.cli import EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE, EXIT_VIDEO, main
+from videozoo.cli import EXIT_OK, EXIT_OUTPUT, EXIT_UNKNOWN, EXIT_USAGE, EXIT_VIDEO, main
 from videozoo.tasks.collection import normalise, read_manifest, shard
 from videozoo.tasks.extract import INDEX, output_name
 from videozoo.zoo import ClipRecipe
@@ -230,6 +230,11 @@ def test_cli_errors(collection, tmp_path, tiny, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("# nothing\n")
     assert main(["extract", "--manifest", str(empty), "--model", tiny, "--out", out]) == EXIT_USAGE
+    capsys.readouterr()
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    assert main(["extract", str(root / "mjpeg.avi"), "--model", tiny, "--out", str(a_file)]) == EXIT_OUTPUT
+    assert f"--out {a_file}: is a file, not a folder" in capsys.readouterr().err
     assert main(["extract", str(root / "mjpeg.avi"), "--model", "no_such_model", "--out", out]) == EXIT_UNKNOWN
     assert main(["extract", str(root / "mjpeg.avi"), "--model", tiny, "--weights", "NOPE", "--out", out]) == EXIT_UNKNOWN
     with pytest.raises(SystemExit) as e:

@@ -109,6 +109,18 @@ def test_predict_function(tiny, clips):
     assert results[0].to_dict()["top_k"][0]["label"] in TINY_CATEGORIES
 
 
+def test_predict_keeps_the_good_results_in_order_past_a_bad_video(tiny, clips, tmp_path):
+    """predict(on_error="return"): the bad video's prediction carries its error, in its place."""
+    videos = [clips["a"], tmp_path / "missing.mp4", clips["audio"], clips["short"]]
+    with pytest.raises(VideoDecodeError):
+        predict(videos, tiny, clips=1, crops=1, num_workers=0)
+    results = predict(videos, tiny, clips=1, crops=1, num_workers=0, on_error="return")
+    assert [r.video for r in results] == [str(v) for v in videos]
+    assert [r.error is None for r in results] == [True, False, False, True]
+    alone = predict(clips["short"], tiny, clips=1, crops=1, num_workers=0)[0]
+    assert torch.allclose(results[3].probs, alone.probs, atol=1e-5)  # batched with another video or alone
+
+
 def test_bf16_autocast_follows_fp32(tiny, clips):
     fp32 = predict(clips["a"], tiny, clips=1, crops=1, top_k=5, num_workers=0)[0]
     bf16 = VideoClassifier(tiny, clips=1, crops=1, dtype="bf16", num_workers=0).predict(clips["a"], top_k=5)[0]

@@ -22,7 +22,7 @@ import torch
 
 import videozoo
 from video_factory import TINY_CATEGORIES, frame_code, make_audio_only, make_video, tiny_parts
-from videozoo.cli import EXIT_UNKNOWN, EXIT_USAGE, EXIT_VIDEO, main
+from videozoo.cli import EXIT_OUTPUT, EXIT_UNKNOWN, EXIT_USAGE, EXIT_VIDEO, main
 from videozoo.video.io import VideoReader
 from videozoo.zoo import ClipRecipe
 from videozoo.video.sampling import nearest_frames, segment_indices
@@ -296,6 +296,17 @@ def test_cli_errors_and_exit_codes(tiny, videos, tmp_path, capsys, monkeypatch):
             main(["timeline", str(path), "-m", tiny, *bad])
         assert e.value.code == EXIT_USAGE
     capsys.readouterr()
+    # outputs are checked before any video is read (no output, one line, exit 7)
+    (tmp_path / "folder.png").mkdir()
+    for plot, message in [(tmp_path / "nowhere" / "t.png", "does not exist"), (tmp_path / "folder.png", "is a folder")]:
+        code, out, err = run(capsys, "timeline", tmp_path / "not-read.mp4", "-m", tiny, "--plot", plot)
+        assert code == EXIT_OUTPUT and out == "" and message in err and len(err.splitlines()) == 1, err
+    # the disk fills up while the picture is written: one line that names the path, exit 7
+    full = tmp_path / "full.png"
+    full.symlink_to("/dev/full")
+    code, out, err = run(capsys, "timeline", path, "-m", tiny, "--plot", full, "-q")
+    assert code == EXIT_OUTPUT and f"--plot {full}: cannot write it (No space left on device)" in err, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if it were not installed
     code, out, err = run(capsys, "timeline", path, "-m", tiny, "--plot", tmp_path / "t.png")
     assert code == EXIT_USAGE and 'pip install "videozoo[plot]"' in err and out == ""

@@ -65,11 +65,19 @@ def test_three_crops_portrait_go_top_to_bottom() -> None:
         (torch.zeros(2, 8, 8, 3, dtype=torch.uint8), r"permute\(0, 3, 1, 2\)"),
         (torch.zeros(2, 4, 8, 8, dtype=torch.uint8), r"\(T, 3, H, W\)"),
         (torch.zeros(2, 3, 8, 8, dtype=torch.int32), "uint8 frames or float"),
+        (torch.full((2, 3, 8, 8), 200.0), r"range from 200 to 200\. They look like 0-255 values: divide by 255"),
+        (torch.full((2, 3, 8, 8), -0.5), r"Float frames must lie in \[0, 1\]; these range from -0.5 to -0.5\.$"),
     ],
 )
 def test_bad_input_is_explained(video: torch.Tensor, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         VideoClassification(crop_size=4, resize_size=6)(video)
+
+
+def test_float_frames_at_the_edges_of_the_unit_range_pass() -> None:
+    frames = torch.rand(2, 3, 8, 8)
+    frames[0, 0, 0, 0], frames[0, 0, 0, 1] = 0.0, 1.0
+    assert VideoClassification(crop_size=4, resize_size=6)(frames).shape == (3, 2, 4, 4)
 
 
 def test_bad_parameters_are_explained() -> None:

@@ -13,6 +13,8 @@ runs each command on the task road, :mod:`~videozoo.cli.render` formats what is 
       still classified
 5     weights could not be downloaded, or a checkpoint file could not be loaded
 6     export failed, or the exported graph's outputs differ from eager (nothing was written)
+7     an output could not be written (no such folder, a file in its place, no permission, disk full);
+      checked before any video is read where the path is known
 130   interrupted (Ctrl-C)
 ====  ==============================================================================================
 """
@@ -27,6 +29,7 @@ from videozoo.cli.exits import (
     EXIT_ERROR,
     EXIT_EXPORT,
     EXIT_INTERRUPTED,
+    EXIT_OUTPUT,
     EXIT_OK,
     EXIT_UNKNOWN,
     EXIT_USAGE,
@@ -39,7 +42,7 @@ from videozoo.cli.parser import build_parser
 
 __all__ = [
     "main", "build_parser", "EXIT_CODES", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_UNKNOWN", "EXIT_VIDEO",
-    "EXIT_WEIGHTS", "EXIT_EXPORT", "EXIT_INTERRUPTED",
+    "EXIT_WEIGHTS", "EXIT_EXPORT", "EXIT_OUTPUT", "EXIT_INTERRUPTED",
 ]  # fmt: skip
 
 

@@ -9,7 +9,7 @@ import os
 import sys
 from typing import Any
 
-from videozoo.cli.exits import EXIT_OK, EXIT_UNKNOWN, EXIT_USAGE, EXIT_VIDEO, EXIT_WEIGHTS, Fail, error_line
+from videozoo.cli.exits import EXIT_OK, EXIT_OUTPUT, EXIT_UNKNOWN, EXIT_USAGE, EXIT_VIDEO, EXIT_WEIGHTS, Fail, error_line
 from videozoo.cli.render import info_lines, prediction_table, print_zoo, zoo_rows
 
 __all__ = ["classify", "models", "download", "info", "timeline", "extract", "export"]
@@ -21,34 +21,35 @@ __all__ = ["classify", "models", "download", "info", "timeline", "extract", "exp
 
 def _model_name(name: str) -> str:
     import videozoo
+    from videozoo.zoo.registry import did_you_mean
 
-    try:
-        videozoo.get_model_builder(name)
-    except ValueError as e:
-        raise Fail(EXIT_UNKNOWN, str(e)) from None
+    if name not in videozoo.list_models():
+        raise Fail(EXIT_UNKNOWN, f"Unknown model {name!r}.{did_you_mean(name, videozoo.list_models())} 'videozoo models' lists them all.")
     return name
 
 
 def _weights_for(name: str) -> Any:
     """A weights member from a model name (its DEFAULT) or ``Enum.MEMBER`` / ``model.MEMBER``."""
     import videozoo
+    from videozoo.zoo.registry import did_you_mean
 
-    try:
-        if name in videozoo.list_models():
-            return videozoo.get_model_weights(name).DEFAULT
-        head, dot, member = name.partition(".")
-        if dot and head in videozoo.list_models():
-            return videozoo.get_model_weights(head).verify(member)
-        return videozoo.get_weight(name)
-    except ValueError as e:
-        models = videozoo.list_models()
-        raise Fail(
-            EXIT_UNKNOWN,
-            f"{e} Give a model name ({', '.join(models[:6])}{', ...' if len(models) > 6 else ''}; see "
-            f"'videozoo models') or a weights name such as {videozoo.get_model_weights(models[0]).DEFAULT!r}."
-            if models
-            else str(e),
-        ) from None
+    models = videozoo.list_models()
+    head, dot, member = name.partition(".")
+    if name in models:
+        return videozoo.get_model_weights(name).DEFAULT
+    enums = {videozoo.get_model_weights(m).__name__: videozoo.get_model_weights(m) for m in models}
+    enum = videozoo.get_model_weights(head) if head in models else enums.get(head)
+    if dot and enum is not None:
+        if member in enum.__members__:
+            return enum[member]
+        raise Fail(EXIT_UNKNOWN, f"{enum.__name__} has no weights {member!r}.{did_you_mean(member, enum.__members__)} "
+                   f"Its weights: {', '.join(enum.__members__)}.")  # fmt: skip
+    hint = did_you_mean(name, [*models, *(f"{e}.{m}" for e, enum in enums.items() for m in enum.__members__)])
+    raise Fail(
+        EXIT_UNKNOWN,
+        f"Unknown model or weights {name!r}.{hint} Give a model name (its default weights) or a weights name such "
+        f"as 'x3d_m.KINETICS400_V1' or 'X3D_M_Weights.KINETICS400_V1'; 'videozoo models' lists them all.",
+    )
 
 
 def _member(model: str, weights: str) -> Any:
@@ -82,6 +83,7 @@ def _collection_args(args: argparse.Namespace, inputs: list[str], what: str) -> 
 
     if args.manifest is None or args.out is None or inputs:
         raise Fail(EXIT_USAGE, f"--manifest FILE and --out DIR go together, without {what}.")
+    _output_folder(args.out, "--out")
     try:
         videos = read_manifest(args.manifest)
     except (FileNotFoundError, UnicodeDecodeError) as e:
@@ -89,6 +91,28 @@ def _collection_args(args: argparse.Namespace, inputs: list[str], what: str) -> 
     if not videos:
         raise Fail(EXIT_USAGE, f"--manifest {args.manifest}: lists no video paths.")
     return videos
+
+
+def _output_folder(path: str, flag: str) -> None:
+    """``--out DIR`` can be created or written (checked before any video is read)."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise Fail(EXIT_OUTPUT, f"{flag} {path}: is a file, not a folder; choose a folder for the results.")
+    parent = os.path.abspath(path)
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise Fail(EXIT_OUTPUT, f"{flag} {path}: cannot be created or written in {parent}; choose another folder.")
+
+
+def _output_file(path: str, flag: str) -> None:
+    """``--plot FILE`` (``export --out FILE``) can be written: its folder exists and it is no folder itself."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise Fail(EXIT_OUTPUT, f"{flag} {path}: is a folder; give the file to write.")
+    if not os.path.isdir(folder):
+        raise Fail(EXIT_OUTPUT, f"{flag} {path}: the folder {folder} does not exist; create it first or choose another path.")
+    if not os.access(folder, os.W_OK):
+        raise Fail(EXIT_OUTPUT, f"{flag} {path}: no permission to write in {folder}; choose another path.")
 
 
 def _report_collection(records: list[dict[str, Any]], summary: str, quiet: bool) -> int:
@@ -153,11 +177,16 @@ def classify(args: argparse.Namespace) -> int:
         **classifier.runner.describe(), "clips": recipe.num_clips, "crops": recipe.num_crops,
         "multi_label": classifier.multi_label, "threshold": classifier.threshold,
     }  # fmt: skip
-    results: list[dict[str, Any]] = [{"video": v, "error": f"{v}: no such file."} for v in missing]
+    results: list[dict[str, Any]] = []  # in the order of the command line, failed videos in place
     failed = bool(missing)
     bar = tqdm(total=len(videos), desc="classifying", unit="video", file=sys.stderr, disable=args.quiet or None)
+    predictions = classifier.iter_predict(videos, top_k=args.top_k, on_error="return")
     try:
-        for prediction in classifier.iter_predict(videos, top_k=args.top_k, on_error="return"):
+        for video in args.videos:
+            if video in missing:
+                results.append({"video": video, "error": f"{video}: no such file."})
+                continue
+            prediction = next(predictions)
             bar.update(1)
             if prediction.error is not None:
                 failed = True
@@ -247,6 +276,7 @@ def timeline(args: argparse.Namespace) -> int:
             import matplotlib  # noqa: F401
         except ImportError:
             raise Fail(EXIT_USAGE, '--plot needs matplotlib, which is not installed: pip install "videozoo[plot]".') from None
+        _output_file(args.plot, "--plot")
     options = {
         "window": args.window, "stride": args.stride, "top_k": args.top_k, "threshold": args.threshold,
         "batch_size": args.batch_size, "resize_on_decode": not args.exact,
@@ -281,7 +311,10 @@ def timeline(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(result.to_table())
     if args.plot is not None:
-        result.plot(args.plot)
+        try:
+            result.plot(args.plot)
+        except OSError as e:  # e.g. the disk filled up while the picture was written
+            raise Fail(EXIT_OUTPUT, f"--plot {args.plot}: cannot write it ({e.strerror or e}); free some space or choose another path.") from None
         print(f"wrote {args.plot}", file=sys.stderr)
     return EXIT_OK
 
@@ -293,6 +326,7 @@ def extract(args: argparse.Namespace) -> int:
     if bool(args.videos) == bool(args.manifest):
         raise Fail(EXIT_USAGE, "give either VIDEO paths or --manifest FILE (a text file of video paths, one per line).")
     videos = _collection_args(args, [], "VIDEO paths") if args.manifest else list(args.videos)
+    _output_folder(args.out, "--out")
     _prepare(args)
     records = _collect(
         extract, videos, args.model, args.out, args.weights, window=args.window, stride=args.stride, dtype=args.dtype,

@@ -6,7 +6,7 @@ import sys
 
 __all__ = [
     "EXIT_CODES", "EXIT_OK", "EXIT_ERROR", "EXIT_USAGE", "EXIT_UNKNOWN", "EXIT_VIDEO", "EXIT_WEIGHTS",
-    "EXIT_EXPORT", "EXIT_INTERRUPTED", "Fail", "error_line", "exit_code",
+    "EXIT_EXPORT", "EXIT_OUTPUT", "EXIT_INTERRUPTED", "Fail", "error_line", "exit_code",
 ]  # fmt: skip
 
 EXIT_OK = 0
@@ -16,6 +16,7 @@ EXIT_UNKNOWN = 3
 EXIT_VIDEO = 4
 EXIT_WEIGHTS = 5
 EXIT_EXPORT = 6
+EXIT_OUTPUT = 7
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES = {
@@ -26,6 +27,7 @@ EXIT_CODES = {
     EXIT_VIDEO: "a video could not be read (the others were still classified)",
     EXIT_WEIGHTS: "weights could not be downloaded, or a checkpoint file could not be loaded",
     EXIT_EXPORT: "export failed, or the exported graph's outputs differ from eager (nothing was written)",
+    EXIT_OUTPUT: "an output could not be written (no such folder, a file in its place, no permission, disk full)",
     EXIT_INTERRUPTED: "interrupted",
 }
 
@@ -54,6 +56,9 @@ def exit_code(error: BaseException) -> tuple[int, str]:
         return EXIT_VIDEO, str(error)
     if isinstance(error, (DownloadError, CheckpointError)):
         return EXIT_WEIGHTS, str(error)
+    if isinstance(error, OSError) and error.filename is not None:  # inputs fail as the errors above
+        what = error.strerror or type(error).__name__
+        return EXIT_OUTPUT, f"cannot write {error.filename}: {what}. Free some space, or choose another output path."
     detail = str(error).strip().splitlines()
     text = f"{type(error).__name__}: {detail[0]}" if detail else type(error).__name__
     return EXIT_ERROR, f"unexpected {text} (run again with --debug for the traceback)"

@@ -48,6 +48,7 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from videozoo import __version__
     from videozoo.cli import commands
 
     codes = "\n".join(f"  {code:<4} {text}" for code, text in EXIT_CODES.items())
@@ -58,6 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    parser.add_argument("--version", action="version", version=f"videozoo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     g = _parents()

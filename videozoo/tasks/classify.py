@@ -295,19 +295,22 @@ def predict(
     num_workers: int | None = None,
     threshold: float = 0.5,
     dtype: str = "fp32",
+    on_error: Literal["raise", "return"] = "raise",
 ) -> list[Prediction]:
     """Classify one or many videos: the top-k ``(label, probability)`` pairs of each, in order.
 
     ``videozoo.predict("cat.mp4", "x3d_m")[0].top_k``; for multi-label weights (Charades)
     ``predict(video, "slowfast_r50", "CHARADES_V1")[0].labels`` holds every class with a probability of
-    at least ``threshold``. ``dtype="bf16"`` runs the model under bf16 autocast. Builds a
-    :class:`VideoClassifier` each call; keep one to classify many batches of videos.
+    at least ``threshold``. ``dtype="bf16"`` runs the model under bf16 autocast. ``on_error="return"``
+    keeps going past a video that cannot be read: its prediction, in its place, has ``error`` set (see
+    :meth:`VideoClassifier.iter_predict`). Builds a :class:`VideoClassifier` each call; keep one to
+    classify many batches of videos.
     """
     classifier = VideoClassifier(
         model, weights, clips=clips, crops=crops, device=device, batch_size=batch_size, num_workers=num_workers,
         threshold=threshold, dtype=dtype,
     )  # fmt: skip
-    return classifier.predict(videos, top_k=top_k, features=features, fps=fps)
+    return classifier.predict(videos, top_k=top_k, features=features, fps=fps, on_error=on_error)
 
 
 def classify_collection(

@@ -40,6 +40,10 @@ def resized_size(height: int, width: int, resize_size: Sequence[int]) -> tuple[i
     return (new_short, new_long) if height <= width else (new_long, new_short)
 
 
+#: Float frames may stray this far outside [0, 1] (rounding in a user's own resize or colour conversion).
+_RANGE_SLACK = 1e-3
+
+
 class VideoClassification(nn.Module):
     """Turn frames ``(T, C, H, W)`` or ``(B, T, C, H, W)``, uint8 or float in [0, 1], into model input.
 
@@ -96,6 +100,11 @@ class VideoClassification(nn.Module):
             )
         if video.dtype != torch.uint8 and not video.is_floating_point():
             raise ValueError(f"Expected uint8 frames or float frames in [0, 1], got {video.dtype}.")
+        if video.is_floating_point() and video.numel():
+            low, high = (float(v) for v in torch.aminmax(video))
+            if low < -_RANGE_SLACK or high > 1.0 + _RANGE_SLACK:
+                hint = " They look like 0-255 values: divide by 255, or pass the uint8 frames." if high > 2.0 else ""
+                raise ValueError(f"Float frames must lie in [0, 1]; these range from {low:g} to {high:g}.{hint}")
 
     def _resize(self, frames: Tensor) -> Tensor:
         """Resize ``(N, C, H, W)`` frames; the result is float unless uint8 rounding is kept."""

@@ -97,7 +97,7 @@ def _namesakes(weights: WeightsEnum, file: Path) -> str:
 
 def _first_line(error: BaseException) -> str:
     text = str(error).strip()
-    return (text.splitlines()[0] if text else type(error).__name__)[:300]
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 

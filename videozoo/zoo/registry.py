@@ -26,6 +26,7 @@ __all__ = [
     "get_model_builder",
     "get_model_weights",
     "get_weight",
+    "did_you_mean",
 ]
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
@@ -82,10 +83,15 @@ def list_models(include: str | Iterable[str] | None = None, exclude: str | Itera
     return sorted(names)
 
 
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """`` Did you mean 'a' or 'b'?`` for the choices closest to a misspelt ``name`` (empty if none is close)."""
+    close = difflib.get_close_matches(name, list(choices), n=3, cutoff=0.5)
+    return f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+
+
 def _unknown_model(name: str) -> ValueError:
-    close = difflib.get_close_matches(name, _MODELS, n=3, cutoff=0.5)
-    hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    return ValueError(f"Unknown model {name!r}.{hint} See videozoo.list_models() for all {len(_MODELS)} models.")
+    hint = did_you_mean(name, _MODELS)
+    return ValueError(f"Unknown model {name!r}.{hint} videozoo.list_models() lists all {len(_MODELS)} models.")
 
 
 def get_model_builder(name: str) -> Callable[..., nn.Module]:
