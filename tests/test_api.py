@@ -187,3 +187,8 @@ def test_weights_fall_back_to_the_next_published_file(http_server, cache: Path, 
     assert TinyWeights.resolve(str(local)) == (TinyWeights.V1, local)
     model = build_model(VideoResNet, TinyWeights, local, False, {}, stage_convs=("3d",) * 4)
     assert all(torch.equal(model.state_dict()[k], v) for k, v in source.state_dict().items())
+
+
+def test_a_misspelt_weights_name_gets_a_suggestion() -> None:
+    with pytest.raises(ValueError, match=r"Unknown weights 'KINETICS400_V2' for R3D_18_Weights; valid names .* Did you mean 'KINETICS400_V1'"):
+        videozoo.get_model("r3d_18", weights="KINETICS400_V2")

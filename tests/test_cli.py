@@ -92,17 +92,30 @@ def test_classify_bad_videos_go_on_with_the_others(tiny, clips, tmp_path, capsys
     assert [("error" in r) for r in doc["results"]] == [False, True, True, True]  # in the order given
     lines = err.strip().splitlines()
     assert lines == [
-        f"videozoo: error: {missing}: no such file.",
+        f"videozoo: error: {missing}: no such file. Check the path (relative paths are taken from the current directory).",
         f"videozoo: error: {clips['audio']}: has no video stream (it holds audio); videozoo needs a video track.",
         lines[2],
     ]
     assert lines[2].startswith(f"videozoo: error: {clips['cut']}: the file is truncated")
 
 
+def test_urls_and_images_are_refused_with_a_hint(tiny, tmp_path, capsys):
+    image = tmp_path / "frame.jpg"
+    image.write_bytes(b"\xff\xd8\xff\xe0 not decoded")
+    code, out, err = run(capsys, "classify", "https://example.com/v.mp4", image, "-m", tiny, "--json")
+    assert code == 4
+    assert [r["error"] for r in json.loads(out)["results"]] == [
+        "https://example.com/v.mp4: is a URL; videozoo reads local files. Download the video first (e.g. curl -O URL).",
+        f"{image}: is an image, not a video; the models classify clips of frames over time. Give a video file.",
+    ]
+    with pytest.raises(videozoo.VideoDecodeError, match="is a URL"):
+        videozoo.predict("http://example.com/v.mp4", tiny)
+
+
 def test_classify_only_missing_videos_fails_before_loading_the_model(tiny, tmp_path, capsys):
     code, out, err = run(capsys, "classify", tmp_path / "a.mp4", "-m", tiny)
     assert code == 4 and out == ""
-    assert err == f"videozoo: error: {tmp_path / 'a.mp4'}: no such file.\n"
+    assert err == f"videozoo: error: {tmp_path / 'a.mp4'}: no such file. Check the path (relative paths are taken from the current directory).\n"
 
 
 def test_classify_with_a_local_checkpoint(tiny, clips, tmp_path, capsys):
@@ -331,4 +344,4 @@ def test_subprocess_errors_are_one_line(offline_home, tmp_path):
     home, env = offline_home
     result = cli("classify", tmp_path / "none.mp4", "--model", "r3d_18", env=env)
     assert result.returncode == 4
-    assert result.stderr == f"videozoo: error: {tmp_path / 'none.mp4'}: no such file.\n"
+    assert result.stderr == f"videozoo: error: {tmp_path / 'none.mp4'}: no such file. Check the path (relative paths are taken from the current directory).\n"

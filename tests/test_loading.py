@@ -117,8 +117,8 @@ def test_builder_loads_a_local_file(tmp_path: Path, offline_cache: Path) -> None
 
 
 def test_local_file_in_the_publishers_format_goes_through_the_adapter(tmp_path: Path, offline_cache: Path) -> None:
-    """PyTorchVideo's layout ({"model_state": ...}, its own key names) loads from a local file, and a
-    videozoo state_dict given as that file is refused with the file's name."""
+    """PyTorchVideo's layout ({"model_state": ...}, its own key names) loads from a local file, and so does
+    a state_dict saved from the videozoo model (its own key names), named like the published file or not."""
     published = reference_state_dict(load_fixture(FIXTURES / "slowfast_r50.pt"))
     path = tmp_path / "SLOWFAST_8x8_R50.pyth"
     torch.save({"model_state": published, "epoch": 196}, path)
@@ -126,8 +126,12 @@ def test_local_file_in_the_publishers_format_goes_through_the_adapter(tmp_path: 
     assert torch.equal(model.fc.weight, published["blocks.6.proj.weight"])
     ours = tmp_path / "ours.pyth"
     torch.save(model.state_dict(), ours)
-    with pytest.raises(CheckpointError, match=rf"{ours}: not a checkpoint in the format SlowFast_R50_Weights.KINETICS400_V1"):
-        videozoo.slowfast_r50(weights=ours)
+    again = videozoo.slowfast_r50(weights=ours)
+    assert all(torch.equal(a, b) for a, b in zip(again.state_dict().values(), model.state_dict().values()))
+    neither = tmp_path / "neither.pyth"
+    torch.save({"model_state": {"blocks.0.nothing": torch.zeros(1)}}, neither)
+    with pytest.raises(CheckpointError, match=rf"{neither}: not a checkpoint in the format SlowFast_R50_Weights.KINETICS400_V1"):
+        videozoo.slowfast_r50(weights=neither)
 
 
 def test_errors_name_the_file_and_fit_a_users_own_file(tmp_path: Path, offline_cache: Path) -> None:
@@ -362,3 +366,62 @@ def test_ssv2_and_charades_presets_feed_bgr(member: videozoo.WeightsEnum) -> Non
     assert member.transforms().channel_order == "bgr"
     kinetics = type(member).KINETICS400_V1
     assert kinetics.transforms().channel_order == "rgb"
+
+
+# ----------------------------------------------------------------------------------------------------
+# A user's own files: state_dicts saved from videozoo models, and training runs' checkpoints
+
+
+@pytest.mark.parametrize("wrapper", [None, "model", "state_dict", "model_state", "module."])
+def test_a_state_dict_saved_from_a_videozoo_model_loads_back(wrapper, tmp_path: Path, offline_cache: Path) -> None:
+    """x3d_xs's published files are PyTorchVideo's; a state_dict in videozoo's own names loads too, bare,
+    under a wrapper key, or with DDP's ``module.`` prefix."""
+    torch.manual_seed(0)
+    saved = videozoo.get_model("x3d_xs").state_dict()
+    if wrapper == "module.":
+        obj = {f"module.{k}": v for k, v in saved.items()}
+    else:
+        obj = saved if wrapper is None else {wrapper: saved, "epoch": 3}
+    torch.save(obj, tmp_path / "mine.pth")
+    loaded = videozoo.get_model("x3d_xs", weights=tmp_path / "mine.pth").state_dict()
+    assert all(torch.equal(loaded[k], v) for k, v in saved.items())
+
+
+def test_a_state_dict_of_other_sizes_says_which_and_where(tmp_path: Path, offline_cache: Path) -> None:
+    saved = videozoo.get_model("x3d_xs", num_classes=10).state_dict()
+    torch.save({"model": saved}, tmp_path / "ten.pth")
+    with pytest.raises(CheckpointError) as info:
+        videozoo.get_model("x3d_xs", weights=tmp_path / "ten.pth")
+    message = str(info.value)
+    assert "a state_dict of X3D (the weights under the key 'model')" in message
+    assert "wrong shape" in message and "(10, 2048) vs model (400, 2048)" in message
+    assert "num_classes" in message
+
+
+def test_a_folder_as_weights_names_its_checkpoint_files(tmp_path: Path, offline_cache: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pth").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"run: is a folder; give one of the checkpoint files in it \(checkpoint.pth\)"):
+        videozoo.get_model("r3d_18", weights=run)
+
+
+def test_a_training_runs_checkpoint_brings_its_classes_and_recipe(tmp_path: Path, offline_cache: Path) -> None:
+    """train.py's checkpoint.pth stands for a weights member of its own (videozoo.zoo.runs)."""
+    torch.manual_seed(0)
+    model = videozoo.get_model("r3d_18", num_classes=3)
+    base = R3D_18_Weights.KINETICS400_V1
+    preset = {**base.transforms().settings(), "crop_size": [64, 64], "resize_size": [72, 96]}
+    recipe = {**videozoo.ClipRecipe(num_frames=8, sampling_rate=2, frame_rate=15.0, num_clips=2).__dict__}
+    run = {"model": model.state_dict(), "model_name": "r3d_18", "num_classes": 3, "categories": ["a", "b", "c"],
+           "recipe_weights": str(base), "recipe": recipe, "preset": preset, "multi_label": False, "epoch": 4}  # fmt: skip
+    torch.save(run, tmp_path / "checkpoint.pth")
+    member, path = R3D_18_Weights.resolve(str(tmp_path / "checkpoint.pth"))
+    assert path == tmp_path / "checkpoint.pth" and member.categories == ["a", "b", "c"]
+    assert member.recipe == videozoo.ClipRecipe(num_frames=8, sampling_rate=2, frame_rate=15.0, num_clips=2)
+    assert member.transforms().crop_size == (64, 64) and member.meta["fine_tuned_from"] == str(base)
+    assert "_metrics" not in member.meta  # the published figures are the base's, not the run's
+    loaded = videozoo.get_model("r3d_18", weights=tmp_path / "checkpoint.pth")
+    assert loaded.num_classes == 3 and torch.equal(loaded.fc.weight, model.fc.weight)
+    with pytest.raises(CheckpointError, match="a training checkpoint of r3d_18, not of the model MC3_18_Weights belongs to"):
+        videozoo.get_model("mc3_18", weights=tmp_path / "checkpoint.pth")

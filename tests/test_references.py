@@ -203,6 +203,28 @@ def test_test_only_reproduces_the_logged_accuracy(main_run, data: Path) -> None:
     assert "1 unreadable left out" in result.stderr
 
 
+def test_finetune_then_classify_with_the_runs_class_names(main_run, data: Path, tmp_path: Path) -> None:
+    """The loop a practitioner runs most: train on my classes, then classify my videos with their names.
+
+    train.py's checkpoint.pth goes to `videozoo classify --weights` as it is: the run's classes, its
+    evaluation clips (--val-clips 2, 4 frames) and its 16 px crop come with it; nothing is downloaded."""
+    checkpoint = main_run[0] / "checkpoint.pth"
+    video = data / "val" / "left" / "left_0000.mp4"
+    result = _run([sys.executable, "-m", "videozoo", "classify", str(video), "--model", "mc3_18", "--weights",
+                   str(checkpoint), "--json", "-q"], VIDEOZOO_OFFLINE="1", VIDEOZOO_HOME=str(tmp_path / "empty"))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["weights"] == str(checkpoint) and doc["clips"] == 2 and doc["crops"] == 1
+    labels = [entry["label"] for entry in doc["results"][0]["top_k"]]
+    assert sorted(labels) == ["down", "left", "right", "up"]
+    assert sum(entry["probability"] for entry in doc["results"][0]["top_k"]) == pytest.approx(1.0, abs=1e-4)
+    # the same from Python, and the checkpoint's weights are the model's
+    prediction = videozoo.predict(video, "mc3_18", weights=checkpoint, num_workers=0)[0]
+    assert prediction.label == labels[0] and prediction.num_views == 2
+    model = videozoo.get_model("mc3_18", weights=checkpoint)
+    assert torch.equal(model.fc.weight, _load(checkpoint)["model"]["fc.weight"])
+
+
 def test_finetune_from_a_checkpoint_with_other_classes(tmp_path: Path, main_run, data3: Path) -> None:
     """From the 4-class run to 3 classes given as annotation lists, backbone frozen, one decoding worker."""
     out = tmp_path / "ft"

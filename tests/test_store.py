@@ -738,3 +738,37 @@ def test_truncated_safetensors_is_a_checkpoint_error(tmp_path):
     (tmp_path / "model.safetensors").write_bytes(data[:-10])
     with pytest.raises(CheckpointError, match="truncated or corrupt"):
         safety.load_checkpoint(tmp_path / "model.safetensors")
+
+
+class _MkdirPayload:
+    """Unpickling this would create the file ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+def test_a_plain_pickle_with_a_code_payload_is_refused_as_such(tmp_path, protocol):
+    """pickle.dump (not torch.save) of an object that runs code: refused by name, never run, no torch warning."""
+    import pickle
+    import warnings
+
+    marker = tmp_path / "payload-ran"
+    path = tmp_path / "model.pth"
+    with open(path, "wb") as f:
+        pickle.dump({"model": _MkdirPayload(marker)}, f, protocol=protocol)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(CheckpointError, match=r"needs arbitrary code to load \(posix\.mkdir\) and was refused"):
+            safety.load_checkpoint(path)
+    assert not marker.exists()
+
+
+def test_a_download_that_fails_at_once_leaves_no_empty_bar(http_server, capfd):
+    with pytest.raises(DownloadError):
+        store.download(http_server.url("absent-0123abcd.pth"), progress=True, retries=0)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""

@@ -18,6 +18,7 @@ without horizontal flips. See README.md beside this file for the recipes.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import contextlib
 import json
 import math
@@ -774,6 +775,11 @@ def run(args: argparse.Namespace, env: Env) -> int:
                 "num_classes": len(classes),
                 "categories": list(classes),
                 "recipe_weights": str(member),
+                # what videozoo needs to use the file as weights= (videozoo.zoo.runs): the evaluation clips
+                # and preprocessing of this run, and how its outputs are read
+                "recipe": dataclasses.asdict(recipe),
+                "preset": preset.settings(),
+                "multi_label": args.multi_label,
                 "metrics": record,
             }
             utils.save_atomic(checkpoint, args.output_dir / CHECKPOINT)

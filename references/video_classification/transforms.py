@@ -18,7 +18,6 @@ Training view of a clip (PySlowFast's and torchvision's recipes in one rule):
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 
 import torch
@@ -46,12 +45,7 @@ def eval_preset(preset: VideoClassification, crop_size: Sequence[int] | None, re
         factor = crop[0] / preset.crop_size[0]
         resize_size = tuple(max(1, round(r * factor)) for r in preset.resize_size)
     # Every other setting (mean, std, interpolation, rounding...) as the preset has it.
-    settings = {
-        name: getattr(preset, name)
-        for name in inspect.signature(VideoClassification).parameters
-        if hasattr(preset, name)
-    }
-    return VideoClassification(**{**settings, "crop_size": crop, "resize_size": tuple(resize_size)})
+    return VideoClassification(**{**preset.settings(), "crop_size": crop, "resize_size": tuple(resize_size)})
 
 
 class TrainAugment:

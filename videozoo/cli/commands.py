@@ -115,16 +115,25 @@ def _output_file(path: str, flag: str) -> None:
         raise Fail(EXIT_OUTPUT, f"{flag} {path}: no permission to write in {folder}; choose another path.")
 
 
-def _report_collection(records: list[dict[str, Any]], summary: str, quiet: bool) -> int:
-    """Rank 0 of a collection run: one line per failed video, a summary, the exit code (others: 0)."""
+def _report_collection(records: list[dict[str, Any]], index: str, done: str, quiet: bool) -> int:
+    """Rank 0 of a collection run: one line per failed video, a summary, the exit code (other ranks: 0).
+
+    Alone, videos that could not be read make the exit code 4, as for single videos. Under torchrun the
+    processes exit 0 once every video was tried (torchrun reports any other code as a crash of the
+    job): the summary line says how many failed, and their records in the index have status "error".
+    """
     if int(os.environ.get("RANK", "0")) != 0:
         return EXIT_OK
     failed = [r for r in records if r["status"] != "ok"]
     for r in failed:
         error_line(str(r["error"]))
-    if not quiet:
-        print(f"{len(records) - len(failed)} of {len(records)} {summary}", file=sys.stderr)
-    return EXIT_VIDEO if failed else EXIT_OK
+    distributed = "TORCHELASTIC_RUN_ID" in os.environ or int(os.environ.get("WORLD_SIZE", "1")) > 1  # torchrun's
+    if not quiet or (failed and distributed):
+        summary = f"{len(records) - len(failed)} of {len(records)} {done}: {index}"
+        if failed:
+            summary += f"; {len(failed)} could not be read (status \"error\" in the index; a rerun tries them again)"
+        print(summary, file=sys.stderr)
+    return EXIT_VIDEO if failed and not distributed else EXIT_OK
 
 
 def _collect(run: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
@@ -154,11 +163,18 @@ def classify(args: argparse.Namespace) -> int:
     else:
         if not args.videos:
             raise Fail(EXIT_USAGE, "give VIDEO paths, or --manifest FILE --out DIR.")
-        missing = [v for v in args.videos if not os.path.exists(v)]
+        from videozoo.video.io import not_a_video
+
+        reasons = {v: not_a_video(v) for v in args.videos}
+        missing = [v for v in args.videos if reasons[v] is not None]
         for video in missing:
-            error_line(f"{video}: no such file.")
+            error_line(f"{video}: {reasons[video]}")
         videos = [v for v in args.videos if v not in missing]
-        if not videos:
+        if not videos:  # nothing to classify: the model is not even loaded
+            if args.json:
+                errors = [{"video": v, "error": f"{v}: {reasons[v]}"} for v in args.videos]
+                json.dump({"model": args.model, "weights": args.weights, "results": errors}, sys.stdout, indent=2)
+                sys.stdout.write("\n")
             return EXIT_VIDEO
     try:  # e.g. --clips 2 with a segment recipe (one temporal view)
         member.recipe.with_views(args.clips, args.crops)
@@ -171,7 +187,7 @@ def classify(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if collection:
         records = _collect(classify_collection, videos, classifier, args.out, top_k=args.top_k)
-        return _report_collection(records, f"videos classified; results: {os.path.join(args.out, RESULTS)}", args.quiet)
+        return _report_collection(records, os.path.join(args.out, RESULTS), "videos classified", args.quiet)
     recipe = classifier.recipe
     header = {
         **classifier.runner.describe(), "clips": recipe.num_clips, "crops": recipe.num_crops,
@@ -184,7 +200,7 @@ def classify(args: argparse.Namespace) -> int:
     try:
         for video in args.videos:
             if video in missing:
-                results.append({"video": video, "error": f"{video}: no such file."})
+                results.append({"video": video, "error": f"{video}: {reasons[video]}"})
                 continue
             prediction = next(predictions)
             bar.update(1)
@@ -287,12 +303,14 @@ def timeline(args: argparse.Namespace) -> int:
             raise Fail(EXIT_USAGE, f"with --manifest the timelines go to {os.path.join(args.out, TIMELINES)} (no --json, --csv or --plot).")
         _prepare(args)
         records = _collect(timeline_collection, videos, args.model, args.out, args.weights, device=args.device, dtype=args.dtype, **options)
-        return _report_collection(records, f"timelines written: {os.path.join(args.out, TIMELINES)}", args.quiet)
+        return _report_collection(records, os.path.join(args.out, TIMELINES), "timelines written", args.quiet)
     _check_device(args.device)
     if args.video is None:
         raise Fail(EXIT_USAGE, "give a VIDEO, or --manifest FILE with --out DIR.")
-    if not os.path.exists(args.video):
-        raise Fail(EXIT_VIDEO, f"{args.video}: no such file.")
+    from videozoo.video.io import not_a_video
+
+    if not_a_video(args.video) is not None:
+        raise Fail(EXIT_VIDEO, f"{args.video}: {not_a_video(args.video)}")
     _member(args.model, args.weights)
     bar = tqdm(desc="windows", unit="window", file=sys.stderr, disable=args.quiet or None)
 
@@ -332,7 +350,7 @@ def extract(args: argparse.Namespace) -> int:
         extract, videos, args.model, args.out, args.weights, window=args.window, stride=args.stride, dtype=args.dtype,
         device=args.device, batch_size=args.batch_size, num_workers=args.workers, resize_on_decode=not args.exact,
     )  # fmt: skip
-    return _report_collection(records, f"videos extracted; index: {os.path.join(args.out, INDEX)}", args.quiet)
+    return _report_collection(records, os.path.join(args.out, INDEX), "videos extracted", args.quiet)
 
 
 def export(args: argparse.Namespace) -> int:

@@ -318,7 +318,7 @@ def classify_collection(
 ) -> list[dict[str, Any]]:
     """Classify every video not yet done into ``out_dir/results.jsonl``; returns the records (rank 0: all).
 
-    Each record is ``path``, ``model``, ``weights``, ``status`` (``"ok"``/``"error"``), ``error`` and for
+    Each record is ``video`` (its absolute path), ``model``, ``weights``, ``status`` (``"ok"``/``"error"``), ``error`` and for
     ``ok`` the prediction's ``views``, ``top_k`` and ``labels`` (as ``videozoo classify --json``).
 
     Args:
@@ -335,8 +335,8 @@ def classify_collection(
     def process(todo: list[str]) -> Iterable[tuple[str, dict[str, Any] | None, str | None]]:
         for prediction in classifier.iter_predict(todo, top_k=top_k, on_error="return"):
             entry = prediction.to_dict()
-            path = entry.pop("video")
-            yield (path, None, entry["error"]) if prediction.error is not None else (path, entry, None)
+            video = entry.pop("video")
+            yield (video, None, entry["error"]) if prediction.error is not None else (video, entry, None)
 
     task = CollectionTask("classify", RESULTS, runner.describe(), process, config=config)
     return run_collection(videos_or_manifest, out_dir, task)

@@ -12,6 +12,8 @@
 3. **shard**: video ``i`` goes to rank ``i % world_size`` (:func:`shard`); whether a video is done is
    decided by its finished record (an ``ok`` line in the index or in a part file left by a killed run),
    not by the shard it was in, so a rerun with another number of processes redoes nothing finished;
+   One run at a time writes into a folder: a second one with the same settings waits for the first to
+   finish (:func:`hold_folder`), then finds its videos done;
 4. **parts**: each rank appends a video's record to its own part file as soon as it is done
    (:class:`Session`; a kill loses at most that line);
 5. **merge**: once every rank is done (a gloo barrier under torchrun), rank 0 writes the index, one
@@ -28,6 +30,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +53,7 @@ VideosArg = str | os.PathLike[str] | Sequence[str | os.PathLike[str]]
 #: What a task's ``process`` yields per video: ``(path, fields, error)``, the result's fields or the error's text.
 Outcome = tuple[str, "dict[str, Any] | None", "str | None"]
 LOCK = ".videozoo.lock"  # the output folder's lock (configuration check and write)
+RUN_LOCK = ".videozoo.run.lock"  # held by one run at a time (see hold_folder)
 
 PARTS = "_parts"  # folder of the per-rank record files, removed after the merge
 
@@ -124,10 +128,14 @@ class Session:
             if not dist.is_initialized():
                 dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=timeout_s))
                 self._owns_group = True
-        self._part = open(self.out_dir / PARTS / f"rank{self.rank}-of-{self.world_size}-{os.getpid()}.jsonl", "a", encoding="utf-8")
+        self._part_path = self.out_dir / PARTS / f"rank{self.rank}-of-{self.world_size}-{os.getpid()}.jsonl"
+        self._part: Any = None  # opened with the first record, once this run holds the folder
 
     def record(self, entry: dict[str, Any]) -> None:
         """Append one record to this rank's part file (flushed at once, so a kill loses at most this line)."""
+        if self._part is None:
+            self._part_path.parent.mkdir(exist_ok=True)  # a run that finished meanwhile removed it
+            self._part = open(self._part_path, "a", encoding="utf-8")
         self._part.write(json.dumps(entry) + "\n")
         self._part.flush()
 
@@ -146,7 +154,7 @@ class Session:
                     entry = json.loads(line)
                 except json.JSONDecodeError:  # a line cut by a kill
                     continue
-                found[entry["path"]] = entry
+                found[entry["video"]] = entry
         return found
 
     def finish(self, index_name: str, merge: Callable[[], list[dict[str, Any]]]) -> Path:
@@ -156,7 +164,8 @@ class Session:
             index_name: file name of the index in ``out_dir``.
             merge: builds the index's records (called on rank 0 only, after the barrier).
         """
-        self._part.close()
+        if self._part is not None:
+            self._part.close()
         self.barrier()
         index = self.out_dir / index_name
         if self.rank == 0:
@@ -172,7 +181,7 @@ class Session:
         return index
 
     def close(self) -> None:
-        if not self._part.closed:
+        if self._part is not None and not self._part.closed:
             self._part.close()
         if self._owns_group:
             import torch.distributed as dist
@@ -205,8 +214,8 @@ class CollectionTask:
 
     def record(self, path: str, fields: dict[str, Any] | None, error: str | None) -> dict[str, Any]:
         if error is not None:
-            return {"path": path, **self.base, **self.error_fields, "status": "error", "error": error}
-        return {"path": path, **self.base, "status": "ok", "error": None, **(fields or {})}
+            return {"video": path, **self.base, **self.error_fields, "status": "error", "error": error}
+        return {"video": path, **self.base, "status": "ok", "error": None, **(fields or {})}
 
 
 def videos_of(videos_or_manifest: VideosArg) -> list[str]:
@@ -224,14 +233,18 @@ def run_collection(videos_or_manifest: VideosArg, out_dir: str | os.PathLike[str
     """
     videos = videos_of(videos_or_manifest)
     session = Session(out_dir)
+    held = None
     try:
         check_configuration(session.out_dir, task.name, task.config if task.config is not None else task.base)
+        if session.rank == 0:
+            held = hold_folder(session.out_dir)
+        session.barrier()
         index = session.out_dir / task.index_name
         previous: dict[str, dict[str, Any]] = {}
         if index.exists():
             for line in index.read_text(encoding="utf-8").splitlines():
                 entry = json.loads(line)
-                previous[entry["path"]] = entry
+                previous[entry["video"]] = entry
         previous.update(session.part_records())
         done = {path for path, entry in previous.items() if entry.get("status") == "ok" and task.finished(entry)}
         todo = [v for v in shard(videos, session.rank, session.world_size) if v not in done]
@@ -251,6 +264,26 @@ def run_collection(videos_or_manifest: VideosArg, out_dir: str | os.PathLike[str
         return own
     finally:
         session.close()
+        if held is not None:
+            held.release()
+
+
+def hold_folder(out: Path) -> Any:
+    """The folder's run lock, held by rank 0 of one run at a time (returned acquired; ``release()`` it).
+
+    A second run into the same folder with the same settings waits here until the first has written its
+    index, then finds its videos done and redoes none of them (two runs at once would also remove each
+    other's part files when they merge).
+    """
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(out / RUN_LOCK))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"videozoo: another run is writing into {out}; waiting for it to finish.", file=sys.stderr, flush=True)
+        lock.acquire()
+    return lock
 
 
 def check_configuration(out: Path, name: str, config: dict[str, Any]) -> None:

@@ -10,7 +10,7 @@ Output, in ``out_dir``:
   video's index record as a JSON string). It is written to a temporary file and ``os.replace``-d, so
   it exists only when complete: it is the "done" mark a rerun skips on.
 - ``index.jsonl``: one JSON line per video in sorted path order (written by the shared collection
-  driver, :mod:`videozoo.tasks.collection`): ``path``, ``output``, ``windows``,
+  driver, :mod:`videozoo.tasks.collection`): ``video`` (its absolute path), ``output``, ``windows``,
   ``num_features``, ``model``, ``weights``, ``recipe``, ``window``, ``stride``, ``dtype``,
   ``status`` (``"ok"`` or ``"error"``) and ``error`` (the message, or null). Unreadable videos are
   recorded with their error and retried by the next run.
@@ -146,7 +146,7 @@ def extract(
                 yield video, None, error
             else:
                 fields = {"output": output_name(video), "windows": len(spans), "num_features": int(features.shape[1])}
-                record = {"path": video, **base, "status": "ok", "error": None, **fields}
+                record = {"video": video, **base, "status": "ok", "error": None, **fields}
                 times = np.asarray(spans, dtype=np.float64).reshape(-1, 2)
                 write_atomic(
                     out / fields["output"],

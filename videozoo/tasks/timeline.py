@@ -285,7 +285,7 @@ def timeline_collection(
     """The timeline of every video not yet done into ``out_dir/timelines.jsonl``; returns the records
     (rank 0: all).
 
-    Each record is ``path``, ``model``, ``weights``, ``status``, ``error`` and for ``ok`` the timeline's
+    Each record is ``video`` (its absolute path), ``model``, ``weights``, ``status``, ``error`` and for ``ok`` the timeline's
     ``window``, ``stride``, ``windows``, ... (as ``videozoo timeline --json``).
 
     Args:

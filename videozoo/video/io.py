@@ -21,6 +21,7 @@ classification pipeline fast, and torchcodec has not been shown faster for full-
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -76,11 +77,28 @@ def _error(path: str, what: str) -> VideoDecodeError:
     return VideoDecodeError(f"{path}: {what}", path=path)
 
 
-def _open(path: str) -> av.container.InputContainer:
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+#: Still-image formats FFmpeg would open as a one-frame "video" (animated GIFs are videos and stay allowed).
+_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".heic", ".avif")
+
+
+def not_a_video(path: str) -> str | None:
+    """Why ``path`` cannot be a video file, seen without opening it (a URL, missing, an image, a folder), or ``None``."""
+    if _URL.match(path):
+        return "is a URL; videozoo reads local files. Download the video first (e.g. curl -O URL)."
     if not os.path.exists(path):
-        raise _error(path, "no such file. Check the path (relative paths are taken from the current directory).")
+        return "no such file. Check the path (relative paths are taken from the current directory)."
+    if path.lower().endswith(_IMAGE_SUFFIXES):
+        return "is an image, not a video; the models classify clips of frames over time. Give a video file."
     if os.path.isdir(path):
-        raise _error(path, "is a directory, not a video file.")
+        return "is a directory, not a video file."
+    return None
+
+
+def _open(path: str) -> av.container.InputContainer:
+    reason = not_a_video(path)
+    if reason is not None:
+        raise _error(path, reason)
     try:
         return av.open(path, metadata_errors="ignore")
     except av.error.FFmpegError as e:
@@ -331,14 +349,15 @@ class VideoReader:
             raise _error(
                 self.path,
                 f"the file is truncated: its video ends at {found:.2f} s but the header declares "
-                f"{declared:.2f} s (an interrupted download or copy?). Re-download it, or pass "
-                f"strict=False to use the frames that are there.",
+                f"{declared:.2f} s (an interrupted download or copy?). Download or copy it again "
+                f"(in Python, read_video and VideoReader take strict=False to read the frames that are there).",
             )
         if stream.frames and stream.frames > len(index) + max(2, len(index) // 10):
             raise _error(
                 self.path,
                 f"the file is truncated: {len(index)} of the {stream.frames} frames its header lists are "
-                f"present (an interrupted download or copy?). Re-download it, or pass strict=False.",
+                f"present (an interrupted download or copy?). Download or copy it again (in Python, read_video "
+                f"and VideoReader take strict=False to read the frames that are there).",
             )
 
     # -- frames --------------------------------------------------------------------------------------

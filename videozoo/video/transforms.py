@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -87,6 +87,14 @@ class VideoClassification(nn.Module):
         if channel_order not in ("rgb", "bgr"):
             raise ValueError(f"channel_order must be 'rgb' or 'bgr', got {channel_order!r}.")
         self.channel_order = channel_order
+
+    def settings(self) -> dict[str, Any]:
+        """The constructor's arguments (``VideoClassification(**preset.settings())`` is the same preset)."""
+        return {
+            "crop_size": list(self.crop_size), "resize_size": list(self.resize_size), "mean": list(self.mean),
+            "std": list(self.std), "interpolation": self.interpolation, "resize_uint8": self.resize_uint8,
+            "crop_rounding": self.crop_rounding, "channel_order": self.channel_order,
+        }  # fmt: skip
 
     # -- the steps -----------------------------------------------------------------------------------
 

@@ -56,6 +56,10 @@ def load_weights(
         remedy = f"Delete {file} and run again to download it anew."
     else:
         file = Path(path).expanduser()
+        if file.is_dir():
+            inside = sorted(p.name for p in file.iterdir() if p.suffix in (".pth", ".pt", ".pyth", ".ckpt", ".bin", ".safetensors"))
+            which = f"one of the checkpoint files in it ({', '.join(inside[:5])})" if inside else "a checkpoint file (it holds none)"
+            raise CheckpointError(f"{file}: is a folder; give {which}.")
         if not file.is_file():
             raise CheckpointError(f"{file}: no such checkpoint file.")
         remedy = f"Use the file published at {weights.url}, unchanged."
@@ -63,13 +67,26 @@ def load_weights(
         checkpoint = load_checkpoint(file, downloaded=path is None or store.in_store(file))
     except (PermissionError, IsADirectoryError) as e:
         raise CheckpointError(f"{file}: cannot read the checkpoint ({e.strerror or e}).") from None
+    own = model.state_dict()
     try:
-        state_dict = weights.adapt_state_dict(checkpoint)
+        state_dict: Mapping[str, Any] | None = weights.adapt_state_dict(checkpoint)
+        problems = _mismatches(own, state_dict)
     except (ValueError, TypeError, KeyError) as e:
-        raise CheckpointError(
-            f"{file}: not a checkpoint in the format {weights!r} is published in ({_first_line(e)}). {remedy}"
-        ) from None
-    problems = _mismatches(model.state_dict(), state_dict)
+        state_dict, problems = None, f"not a checkpoint in the format {weights!r} is published in ({_first_line(e)})"
+    if problems and path is not None:  # a user's file: maybe a state_dict saved from a videozoo model
+        found = own_layout(checkpoint, own)
+        if found is not None and (state_dict is None or found[1] is not None):
+            state_dict, key = found
+            problems = _mismatches(own, state_dict)
+            if problems:
+                where = f" (the weights under the key {key!r})" if key else ""
+                raise CheckpointError(
+                    f"{file}: a state_dict of {type(model).__name__}{where} that does not fit it as built for "
+                    f"{weights!r}: {problems}. Build the model with the sizes it was saved with (num_classes, ...), "
+                    f"or pass the checkpoint train.py wrote, which carries its class names and recipe."
+                )
+    if state_dict is None:
+        raise CheckpointError(f"{file}: {problems}. {remedy}")
     if problems:
         raise CheckpointError(
             f"{file}: the checkpoint does not fit {type(model).__name__} as built for {weights!r}: {problems}. "
@@ -79,6 +96,26 @@ def load_weights(
     model.load_state_dict(state_dict, strict=True)
     return model
 
+
+
+#: Keys under which training scripts keep a model's state_dict (train.py, Lightning, PySlowFast, ...).
+_WRAPPER_KEYS = ("model", "state_dict", "model_state", "module")
+
+
+def own_layout(checkpoint: Any, own: Mapping[str, torch.Tensor]) -> tuple[dict[str, Any], str | None] | None:
+    """A state_dict in the model's own key names in ``checkpoint``: the file itself or under a wrapper key
+    (DDP's ``module.`` prefix removed), with the key it sits under; ``None`` if the names do not match."""
+    if not isinstance(checkpoint, Mapping):
+        return None
+    candidates = [(checkpoint, None)]
+    candidates += [(checkpoint[k], k) for k in _WRAPPER_KEYS if isinstance(checkpoint.get(k), Mapping)]
+    for state, key in candidates:
+        names = list(state)
+        if names and all(isinstance(n, str) and n.startswith("module.") for n in names):
+            state = {n[len("module."):]: v for n, v in state.items()}
+        if set(state) == set(own):
+            return dict(state), key
+    return None
 
 
 def _namesakes(weights: WeightsEnum, file: Path) -> str:

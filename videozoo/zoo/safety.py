@@ -15,6 +15,7 @@ import pickle
 import re
 import struct
 import threading
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,7 @@ _LOAD_LOCK = threading.Lock()
 
 
 
-def load_checkpoint(path: str | os.PathLike[str], *, downloaded: bool = False) -> Any:
+def load_checkpoint(path: str | os.PathLike[str], *, downloaded: bool = False, mmap: bool = False) -> Any:
     """Load a checkpoint on CPU with ``torch.load(weights_only=True)``, or a ``.safetensors`` file's tensors.
 
     numpy scalars and dtypes in it (e.g. ``"epoch": np.int64(3)``) load too with
@@ -65,6 +66,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, downloaded: bool = False) -
     any other global to unpickle (refused; its payload never runs).  For a damaged file
     the message says to download it again if it was ``downloaded`` (the loader says so for a
     file in the checkpoint store), else to check or re-save it.  A missing file raises ``FileNotFoundError``.
+    ``mmap`` maps a zip-format file's tensors instead of reading them (a look at what a file holds).
     """
     import torch
 
@@ -77,13 +79,15 @@ def load_checkpoint(path: str | os.PathLike[str], *, downloaded: bool = False) -
     if not looks_like_checkpoint(head):
         raise CheckpointError(f"{path} is not a PyTorch checkpoint (it starts with {describe_head(head)}). {remedy}")
     try:
-        with _LOAD_LOCK, _numpy_allowed(torch):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        with _LOAD_LOCK, _numpy_allowed(torch), warnings.catch_warnings():
+            # torch warns about any pickle protocol but 2; what it cannot read is an error below
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and head.startswith(ZIP_MAGIC))
     except pickle.UnpicklingError as e:
-        message = str(e)
-        if _UNSAFE_PICKLE.search(message):
-            found = _UNSAFE_GLOBAL.search(message)
-            what = f" ({found.group(1) or found.group(2)})" if found else ""
+        found = _UNSAFE_GLOBAL.search(str(e)) if _UNSAFE_PICKLE.search(str(e)) else None
+        needed = [found.group(1) or found.group(2)] if found else _code_in_plain_pickle(path)
+        if _UNSAFE_PICKLE.search(str(e)) or needed:
+            what = f" ({', '.join(needed[:3])})" if needed else ""
             raise CheckpointError(
                 f"{path} needs arbitrary code to load{what} and was refused: videozoo only loads checkpoints "
                 f"with torch.load(weights_only=True) (plus numpy scalars and dtypes) and never unpickles untrusted "
@@ -112,6 +116,27 @@ def _load_safetensors(path: Path, remedy: str) -> dict[str, Any]:
     except (SafetensorError, ValueError, RuntimeError) as e:
         raise _corrupt(path, e, remedy) from e
 
+
+
+def _code_in_plain_pickle(path: Path) -> list[str]:
+    """The globals a whole-file Python pickle (``pickle.dump``, not ``torch.save``) would import and call,
+    read with ``pickletools`` (nothing runs); empty for anything that is not such a pickle."""
+    import pickletools
+
+    names: list[str] = []
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as f:
+            for opcode, arg, _ in pickletools.genops(f):
+                if isinstance(arg, str):
+                    strings.append(arg)
+                if opcode.name == "GLOBAL" and isinstance(arg, str):
+                    names.append(arg.replace(" ", "."))
+                elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    names.append(f"{strings[-2]}.{strings[-1]}")
+    except Exception:  # not a pickle from its first byte to its last: a damaged file
+        return []
+    return [n for n in dict.fromkeys(names) if not n.startswith(("torch.", "collections.OrderedDict"))]
 
 
 def looks_like_checkpoint(head: bytes) -> bool:

@@ -246,13 +246,15 @@ def _download_locked(
     linked: str | None = None
     remedy = f"To work offline, download the file by other means and put it at {dst}; it is then used as is."
 
-    bar = tqdm(desc=dst.name, file=sys.stderr, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress)
+    # shown once the transfer has run for a moment: a download that fails at once leaves no empty bar
+    bar = tqdm(desc=dst.name, file=sys.stderr, unit="B", unit_scale=True, unit_divisor=1024, disable=not progress, delay=0.5)
     with requests.Session() as session, bar:
         attempt = 0
         while True:
             attempt += 1
             try:
                 hasher, linked = _attempt(session, url, partial, bar, timeout, remedy)
+                bar.refresh()  # the finished transfer is shown, however short
                 break
             except _Unreachable as e:
                 raise DownloadError(f"Could not download {url}: {e}.{_resume_hint(partial)} {remedy}") from e.__cause__

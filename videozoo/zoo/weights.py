@@ -67,9 +67,11 @@ class WeightsEnum(Enum):
                 name = name[len(prefix) :]
             if name in cls.__members__:
                 return cls.__members__[name]
+            from videozoo.zoo.registry import did_you_mean
+
             raise ValueError(
                 f"Unknown weights {obj!r} for {cls.__name__}; valid names are "
-                f"{', '.join(repr(n) for n in cls.__members__)}."
+                f"{', '.join(repr(n) for n in cls.__members__)}.{did_you_mean(name, cls.__members__)}"
             )
         if isinstance(obj, WeightsEnum):
             raise ValueError(
@@ -86,13 +88,20 @@ class WeightsEnum(Enum):
         """The member ``weights`` stands for, and the local file to load it from (``None``: its URL).
 
         ``weights`` is anything :meth:`verify` takes, or the path of a local checkpoint file
-        (:func:`is_checkpoint_path`): the member whose cache file has that name (so a file downloaded
-        by hand keeps its recipe and categories), otherwise ``DEFAULT``.
+        (:func:`is_checkpoint_path`): a training run's checkpoint stands for a member of its own, with
+        the run's classes and recipe (:mod:`videozoo.zoo.runs`); another file for the member whose cache
+        file has that name (so a file downloaded by hand keeps its recipe and categories), otherwise
+        ``DEFAULT``.
         """
         is_name = isinstance(weights, str) and (weights in cls.__members__ or weights.startswith(cls.__name__ + "."))
         if is_name or not is_checkpoint_path(weights):
             return cls.verify(weights), None
+        from videozoo.zoo.runs import read_run, run_member
+
         path = Path(weights).expanduser()
+        run = read_run(path)
+        if run is not None:
+            return run_member(cls, run, path), path
         for member in cls:
             if path.name in member.file_names:
                 return member, path
