@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from videozoo.tasks.classify import Prediction, VideoClassifier, predict
     from videozoo.tasks.classify import classify_collection
     from videozoo.tasks.timeline import timeline_collection
+    from videozoo.tasks.engines import Engine, accelerate
     from videozoo.tasks.export import ExportResult, export_model
     from videozoo.tasks.extract import extract
     from videozoo.tasks.memory import reuse_freed_memory
@@ -58,6 +59,8 @@ _LAZY = {
     "extract": "videozoo.tasks.extract",
     "classify_collection": "videozoo.tasks.classify",
     "timeline_collection": "videozoo.tasks.timeline",
+    "accelerate": "videozoo.tasks.engines",
+    "Engine": "videozoo.tasks.engines",
     "export_model": "videozoo.tasks.export",
     "ExportResult": "videozoo.tasks.export",
     "reuse_freed_memory": "videozoo.tasks.memory",
@@ -112,6 +115,8 @@ __all__ = [
     "timeline_collection",
     "export_model",
     "ExportResult",
+    "accelerate",
+    "Engine",
     "reuse_freed_memory",
     # errors
     "VideozooError",

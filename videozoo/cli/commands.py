@@ -71,10 +71,25 @@ def _check_device(device: str) -> None:
 
 
 def _prepare(args: argparse.Namespace) -> Any:
-    """The checks every model-running command starts with: the model's name, the device, the weights."""
+    """The checks every model-running command starts with: the model's name, the device, the engine, the weights."""
     _model_name(args.model)
-    _check_device(args.device)
+    _check_runtime(args)
     return _member(args.model, args.weights)
+
+
+def _check_runtime(args: argparse.Namespace) -> None:
+    """``--device`` and ``--engine`` can run here."""
+    from videozoo.tasks.engines import installed, runs
+
+    _check_device(args.device)
+    if args.engine in ("onnxruntime", "openvino") and not installed(args.engine):
+        extra = "onnx" if args.engine == "onnxruntime" else "openvino"
+        raise Fail(EXIT_USAGE, f"--engine {args.engine} is not installed: pip install 'videozoo[{extra}]'.")
+    if args.engine in ("onnxruntime", "openvino") and not runs(args.engine, args.dtype):
+        raise Fail(EXIT_USAGE, f"--engine {args.engine} cannot run --dtype {args.dtype} on this machine; use --dtype fp32, "
+                   f"or --engine torch (autocast) or auto.")  # fmt: skip
+    if args.engine != "torch" and args.device != "cpu":
+        raise Fail(EXIT_USAGE, f"--engine {args.engine} runs on the CPU; use --engine torch with --device {args.device}.")
 
 
 def _collection_args(args: argparse.Namespace, inputs: list[str], what: str) -> list[str]:
@@ -113,6 +128,12 @@ def _output_file(path: str, flag: str) -> None:
         raise Fail(EXIT_OUTPUT, f"{flag} {path}: the folder {folder} does not exist; create it first or choose another path.")
     if not os.access(folder, os.W_OK):
         raise Fail(EXIT_OUTPUT, f"{flag} {path}: no permission to write in {folder}; choose another path.")
+
+
+def _say_engine(runner: Any, args: argparse.Namespace) -> None:
+    """``--engine auto`` says which engine it picked and why (on stderr, unless ``--quiet``)."""
+    if runner.engine is not None and runner.engine.report and not args.quiet:
+        print(f"videozoo: {runner.engine.report}", file=sys.stderr)
 
 
 def _report_collection(records: list[dict[str, Any]], index: str, done: str, quiet: bool) -> int:
@@ -183,8 +204,9 @@ def classify(args: argparse.Namespace) -> int:
     classifier = VideoClassifier(
         args.model, args.weights, clips=args.clips, crops=args.crops, device=args.device, batch_size=args.batch_size,
         num_workers=args.workers, resize_on_decode=not args.exact, progress=not args.quiet and not collection,
-        threshold=args.threshold, dtype=args.dtype,
+        threshold=args.threshold, dtype=args.dtype, engine=args.engine,
     )  # fmt: skip
+    _say_engine(classifier.runner, args)
     if collection:
         records = _collect(classify_collection, videos, classifier, args.out, top_k=args.top_k)
         return _report_collection(records, os.path.join(args.out, RESULTS), "videos classified", args.quiet)
@@ -302,9 +324,12 @@ def timeline(args: argparse.Namespace) -> int:
         if args.json or args.csv or args.plot is not None:
             raise Fail(EXIT_USAGE, f"with --manifest the timelines go to {os.path.join(args.out, TIMELINES)} (no --json, --csv or --plot).")
         _prepare(args)
-        records = _collect(timeline_collection, videos, args.model, args.out, args.weights, device=args.device, dtype=args.dtype, **options)
+        records = _collect(
+            timeline_collection, videos, args.model, args.out, args.weights, device=args.device, dtype=args.dtype,
+            engine=args.engine, **options,
+        )  # fmt: skip
         return _report_collection(records, os.path.join(args.out, TIMELINES), "timelines written", args.quiet)
-    _check_device(args.device)
+    _check_runtime(args)
     if args.video is None:
         raise Fail(EXIT_USAGE, "give a VIDEO, or --manifest FILE with --out DIR.")
     from videozoo.video.io import not_a_video
@@ -319,7 +344,10 @@ def timeline(args: argparse.Namespace) -> int:
         bar.update(done - bar.n)
 
     try:
-        result = timeline(args.video, args.model, args.weights, device=args.device, dtype=args.dtype, progress=progress, **options)
+        result = timeline(
+            args.video, args.model, args.weights, device=args.device, dtype=args.dtype, engine=args.engine,
+            progress=progress, **options,
+        )  # fmt: skip
     finally:
         bar.close()
     if args.json:
@@ -349,6 +377,7 @@ def extract(args: argparse.Namespace) -> int:
     records = _collect(
         extract, videos, args.model, args.out, args.weights, window=args.window, stride=args.stride, dtype=args.dtype,
         device=args.device, batch_size=args.batch_size, num_workers=args.workers, resize_on_decode=not args.exact,
+        engine=args.engine,
     )  # fmt: skip
     return _report_collection(records, os.path.join(args.out, INDEX), "videos extracted", args.quiet)
 

@@ -119,6 +119,8 @@ class VideoClassifier:
         threshold: every class at least this probable is one of a prediction's ``labels`` (the point of
             multi-label weights, whose probabilities are sigmoids maxed over views).
         dtype: ``"fp32"`` or ``"bf16"`` (autocast).
+        engine: what runs the model: ``"torch"``, ``"onnxruntime"``, ``"openvino"`` or ``"auto"``
+            (see :func:`videozoo.accelerate`).
     """
 
     def __init__(
@@ -136,10 +138,11 @@ class VideoClassifier:
         progress: bool = True,
         threshold: float = 0.5,
         dtype: str = "fp32",
+        engine: str = "torch",
     ) -> None:
         check_positive(batch_size, "batch_size")
         check_threshold(threshold)
-        self.runner = load_model(model, weights, device=device, dtype=dtype, progress=progress)
+        self.runner = load_model(model, weights, device=device, dtype=dtype, engine=engine, progress=progress)
         self.recipe = self.runner.recipe.with_views(clips, crops)
         self.transform = self.runner.transform()
         self.labels = self.runner.labels
@@ -295,6 +298,7 @@ def predict(
     num_workers: int | None = None,
     threshold: float = 0.5,
     dtype: str = "fp32",
+    engine: str = "torch",
     on_error: Literal["raise", "return"] = "raise",
 ) -> list[Prediction]:
     """Classify one or many videos: the top-k ``(label, probability)`` pairs of each, in order.
@@ -308,7 +312,7 @@ def predict(
     """
     classifier = VideoClassifier(
         model, weights, clips=clips, crops=crops, device=device, batch_size=batch_size, num_workers=num_workers,
-        threshold=threshold, dtype=dtype,
+        threshold=threshold, dtype=dtype, engine=engine,
     )  # fmt: skip
     return classifier.predict(videos, top_k=top_k, features=features, fps=fps, on_error=on_error)
 

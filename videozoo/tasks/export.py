@@ -32,7 +32,7 @@ from videozoo.tasks.runner import resolve_weights
 from videozoo.zoo import WeightsEnum, get_model
 from videozoo.errors import ExportError
 
-__all__ = ["ExportFormat", "FORMATS", "ExportResult", "export_model", "export_recipe"]
+__all__ = ["ExportFormat", "FORMATS", "ExportResult", "export_model", "export_recipe", "export_onnx", "published_clip"]
 
 ExportFormat = Literal["onnx", "torchscript", "exported-program"]
 FORMATS: tuple[str, ...] = ("onnx", "torchscript", "exported-program")
@@ -251,13 +251,33 @@ def _export(net: nn.Module, x: Tensor, path: Path, format: str, dynamic_batch: b
         with _exporting("torch.jit.script"):
             torch.jit.save(torch.jit.script(net), str(path))
         return
-    dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
-    with _exporting("torch.export"), torch.no_grad():
-        program = torch.export.export(net, (x,), dynamic_shapes=dynamic_shapes, strict=False)
     if format == "exported-program":
+        program = _program(net, x, dynamic_batch)
         with _exporting("torch.export.save"):
             torch.export.save(program, str(path))
         return
+    export_onnx(net, x, path, dynamic_batch=dynamic_batch)
+
+
+def _program(net: nn.Module, x: Tensor, dynamic_batch: bool) -> torch.export.ExportedProgram:
+    dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
+    with _exporting("torch.export"), torch.no_grad():
+        return torch.export.export(net, (x,), dynamic_shapes=dynamic_shapes, strict=False)
+
+
+def export_onnx(
+    net: nn.Module, x: Tensor, path: Path, *, dynamic_batch: bool, output_names: Sequence[str] = (OUTPUT_NAME,)
+) -> None:
+    """Write ``net`` (eval mode) traced at ``x`` as an ONNX graph with input ``video`` and ``output_names``.
+
+    Args:
+        dynamic_batch: export the batch dimension as a symbol (trace with a batch of at least 2).
+        output_names: one name per output of ``net`` (``("logits",)`` for a model; engines export a
+            wrapper that also returns the clip embedding).
+
+    Raises :class:`~videozoo.errors.ExportError` when the exporter fails or onnx/onnxscript are missing.
+    """
+    program = _program(net, x, dynamic_batch)
     try:
         import onnx  # noqa: F401  (the exporter needs both)
         import onnxscript  # noqa: F401
@@ -272,7 +292,7 @@ def _export(net: nn.Module, x: Tensor, path: Path, format: str, dynamic_batch: b
             dynamo=True,
             custom_translation_table={torch.ops.aten.conv3d.default: _onnx_conv3d},
             input_names=[INPUT_NAME],
-            output_names=[OUTPUT_NAME],
+            output_names=list(output_names),
             external_data=size > _ONNX_INLINE_BYTES,
             # onnxscript's graph optimizer miscompiled mvit_v2_b (0.17 off at 8x64x64, onnxscript 0.7.2);
             # onnxruntime optimizes the graph itself when it loads it.

@@ -105,6 +105,7 @@ def extract(
     num_workers: int | None = None,
     resize_on_decode: bool = True,
     progress: Callable[[int, int], None] | None = None,
+    engine: str = "torch",
 ) -> list[dict[str, Any]]:
     """Write every video's window embeddings to ``out_dir`` and return the index records (rank 0: all videos).
 
@@ -119,12 +120,14 @@ def extract(
         batch_size: windows per forward pass.
         num_workers: decoding processes (default: one per two CPU cores, at most 4; 0 decodes in this process).
         progress: called with (videos done, videos to do) on this rank.
+        engine: what runs the model (see :func:`videozoo.accelerate`); the features are the same to
+            within its checked tolerance.
 
     Under torchrun, every rank must call it with the same arguments; the return value of ranks other
     than 0 is their own shard's records. Raises ``ValueError`` when ``out_dir`` holds features computed
     with another configuration.
     """
-    runner = load_model(model, weights, device=device, dtype=dtype, progress=int(os.environ.get("RANK", "0")) == 0)
+    runner = load_model(model, weights, device=device, dtype=dtype, engine=engine, progress=int(os.environ.get("RANK", "0")) == 0)
     recipe = runner.recipe
     base = {
         **runner.describe(),

@@ -114,6 +114,7 @@ class Runner:
     weights_name: str
     device: torch.device
     dtype: str = "fp32"
+    engine: Any = None  # a videozoo.tasks.engines.Engine that runs the model instead of eager PyTorch
 
     @property
     def recipe(self) -> ClipRecipe:
@@ -137,6 +138,8 @@ class Runner:
     @torch.inference_mode()
     def logits(self, clips: Tensor) -> Tensor:
         """The model's logits for a batch of clips ``(B, C, T, H, W)``, on CPU, float32."""
+        if self.engine is not None:
+            return self.engine(clips)
         with self._autocast():
             return self.model(clips.to(self.device, non_blocking=True)).float().cpu()
 
@@ -144,6 +147,9 @@ class Runner:
     def embed(self, clips: Tensor, *, with_logits: bool = False) -> tuple[Tensor, Tensor | None]:
         """The clip embeddings ``(B, num_features)`` (``forward_head(..., pre_logits=True)``) and, when asked,
         the logits of the same forward pass; float32 on CPU."""
+        if self.engine is not None:
+            logits, embedding = self.engine.run(clips)
+            return embedding, logits if with_logits else None
         model = self.model
         if not (hasattr(model, "forward_features") and hasattr(model, "forward_head")):
             raise ValueError(f"{type(model).__name__} has no forward_features/forward_head; it gives no clip embedding.")
@@ -196,6 +202,7 @@ def load_model(
     *,
     device: str | torch.device = "cpu",
     dtype: str = "fp32",
+    engine: str = "torch",
     progress: bool = True,
 ) -> Runner:
     """The model in eval mode on ``device``, with the weights member whose recipe, preset and labels go with it.
@@ -208,6 +215,9 @@ def load_model(
         device: where the model runs; ``"cuda"`` needs a CUDA device (under torchrun, ``"cuda"`` is the
             rank's ``cuda:LOCAL_RANK``).
         dtype: ``"fp32"``, or ``"bf16"`` (the model runs under bf16 autocast).
+        engine: ``"torch"`` (eager PyTorch), ``"onnxruntime"``, ``"openvino"`` or ``"auto"`` (the fastest
+            installed, measured once): see :func:`videozoo.accelerate`. Other engines than torch run on
+            the CPU, at the weights' evaluation clip (frames x crop).
         progress: show a progress bar while downloading.
 
     Unknown names raise ``ValueError``; a checkpoint that cannot be read or does not fit raises
@@ -220,7 +230,15 @@ def load_model(
         net, model_name = model, type(model).__name__
     else:
         net, model_name = get_model(model, weights=weights, progress=progress), model
-    return Runner(net.eval().to(where), member, model_name, str(weights_name), where, dtype)
+    runner = Runner(net.eval().to(where), member, model_name, str(weights_name), where, dtype)
+    if engine != "torch":
+        from videozoo.tasks.engines import accelerate
+
+        if where.type != "cpu":
+            raise ValueError(f"engine={engine!r} runs on the CPU; use engine='torch' with device={str(where)!r}.")
+        crop = runner.transform().crop_size
+        runner.engine = accelerate(runner.model, member, engine=engine, dtype=dtype, clip_shape=(runner.recipe.num_frames, *crop))
+    return runner
 
 
 def _device(device: str | torch.device) -> torch.device:

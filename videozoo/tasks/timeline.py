@@ -205,6 +205,7 @@ def timeline(
     resize_on_decode: bool = True,
     progress: Callable[[int, int], None] | None = None,
     dtype: str = "fp32",
+    engine: str = "torch",
 ) -> Timeline:
     """Classify every window of a video: what happens when.
 
@@ -222,6 +223,7 @@ def timeline(
         resize_on_decode: as :func:`videozoo.predict`; False is exact and slower.
         progress: called as ``progress(done, total)`` after each batch.
         dtype: ``"fp32"`` or ``"bf16"`` (autocast).
+        engine: what runs the model (see :func:`videozoo.accelerate`).
 
     Probabilities are the softmax of the logits, or the sigmoid for multi-label weights. Raises
     :class:`~videozoo.errors.VideoDecodeError` for an unreadable video.
@@ -229,7 +231,7 @@ def timeline(
     check_positive(top_k, "top_k")
     check_positive(batch_size, "batch_size")
     check_threshold(threshold)
-    runner = model if isinstance(model, Runner) else load_model(model, weights, device=device, dtype=dtype)
+    runner = model if isinstance(model, Runner) else load_model(model, weights, device=device, dtype=dtype, engine=engine)
     labels = runner.labels
     stream = iter_windows(video, runner.recipe, runner.transform(), window=window, stride=stride, resize_on_decode=resize_on_decode)
     spans: list[tuple[int, float, float]] = []
@@ -280,6 +282,7 @@ def timeline_collection(
     *,
     device: str | torch.device = "cpu",
     dtype: str = "fp32",
+    engine: str = "torch",
     **options: Any,
 ) -> list[dict[str, Any]]:
     """The timeline of every video not yet done into ``out_dir/timelines.jsonl``; returns the records
@@ -290,10 +293,10 @@ def timeline_collection(
 
     Args:
         videos_or_manifest: video paths, or a manifest file (see :func:`videozoo.tasks.collection.read_manifest`).
-        model, weights, device, dtype: as :func:`timeline`; the network is loaded once per process.
+        model, weights, device, dtype, engine: as :func:`timeline`; the network is loaded once per process.
         options: :func:`timeline`'s other keywords (``window``, ``stride``, ``top_k``, ...).
     """
-    runner = load_model(model, weights, device=device, dtype=dtype)
+    runner = load_model(model, weights, device=device, dtype=dtype, engine=engine)
     config = {**runner.describe(), "dtype": dtype, **{k: v for k, v in options.items() if k != "progress"}}
 
     def process(todo: list[str]) -> Iterable[tuple[str, dict[str, Any] | None, str | None]]:

@@ -1,0 +1,139 @@
+"""Engines behind one switch: PyTorch, ONNX Runtime and OpenVINO run the same network, checked against eager,
+cached on disk, rebuilt when damaged, and chosen by measurement with ``engine="auto"``."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import videozoo
+from video_factory import make_video
+from videozoo.cli import EXIT_OK, EXIT_USAGE, main
+from videozoo.errors import ExportError
+from videozoo.tasks import engines
+from videozoo.tasks.engines import GRAPH, accelerate
+
+CLIP = (4, 32, 32)  # the tiny model's evaluation clip (4 frames, 32 px crop)
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.fixture
+def net(tiny):
+    torch.manual_seed(0)
+    return videozoo.get_model(tiny, weights="DEFAULT").eval()
+
+
+def _eager(net, x):
+    with torch.inference_mode():
+        features = net.forward_features(x)
+        return net.forward_head(features), net.forward_head(features, pre_logits=True)
+
+
+def _entries() -> list[Path]:
+    return sorted(p for p in engines.engines_dir().iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_engines_match_eager_at_any_batch(engine, net):
+    built = accelerate(net, None, engine=engine, clip_shape=CLIP)
+    assert built.name == engine and built.dtype == "fp32" and built.max_abs_diff < 1e-4
+    x = torch.randn(3, 3, *CLIP)
+    logits, embedding = built.run(x)
+    expected_logits, expected_embedding = _eager(net, x)
+    torch.testing.assert_close(logits, expected_logits, atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(embedding, expected_embedding, atol=1e-4, rtol=1e-4)
+    assert torch.equal(built(x), logits)
+
+
+def test_bf16_on_openvino_and_torch_within_its_tolerance_and_refused_by_onnxruntime(net):
+    if not engines.runs("openvino", "bf16"):
+        pytest.fail("this machine's CPU has BF16 (the suite is run where it does); OpenVINO says it has not")
+    for engine in ("openvino", "torch"):
+        built = accelerate(net, None, engine=engine, dtype="bf16", clip_shape=CLIP)
+        assert 0 < built.max_abs_diff < engines.TOLERANCE["bf16"] * 10  # bf16 ran, and stays near fp32
+    with pytest.raises(ValueError, match="ONNX Runtime's CPU provider runs fp32 only"):
+        accelerate(net, None, engine="onnxruntime", dtype="bf16", clip_shape=CLIP)
+
+
+def test_the_graph_is_cached_checked_once_and_rebuilt_when_damaged_or_stale(net):
+    accelerate(net, None, engine="onnxruntime", clip_shape=CLIP)
+    [entry] = _entries()
+    graph = entry / GRAPH
+    stamp = graph.stat().st_mtime_ns
+    accelerate(net, None, engine="openvino", clip_shape=CLIP)
+    assert graph.stat().st_mtime_ns == stamp  # one graph, two engines
+    checks = json.loads((entry / "checks.json").read_text())
+    assert {key.split()[0] for key in checks} == {"onnxruntime", "openvino"}
+    graph.write_bytes(b"not an onnx graph")  # damaged: rebuilt, never used as it is
+    again = accelerate(net, None, engine="onnxruntime", clip_shape=CLIP)
+    assert graph.read_bytes()[:20] != b"not an onnx graph"[:20] and again.max_abs_diff < 1e-4
+    with torch.no_grad():
+        net.fc.bias.add_(1.0)  # other weights: another entry, the old one stays valid
+    accelerate(net, None, engine="onnxruntime", clip_shape=CLIP)
+    assert len(_entries()) == 2
+
+
+def test_a_graph_that_differs_from_eager_is_never_cached_or_used(net, monkeypatch):
+    monkeypatch.setitem(engines.TOLERANCE, "fp32", 0.0)
+    with pytest.raises(ExportError, match="differs from eager .* it is not used"):
+        accelerate(net, None, engine="onnxruntime", clip_shape=CLIP)
+    [entry] = _entries()
+    assert json.loads((entry / "checks.json").read_text()) == {}
+    monkeypatch.setitem(engines.TOLERANCE, "fp32", 1e-4)
+    assert accelerate(net, None, engine="onnxruntime", clip_shape=CLIP).max_abs_diff < 1e-4
+
+
+def test_auto_measures_and_says_which_it_picked(net, monkeypatch):
+    built = accelerate(net, None, engine="auto", clip_shape=CLIP)
+    assert built.name in engines.ENGINES and built.report.startswith(f"auto: {built.name} (")
+    for engine in engines.ENGINES:
+        assert f"{engine} " in built.report  # each installed engine was timed
+    monkeypatch.setitem(sys.modules, "openvino", None)  # as if it were not installed
+    without = accelerate(net, None, engine="auto", clip_shape=CLIP)
+    assert without.name != "openvino" and "openvino not installed (pip install 'videozoo[openvino]')" in without.report
+    with pytest.raises(ImportError, match=r"engine 'openvino' is not installed: pip install 'videozoo\[openvino\]'"):
+        accelerate(net, None, engine="openvino", clip_shape=CLIP)
+
+
+def test_two_processes_building_one_entry(tiny, tmp_path):
+    """Real processes: both get a working engine, and the entry holds one complete graph."""
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "import torch, videozoo\n"
+        "from video_factory import TINY_NAME, tiny_parts\n"
+        "_, enum, builder = tiny_parts()\n"
+        "videozoo.register_model(enum, TINY_NAME)(builder)\n"
+        "e = videozoo.accelerate(TINY_NAME, 'DEFAULT', engine='onnxruntime')\n"
+        "print(e.max_abs_diff)\n"
+    )
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(TESTS)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outs]
+    assert all(float(out) < 1e-4 for out, _ in outs)
+    [entry] = _entries()
+    assert (entry / GRAPH).is_file() and not list(entry.parent.glob(f".{entry.name}.*"))
+
+
+def test_tasks_and_the_command_line_take_an_engine(tiny, tmp_path, capsys):
+    video = make_video(tmp_path / "v.mp4", num_frames=24, fps=15, size=(40, 48))
+    eager = videozoo.predict(video, tiny, clips=1, crops=1, num_workers=0)[0]
+    fast = videozoo.predict(video, tiny, clips=1, crops=1, num_workers=0, engine="onnxruntime")[0]
+    torch.testing.assert_close(fast.probs, eager.probs, atol=1e-5, rtol=1e-4)
+    timeline = videozoo.timeline(video, tiny, window=0.6, engine="openvino")
+    torch.testing.assert_close(timeline.probs, videozoo.timeline(video, tiny, window=0.6).probs, atol=1e-5, rtol=1e-4)
+    records = videozoo.extract([video], tiny, tmp_path / "feats", engine="onnxruntime", num_workers=0)
+    assert records[0]["status"] == "ok"
+    assert main(["classify", str(video), "-m", tiny, "--engine", "auto", "--clips", "1", "--crops", "1"]) == EXIT_OK
+    err = capsys.readouterr().err
+    assert "videozoo: auto: " in err and " per clip of (4, 32, 32) in fp32" in err
+    assert main(["classify", str(video), "-m", tiny, "--engine", "onnxruntime", "--dtype", "bf16"]) == EXIT_USAGE
+    assert "--engine onnxruntime cannot run --dtype bf16" in capsys.readouterr().err
