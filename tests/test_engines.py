@@ -137,3 +137,31 @@ def test_tasks_and_the_command_line_take_an_engine(tiny, tmp_path, capsys):
     assert "videozoo: auto: " in err and " per clip of (4, 32, 32) in fp32" in err
     assert main(["classify", str(video), "-m", tiny, "--engine", "onnxruntime", "--dtype", "bf16"]) == EXIT_USAGE
     assert "--engine onnxruntime cannot run --dtype bf16" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_int8_through_the_engines_quantizers_calibrated_on_your_videos(engine, tiny, net, tmp_path):
+    videos = [make_video(tmp_path / f"c{i}.mp4", num_frames=30, fps=15, size=(40, 48)) for i in range(2)]
+    member = videozoo.get_model_weights(tiny).DEFAULT
+    built = accelerate(net, member, engine=engine, dtype="int8", calibration=videos)
+    assert built.name == engine and built.dtype == "int8"
+    # checked on the calibration clips, within the int8 tolerance of the largest logit
+    from videozoo.video.views import clip_views
+
+    clips = torch.cat([clip_views(v, member.recipe, member.transforms()) for v in videos])
+    expected = _eager(net, clips)[0]
+    assert (built(clips) - expected).abs().max() <= engines.TOLERANCE["int8"] * max(1.0, expected.abs().max().item())
+    [entry] = _entries()
+    [quantized] = [p for p in entry.iterdir() if p.name.startswith(f"{engine}-int8-") and p.suffix in (".onnx", ".xml")]
+    stamp = quantized.stat().st_mtime_ns
+    accelerate(net, member, engine=engine, dtype="int8", calibration=videos)  # the same calibration: reused
+    assert quantized.stat().st_mtime_ns == stamp
+
+
+def test_int8_needs_calibration_and_an_engine(net):
+    with pytest.raises(ValueError, match="dtype='int8' needs calibration clips from your own videos"):
+        accelerate(net, None, engine="onnxruntime", dtype="int8", clip_shape=CLIP)
+    with pytest.raises(ValueError, match="engine 'torch' cannot run int8"):
+        accelerate(net, None, engine="torch", dtype="int8", clip_shape=CLIP, calibration=torch.rand(2, 3, *CLIP))
+    with pytest.raises(ValueError, match=r"calibration clips must be \(N, 3, 4, 32, 32\)"):
+        accelerate(net, None, engine="openvino", dtype="int8", clip_shape=CLIP, calibration=torch.rand(2, 3, 4, 16, 16))

@@ -21,13 +21,15 @@ processes building the same entry serialise on a file lock, and the entry appear
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,14 +38,17 @@ import torch
 from torch import Tensor, nn
 
 from videozoo.errors import ExportError
-from videozoo.tasks.runner import WeightsArg, check_dtype, resolve_weights
+from videozoo.tasks.runner import WeightsArg, resolve_weights
 from videozoo.zoo import WeightsEnum, get_model
 
 __all__ = ["ENGINES", "TOLERANCE", "Engine", "accelerate", "engines_dir", "installed", "runs"]
 
 ENGINES = ("torch", "onnxruntime", "openvino")
-#: Largest accepted ``|engine - eager fp32|``, relative to ``max(1, largest |logit|)``, per dtype.
-TOLERANCE = {"fp32": 1e-4, "bf16": 5e-2}
+DTYPES = ("fp32", "bf16", "int8")
+#: Largest accepted ``|engine - eager fp32|``, relative to ``max(1, largest |logit|)``, per dtype
+#: (int8 is checked on its calibration clips: random clips are not what it was calibrated for).
+TOLERANCE = {"fp32": 1e-4, "bf16": 5e-2, "int8": 0.25}
+MAX_CALIBRATION = 64
 _EXTRAS = {"onnxruntime": "videozoo[onnx]", "openvino": "videozoo[openvino]"}
 GRAPH = "model.onnx"
 CHECKS = "checks.json"
@@ -97,6 +102,7 @@ def accelerate(
     engine: str = "auto",
     dtype: str = "fp32",
     clip_shape: tuple[int, int, int] | None = None,
+    calibration: Tensor | Sequence[str | os.PathLike[str]] | None = None,
     progress: bool = True,
 ) -> Engine:
     """The model on the engine asked for (or the fastest one installed), checked against eager.
@@ -105,16 +111,21 @@ def accelerate(
         model: a registered name (built with ``weights``), or a module in eval mode (``weights`` then
             names the member it holds, for its clip shape; ``None`` with an explicit ``clip_shape``).
         engine: ``"auto"``, ``"torch"``, ``"onnxruntime"`` or ``"openvino"``.
-        dtype: ``"fp32"`` or ``"bf16"`` (torch: autocast; OpenVINO: its bf16 inference precision;
-            ONNX Runtime runs fp32 only).
+        dtype: ``"fp32"``, ``"bf16"`` (torch: autocast; OpenVINO: its bf16 inference precision; ONNX
+            Runtime runs fp32 only) or ``"int8"`` (post-training quantization by the engine's own tool:
+            NNCF for OpenVINO, ``onnxruntime.quantization`` for ONNX Runtime; needs ``calibration``).
         clip_shape: ``(T, H, W)`` of the clips it will run; default the weights' evaluation clip.
+        calibration: for int8, clips ``(N, 3, T, H, W)`` as the model takes them, or video files whose
+            evaluation views (the weights' recipe and preset) are used; at most 64 clips are used, and
+            the int8 graph is checked on them.
         progress: show a progress bar while downloading the weights.
 
     Raises ``ValueError`` for an unknown engine or dtype, or a dtype the engine cannot run;
     ``ImportError`` naming the extra to install for an engine that is not installed;
     :class:`~videozoo.errors.ExportError` when the graph cannot be built or differs from eager.
     """
-    check_dtype(dtype)
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(map(repr, DTYPES))}, got {dtype!r}.")
     if engine not in (*ENGINES, "auto"):
         raise ValueError(f"engine must be 'auto' or one of {', '.join(ENGINES)}; got {engine!r}.")
     name, net, member = _model(model, weights, progress)
@@ -125,9 +136,37 @@ def accelerate(
 
         clip_shape = published_clip(member)
     clip_shape = tuple(int(v) for v in clip_shape)  # type: ignore[assignment]
+    clips = _calibration_clips(calibration, member, clip_shape) if dtype == "int8" else None
     if engine != "auto":
-        return _build(engine, dtype, name, net, clip_shape)
-    return _fastest(dtype, name, net, clip_shape)
+        return _build(engine, dtype, name, net, clip_shape, clips)
+    return _fastest(dtype, name, net, clip_shape, clips)
+
+
+def _calibration_clips(calibration: Any, member: WeightsEnum | None, clip_shape: tuple[int, int, int]) -> Tensor:
+    """int8's calibration clips ``(N, 3, T, H, W)``, at most :data:`MAX_CALIBRATION`."""
+    if calibration is None:
+        raise ValueError(
+            "dtype='int8' needs calibration clips from your own videos: pass calibration=[video files] (or a "
+            "(N, 3, T, H, W) tensor of clips prepared as the model takes them)."
+        )
+    if isinstance(calibration, Tensor):
+        clips = calibration.float()
+    else:
+        if member is None:
+            raise ValueError("Calibration from video files needs the weights member (its recipe and preset).")
+        from videozoo.video.views import clip_views
+
+        transform, found = member.transforms(), []
+        for video in calibration:
+            found.extend(clip_views(video, member.recipe, transform).unbind(0))
+            if len(found) >= MAX_CALIBRATION:
+                break
+        if not found:
+            raise ValueError("calibration lists no videos.")
+        clips = torch.stack(found)
+    if clips.dim() != 5 or tuple(clips.shape[1:]) != (3, *clip_shape):
+        raise ValueError(f"calibration clips must be (N, 3, {', '.join(map(str, clip_shape))}); got {list(clips.shape)}.")
+    return clips[:MAX_CALIBRATION]
 
 
 def _model(model: str | nn.Module, weights: WeightsArg, progress: bool) -> tuple[str, nn.Module, WeightsEnum | None]:
@@ -145,7 +184,7 @@ def installed(engine: str) -> bool:
     return engine == "torch" or importlib.util.find_spec(engine) is not None
 
 
-def _fastest(dtype: str, name: str, net: nn.Module, clip_shape: tuple[int, int, int]) -> Engine:
+def _fastest(dtype: str, name: str, net: nn.Module, clip_shape: tuple[int, int, int], clips: Tensor | None) -> Engine:
     """Every installed engine that runs ``dtype`` and matches eager, timed at the clip shape; the fastest."""
     x = torch.randn(1, 3, *clip_shape, generator=torch.Generator().manual_seed(1))
     timed: list[tuple[float, Engine]] = []
@@ -158,11 +197,13 @@ def _fastest(dtype: str, name: str, net: nn.Module, clip_shape: tuple[int, int, 
             skipped.append(f"{candidate} has no {dtype}")
             continue
         try:
-            built = _build(candidate, dtype, name, net, clip_shape)
+            built = _build(candidate, dtype, name, net, clip_shape, clips)
         except ExportError as e:
             skipped.append(f"{candidate} left out ({str(e).splitlines()[0]})")
             continue
         timed.append((_median_time(built, x), built))
+    if not timed:
+        raise ValueError(f"no installed engine runs {dtype} here: {'; '.join(skipped)}.")
     best_time, best = min(timed, key=lambda pair: pair[0])
     measured = ", ".join(f"{e.name} {t * 1e3:.0f} ms" for t, e in sorted(timed, key=lambda pair: pair[0]))
     best.report = f"auto: {best.name} ({measured} per clip of {clip_shape} in {dtype})" + (
@@ -183,7 +224,11 @@ def _median_time(engine: Engine, x: Tensor, repeats: int = 3) -> float:
 
 def runs(engine: str, dtype: str) -> bool:
     """Whether ``engine`` (installed) runs ``dtype`` on this machine."""
-    if dtype == "fp32" or engine == "torch":
+    if dtype == "fp32":
+        return True
+    if dtype == "int8":
+        return engine != "torch"  # int8 is the engines' quantizers' work
+    if engine == "torch":
         return True
     if engine == "openvino":
         import openvino
@@ -192,12 +237,16 @@ def runs(engine: str, dtype: str) -> bool:
     return False  # ONNX Runtime's CPU provider runs fp32
 
 
-def _build(engine: str, dtype: str, name: str, net: nn.Module, clip_shape: tuple[int, int, int]) -> Engine:
+def _build(engine: str, dtype: str, name: str, net: nn.Module, clip_shape: tuple[int, int, int], clips: Tensor | None = None) -> Engine:
     if not installed(engine):
         raise ImportError(f"engine {engine!r} is not installed: pip install '{_EXTRAS[engine]}'.")
     if not runs(engine, dtype):
-        why = "ONNX Runtime's CPU provider runs fp32 only" if engine == "onnxruntime" else "this CPU has no bf16 (OPTIMIZATION_CAPABILITIES)"
-        raise ValueError(f"engine {engine!r} cannot run {dtype}: {why}. Use dtype='fp32', or engine='torch' for bf16 autocast.")
+        why = {
+            "torch": "int8 is quantized by the ONNX Runtime and OpenVINO engines",
+            "onnxruntime": "ONNX Runtime's CPU provider runs fp32 and int8",
+            "openvino": "this CPU has no bf16 (OPTIMIZATION_CAPABILITIES)",
+        }[engine]
+        raise ValueError(f"engine {engine!r} cannot run {dtype}: {why}. Use another dtype or engine.")
     if not (hasattr(net, "forward_features") and hasattr(net, "forward_head")):
         raise ValueError(f"{type(net).__name__} has no forward_features/forward_head; engines need videozoo's model contract.")
     if engine == "torch":
@@ -205,7 +254,7 @@ def _build(engine: str, dtype: str, name: str, net: nn.Module, clip_shape: tuple
         diff = _check(net, run, clip_shape)[0] if dtype != "fp32" else 0.0  # eager fp32 is the reference itself
         return Engine("torch", dtype, clip_shape, diff, run)
     entry = _entry(name, net, clip_shape)
-    return _cached(entry, engine, dtype, net, clip_shape)
+    return _cached(entry, engine, dtype, net, clip_shape, clips)
 
 
 def _torch_runner(net: nn.Module, dtype: str) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
@@ -242,35 +291,118 @@ def _entry(name: str, net: nn.Module, clip_shape: tuple[int, int, int]) -> Path:
     return engines_dir() / f"{name}-{'x'.join(map(str, clip_shape))}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
-def _cached(entry: Path, engine: str, dtype: str, net: nn.Module, clip_shape: tuple[int, int, int]) -> Engine:
-    """The engine from the cache entry, built (graph exported, engine checked) where it is missing or stale."""
+def _cached(entry: Path, engine: str, dtype: str, net: nn.Module, clip_shape: tuple[int, int, int], clips: Tensor | None) -> Engine:
+    """The engine from the cache entry, built (graph exported, quantized, engine checked) where it is missing or stale."""
     from filelock import FileLock
 
     entry.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(entry) + ".lock"):
         if not (entry / GRAPH).is_file():
             _export_entry(entry, net, clip_shape)
+        calibration = "" if clips is None else hashlib.sha256(clips.numpy().tobytes()).hexdigest()[:16]
+        key = f"{engine} {_version(engine)} {dtype}" + (f" {calibration}" if calibration else "")
         checks = _read_checks(entry)
-        version = _version(engine)
-        check = checks.get(f"{engine} {version} {dtype}")
+        check = checks.get(key)
         try:
-            run = _load(engine, entry / GRAPH, dtype)
-        except Exception:  # a damaged graph: build the entry again
+            run = _load(engine, _graph(entry, engine, dtype, calibration, clips), dtype)
+        except ExportError:
+            raise
+        except Exception:  # a damaged file: build the entry again
             shutil.rmtree(entry, ignore_errors=True)
             _export_entry(entry, net, clip_shape)
             checks, check = {}, None
-            run = _load(engine, entry / GRAPH, dtype)
+            run = _load(engine, _graph(entry, engine, dtype, calibration, clips), dtype)
         if check is None:
-            diff, scale = _check(net, run, clip_shape)
+            diff, scale = _check(net, run, clip_shape, clips[:8] if clips is not None else None)
             if diff > TOLERANCE[dtype] * max(1.0, scale):
                 raise ExportError(
                     f"{engine} ({dtype}) differs from eager by up to {diff:.3g} (largest logit {scale:.3g}, tolerance "
                     f"{TOLERANCE[dtype]:g} relative to it); it is not used. Use engine='torch'."
                 )
             check = {"max_abs_diff": diff, "max_abs_logit": scale}
-            checks[f"{engine} {version} {dtype}"] = check
+            checks[key] = check
             _write_checks(entry, checks)
     return Engine(engine, dtype, clip_shape, float(check["max_abs_diff"]), run)
+
+
+def _graph(entry: Path, engine: str, dtype: str, calibration: str, clips: Tensor | None) -> Path:
+    """The file the engine loads: the exported graph, or (int8) its quantized copy, made once per calibration."""
+    if dtype != "int8":
+        return entry / GRAPH
+    assert clips is not None
+    target = entry / f"{engine}-int8-{calibration}.{'onnx' if engine == 'onnxruntime' else 'xml'}"
+    if not target.is_file():
+        with tempfile.TemporaryDirectory(dir=entry) as tmp:
+            staged = Path(tmp) / target.name
+            with _quantizing(engine):
+                folded = _folded(entry)
+                (_quantize_onnxruntime if engine == "onnxruntime" else _quantize_openvino)(folded, staged, clips)
+            for file in sorted(Path(tmp).iterdir(), key=lambda f: f.suffix == ".xml"):  # the .xml (OpenVINO) last
+                os.replace(file, entry / file.name)
+    return target
+
+
+@contextlib.contextmanager
+def _quantizing(engine: str) -> Any:
+    """The quantizers' errors as one line naming what failed; their logging (progress, hints) kept quiet."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        if engine == "openvino":
+            import nncf
+
+            nncf.set_log_level(logging.ERROR)
+        yield
+    except ImportError as e:
+        extra = "videozoo[int8]" if engine == "openvino" else "videozoo[onnx]"
+        raise ImportError(f"int8 with engine {engine!r} needs {e.name}: pip install '{extra}'.") from None
+    except Exception as e:
+        raise ExportError(f"quantizing for {engine} failed: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}") from e
+    finally:
+        root.setLevel(level)
+
+
+def _folded(entry: Path) -> Path:
+    """The graph with what depends only on the weights computed once (BatchNorm folded into the
+    convolutions the models compute it in at run time, ...): the quantizers need constant weights.
+    ONNX Runtime's ``quant_pre_process`` (shape inference and its basic graph optimizations)."""
+    folded = entry / "folded.onnx"
+    if not folded.is_file():
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        staged = entry / f".folded.onnx.tmp-{os.getpid()}"
+        quant_pre_process(str(entry / GRAPH), str(staged), skip_symbolic_shape=True)
+        os.replace(staged, folded)
+    return folded
+
+
+def _quantize_onnxruntime(graph: Path, target: Path, clips: Tensor) -> None:
+    """ONNX Runtime's static quantization: int8 weights per channel, activations calibrated on ``clips`` (QDQ)."""
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self) -> None:
+            self.items = iter([{"video": clip[None].numpy()} for clip in clips])
+
+        def get_next(self) -> dict[str, Any] | None:
+            return next(self.items, None)
+
+    quantize_static(
+        str(graph), str(target), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+    )  # fmt: skip
+
+
+def _quantize_openvino(graph: Path, target: Path, clips: Tensor) -> None:
+    """OpenVINO's post-training quantization through NNCF, calibrated on ``clips``."""
+    import nncf
+    import openvino
+
+    model = openvino.Core().read_model(str(graph))
+    dataset = nncf.Dataset([clip[None].numpy() for clip in clips])
+    quantized = nncf.quantize(model, dataset, subset_size=len(clips))
+    openvino.save_model(quantized, str(target))
 
 
 def _export_entry(entry: Path, net: nn.Module, clip_shape: tuple[int, int, int]) -> None:
@@ -302,21 +434,24 @@ def _version(engine: str) -> str:
     return str(module.__version__)
 
 
-def _check(net: nn.Module, run: Callable[[Tensor], tuple[Tensor, Tensor]], clip_shape: tuple[int, int, int]) -> tuple[float, float]:
-    """The largest ``|engine - eager|`` over the logits and embeddings of random clips at batch 1 and 2,
-    and the largest eager logit."""
+def _check(
+    net: nn.Module, run: Callable[[Tensor], tuple[Tensor, Tensor]], clip_shape: tuple[int, int, int], clips: Tensor | None = None
+) -> tuple[float, float]:
+    """The largest ``|engine - eager|`` over the logits of random clips at batch 1 and 2 (or of ``clips``) and
+    over their embeddings (fp32 and bf16), and the largest eager logit."""
     generator = torch.Generator().manual_seed(2)
     both = _LogitsAndEmbedding(net)
+    batches = [torch.randn(b, 3, *clip_shape, generator=generator) for b in (1, 2)] if clips is None else [clips]
     diff = scale = 0.0
     with torch.inference_mode():
-        for batch in (1, 2):
-            x = torch.randn(batch, 3, *clip_shape, generator=generator)
+        for x in batches:
             expected = [t.float() for t in both(x)]
             got = run(x)
-            for e, g in zip(expected, got):
+            for i, (e, g) in enumerate(zip(expected, got)):
                 if e.shape != g.shape:
                     raise ExportError(f"the engine returned shape {list(g.shape)}, eager {list(e.shape)}.")
-                diff = max(diff, (g - e).abs().max().item())
+                if i == 0 or clips is None:  # int8 is judged by its logits
+                    diff = max(diff, (g - e).abs().max().item())
             scale = max(scale, expected[0].abs().max().item())
     return diff, scale
 
@@ -338,7 +473,9 @@ def _load(engine: str, graph: Path, dtype: str) -> Callable[[Tensor], tuple[Tens
     import openvino
 
     core = openvino.Core()
-    config = {"INFERENCE_PRECISION_HINT": "bf16" if dtype == "bf16" else "f32", "INFERENCE_NUM_THREADS": threads}
+    config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads}
+    if dtype != "int8":  # int8 runs as quantized; f32 or bf16 for the rest of the graph otherwise
+        config["INFERENCE_PRECISION_HINT"] = "bf16" if dtype == "bf16" else "f32"
     compiled = core.compile_model(str(graph), "CPU", config)
     request = compiled.create_infer_request()
 
