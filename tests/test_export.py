@@ -209,3 +209,25 @@ def test_cli_export_errors(tiny, tmp_path, capsys) -> None:
     assert exit_info.value.code == 2 and "'dynamic'" in capsys.readouterr().err
     assert 6 in EXIT_CODES and "export" in EXIT_CODES[6]
     assert list(p for p in tmp_path.iterdir() if p.name != "home") == []
+
+
+def test_cli_export_int8_calibrated_on_your_videos(tiny, tmp_path, capsys) -> None:
+    """`videozoo export --int8 --calibrate videos.txt`: ONNX Runtime's static quantization, verified on those clips."""
+    from video_factory import make_video
+
+    for i in range(2):
+        make_video(tmp_path / f"v{i}.mp4", num_frames=30, fps=15, size=(40, 48))
+    (tmp_path / "videos.txt").write_text("v0.mp4\nv1.mp4\n")
+    fp32, int8 = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
+    assert main(["export", tiny, "--out", str(fp32)]) == 0
+    assert main(["export", tiny, "--out", str(int8), "--int8", "--calibrate", str(tmp_path / "videos.txt"), "--batch", "dynamic"]) == 0
+    out = capsys.readouterr().out
+    assert "as onnx int8: " in out and "verified against eager" in out
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(int8)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops and int8.stat().st_size < fp32.stat().st_size
+    recipe = json.loads((tmp_path / "int8.onnx.json").read_text())
+    assert recipe["verified"]["tolerance"] == 0.25
+    assert main(["export", tiny, "--out", str(tmp_path / "x.onnx"), "--int8"]) == 2
+    assert "--int8 and --calibrate FILE go together" in capsys.readouterr().err

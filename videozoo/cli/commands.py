@@ -396,10 +396,23 @@ def export(args: argparse.Namespace) -> int:
     if args.size is not None:
         height, width = args.size
     dynamic = args.batch == "dynamic"
+    calibration = None
+    if args.int8 or args.calibrate is not None:
+        if not (args.int8 and args.calibrate is not None and args.format == "onnx"):
+            raise Fail(EXIT_USAGE, "--int8 and --calibrate FILE go together, with --format onnx.")
+        from videozoo.tasks.collection import read_manifest
+
+        try:
+            calibration = read_manifest(args.calibrate)
+        except (FileNotFoundError, UnicodeDecodeError) as e:
+            raise Fail(EXIT_USAGE, f"--calibrate: {e}") from None
+        if not calibration:
+            raise Fail(EXIT_USAGE, f"--calibrate {args.calibrate}: lists no video paths.")
     try:
         result = export_model(
             args.model, args.out, weights=weights, format=args.format, clip_shape=(frames, height, width),
             batch_size=1 if dynamic else args.batch, dynamic_batch=dynamic, verify=not args.no_verify, tolerance=args.tolerance,
+            calibration=calibration,
         )  # fmt: skip
     except ValueError as e:  # a clip the model does not accept, an --out that cannot be written
         raise Fail(EXIT_USAGE, str(e)) from None
@@ -407,7 +420,7 @@ def export(args: argparse.Namespace) -> int:
     from videozoo import is_checkpoint_path
 
     shown = "random weights" if weights is None else (weights if is_checkpoint_path(weights) else member)
-    print(f"exported {args.model} ({shown}) as {result.format}: {result.path}")
+    print(f"exported {args.model} ({shown}) as {result.format}{' int8' if calibration else ''}: {result.path}")
     print(f"input 'video': [{shape}] float32 (B, C, T, H, W); output 'logits'")
     if result.max_abs_diff is None:
         print("not verified (--no-verify)")

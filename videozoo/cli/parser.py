@@ -146,8 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames", type=_positive, default=None, help="clip length (default: the weights' published clip)")
     p.add_argument("--size", type=_positive, nargs=2, metavar=("H", "W"), default=None, help="crop size (default: the published one)")
     p.add_argument(
-        "--tolerance", type=float, default=1e-4,
-        help="largest accepted difference from eager, relative to max(1, largest logit) (default 1e-4)",
+        "--tolerance", type=float, default=None,
+        help="largest accepted difference from eager, relative to max(1, largest logit) (default 1e-4; 0.25 with --int8)",
+    )
+    p.add_argument("--int8", action="store_true", help="an int8 ONNX graph (ONNX Runtime's static quantization); needs --calibrate")
+    p.add_argument(
+        "--calibrate", metavar="FILE", default=None,
+        help="with --int8: a text file of your video paths, one per line; their evaluation clips calibrate the activations",
     )
     p.add_argument("--no-verify", action="store_true", help="skip running the exported graph (needs no onnxruntime)")
     return parser

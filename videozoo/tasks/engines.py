@@ -41,7 +41,7 @@ from videozoo.errors import ExportError
 from videozoo.tasks.runner import WeightsArg, resolve_weights
 from videozoo.zoo import WeightsEnum, get_model
 
-__all__ = ["ENGINES", "TOLERANCE", "Engine", "accelerate", "engines_dir", "installed", "runs"]
+__all__ = ["ENGINES", "TOLERANCE", "Engine", "accelerate", "calibration_clips", "engines_dir", "fold_constants", "installed", "quantize_onnx", "runs"]
 
 ENGINES = ("torch", "onnxruntime", "openvino")
 DTYPES = ("fp32", "bf16", "int8")
@@ -136,13 +136,13 @@ def accelerate(
 
         clip_shape = published_clip(member)
     clip_shape = tuple(int(v) for v in clip_shape)  # type: ignore[assignment]
-    clips = _calibration_clips(calibration, member, clip_shape) if dtype == "int8" else None
+    clips = calibration_clips(calibration, member, clip_shape) if dtype == "int8" else None
     if engine != "auto":
         return _build(engine, dtype, name, net, clip_shape, clips)
     return _fastest(dtype, name, net, clip_shape, clips)
 
 
-def _calibration_clips(calibration: Any, member: WeightsEnum | None, clip_shape: tuple[int, int, int]) -> Tensor:
+def calibration_clips(calibration: Any, member: WeightsEnum | None, clip_shape: tuple[int, int, int]) -> Tensor:
     """int8's calibration clips ``(N, 3, T, H, W)``, at most :data:`MAX_CALIBRATION`."""
     if calibration is None:
         raise ValueError(
@@ -335,8 +335,10 @@ def _graph(entry: Path, engine: str, dtype: str, calibration: str, clips: Tensor
         with tempfile.TemporaryDirectory(dir=entry) as tmp:
             staged = Path(tmp) / target.name
             with _quantizing(engine):
-                folded = _folded(entry)
-                (_quantize_onnxruntime if engine == "onnxruntime" else _quantize_openvino)(folded, staged, clips)
+                folded = entry / "folded.onnx"
+                if not folded.is_file():
+                    fold_constants(entry / GRAPH, folded)
+                (quantize_onnx if engine == "onnxruntime" else _quantize_openvino)(folded, staged, clips)
             for file in sorted(Path(tmp).iterdir(), key=lambda f: f.suffix == ".xml"):  # the .xml (OpenVINO) last
                 os.replace(file, entry / file.name)
     return target
@@ -363,22 +365,20 @@ def _quantizing(engine: str) -> Any:
         root.setLevel(level)
 
 
-def _folded(entry: Path) -> Path:
-    """The graph with what depends only on the weights computed once (BatchNorm folded into the
-    convolutions the models compute it in at run time, ...): the quantizers need constant weights.
-    ONNX Runtime's ``quant_pre_process`` (shape inference and its basic graph optimizations)."""
-    folded = entry / "folded.onnx"
-    if not folded.is_file():
-        from onnxruntime.quantization.shape_inference import quant_pre_process
+def fold_constants(graph: Path, target: Path) -> None:
+    """Write ``graph`` with what depends only on the weights computed once (BatchNorm folded into the
+    convolutions, as the models do at run time): the quantizers need constant weights. ONNX Runtime's
+    ``quant_pre_process`` (shape inference and its basic graph optimizations); ``target`` appears complete."""
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
-        staged = entry / f".folded.onnx.tmp-{os.getpid()}"
-        quant_pre_process(str(entry / GRAPH), str(staged), skip_symbolic_shape=True)
-        os.replace(staged, folded)
-    return folded
+    staged = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    quant_pre_process(str(graph), str(staged), skip_symbolic_shape=True)
+    os.replace(staged, target)
 
 
-def _quantize_onnxruntime(graph: Path, target: Path, clips: Tensor) -> None:
-    """ONNX Runtime's static quantization: int8 weights per channel, activations calibrated on ``clips`` (QDQ)."""
+def quantize_onnx(graph: Path, target: Path, clips: Tensor) -> None:
+    """ONNX Runtime's static quantization of a constant-folded ``graph``: int8 weights per channel,
+    activations calibrated on ``clips`` ``(N, 3, T, H, W)`` (QDQ format, runs on any ONNX runtime)."""
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class Reader(CalibrationDataReader):

@@ -69,7 +69,8 @@ def export_model(
     batch_size: int = 1,
     dynamic_batch: bool = False,
     verify: bool = True,
-    tolerance: float = 1e-4,
+    tolerance: float | None = None,
+    calibration: Tensor | Sequence[str | os.PathLike[str]] | None = None,
 ) -> ExportResult:
     """Export ``model`` in eval mode to ``path`` and write its recipe to ``path + ".json"``.
 
@@ -82,7 +83,11 @@ def export_model(
         batch_size: batch of the traced clip (and of the graph unless ``dynamic_batch``).
         dynamic_batch: export the batch dimension as a symbol (verified at two batch sizes).
         verify: run the exported file on a random clip next to eager; needs onnxruntime for ONNX.
-        tolerance: largest accepted ``|exported - eager|``, relative to ``max(1, largest |logit|)``.
+        tolerance: largest accepted ``|exported - eager|``, relative to ``max(1, largest |logit|)``
+            (default 1e-4; for int8 the engines' int8 tolerance, 0.25).
+        calibration: an int8 ONNX graph (``format="onnx"`` only): clips ``(N, 3, T, H, W)`` or video
+            files to calibrate the activations on (ONNX Runtime's static quantization, weights per
+            channel); the graph is then verified on those clips.
 
     Raises:
         ExportError: the model could not be exported, or the exported graph's logits differ from
@@ -98,12 +103,21 @@ def export_model(
         raise ValueError(f"{path} is a folder; give the file to write, e.g. {path / 'model.onnx'}.")
     if not path.parent.is_dir():
         raise ValueError(f"{path.parent} does not exist; create it first or choose another --out.")
+    if calibration is not None and format != "onnx":
+        raise ValueError(f"int8 (calibration=) is for ONNX graphs; got format={format!r}.")
     name, net, member, weights_name = _model_and_member(model, weights)
     net.eval()
     if clip_shape is None:
         if member is None:
             raise ValueError("With a model object and no weights member, pass clip_shape=(T, H, W).")
         clip_shape = published_clip(member)
+    int8_clips = None
+    if calibration is not None:
+        from videozoo.tasks.engines import TOLERANCE, calibration_clips
+
+        int8_clips = calibration_clips(calibration, member, clip_shape)
+        tolerance = TOLERANCE["int8"] if tolerance is None else tolerance
+    tolerance = 1e-4 if tolerance is None else tolerance
     # The graph is traced at batch 2 when the batch is a symbol (a traced 1 would be specialised).
     trace_batch = max(batch_size, 2) if dynamic_batch else batch_size
     generator = torch.Generator().manual_seed(0)
@@ -115,9 +129,13 @@ def export_model(
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
         staged = Path(tmp) / path.name
         _export(net, x, staged, format, dynamic_batch)
+        if int8_clips is not None:
+            _to_int8(staged, int8_clips)
         diff = scale = None
         if verify:
             clips = [x] if not dynamic_batch else [x, torch.randn(1 if trace_batch > 1 else 3, *x.shape[1:], generator=generator)]
+            if int8_clips is not None:  # int8 is judged on the clips it was calibrated for
+                clips = [int8_clips[:trace_batch]] if not dynamic_batch else [int8_clips[:8]]
             diff, scale = _verify(net, staged, format, clips)
             if diff > tolerance * max(1.0, scale):
                 raise ExportError(
@@ -257,6 +275,17 @@ def _export(net: nn.Module, x: Tensor, path: Path, format: str, dynamic_batch: b
             torch.export.save(program, str(path))
         return
     export_onnx(net, x, path, dynamic_batch=dynamic_batch)
+
+
+def _to_int8(staged: Path, clips: Tensor) -> None:
+    """Replace the staged fp32 ONNX graph with its int8 quantization (constants folded first)."""
+    from videozoo.tasks.engines import fold_constants, quantize_onnx
+
+    folded = staged.with_name("folded.onnx")
+    with _exporting("int8 quantization (onnxruntime.quantization)"):
+        fold_constants(staged, folded)
+        quantize_onnx(folded, staged, clips)
+    folded.unlink()
 
 
 def _program(net: nn.Module, x: Tensor, dynamic_batch: bool) -> torch.export.ExportedProgram:
