@@ -174,9 +174,12 @@ def api_page() -> str:
     by_module: dict[str, list[str]] = {}
     for n in _models_all():
         by_module.setdefault(_module(n), []).append(n)
+    models_of = {videozoo.get_model_weights(m).__name__: m for m in videozoo.list_models()}
     for module, members in by_module.items():
         for n in members:
             lines += [f"::: {module}.{n}", "    options:", "      members: false", ""]
+            if n in models_of:
+                lines += [f"Its members, with their metrics, recipes and files: [`{models_of[n]}`](../models/{models_of[n]}.md).", ""]
     return "\n".join(lines)
 
 
