@@ -85,10 +85,22 @@ def _actions_table(actions: list[argparse.Action]) -> list[str]:
 
 
 def cli_page() -> str:
+    """The command-line reference; argparse wraps its usage lines at COLUMNS, fixed here at 100."""
+    old = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = "100"
+    try:
+        return _cli_page()
+    finally:
+        if old is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = old
+
+
+def _cli_page() -> str:
     from videozoo.cli.exits import EXIT_CODES
     from videozoo.cli.parser import build_parser
 
-    os.environ["COLUMNS"] = "100"  # argparse wraps the usage lines at the terminal's width
     parser = build_parser()
     [sub] = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     helps = {a.dest: a.help for a in sub._choices_actions}
