@@ -12,7 +12,8 @@ committed page differs from what this prints):
   docstrings themselves are rendered by mkdocstrings when the site is built);
 - ``docs/models/index.md`` and ``docs/models/<name>.md``: the model table and one page per model, every
   weights member with its metrics, recipe, preset, licence, file and URL, parameter count, GFLOPs and
-  the Python that loads it, read from ``member.meta`` (no model is built).
+  the Python that loads it, read from ``member.meta`` (no model is built); and the models' entries of
+  the site's nav in ``mkdocs.yml``, between its ``# models:start`` / ``# models:end`` markers.
 """
 
 from __future__ import annotations
@@ -319,11 +320,26 @@ def models_index() -> str:
 # ----------------------------------------------------------------------------------------------------
 
 
+MKDOCS = Path("../mkdocs.yml")  # relative to docs/, as the pages are
+NAV_START, NAV_END = "      # models:start (written by docs/gen_docs.py --write)\n", "      # models:end\n"
+
+
+def mkdocs_with_nav(text: str) -> str:
+    """mkdocs.yml with one nav entry per model page between its markers."""
+    head, start, rest = text.partition(NAV_START)
+    _, end, tail = rest.partition(NAV_END)
+    if not start or not end:
+        raise SystemExit(f"mkdocs.yml lacks the nav markers {NAV_START.strip()!r} / {NAV_END.strip()!r}")
+    entries = "".join(f"      - {name}: models/{name}.md\n" for name in videozoo.list_models())
+    return f"{head}{start}{entries}{end}{tail}"
+
+
 def generated() -> dict[Path, str]:
-    """Every generated page: its path under docs/ -> its text."""
+    """Every generated page: its path under docs/ -> its text (and mkdocs.yml with the models' nav)."""
     pages = {Path("reference/cli.md"): cli_page(), Path("reference/api.md"): api_page(), Path("models/index.md"): models_index()}
     for name in videozoo.list_models():
         pages[Path("models") / f"{name}.md"] = model_page(name)
+    pages[MKDOCS] = mkdocs_with_nav((DOCS / MKDOCS).read_text())
     return pages
 
 
