@@ -1,6 +1,7 @@
 """The CUDA path of every model: speed by dtype, layout and batch, and outputs checked against the CPU.
 
-    python benchmarks/bench_gpu.py --out results/            # every registered model
+    python benchmarks/bench_gpu.py --out results/ --budget 100000   # every registered model (the default
+                                                                    # --budget 420 skips those not reached in 7 min)
     python benchmarks/bench_gpu.py --models x3d_m swin3d_t --batch-sizes 1 8
 
 For each model at its default weights' evaluation clip (random weights, the same on both devices):

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_timeline.py                          # 1 and 3 minutes of 1080p, s3d
     python benchmarks/bench_timeline.py --minutes 10 --height 1080 --model s3d
-    python benchmarks/bench_timeline.py --demo /tmp/demo.mp4      # the README's clip and checkpoint
+    python benchmarks/bench_timeline.py --demo /tmp/demo.mp4      # the clip and checkpoint of docs/tasks.md's timeline picture
 
 Each video is generated once into the temporary directory (``--dir``, default ``$TMPDIR``; never the
 repository): a panning texture and a moving block, H.264 (libx264, ``ultrafast``, a keyframe every
@@ -160,7 +160,7 @@ def main() -> None:
     parser.add_argument("--model", default="s3d", help="a model with torchvision-format weights (s3d, r2plus1d_18, ...)")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "videozoo_bench_timeline")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--demo", type=Path, default=None, help="only write the README's 20 s clip of four generated scenes here, and an r3d_18 checkpoint whose last layer is fitted to them; print the command")
+    parser.add_argument("--demo", type=Path, default=None, help="only write the 20 s clip (docs/tasks.md's timeline picture) of four generated scenes here, and an r3d_18 checkpoint whose last layer is fitted to them; print the command")
     args = parser.parse_args()
     args.dir.mkdir(parents=True, exist_ok=True)
     if args.demo is not None:

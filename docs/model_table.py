@@ -1,20 +1,18 @@
-"""Generate the README's model table from the weights' metadata.
+"""The model table (one row per published weights entry), generated from the weights' metadata.
 
     python docs/model_table.py          # print the table
-    python docs/model_table.py --write  # rewrite it in README.md between the markers
 
-tests/test_readme.py fails when README.md holds a table other than the one this prints.
+It is the table of docs/models/index.md, which ``python docs/gen_docs.py --write`` writes (with a link
+from each model name to its page); tests/test_docs.py fails when the committed page is stale.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
+from collections.abc import Callable
 
 import videozoo
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-START, END = "<!-- model-table:start -->", "<!-- model-table:end -->"
 NONE = "–"
 
 
@@ -33,21 +31,30 @@ def _metric(metrics: dict, key: str) -> str:
     return f"{metrics[key]:.2f}" if key in metrics else NONE
 
 
-def model_table() -> str:
-    """One row per published weights entry, in list_models() order, each model's default first."""
+def members(name: str) -> list:
+    """A model's weights members, its default first."""
+    enum = videozoo.get_model_weights(name)
+    return [enum.DEFAULT] + [m for m in enum if m is not enum.DEFAULT]
+
+
+def model_table(link: Callable[[str], str] | None = None) -> str:
+    """One row per published weights entry, in list_models() order, each model's default first.
+
+    ``link(name)``, if given, is the address the model's name links to."""
     lines = [
         "| Model | Weights | Dataset | acc@1 | acc@5 | mAP | Params (M) | GFLOPs / view | Clip: frames × stride @ fps | Crop | Views | Licence |",
         "|---|---|---|---:|---:|---:|---:|---:|---|---|---|---|",
     ]
     for name in videozoo.list_models():
         enum = videozoo.get_model_weights(name)
-        for member in [enum.DEFAULT] + [m for m in enum if m is not enum.DEFAULT]:
+        for member in members(name):
             meta = member.meta
             [(dataset, metrics)] = meta["_metrics"].items()
             preset = member.transforms()
             default = " (default)" if member is enum.DEFAULT else ""
+            model = f"[`{name}`]({link(name)})" if link else f"`{name}`"
             lines.append(
-                f"| `{name}` | `{enum.__name__}.{member.name}`{default} | {dataset} "
+                f"| {model} | `{enum.__name__}.{member.name}`{default} | {dataset} "
                 f"| {_metric(metrics, 'acc@1')} | {_metric(metrics, 'acc@5')} | {_metric(metrics, 'mAP')} "
                 f"| {meta['num_params'] / 1e6:.1f} | {meta['_ops']:.1f} | {_clip(meta)} "
                 f"| {preset.crop_size[0]}×{preset.crop_size[1]} | {_views(meta)} | {meta['license']} |"
@@ -55,21 +62,7 @@ def model_table() -> str:
     return "\n".join(lines)
 
 
-def readme_with_table(text: str) -> str:
-    head, start, rest = text.partition(START)
-    _, end, tail = rest.partition(END)
-    if not start or not end:
-        raise SystemExit(f"README.md lacks the {START} / {END} markers.")
-    return f"{head}{START}\n{model_table()}\n{END}{tail}"
-
-
-def main(argv: list[str]) -> None:
-    if argv == ["--write"]:
-        README.write_text(readme_with_table(README.read_text()))
-        print(f"updated {README}")
-    else:
-        print(model_table())
-
-
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    if sys.argv[1:]:
+        raise SystemExit("usage: python docs/model_table.py  (the page is written by docs/gen_docs.py --write)")
+    print(model_table())
