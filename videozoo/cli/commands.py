@@ -94,17 +94,23 @@ def _check_runtime(args: argparse.Namespace) -> None:
 
 def _collection_args(args: argparse.Namespace, inputs: list[str], what: str) -> list[str]:
     """``--manifest FILE --out DIR``: the manifest's videos (usage errors are exit 2)."""
-    from videozoo.tasks.collection import read_manifest
 
     if args.manifest is None or args.out is None or inputs:
         raise Fail(EXIT_USAGE, f"--manifest FILE and --out DIR go together, without {what}.")
     _output_folder(args.out, "--out")
+    return _video_list(args.manifest, "--manifest")
+
+
+def _video_list(path: str, flag: str) -> list[str]:
+    """The video paths a manifest file lists (``flag`` names the option in the errors, exit 2)."""
+    from videozoo.tasks.collection import read_manifest
+
     try:
-        videos = read_manifest(args.manifest)
+        videos = read_manifest(path)
     except (FileNotFoundError, UnicodeDecodeError) as e:
-        raise Fail(EXIT_USAGE, f"--manifest: {e}") from None
+        raise Fail(EXIT_USAGE, f"{flag}: {e}") from None
     if not videos:
-        raise Fail(EXIT_USAGE, f"--manifest {args.manifest}: lists no video paths.")
+        raise Fail(EXIT_USAGE, f"{flag} {path}: lists no video paths.")
     return videos
 
 
@@ -170,59 +176,72 @@ def _collect(run: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
 
 
 def classify(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from videozoo.tasks.classify import RESULTS, VideoClassifier, classify_collection
-
     member = _prepare(args)
-    collection = args.manifest is not None or args.out is not None
-    if collection:
-        if args.json:
-            raise Fail(EXIT_USAGE, f"--json prints results; with --out they go to {os.path.join(args.out, RESULTS)}.")
-        videos = _collection_args(args, args.videos, "VIDEO paths")
-        missing: list[str] = []
-    else:
-        if not args.videos:
-            raise Fail(EXIT_USAGE, "give VIDEO paths, or --manifest FILE --out DIR.")
-        from videozoo.video.io import not_a_video
+    if args.manifest is not None or args.out is not None:
+        return _classify_collection(args, member)
+    return _classify_videos(args, member)
 
-        reasons = {v: not_a_video(v) for v in args.videos}
-        missing = [v for v in args.videos if reasons[v] is not None]
-        for video in missing:
-            error_line(f"{video}: {reasons[video]}")
-        videos = [v for v in args.videos if v not in missing]
-        if not videos:  # nothing to classify: the model is not even loaded
-            if args.json:
-                errors = [{"video": v, "error": f"{v}: {reasons[v]}"} for v in args.videos]
-                json.dump({"model": args.model, "weights": args.weights, "results": errors}, sys.stdout, indent=2)
-                sys.stdout.write("\n")
-            return EXIT_VIDEO
+
+def _classifier(args: argparse.Namespace, member: Any, progress: bool) -> Any:
+    from videozoo.tasks.classify import VideoClassifier
+
     try:  # e.g. --clips 2 with a segment recipe (one temporal view)
         member.recipe.with_views(args.clips, args.crops)
     except ValueError as e:
         raise Fail(EXIT_USAGE, f"{member!r}: {e}") from None
     classifier = VideoClassifier(
         args.model, args.weights, clips=args.clips, crops=args.crops, device=args.device, batch_size=args.batch_size,
-        num_workers=args.workers, resize_on_decode=not args.exact, progress=not args.quiet and not collection,
-        threshold=args.threshold, dtype=args.dtype, engine=args.engine,
+        num_workers=args.workers, resize_on_decode=not args.exact, progress=progress, threshold=args.threshold,
+        dtype=args.dtype, engine=args.engine,
     )  # fmt: skip
     _say_engine(classifier.runner, args)
-    if collection:
-        records = _collect(classify_collection, videos, classifier, args.out, top_k=args.top_k)
-        return _report_collection(records, os.path.join(args.out, RESULTS), "videos classified", args.quiet)
+    return classifier
+
+
+def _classify_collection(args: argparse.Namespace, member: Any) -> int:
+    """``classify --manifest FILE --out DIR``: every video's line in DIR/results.jsonl."""
+    from videozoo.tasks.classify import RESULTS, classify_collection
+
+    if args.json:
+        raise Fail(EXIT_USAGE, f"--json prints results; with --out they go to {os.path.join(args.out or '', RESULTS)}.")
+    videos = _collection_args(args, args.videos, "VIDEO paths")
+    classifier = _classifier(args, member, progress=False)
+    records = _collect(classify_collection, videos, classifier, args.out, top_k=args.top_k)
+    return _report_collection(records, os.path.join(args.out, RESULTS), "videos classified", args.quiet)
+
+
+def _classify_videos(args: argparse.Namespace, member: Any) -> int:
+    """``classify VIDEO ...``: a table per video (or one JSON document), in the order given."""
+    from tqdm import tqdm
+
+    from videozoo.video.io import not_a_video
+
+    if not args.videos:
+        raise Fail(EXIT_USAGE, "give VIDEO paths, or --manifest FILE --out DIR.")
+    unreadable = {v: f"{v}: {reason}" for v in args.videos if (reason := not_a_video(v)) is not None}
+    for message in unreadable.values():
+        error_line(message)
+    videos = [v for v in args.videos if v not in unreadable]
+    if not videos:  # nothing to classify: the model is not even loaded
+        if args.json:
+            errors = [{"video": v, "error": unreadable[v]} for v in args.videos]
+            json.dump({"model": args.model, "weights": args.weights, "results": errors}, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        return EXIT_VIDEO
+    classifier = _classifier(args, member, progress=not args.quiet)
     recipe = classifier.recipe
     header = {
         **classifier.runner.describe(), "clips": recipe.num_clips, "crops": recipe.num_crops,
         "multi_label": classifier.multi_label, "threshold": classifier.threshold,
     }  # fmt: skip
     results: list[dict[str, Any]] = []  # in the order of the command line, failed videos in place
-    failed = bool(missing)
+    failed = bool(unreadable)
     bar = tqdm(total=len(videos), desc="classifying", unit="video", file=sys.stderr, disable=args.quiet or None)
     predictions = classifier.iter_predict(videos, top_k=args.top_k, on_error="return")
     try:
         for video in args.videos:
-            if video in missing:
-                results.append({"video": video, "error": f"{video}: {reasons[video]}"})
+            if video in unreadable:
+                results.append({"video": video, "error": unreadable[video]})
                 continue
             prediction = next(predictions)
             bar.update(1)
@@ -400,14 +419,7 @@ def export(args: argparse.Namespace) -> int:
     if args.int8 or args.calibrate is not None:
         if not (args.int8 and args.calibrate is not None and args.format == "onnx"):
             raise Fail(EXIT_USAGE, "--int8 and --calibrate FILE go together, with --format onnx.")
-        from videozoo.tasks.collection import read_manifest
-
-        try:
-            calibration = read_manifest(args.calibrate)
-        except (FileNotFoundError, UnicodeDecodeError) as e:
-            raise Fail(EXIT_USAGE, f"--calibrate: {e}") from None
-        if not calibration:
-            raise Fail(EXIT_USAGE, f"--calibrate {args.calibrate}: lists no video paths.")
+        calibration = _video_list(args.calibrate, "--calibrate")
     try:
         result = export_model(
             args.model, args.out, weights=weights, format=args.format, clip_shape=(frames, height, width),

@@ -38,13 +38,13 @@ import torch
 from torch import Tensor, nn
 
 from videozoo.errors import ExportError
-from videozoo.tasks.runner import WeightsArg, resolve_weights
+from videozoo.tasks.runner import DTYPES, WeightsArg, check_dtype, resolve_weights
 from videozoo.zoo import WeightsEnum, get_model
 
 __all__ = ["ENGINES", "TOLERANCE", "Engine", "accelerate", "calibration_clips", "engines_dir", "fold_constants", "installed", "quantize_onnx", "runs"]
 
 ENGINES = ("torch", "onnxruntime", "openvino")
-DTYPES = ("fp32", "bf16", "int8")
+ENGINE_DTYPES = (*DTYPES, "int8")
 #: Largest accepted ``|engine - eager fp32|``, relative to ``max(1, largest |logit|)``, per dtype
 #: (int8 is checked on its calibration clips: random clips are not what it was calibrated for).
 TOLERANCE = {"fp32": 1e-4, "bf16": 5e-2, "int8": 0.25}
@@ -124,8 +124,7 @@ def accelerate(
     ``ImportError`` naming the extra to install for an engine that is not installed;
     :class:`~videozoo.errors.ExportError` when the graph cannot be built or differs from eager.
     """
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(map(repr, DTYPES))}, got {dtype!r}.")
+    check_dtype(dtype, ENGINE_DTYPES)
     if engine not in (*ENGINES, "auto"):
         raise ValueError(f"engine must be 'auto' or one of {', '.join(ENGINES)}; got {engine!r}.")
     name, net, member = _model(model, weights, progress)

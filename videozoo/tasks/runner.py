@@ -14,7 +14,7 @@ model runs in this one.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,10 +42,10 @@ DTYPES = ("fp32", "bf16")
 WeightsArg = WeightsEnum | str | os.PathLike[str] | None
 
 
-def check_dtype(dtype: str) -> None:
-    """Raise ``ValueError`` unless ``dtype`` is one of :data:`DTYPES`."""
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(map(repr, DTYPES))}, got {dtype!r}.")
+def check_dtype(dtype: str, allowed: tuple[str, ...] = DTYPES) -> None:
+    """Raise ``ValueError`` unless ``dtype`` is one of ``allowed`` (default :data:`DTYPES`)."""
+    if dtype not in allowed:
+        raise ValueError(f"dtype must be one of {', '.join(map(repr, allowed))}, got {dtype!r}.")
 
 
 def check_threshold(threshold: float) -> None:
@@ -277,15 +277,3 @@ def _as_is(item: Any) -> Any:
 
 def _one_thread(_: int) -> None:
     torch.set_num_threads(1)  # decoding threads are FFmpeg's; leave the cores to the model
-
-
-def batches(rows: Iterator[Tensor], size: int) -> Iterator[Tensor]:
-    """Stack consecutive ``rows`` into batches of ``size`` (the last one smaller)."""
-    batch: list[Tensor] = []
-    for row in rows:
-        batch.append(row)
-        if len(batch) == size:
-            yield torch.stack(batch)
-            batch = []
-    if batch:
-        yield torch.stack(batch)
