@@ -11,7 +11,7 @@ time of each side and their ratio (after / before; below 1 is faster). The input
 checkpoint of ``--model`` in its published format (speed does not depend on the values), so nothing is
 downloaded. The jobs:
 
-- ``classify``: ``videozoo classify`` of one 10 s 720p clip with the recipe's views (x3d_m: 10x3);
+- ``classify``: ``videozoo classify`` of one 10 s 720p clip with the recipe's views (r2plus1d_18: 5 clips);
 - ``timeline``: ``videozoo timeline`` of the same clip;
 - ``extract``: ``videozoo extract`` of 8 clips of 2 s 320x240 into a fresh folder (2 decoding workers).
 """
@@ -100,7 +100,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", type=Path, required=True, help="checkout of the earlier version")
     parser.add_argument("--after", type=Path, required=True, help="checkout of the later version")
-    parser.add_argument("--model", default="x3d_m")
+    parser.add_argument("--model", default="r2plus1d_18", help="a model whose published file is a plain state_dict (torchvision's), which every version loads")
     parser.add_argument("--jobs", nargs="+", default=["classify", "timeline", "extract"])
     parser.add_argument("--rounds", type=int, default=5, help="runs of each side per job (default 5)")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "videozoo_bench_ab")
