@@ -8,6 +8,8 @@ are timed in interleaved rounds (one forward of each per round, ``--repeats`` ro
 and their medians compared:
 
 - ``videozoo``: the eager model (bf16: ``torch.autocast``);
+- ``openvino``: ``videozoo.accelerate(engine="openvino")`` — the exported graph compiled by OpenVINO
+  (fp32 with ``INFERENCE_PRECISION_HINT=f32``, bf16 with its bf16 precision), checked against eager;
 - ``onnxruntime``: the graph ``videozoo.export.export_model`` writes (dynamic batch), in an
   onnxruntime session with the same thread count (fp32 only: ORT's CPU kernels have no bf16);
 - ``compile``: ``torch.compile`` (inductor, ``freezing`` on) of the same model;
@@ -44,12 +46,13 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 
 import videozoo
 from _timing import interleaved_medians
+from videozoo.tasks.engines import accelerate
 from videozoo.tasks.export import export_model, published_clip
 from videozoo.models._layers import linear
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-RUNNERS = ("videozoo", "onnxruntime", "compile", "reference")
+RUNNERS = ("videozoo", "openvino", "onnxruntime", "compile", "reference")
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
@@ -238,9 +241,9 @@ def main(argv: list[str] | None = None) -> None:
             f"{d} conv3d {p['conv']:.0f}, inner product {p['matmul']:.0f}" for d, p in peaks.items()
         ),
         "",
-        "| model | clip | batch | dtype | videozoo ms | GFLOP/s (% peak) | ORT ms | ORT / vz | compile ms | compile / vz "
-        "| reference ms | ref / vz | peak extra RSS MiB (vz / ORT / compile / ref) |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| model | clip | batch | dtype | videozoo ms | GFLOP/s (% peak) | OpenVINO ms | OV / vz | ORT ms | ORT / vz "
+        "| compile ms | compile / vz | reference ms | ref / vz | peak extra RSS MiB (vz / OV / ORT / compile / ref) |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     markdown = open(args.markdown, "a") if args.markdown else None
 
@@ -271,12 +274,21 @@ def main(argv: list[str] | None = None) -> None:
                     ort = onnx_session(model, clip, args.threads, folder)
                 except Exception as e:  # reported in the table, the other runners go on
                     emit(f"<!-- {name}: ONNX export failed: {str(e).splitlines()[0][:200]} -->")
+            openvino = {}
+            if "openvino" in args.runners:  # videozoo's engine: the same exported graph, checked against eager
+                for dtype in args.dtypes:
+                    try:
+                        openvino[dtype] = accelerate(model, None, engine="openvino", dtype=dtype, clip_shape=clip)
+                    except Exception as e:  # reported in the table, the other runners go on
+                        emit(f"<!-- {name} {dtype}: OpenVINO failed: {str(e).splitlines()[0][:200]} -->")
             comp = compiled(model) if "compile" in args.runners else None
             for batch in args.batch_sizes:
                 x = torch.randn(batch, 3, *clip, generator=torch.Generator().manual_seed(0))
                 for dtype in args.dtypes:
                     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16")
                     runs: dict[str, Callable[[], torch.Tensor]] = {"videozoo": lambda: model(x)}
+                    if dtype in openvino:
+                        runs["openvino"] = lambda: openvino[dtype](x)  # noqa: B023  (run in this iteration)
                     if ort is not None and dtype == "fp32":
                         runs["onnxruntime"] = lambda: ort(x)
                     if comp is not None:
@@ -302,12 +314,12 @@ def main(argv: list[str] | None = None) -> None:
                     peak = max(peaks[dtype].values())
                     cells = [f"`{name}`", "x".join(map(str, clip)), str(batch), dtype, fmt_ms(ours),
                              f"{flops * batch / ours / 1e9:.0f} ({100 * flops * batch / ours / 1e9 / peak:.0f}%)"]
-                    for key in ("onnxruntime", "compile", "reference"):
+                    for key in ("openvino", "onnxruntime", "compile", "reference"):
                         cells += [fmt_ms(med.get(key)), f"{med[key] / ours:.2f}" if key in med else "-"]
                     cells.append(" / ".join(f"{memory[k]:.0f}" if k in memory else "-" for k in RUNNERS))
                     emit("| " + " | ".join(cells) + " |")
                     del runs
-            del comp, ort
+            del comp, ort, openvino
         torch._dynamo.reset()
         gc.collect()
     if markdown is not None:
