@@ -45,7 +45,7 @@ from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
 import videozoo
 from _timing import interleaved_medians
 from videozoo.tasks.export import export_model, published_clip
-from videozoo.models._layers import linear
+from videozoo.models.layers import linear
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))

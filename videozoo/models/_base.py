@@ -32,7 +32,9 @@ class VideoModel(nn.Module):
     num_features: int
     min_temporal_size: int
     min_size: int
-    model_name: str
+    #: The architecture's name in error messages: the class name, or a finer one (``"MViTv2"``). Not the
+    #: registry's name (``"mvit_v2_s"``), which the task layer calls ``model_name``.
+    arch_name: str
     #: Dotted name of the final layer (a ``Linear``, or a 1x1x1 ``Conv3d`` where the checkpoints have one).
     classifier_name: str = "fc"
 
@@ -44,7 +46,7 @@ class VideoModel(nn.Module):
         self.num_features = num_features
         self.min_temporal_size = min_temporal_size
         self.min_size = min_size
-        self.model_name = type(self).__name__
+        self.arch_name = type(self).__name__
 
     # -- input ---------------------------------------------------------------------------------------
 
@@ -81,7 +83,7 @@ class VideoModel(nn.Module):
         pass
 
     def _name(self) -> str:
-        return self.model_name
+        return self.arch_name
 
     # -- forward -------------------------------------------------------------------------------------
 

@@ -55,7 +55,6 @@ Speed (CPU; 16x224x224, batch 1, 2 cores, against the reference on the same weig
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import torch
@@ -65,8 +64,9 @@ from torch import Tensor, nn
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES
 from videozoo.models._base import VideoModel
-from videozoo.models._layers import Mlp, drop_path, linear, resize_pos_embed
-from videozoo.models._pytorchvideo import ptv_transforms
+from videozoo.models.layers import Mlp, drop_path, linear, resize_pos_embed
+from videozoo.models.adapters.hiera import from_hiera_state_dict
+from videozoo.models.publishers.pytorchvideo import ptv_transforms
 
 __all__ = [
     "Hiera",
@@ -84,7 +84,7 @@ PATCH_KERNEL, PATCH_STRIDE, PATCH_PADDING = (3, 7, 7), (2, 4, 4), (1, 3, 3)
 Q_STRIDE = (1, 2, 2)  # the query pooling of each stage transition, per axis (T, H, W)
 
 
-class BlockSpec(NamedTuple):
+class HieraBlockSpec(NamedTuple):
     """One block: its widths, heads, query pooling and attention kind."""
 
     dim_in: int
@@ -100,7 +100,7 @@ def block_specs(
     embed_dim: int,
     num_heads: int,
     mask_unit_attn: tuple[bool, ...] = (True, True, False, False),
-) -> list[BlockSpec]:
+) -> list[HieraBlockSpec]:
     """The blocks of a Hiera: channels and heads double at each stage's first block, which also pools
     the query 2x2 (every stage transition pools); attention kind lags one block behind the stages."""
     q_stride = Q_STRIDE[0] * Q_STRIDE[1] * Q_STRIDE[2]
@@ -113,7 +113,7 @@ def block_specs(
         dim_out, pool = dim, 1
         if i in starts:
             dim_out, heads, stage, pool = 2 * dim, 2 * heads, stage + 1, q_stride
-        specs.append(BlockSpec(dim, dim_out, heads, pool, unit_attn, unit_size))
+        specs.append(HieraBlockSpec(dim, dim_out, heads, pool, unit_attn, unit_size))
         unit_size //= pool
         dim = dim_out
     return specs
@@ -200,7 +200,7 @@ class HieraBlock(nn.Module):
     where the block widens and pools), then ``x + mlp(norm2(x))``; both branches dropped per sample
     with probability ``stochastic_depth_prob`` while training."""
 
-    def __init__(self, spec: BlockSpec, mlp_ratio: float, stochastic_depth_prob: float) -> None:
+    def __init__(self, spec: HieraBlockSpec, mlp_ratio: float, stochastic_depth_prob: float) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(spec.dim_in, eps=1e-6)
         self.attn = MaskUnitAttention(spec.dim_in, spec.dim_out, spec.num_heads, spec.q_stride, spec.mask_unit_attn)
@@ -222,7 +222,7 @@ class HieraBlock(nn.Module):
         return x + drop_path(self.mlp(self.norm2(x)), self.stochastic_depth_prob, self.training)
 
 
-class PatchEmbed(nn.Module):
+class HieraPatchEmbed(nn.Module):
     """3x7x7 convolution at stride 2x4x4 (checkpoint name ``patch_embed.proj``)."""
 
     def __init__(self, embed_dim: int) -> None:
@@ -305,7 +305,7 @@ class Hiera(VideoModel):
         self.grid = [num_frames // PATCH_STRIDE[0], height // PATCH_STRIDE[1], width // PATCH_STRIDE[2]]
         self.num_layers = len(specs)
 
-        self.patch_embed = PatchEmbed(embed_dim)
+        self.patch_embed = HieraPatchEmbed(embed_dim)
         self.pos_embed_spatial = nn.Parameter(torch.zeros(1, self.grid[1] * self.grid[2], embed_dim))
         self.pos_embed_temporal = nn.Parameter(torch.zeros(1, self.grid[0], embed_dim))
         self.blocks = nn.ModuleList(
@@ -400,26 +400,6 @@ class Hiera(VideoModel):
 
 
 # ----------------------------------------------------------------------------------------------------
-# The publisher's checkpoint files
-
-
-def from_hiera_checkpoint(checkpoint: Any) -> dict[str, Tensor]:
-    """Our ``state_dict`` from a checkpoint of facebookresearch/hiera: ``{"model_state": state_dict}``
-    with our key names and shapes (anything else in the file is ignored). Raises ``ValueError`` for
-    any other file."""
-    if not isinstance(checkpoint, Mapping) or "model_state" not in checkpoint:
-        found = f"a dict with keys {list(checkpoint)[:5]}" if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
-        raise ValueError(
-            f"Expected a Hiera checkpoint, a dict with the weights under 'model_state', but got {found}. A "
-            f"state_dict saved from a videozoo model loads with model.load_state_dict() directly."
-        )
-    state = checkpoint["model_state"]
-    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError("The checkpoint's 'model_state' is not a state_dict (a dict of tensors).")
-    return dict(state)
-
-
-# ----------------------------------------------------------------------------------------------------
 # Weights
 
 HIERA_FILES_URL = "https://dl.fbaipublicfiles.com/hiera"
@@ -465,7 +445,7 @@ def _weights(name: str, num_params: int, acc1: float, gflops: float) -> Weights:
             "license": "CC-BY-NC-4.0",  # the model zoo's licence (LICENSE.models); the code is Apache-2.0
             "model_args": {"num_frames": 16, "crop_size": 224},  # the position tables' size
         },
-        state_dict_adapter=from_hiera_checkpoint,
+        state_dict_adapter=from_hiera_state_dict,
     )
 
 

@@ -76,16 +76,10 @@ from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.models._base import VideoModel
-from videozoo.models._convert import rename_keys
-from videozoo.models._layers import drop_path_mask, linear, onednn_applies
-from videozoo.models._pytorchvideo import (
-    PTV_FILES_URL,
-    PYSLOWFAST_CONFIGS_URL,
-    ptv_meta,
-    ptv_transforms,
-    unwrap_model_state,
-)
-from videozoo.models._torchvision import tv_meta
+from videozoo.models.layers import drop_path_mask, linear, onednn_applies
+from videozoo.models.adapters.mvit import from_pyslowfast_state_dict, from_pytorchvideo_state_dict
+from videozoo.models.publishers.pytorchvideo import PTV_FILES_URL, PYSLOWFAST_CONFIGS_URL, ptv_meta, ptv_transforms
+from videozoo.models.publishers.torchvision import tv_meta
 from videozoo.video.transforms import VideoClassification
 
 __all__ = [
@@ -110,7 +104,7 @@ RelPosIndex = Literal["torchvision", "pyslowfast"]  # whose float32 rounding pic
 PATCH_KERNEL, PATCH_STRIDE, PATCH_PADDING = (3, 7, 7), (2, 4, 4), (1, 3, 3)
 
 
-class BlockSpec(NamedTuple):
+class MViTBlockSpec(NamedTuple):
     """One transformer block, in the notation of the papers' architecture tables."""
 
     num_heads: int
@@ -122,7 +116,7 @@ class BlockSpec(NamedTuple):
     stride_kv: tuple[int, ...]
 
 
-def block_specs(version: int, depths: tuple[int, ...], embed_dim: int, num_heads: int) -> list[BlockSpec]:
+def block_specs(version: int, depths: tuple[int, ...], embed_dim: int, num_heads: int) -> list[MViTBlockSpec]:
     """The blocks of MViT-B (v1) / MViTv2-S: stage ``s`` has ``num_heads * 2**s`` heads of equal width."""
     specs = []
     stride_kv = 2 ** (len(depths) - 1)  # keys/values always pooled to the last stage's grid
@@ -142,7 +136,7 @@ def block_specs(version: int, depths: tuple[int, ...], embed_dim: int, num_heads
                 pool_q = True
                 dim_out = dim
             specs.append(
-                BlockSpec(
+                MViTBlockSpec(
                     num_heads=num_heads * 2**stage,
                     dim_in=dim_in,
                     dim_out=dim_out,
@@ -225,7 +219,7 @@ class MultiscaleAttention(nn.Module):
 
     def __init__(
         self,
-        spec: BlockSpec,
+        spec: MViTBlockSpec,
         dim_out: int,
         grid: Grid,
         table_grid: Grid,
@@ -448,7 +442,7 @@ class MultiscaleBlock(nn.Module):
 
     def __init__(
         self,
-        spec: BlockSpec,
+        spec: MViTBlockSpec,
         grid: Grid,
         table_grid: Grid,
         version: int,
@@ -646,7 +640,7 @@ class MViT(VideoModel):
             )
         super().__init__(num_classes, specs[-1].dim_out, min_temporal_size=num_frames, min_size=min(height, width))
         self.version = version
-        self.model_name = "MViT" if version == 1 else "MViTv2"
+        self.arch_name = "MViT" if version == 1 else "MViTv2"
         self.num_frames = num_frames
         self.crop_size = (height, width)
 
@@ -735,85 +729,6 @@ class MViT(VideoModel):
         if param_name.startswith(("norm.", "head.")):
             return self.num_layers + 1
         raise ValueError(f"{param_name!r} is not a parameter of {self._name()}.")
-
-
-# ----------------------------------------------------------------------------------------------------
-# PyTorchVideo's and PySlowFast's checkpoint layouts
-
-# The blocks' names both share (PyTorchVideo's MViT is PySlowFast's, repackaged), except the input projection.
-_BLOCK_RULES = [
-    (r"blocks\.(\d+)\.(norm1|norm2)\.(weight|bias)", r"blocks.\1.\2.\3"),
-    (r"blocks\.(\d+)\.attn\.proj\.(weight|bias)", r"blocks.\1.attn.project.0.\2"),
-    (r"blocks\.(\d+)\.attn\.pool_(q|k|v)\.weight", r"blocks.\1.attn.pool_\2.pool.weight"),
-    (r"blocks\.(\d+)\.attn\.norm_(q|k|v)\.(weight|bias)", r"blocks.\1.attn.pool_\2.norm_act.0.\3"),
-    (r"blocks\.(\d+)\.mlp\.fc1\.(weight|bias)", r"blocks.\1.mlp.0.\2"),
-    (r"blocks\.(\d+)\.mlp\.fc2\.(weight|bias)", r"blocks.\1.mlp.3.\2"),
-    (r"blocks\.(\d+)\.proj\.(weight|bias)", r"blocks.\1.project.\2"),
-]
-
-_PTV_RULES = [
-    (r"patch_embed\.patch_model\.(weight|bias)", r"conv_proj.\1"),
-    (r"cls_positional_encoding\.cls_token", "pos_encoding.class_token"),
-    (r"cls_positional_encoding\.pos_embed_spatial", "pos_encoding.spatial_pos"),
-    (r"cls_positional_encoding\.pos_embed_temporal", "pos_encoding.temporal_pos"),
-    (r"cls_positional_encoding\.pos_embed_class", "pos_encoding.class_pos"),
-    (r"blocks\.(\d+)\.attn\.(q|k|v)\.(weight|bias)", r"blocks.\1.attn.\2.\3"),
-    *_BLOCK_RULES,
-    (r"norm_embed\.(weight|bias)", r"norm.\1"),
-    (r"head\.proj\.(weight|bias)", r"head.1.\1"),
-]
-
-# PySlowFast's MViT (slowfast/models/video_model_builder.py, attention.py) with MViTv2's options:
-# no absolute position embeddings, one qkv projection, relative position tables in every block.
-_PYSLOWFAST_RULES = [
-    (r"patch_embed\.proj\.(weight|bias)", r"conv_proj.\1"),
-    (r"cls_token", "pos_encoding.class_token"),
-    (r"blocks\.(\d+)\.attn\.qkv\.(weight|bias)", r"blocks.\1.attn.qkv.\2"),
-    (r"blocks\.(\d+)\.attn\.rel_pos_(h|w|t)", r"blocks.\1.attn.rel_pos_\2"),
-    *_BLOCK_RULES,
-    (r"norm\.(weight|bias)", r"norm.\1"),
-    (r"head\.projection\.(weight|bias)", r"head.1.\1"),
-]
-
-# Our position embeddings without PyTorchVideo's leading singleton dimensions: (1, 1, C) -> (C,), (1, N, C) -> (N, C).
-_POSITION_DIMS = {
-    "pos_encoding.class_token": 1,
-    "pos_encoding.class_pos": 1,
-    "pos_encoding.spatial_pos": 2,
-    "pos_encoding.temporal_pos": 2,
-}
-
-
-def from_pytorchvideo_state_dict(checkpoint: Any) -> dict[str, Tensor]:
-    """Our ``state_dict`` from a PyTorchVideo MViT checkpoint (``{"model_state": state_dict}``).
-
-    Every key is renamed (the model is built with ``separate_qkv=True``) and the position embeddings
-    lose their leading singleton dimensions; a key that is not part of PyTorchVideo's MViT layout raises
-    ``ValueError``.
-    """
-    state = rename_keys(unwrap_model_state(checkpoint), _PTV_RULES, "PyTorchVideo's MViT layout")
-    return _drop_leading_ones(state)
-
-
-def from_pyslowfast_state_dict(checkpoint: Any) -> dict[str, Tensor]:
-    """Our ``state_dict`` from a PySlowFast MViTv2 checkpoint (``{"model_state": state_dict, ...}``;
-    the optimizer state and config beside it are ignored).
-
-    Every key is renamed and the class token loses its leading singleton dimensions (``(1, 1, C)``
-    there); a key that is not part of PySlowFast's MViTv2 layout raises ``ValueError``.
-    """
-    state = rename_keys(unwrap_model_state(checkpoint), _PYSLOWFAST_RULES, "PySlowFast's MViTv2 layout")
-    return _drop_leading_ones(state)
-
-
-def _drop_leading_ones(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    for key, dims in _POSITION_DIMS.items():
-        value = state.get(key)
-        while value is not None and value.dim() > dims and value.shape[0] == 1:
-            value = value[0]
-        if value is not None:
-            state[key] = value
-    return state
 
 
 # ----------------------------------------------------------------------------------------------------

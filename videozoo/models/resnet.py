@@ -31,8 +31,8 @@ from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.models._base import VideoModel
-from videozoo.models._layers import conv_bn_folded, init_conv_bn
-from videozoo.models._torchvision import tv_meta
+from videozoo.models.layers import conv_bn_folded, init_conv_bn
+from videozoo.models.publishers.torchvision import tv_meta
 from videozoo.video.transforms import VideoClassification
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""Bottleneck 3D ResNets: Slow, C2D, I3D, CSN and R(2+1)D-50, with PyTorchVideo's Kinetics-400 checkpoints.
+"""ResNet3dBottleneck 3D ResNets: Slow, C2D, I3D, CSN and R(2+1)D-50, with PyTorchVideo's Kinetics-400 checkpoints.
 
 One ResNet-50/101 skeleton (a 7x7 stem, four stages of bottleneck blocks 256-2048 channels wide, a
 linear classifier) from which PyTorchVideo builds five video networks. They differ in where time is
@@ -53,7 +53,6 @@ the same blocks, 1.5x faster than with plain ones.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -63,20 +62,19 @@ from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.models._base import VideoModel
-from videozoo.models._convert import rename_keys
-from videozoo.models._layers import (
+from videozoo.models.layers import (
     conv_bn_folded,
     init_conv_bn,
     log_mean_softmax,
     window_avg_pool,
 )
-from videozoo.models._pytorchvideo import (
+from videozoo.models.adapters.resnet3d import from_pytorchvideo_state_dict
+from videozoo.models.publishers.pytorchvideo import (
     PTV_FILES_URL,
     PYSLOWFAST_CONFIGS_URL,
     ptv_finetune_weights,
     ptv_meta,
     ptv_transforms,
-    unwrap_model_state,
 )
 
 __all__ = [
@@ -100,7 +98,7 @@ __all__ = [
 BlockKind = Literal["2d", "channelwise", "2+1d"]
 
 
-class Stem(nn.Module):
+class ResNet3dStem(nn.Module):
     """A ``t x 7 x 7`` convolution at spatial stride 2, BN, ReLU and (with ``pool``) a 1x3x3 max-pool at
     stride 2."""
 
@@ -148,7 +146,7 @@ class Conv2Plus1d(nn.Module):
         return self.conv_xy(self.relu(self.bn(self.conv_t(x))))
 
 
-class Bottleneck(nn.Module):
+class ResNet3dBottleneck(nn.Module):
     """``t x 1 x 1`` reduction, the middle convolution (:data:`BlockKind`, strided), ``1 x 1 x 1``
     expansion, BN after each; a strided 1x1x1 convolution + BN as shortcut where the shape changes."""
 
@@ -218,7 +216,7 @@ def res_stage(
     for j, t in enumerate(temporal_kernels):
         first = j == 0
         blocks.append(
-            Bottleneck(
+            ResNet3dBottleneck(
                 in_planes if first else 4 * planes,
                 planes,
                 4 * planes,
@@ -289,7 +287,7 @@ class ResNet3D(VideoModel):
         self.num_frames = num_frames
         self.crop_size = crop_size
         self.average_probs = average_probs
-        self.stem = Stem(width, stem_kernel, stem_pool)
+        self.stem = ResNet3dStem(width, stem_kernel, stem_pool)
         in_planes = width
         for i, (depth, kernels, stride, t_stride) in enumerate(zip(*stages)):
             pattern = [kernels] if isinstance(kernels, int) else list(kernels)
@@ -303,7 +301,7 @@ class ResNet3D(VideoModel):
         self.fc = nn.Linear(self.num_features, num_classes)
 
         # PySlowFast's initialisation: MSRA fill, the last BN of each residual branch at zero.
-        init_conv_bn(self, zero_init=[m.bn3 for m in self.modules() if isinstance(m, Bottleneck)])
+        init_conv_bn(self, zero_init=[m.bn3 for m in self.modules() if isinstance(m, ResNet3dBottleneck)])
         self.init_classifier(self.fc)
         # Channels-last (NDHWC) activations and filters (see the module docstring); loading a
         # state_dict keeps this layout.
@@ -325,56 +323,6 @@ class ResNet3D(VideoModel):
             # The classifier is linear: classifying the mean vector is averaging the positions' logits.
             return self.fc(self.dropout(x.mean((2, 3, 4))))
         return log_mean_softmax(self.fc(self.dropout(x.flatten(2).transpose(1, 2))))
-
-
-# ----------------------------------------------------------------------------------------------------
-# PyTorchVideo's checkpoint layout
-
-# PyTorchVideo's Net keeps its parts in one list, ``blocks``: the stem (0), the four stages, and the
-# head (``proj`` is the classifier). C2D and I3D have a parameter-free max-pool after the first stage,
-# which moves the later stages and the head one index up; so the stages are found by their
-# ``res_blocks`` and numbered in order. (2+1)D middle convolutions are ``conv_b.{conv_t,norm,conv_xy}``.
-_BRANCH = {"a": "1", "b": "2", "c": "3"}
-
-
-def _ptv_rules(stages: dict[str, str], head: str) -> list[tuple[str, Any]]:
-    def block(template: str):
-        def rename(m: re.Match[str]) -> str:
-            groups = m.groupdict()
-            groups["s"] = stages[groups["s"]]
-            if "n" in groups:
-                groups["n"] = _BRANCH[groups["n"]]
-            return template.format(**groups)
-
-        return rename
-
-    stage = r"blocks\.(?P<s>\d+)\.res_blocks\.(?P<b>\d+)\."
-    return [
-        (r"blocks\.0\.conv\.weight", "stem.conv.weight"),
-        (r"blocks\.0\.norm\.(\w+)", r"stem.bn.\1"),
-        (stage + r"branch1_conv\.weight", block("layer{s}.{b}.downsample.0.weight")),
-        (stage + r"branch1_norm\.(?P<t>\w+)", block("layer{s}.{b}.downsample.1.{t}")),
-        (stage + r"branch2\.conv_b\.conv_t\.weight", block("layer{s}.{b}.conv2.conv_t.weight")),
-        (stage + r"branch2\.conv_b\.norm\.(?P<t>\w+)", block("layer{s}.{b}.conv2.bn.{t}")),
-        (stage + r"branch2\.conv_b\.conv_xy\.weight", block("layer{s}.{b}.conv2.conv_xy.weight")),
-        (stage + r"branch2\.conv_(?P<n>[abc])\.weight", block("layer{s}.{b}.conv{n}.weight")),
-        (stage + r"branch2\.norm_(?P<n>[abc])\.(?P<t>\w+)", block("layer{s}.{b}.bn{n}.{t}")),
-        (rf"blocks\.{head}\.proj\.(weight|bias)", r"fc.\1"),
-    ]
-
-
-def from_pytorchvideo_state_dict(checkpoint: Any) -> dict[str, Tensor]:
-    """Our ``state_dict`` from a PyTorchVideo Slow, C2D, I3D, CSN or R(2+1)D checkpoint
-    (``{"model_state": state_dict}``).
-
-    Every key is renamed; one that is not part of PyTorchVideo's ResNet layout raises ``ValueError``.
-    Which network the file holds is left to the strict load, which names the tensors that differ.
-    """
-    state = unwrap_model_state(checkpoint)
-    indices = sorted({int(m.group(1)) for key in state if (m := re.match(r"blocks\.(\d+)\.res_blocks\.", key))})
-    stages = {str(index): str(i) for i, index in enumerate(indices, start=1)}
-    head = str(indices[-1] + 1) if indices else "5"
-    return rename_keys(state, _ptv_rules(stages, head), "PyTorchVideo's ResNet layout")
 
 
 # ----------------------------------------------------------------------------------------------------

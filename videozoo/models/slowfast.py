@@ -27,7 +27,6 @@ weights' ``state_dict_adapter`` (:func:`from_pytorchvideo_state_dict`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any, List
 
@@ -36,17 +35,16 @@ from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.models._base import VideoModel
-from videozoo.models._convert import rename_keys
-from videozoo.models._layers import init_conv_bn, window_avg_pool
-from videozoo.models._pytorchvideo import (
+from videozoo.models.layers import init_conv_bn, window_avg_pool
+from videozoo.models.adapters.slowfast import from_pytorchvideo_state_dict
+from videozoo.models.publishers.pytorchvideo import (
     PTV_FILES_URL,
     PYSLOWFAST_CONFIGS_URL,
     ptv_finetune_weights,
     ptv_meta,
     ptv_transforms,
-    unwrap_model_state,
 )
-from videozoo.models.resnet3d import Bottleneck, Stem, res_stage
+from videozoo.models.resnet3d import ResNet3dBottleneck, ResNet3dStem, res_stage
 
 __all__ = [
     "SlowFast",
@@ -80,7 +78,7 @@ class Pathway(nn.Module):
         lateral: Sequence[int],
     ) -> None:
         super().__init__()
-        self.stem = Stem(width, stem_kernel)
+        self.stem = ResNet3dStem(width, stem_kernel)
         in_planes = width
         for i, (depth, kernel, n_temporal, extra) in enumerate(zip(layers, temporal_kernels, temporal_blocks, lateral)):
             planes = width * 2**i
@@ -159,7 +157,7 @@ class SlowFast(VideoModel):
         self.fc = nn.Linear(self.num_features, num_classes)
 
         # PySlowFast's initialisation: MSRA fill, the last BN of each residual branch at zero.
-        init_conv_bn(self, zero_init=[m.bn3 for m in self.modules() if isinstance(m, Bottleneck)])
+        init_conv_bn(self, zero_init=[m.bn3 for m in self.modules() if isinstance(m, ResNet3dBottleneck)])
         self.init_classifier(self.fc)
         # Channels-last (NDHWC) activations and filters: 1.3x faster convolutions on CPU than NCDHW,
         # the same results up to float rounding. Loading a state_dict keeps this layout.
@@ -236,53 +234,6 @@ class SlowFast(VideoModel):
             return self.forward_pathways(x[0], x[1])
         self.check_input(x)
         return self.forward_head(self.forward_features(x))
-
-
-# ----------------------------------------------------------------------------------------------------
-# PyTorchVideo's checkpoint layout
-
-# PyTorchVideo's keys -> ours. <p> is the pathway (0 slow, 1 fast), <s> the stage, <b> the block.
-# blocks.0 holds the stems, blocks.1-4 the stages, blocks.5 the pooling and blocks.6 the head; the
-# lateral connections live in blocks.0-3 as multipathway_fusion.
-_PATHWAY = {"0": "slow", "1": "fast"}
-_BRANCH = {"a": "1", "b": "2", "c": "3"}
-_STAGE = r"blocks\.(?P<s>[1-4])\.multipathway_blocks\.(?P<p>[01])\.res_blocks\.(?P<b>\d+)\."
-
-
-def _to(template: str):
-    """A rename rule's replacement: ``template`` formatted with the match's groups, pathway and branch
-    indices given our names."""
-
-    def rename(m: re.Match[str]) -> str:
-        groups = m.groupdict()
-        if "p" in groups:
-            groups["p"] = _PATHWAY[groups["p"]]
-        if "n" in groups:
-            groups["n"] = _BRANCH[groups["n"]]
-        return template.format(**groups)
-
-    return rename
-
-
-_PTV_RULES = [
-    (r"blocks\.0\.multipathway_blocks\.(?P<p>[01])\.conv\.(?P<t>\w+)", _to("{p}.stem.conv.{t}")),
-    (r"blocks\.0\.multipathway_blocks\.(?P<p>[01])\.norm\.(?P<t>\w+)", _to("{p}.stem.bn.{t}")),
-    (_STAGE + r"branch1_conv\.(?P<t>\w+)", _to("{p}.layer{s}.{b}.downsample.0.{t}")),
-    (_STAGE + r"branch1_norm\.(?P<t>\w+)", _to("{p}.layer{s}.{b}.downsample.1.{t}")),
-    (_STAGE + r"branch2\.conv_(?P<n>[abc])\.(?P<t>\w+)", _to("{p}.layer{s}.{b}.conv{n}.{t}")),
-    (_STAGE + r"branch2\.norm_(?P<n>[abc])\.(?P<t>\w+)", _to("{p}.layer{s}.{b}.bn{n}.{t}")),
-    (r"blocks\.(?P<s>[0-3])\.multipathway_fusion\.conv_fast_to_slow\.(?P<t>\w+)", _to("fuse{s}.conv.{t}")),
-    (r"blocks\.(?P<s>[0-3])\.multipathway_fusion\.norm\.(?P<t>\w+)", _to("fuse{s}.bn.{t}")),
-    (r"blocks\.6\.proj\.(?P<t>\w+)", _to("fc.{t}")),
-]
-
-
-def from_pytorchvideo_state_dict(checkpoint: Any) -> dict[str, Tensor]:
-    """Our ``state_dict`` from a PyTorchVideo SlowFast checkpoint (``{"model_state": state_dict}``).
-
-    Every key is renamed; one that is not part of PyTorchVideo's SlowFast layout raises ``ValueError``.
-    """
-    return rename_keys(unwrap_model_state(checkpoint), _PTV_RULES, "PyTorchVideo's SlowFast layout")
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -41,8 +41,8 @@ from torch import Tensor, nn
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES, SSV2_CATEGORIES
 from videozoo.models._base import VideoModel
-from videozoo.models._convert import rename_keys
-from videozoo.models._layers import Mlp, SelfAttention, drop_path, linear, resize_pos_embed
+from videozoo.models.adapters.timesformer import from_huggingface_state_dict
+from videozoo.models.layers import Mlp, SelfAttention, drop_path, linear, resize_pos_embed
 from videozoo.video.transforms import VideoClassification
 
 __all__ = [
@@ -221,38 +221,6 @@ class TimeSformer(VideoModel):
     def no_weight_decay(self) -> set[str]:
         """Parameters trained without weight decay: the position and time embeddings and the class token."""
         return {"cls_token", "pos_embed", "time_embed"}
-
-
-# ----------------------------------------------------------------------------------------------------
-# Hugging Face's checkpoint layout
-
-_HF_RULES = [
-    (r"timesformer\.embeddings\.cls_token", "cls_token"),
-    (r"timesformer\.embeddings\.position_embeddings", "pos_embed"),
-    (r"timesformer\.embeddings\.time_embeddings", "time_embed"),
-    (r"timesformer\.embeddings\.patch_embeddings\.projection\.(weight|bias)", r"patch_embed.\1"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.temporal_layernorm\.(weight|bias)", r"blocks.\1.temporal_norm1.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.temporal_attention\.attention\.qkv\.(weight|bias)", r"blocks.\1.temporal_attn.qkv.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.temporal_attention\.output\.dense\.(weight|bias)", r"blocks.\1.temporal_attn.proj.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.temporal_dense\.(weight|bias)", r"blocks.\1.temporal_fc.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.layernorm_before\.(weight|bias)", r"blocks.\1.norm1.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.attention\.attention\.qkv\.(weight|bias)", r"blocks.\1.attn.qkv.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.attention\.output\.dense\.(weight|bias)", r"blocks.\1.attn.proj.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.layernorm_after\.(weight|bias)", r"blocks.\1.norm2.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.intermediate\.dense\.(weight|bias)", r"blocks.\1.mlp.fc1.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.output\.dense\.(weight|bias)", r"blocks.\1.mlp.fc2.\2"),
-    (r"timesformer\.layernorm\.(weight|bias)", r"norm.\1"),
-    (r"classifier\.(weight|bias)", r"head.\1"),
-]
-
-
-def from_huggingface_state_dict(checkpoint: Any) -> dict[str, Tensor]:
-    """Our ``state_dict`` from a Hugging Face ``TimesformerForVideoClassification`` file (a flat state
-    dict, from ``model.safetensors`` or ``pytorch_model.bin``): every key renamed, no tensor changed
-    (the port already fuses q, k and v into one ``qkv``). A key outside that layout raises ``ValueError``."""
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f"expected a state dict, got {type(checkpoint).__name__}")
-    return rename_keys(checkpoint, _HF_RULES, "Hugging Face's TimeSformer layout")
 
 
 # ----------------------------------------------------------------------------------------------------

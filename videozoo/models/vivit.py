@@ -30,8 +30,8 @@ from torch import Tensor, nn
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES
 from videozoo.models._base import VideoModel
-from videozoo.models._convert import rename_keys
-from videozoo.models._layers import TransformerBlock, linear, resize_pos_embed
+from videozoo.models.adapters.vivit import from_huggingface_state_dict
+from videozoo.models.layers import TransformerBlock, linear, resize_pos_embed
 from videozoo.video.transforms import VideoClassification
 
 __all__ = ["ViViT", "ViViT_B_16x2_Weights", "vivit_b_16x2"]
@@ -160,53 +160,6 @@ class ViViT(VideoModel):
     def no_weight_decay(self) -> set[str]:
         """Parameters trained without weight decay: the position embeddings and the class token."""
         return {"cls_token", "pos_embed"}
-
-
-# ----------------------------------------------------------------------------------------------------
-# Hugging Face's checkpoint layout
-
-_HF_RULES = [
-    (r"vivit\.embeddings\.cls_token", "cls_token"),
-    (r"vivit\.embeddings\.position_embeddings", "pos_embed"),
-    (r"vivit\.embeddings\.patch_embeddings\.projection\.(weight|bias)", r"patch_embed.\1"),
-    (r"vivit\.encoder\.layer\.(\d+)\.attention\.attention\.(query|key|value)\.(weight|bias)", r"blocks.\1.attn.\2.\3"),
-    (r"vivit\.encoder\.layer\.(\d+)\.attention\.output\.dense\.(weight|bias)", r"blocks.\1.attn.proj.\2"),
-    (r"vivit\.encoder\.layer\.(\d+)\.layernorm_before\.(weight|bias)", r"blocks.\1.norm1.\2"),
-    (r"vivit\.encoder\.layer\.(\d+)\.layernorm_after\.(weight|bias)", r"blocks.\1.norm2.\2"),
-    (r"vivit\.encoder\.layer\.(\d+)\.intermediate\.dense\.(weight|bias)", r"blocks.\1.mlp.fc1.\2"),
-    (r"vivit\.encoder\.layer\.(\d+)\.output\.dense\.(weight|bias)", r"blocks.\1.mlp.fc2.\2"),
-    (r"vivit\.layernorm\.(weight|bias)", r"norm.\1"),
-    (r"classifier\.(weight|bias)", r"head.\1"),
-]
-
-
-def from_huggingface_state_dict(checkpoint: Any) -> dict[str, Tensor]:
-    """Our ``state_dict`` from a Hugging Face ``VivitForVideoClassification`` file (a flat state dict,
-    from ``model.safetensors`` or ``pytorch_model.bin``).
-
-    Keys are renamed, and each block's ``query``/``key``/``value`` projections are concatenated (in that
-    order) into ``attn.qkv``. A ``vivit.pooler`` (of ``VivitModel``, unused by the classifier, which the
-    port also ignores) is dropped; any other key outside that layout raises ``ValueError``.
-    """
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f"expected a state dict, got {type(checkpoint).__name__}")
-    state = {k: v for k, v in checkpoint.items() if not k.startswith("vivit.pooler.")}
-    state = rename_keys(state, _HF_RULES, "Hugging Face's ViViT layout")
-    out: dict[str, Tensor] = {}
-    parts: dict[str, dict[str, Tensor]] = {}
-    for key, value in state.items():
-        prefix, _, leaf = key.rpartition(".")  # e.g. blocks.3.attn.query / weight
-        owner, _, projection = prefix.rpartition(".")
-        if projection in ("query", "key", "value") and owner.endswith(".attn"):
-            parts.setdefault(f"{owner}.qkv.{leaf}", {})[projection] = value
-        else:
-            out[key] = value
-    for key, qkv in parts.items():
-        missing = {"query", "key", "value"} - set(qkv)
-        if missing:
-            raise ValueError(f"{key}: the file has no {', '.join(sorted(missing))} projection to fuse")
-        out[key] = torch.cat([qkv["query"], qkv["key"], qkv["value"]], dim=0)
-    return out
 
 
 # ----------------------------------------------------------------------------------------------------

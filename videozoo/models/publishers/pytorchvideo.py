@@ -7,7 +7,7 @@ mean 0.45 / std 0.225 before a bilinear short-side resize, then cropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import partial
 from typing import Any, Literal
 
@@ -16,6 +16,7 @@ from torch import Tensor
 from videozoo.zoo import Weights
 from videozoo.zoo.categories import CHARADES_CATEGORIES, KINETICS400_CATEGORIES, SSV2_CATEGORIES
 from videozoo.video.transforms import VideoClassification
+from videozoo.models.adapters import wrapped_state_dict
 
 __all__ = [
     "PTV_MEAN",
@@ -54,22 +55,10 @@ def unwrap_model_state(checkpoint: Any) -> dict[str, Tensor]:
     Keys prefixed ``model.`` (PySlowFast's ``PTV*`` wrappers of PyTorchVideo's networks) lose the prefix.
     Raises ``ValueError`` for anything else, e.g. a bare ``state_dict`` or another library's file.
     """
-    if not isinstance(checkpoint, Mapping) or "model_state" not in checkpoint:
-        if isinstance(checkpoint, Mapping):
-            keys = list(checkpoint)
-            found = f"a dict with keys {keys[:5]}{' ...' if len(keys) > 5 else ''}"
-        else:
-            found = f"a {type(checkpoint).__name__}"
-        raise ValueError(
-            f"Expected a PyTorchVideo checkpoint, a dict with the weights under 'model_state', but got {found}. "
-            f"A state_dict saved from a videozoo model loads with model.load_state_dict() directly."
-        )
-    state = checkpoint["model_state"]
-    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError("The checkpoint's 'model_state' is not a state_dict (a dict of tensors).")
+    state = wrapped_state_dict(checkpoint, "model_state", "PyTorchVideo")
     if state and all(key.startswith("model.") for key in state):
         return {key[len("model.") :]: value for key, value in state.items()}
-    return dict(state)
+    return state
 
 
 def ptv_transforms(
