@@ -64,7 +64,7 @@ from torch import Tensor, nn
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES
 from videozoo.models._base import VideoModel
-from videozoo.models.layers import Mlp, drop_path, linear, resize_pos_embed
+from videozoo.models.layers import Mlp, drop_path, drop_path_rates, linear, resize_pos_embed
 from videozoo.models.adapters.hiera import from_hiera_state_dict
 from videozoo.models.publishers.pytorchvideo import ptv_transforms
 
@@ -309,8 +309,7 @@ class Hiera(VideoModel):
         self.pos_embed_spatial = nn.Parameter(torch.zeros(1, self.grid[1] * self.grid[2], embed_dim))
         self.pos_embed_temporal = nn.Parameter(torch.zeros(1, self.grid[0], embed_dim))
         self.blocks = nn.ModuleList(
-            HieraBlock(spec, mlp_ratio, stochastic_depth_prob * i / max(len(specs) - 1, 1))
-            for i, spec in enumerate(specs)
+            HieraBlock(spec, mlp_ratio, p) for spec, p in zip(specs, drop_path_rates(stochastic_depth_prob, len(specs)))
         )
         self.norm = nn.LayerNorm(specs[-1].dim_out, eps=1e-6)
         self.head = Head(specs[-1].dim_out, num_classes, dropout)

@@ -76,10 +76,17 @@ from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.models._base import VideoModel
-from videozoo.models.layers import drop_path_mask, linear, onednn_applies
+from videozoo.models.layers import drop_path_mask, drop_path_rates, init_weights, linear, onednn_applies
 from videozoo.models.adapters.mvit import from_pyslowfast_state_dict, from_pytorchvideo_state_dict
-from videozoo.models.publishers.pytorchvideo import PTV_FILES_URL, PYSLOWFAST_CONFIGS_URL, ptv_meta, ptv_transforms
-from videozoo.models.publishers.torchvision import tv_meta
+from videozoo.models.publishers.pytorchvideo import (
+    MODEL_ZOO_URL,
+    PTV_FILES_URL,
+    PYSLOWFAST_CONFIGS_URL,
+    PYSLOWFAST_MVITV2_URL,
+    ptv_meta,
+    ptv_transforms,
+)
+from videozoo.models.publishers.torchvision import tv_weights
 from videozoo.video.transforms import VideoClassification
 
 __all__ = [
@@ -649,8 +656,7 @@ class MViT(VideoModel):
 
         blocks = []
         table_grid = grid  # the reference sizes its position tables from floor-divided grids
-        for i, spec in enumerate(specs):
-            sd_prob = stochastic_depth_prob * i / max(len(specs) - 1, 1)
+        for spec, sd_prob in zip(specs, drop_path_rates(stochastic_depth_prob, len(specs))):
             block = MultiscaleBlock(
                 spec, grid, table_grid, version, attention_dropout, sd_prob, pool_norm_eps, separate_qkv, rel_pos_index
             )
@@ -667,14 +673,7 @@ class MViT(VideoModel):
         self.norm = nn.LayerNorm(specs[-1].dim_out, eps=1e-6)
         self.head = nn.Sequential(nn.Dropout(dropout, inplace=True), nn.Linear(specs[-1].dim_out, num_classes))
 
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self, truncated=True)
         for p in self.pos_encoding.parameters():
             nn.init.trunc_normal_(p, std=0.02)
 
@@ -737,90 +736,50 @@ class MViT(VideoModel):
 _TRANSFORMS = partial(
     VideoClassification, crop_size=(224, 224), resize_size=(256,), mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225)
 )
-
-
-
-def _meta(recipe: str, num_params: int, acc1: float, acc5: float, gflops: float, file_size: float) -> dict[str, Any]:
-    return tv_meta(
-        num_params=num_params,
-        acc1=acc1,
-        acc5=acc5,
-        gflops=gflops,
-        file_size=file_size,
-        recipe=recipe,
-        docs=(
-            "The weights were ported from the paper. The accuracies are estimated on video-level "
-            "with parameters `frame_rate=7.5`, `clips_per_video=5`, and `clip_len=16`"
-        ),
-        num_frames=16,
-        frame_rate=7.5,
-        num_clips=5,
-        min_size=(224, 224),
-        min_temporal_size=16,
-        model_args={"num_frames": 16, "crop_size": 224},  # the token grid is built for this clip
-    )
+_DOCS = (
+    "The weights were ported from the paper. The accuracies are estimated on video-level "
+    "with parameters `frame_rate=7.5`, `clips_per_video=5`, and `clip_len=16`"
+)
+_CLIP: dict[str, Any] = {"num_frames": 16, "crop_size": 224}  # the token grid is built for this clip
+_tv_weights = partial(
+    tv_weights, transforms=_TRANSFORMS, docs=_DOCS, num_frames=16, frame_rate=7.5, num_clips=5,
+    min_size=(224, 224), min_temporal_size=16, model_args=_CLIP,
+)
 
 
 class MViT_V1_B_Weights(WeightsEnum):
-    KINETICS400_V1 = Weights(
-        url="https://download.pytorch.org/models/mvit_v1_b-dbeb1030.pth",
-        transforms=_TRANSFORMS,
-        meta=_meta(
-            "https://github.com/facebookresearch/pytorchvideo/blob/main/docs/source/model_zoo.md",
-            num_params=36610672,
-            acc1=78.477,
-            acc5=93.582,
-            gflops=70.599,
-            file_size=139.764,
-        ),
+    KINETICS400_V1 = DEFAULT = _tv_weights(
+        "mvit_v1_b-dbeb1030.pth", 36610672, 78.477, 93.582, 70.599, 139.764, recipe=MODEL_ZOO_URL
     )
-    DEFAULT = KINETICS400_V1
 
 
 class MViT_V2_S_Weights(WeightsEnum):
-    KINETICS400_V1 = Weights(
-        url="https://download.pytorch.org/models/mvit_v2_s-ae3be167.pth",
-        transforms=_TRANSFORMS,
-        meta=_meta(
-            "https://github.com/facebookresearch/SlowFast/blob/main/MODEL_ZOO.md",
-            num_params=34537744,
-            acc1=80.757,
-            acc5=94.665,
-            gflops=64.224,
-            file_size=131.884,
-        ),
+    KINETICS400_V1 = DEFAULT = _tv_weights(
+        "mvit_v2_s-ae3be167.pth", 34537744, 80.757, 94.665, 64.224, 131.884,
+        recipe="https://github.com/facebookresearch/SlowFast/blob/main/MODEL_ZOO.md",
     )
-    DEFAULT = KINETICS400_V1
-
-
 
 
 def _ptv_weights(
-    file: str, num_frames: int, sampling_rate: int, num_params: int, acc1: float, acc5: float, gflops: float, docs: str
+    file: str, num_frames: int, sampling_rate: int, num_params: int, acc1: float, acc5: float, gflops: float, docs: str = ""
 ) -> Weights:
     """A PyTorchVideo MViT-B checkpoint, evaluated with PySlowFast's MViT recipe (5 clips x 1 crop)."""
+    clip = f"{num_frames}x{sampling_rate}"
     return Weights(
         url=f"{PTV_FILES_URL}/kinetics/{file}",
         transforms=ptv_transforms(224, resize_size=256),  # 1 crop: short side to TRAIN_JITTER_SCALES[0]
         meta=ptv_meta(
-            num_params=num_params,
-            acc1=acc1,
-            acc5=acc5,
-            gflops=gflops,
-            num_frames=num_frames,
-            sampling_rate=sampling_rate,
-            min_size=(224, 224),
-            min_temporal_size=num_frames,
-            num_clips=5,
-            num_crops=1,
+            num_params=num_params, acc1=acc1, acc5=acc5, gflops=gflops,
+            num_frames=num_frames, sampling_rate=sampling_rate, num_clips=5, num_crops=1,
+            min_size=(224, 224), min_temporal_size=num_frames,
             docs=(
-                f"PyTorchVideo's MViT-B {num_frames}x{sampling_rate} Kinetics-400 checkpoint. Accuracy is "
+                f"PyTorchVideo's MViT-B {clip} Kinetics-400 checkpoint. Accuracy is "
                 f"PyTorchVideo's model zoo figure: PySlowFast evaluation with 5 clips x 1 centre crop of 224 "
                 f"pixels ({num_frames} frames {sampling_rate} apart at 30 fps), short side resized to 256, "
                 f"mean 0.45 / std 0.225 (5 clips as in the zoo's views column and the MViT paper; the config "
                 f"leaves PySlowFast's default of 10)." + (f" {docs}" if docs else "")
             ),
-            recipe=f"{PYSLOWFAST_CONFIGS_URL}/Kinetics/MVIT_B_{num_frames}x{sampling_rate}_CONV.yaml",
+            recipe=f"{PYSLOWFAST_CONFIGS_URL}/Kinetics/MVIT_B_{clip}_CONV.yaml",
             model_args={"num_frames": num_frames, "crop_size": 224},  # the token grid is built for this clip
         ),
         state_dict_adapter=from_pytorchvideo_state_dict,
@@ -828,71 +787,40 @@ def _ptv_weights(
 
 
 class MViT_B_16x4_Weights(WeightsEnum):
-    KINETICS400_V1 = _ptv_weights(
-        "MVIT_B_16x4.pyth",
-        num_frames=16,
-        sampling_rate=4,
-        num_params=36610672,
-        acc1=78.85,
-        acc5=93.85,
-        gflops=70.80,
-        docs="",
-    )
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _ptv_weights("MVIT_B_16x4.pyth", 16, 4, 36610672, acc1=78.85, acc5=93.85, gflops=70.80)
 
 
 class MViT_B_32x3_Weights(WeightsEnum):
-    KINETICS400_V1 = _ptv_weights(
-        "MVIT_B_32x3_f294077834.pyth",
-        num_frames=32,
-        sampling_rate=3,
-        num_params=36611440,
-        acc1=80.30,
-        acc5=94.69,
-        gflops=170.37,
+    KINETICS400_V1 = DEFAULT = _ptv_weights(
+        "MVIT_B_32x3_f294077834.pyth", 32, 3, 36611440, acc1=80.30, acc5=94.69, gflops=170.37,
         docs=(
             "Of the recipe file only the test settings apply: its MVIT section describes a 24-block model, "
             "this checkpoint is the 16-block MViT-B of PyTorchVideo's hub configuration."
         ),
     )
-    DEFAULT = KINETICS400_V1
-
-
-#: Where PySlowFast publishes the MViTv2 video checkpoints (projects/mvitv2/README.md).
-PYSLOWFAST_MVITV2_URL = "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/mvitv2/pysf_video_models"
-_MVITV2_README = "https://github.com/facebookresearch/SlowFast/blob/main/projects/mvitv2/README.md"
 
 
 def _pyslowfast_weights(
     file: str,
     config: str,
-    num_frames: int,
-    crop_size: int,
-    num_crops: int,
-    num_params: int,
-    acc1: float,
-    acc5: float,
-    gflops: float,
+    clip: tuple[int, int, int],
+    figures: tuple[int, float, float, float],
     docs: str,
     transforms: partial[VideoClassification],
 ) -> Weights:
-    """A PySlowFast MViTv2 Kinetics-400 checkpoint: clips of ``num_frames`` frames 3 apart at 30 fps,
-    5 clips x ``num_crops`` crops (its README's views column and the config's TEST section)."""
+    """A PySlowFast MViTv2 Kinetics-400 checkpoint: ``clip`` = (frames, crop size, crops), clips of that
+    many frames 3 apart at 30 fps, 5 clips x that many crops (its README's views column and the config's
+    TEST section); ``figures`` = (parameters, top-1, top-5, GFLOPs) as published."""
+    num_frames, crop_size, num_crops = clip
+    num_params, acc1, acc5, gflops = figures
     views = f"5 clips x {'1 centre crop' if num_crops == 1 else '3 crops'} of {crop_size} pixels"
     return Weights(
         url=f"{PYSLOWFAST_MVITV2_URL}/{file}",
         transforms=transforms,
         meta=ptv_meta(
-            num_params=num_params,
-            acc1=acc1,
-            acc5=acc5,
-            gflops=gflops,
-            num_frames=num_frames,
-            sampling_rate=3,
-            min_size=(crop_size, crop_size),
-            min_temporal_size=num_frames,
-            num_clips=5,
-            num_crops=num_crops,
+            num_params=num_params, acc1=acc1, acc5=acc5, gflops=gflops,
+            num_frames=num_frames, sampling_rate=3, num_clips=5, num_crops=num_crops,
+            min_size=(crop_size, crop_size), min_temporal_size=num_frames,
             docs=(
                 f"PySlowFast's {config} Kinetics-400 checkpoint (projects/mvitv2 model zoo). Accuracy is that "
                 f"table's figure: PySlowFast evaluation with {views} ({num_frames} frames 3 apart at 30 fps, "
@@ -907,54 +835,37 @@ def _pyslowfast_weights(
 
 
 class MViT_V2_B_Weights(WeightsEnum):
-    KINETICS400_V1 = _pyslowfast_weights(
-        "MViTv2_B_32x3_k400_f304025456.pyth",
-        "MVITv2_B_32x3",
-        num_frames=32,
-        crop_size=224,
-        num_crops=1,
-        num_params=51230128,
-        acc1=82.9,
-        acc5=95.7,
-        gflops=225.0,
+    KINETICS400_V1 = DEFAULT = _pyslowfast_weights(
+        "MViTv2_B_32x3_k400_f304025456.pyth", "MVITv2_B_32x3", (32, 224, 1), (51230128, 82.9, 95.7, 225.0),
         docs="Short side resized to 256 (TRAIN_JITTER_SCALES[0], PySlowFast's rule for 1 crop), mean 0.45 / std 0.225.",
         transforms=ptv_transforms(224, resize_size=256),
     )
-    DEFAULT = KINETICS400_V1
 
 
 class MViT_V2_L_Weights(WeightsEnum):
-    KINETICS400_V1 = _pyslowfast_weights(
-        "MViTv2_L_40x3_k400_f306903192.pyth",
-        "MVITv2_L_40x3_test",
-        num_frames=40,
-        crop_size=312,
-        num_crops=3,
-        num_params=213390112,
-        acc1=86.1,
-        acc5=97.0,
-        gflops=2828.0,
+    KINETICS400_V1 = DEFAULT = _pyslowfast_weights(
+        "MViTv2_L_40x3_k400_f306903192.pyth", "MVITv2_L_40x3_test", (40, 312, 3), (213390112, 86.1, 97.0, 2828.0),
         docs=(
             "Short side resized to 312 (TEST_CROP_SIZE, PySlowFast's rule for 3 crops), ImageNet mean "
             "(0.485, 0.456, 0.406) / std (0.229, 0.224, 0.225) as the config sets them. The README lists "
             "217.6M parameters; the config builds 213.4M (its SSv2 sibling's 213.1M differs by the classifier "
             "alone), and this model has the config's."
         ),
+        # PySlowFast normalises in float, then resizes and crops (as ptv_transforms), with ImageNet statistics here.
         transforms=partial(
-            VideoClassification,
-            crop_size=312,
-            resize_size=312,
-            mean=(0.485, 0.456, 0.406),
-            std=(0.229, 0.224, 0.225),
-            resize_uint8=False,  # PySlowFast normalises in float, then resizes and crops (as ptv_transforms)
-            crop_rounding="ceil",
+            VideoClassification, crop_size=312, resize_size=312, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+            resize_uint8=False, crop_rounding="ceil",
         ),
     )
-    DEFAULT = KINETICS400_V1
 
 
 # ----------------------------------------------------------------------------------------------------
 # Builders
+
+# The published variants' architectures (MViT's defaults are v1-B's: depths (1, 2, 11, 2), 96 channels, 1 head).
+_PTV_LAYOUT: dict[str, Any] = {"separate_qkv": True, "pool_norm_eps": 1e-5}  # PyTorchVideo's MViT-B files
+_V2_B = {"version": 2, "depths": (2, 3, 16, 3), "num_frames": 32, "rel_pos_index": "pyslowfast"}
+_V2_L = {**_V2_B, "depths": (2, 6, 36, 4), "embed_dim": 144, "num_heads": 2, "num_frames": 40, "crop_size": 312}
 
 
 @register_model(MViT_V1_B_Weights)
@@ -980,90 +891,42 @@ def mvit_v2_s(*, weights: MViT_V2_S_Weights | str | None = None, progress: bool 
 
 
 @register_model(MViT_B_16x4_Weights)
-def mvit_base_16x4(
-    *, weights: MViT_B_16x4_Weights | str | None = None, progress: bool = True, **kwargs: Any
-) -> MViT:
+def mvit_base_16x4(*, weights: MViT_B_16x4_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> MViT:
     """PyTorchVideo's MViT-B 16x4 (its hub name): :func:`mvit_v1_b`'s network in PyTorchVideo's layout
     (``separate_qkv=True``) with its pooling norms (``pool_norm_eps=1e-5``); 16x224x224 clips, 16 frames
     4 apart at 30 fps.
 
     Args: as :func:`mvit_v1_b`, with :class:`MViT_B_16x4_Weights` (files in PyTorchVideo's format).
     """
-    return build_model(
-        MViT,
-        MViT_B_16x4_Weights,
-        weights,
-        progress,
-        kwargs,
-        version=1,
-        separate_qkv=True,
-        pool_norm_eps=1e-5,
-        stochastic_depth_prob=0.2,
-    )
+    return build_model(MViT, MViT_B_16x4_Weights, weights, progress, kwargs, version=1, stochastic_depth_prob=0.2, **_PTV_LAYOUT)
 
 
 @register_model(MViT_B_32x3_Weights)
-def mvit_base_32x3(
-    *, weights: MViT_B_32x3_Weights | str | None = None, progress: bool = True, **kwargs: Any
-) -> MViT:
-    """PyTorchVideo's MViT-B 32x3: :func:`mvit_base_16x4` for 32x224x224 clips, 32 frames 3 apart at 30 fps.
+def mvit_base_32x3(*, weights: MViT_B_32x3_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> MViT:
+    """PyTorchVideo's MViT-B 32x3: :func:`mvit_base_16x4` for 32x224x224 clips, 32 frames 3 apart at 30 fps;
+    stochastic depth 0.3 as in PySlowFast's MVIT_B_32x3_CONV.yaml (0.2 in its 16x4 config).
 
     Args: as :func:`mvit_v1_b`, with :class:`MViT_B_32x3_Weights` (files in PyTorchVideo's format).
     """
-    return build_model(
-        MViT,
-        MViT_B_32x3_Weights,
-        weights,
-        progress,
-        kwargs,
-        version=1,
-        num_frames=32,
-        separate_qkv=True,
-        pool_norm_eps=1e-5,
-        stochastic_depth_prob=0.3,  # PySlowFast's MVIT_B_32x3_CONV.yaml (0.2 in its 16x4 config)
-    )
+    arch = {"version": 1, "num_frames": 32, "stochastic_depth_prob": 0.3, **_PTV_LAYOUT}
+    return build_model(MViT, MViT_B_32x3_Weights, weights, progress, kwargs, **arch)
 
 
 @register_model(MViT_V2_B_Weights)
 def mvit_v2_b(*, weights: MViT_V2_B_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> MViT:
     """PySlowFast's MViTv2-B 32x3: 24 blocks (2 + 3 + 16 + 3) from 96 channels and 1 head; 32x224x224 clips,
-    32 frames 3 apart at 30 fps.
+    32 frames 3 apart at 30 fps; stochastic depth 0.3 (PySlowFast's MVITv2_B_32x3.yaml).
 
     Args: as :func:`mvit_v1_b`, with :class:`MViT_V2_B_Weights` (files in PySlowFast's format).
     """
-    return build_model(
-        MViT,
-        MViT_V2_B_Weights,
-        weights,
-        progress,
-        kwargs,
-        version=2,
-        depths=(2, 3, 16, 3),
-        num_frames=32,
-        rel_pos_index="pyslowfast",
-        stochastic_depth_prob=0.3,  # PySlowFast's MVITv2_B_32x3.yaml
-    )
+    return build_model(MViT, MViT_V2_B_Weights, weights, progress, kwargs, stochastic_depth_prob=0.3, **_V2_B)
 
 
 @register_model(MViT_V2_L_Weights)
 def mvit_v2_l(*, weights: MViT_V2_L_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> MViT:
     """PySlowFast's MViTv2-L 40x3: 48 blocks (2 + 6 + 36 + 4) from 144 channels and 2 heads; 40x312x312
-    clips, 40 frames 3 apart at 30 fps.
+    clips, 40 frames 3 apart at 30 fps; stochastic depth 0.75 (PySlowFast's MVITv2_L_40x3_test.yaml).
 
     Args: as :func:`mvit_v1_b`, with :class:`MViT_V2_L_Weights` (files in PySlowFast's format).
     """
-    return build_model(
-        MViT,
-        MViT_V2_L_Weights,
-        weights,
-        progress,
-        kwargs,
-        version=2,
-        depths=(2, 6, 36, 4),
-        embed_dim=144,
-        num_heads=2,
-        num_frames=40,
-        crop_size=312,
-        rel_pos_index="pyslowfast",
-        stochastic_depth_prob=0.75,  # PySlowFast's MVITv2_L_40x3_test.yaml
-    )
+    return build_model(MViT, MViT_V2_L_Weights, weights, progress, kwargs, stochastic_depth_prob=0.75, **_V2_L)

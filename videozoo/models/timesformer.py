@@ -42,7 +42,7 @@ from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES, SSV2_CATEGORIES
 from videozoo.models._base import VideoModel
 from videozoo.models.adapters.timesformer import from_huggingface_state_dict
-from videozoo.models.layers import Mlp, SelfAttention, drop_path, linear, resize_pos_embed
+from videozoo.models.layers import Mlp, SelfAttention, drop_path, drop_path_rates, init_weights, linear, resize_pos_embed
 from videozoo.video.transforms import VideoClassification
 
 __all__ = [
@@ -151,12 +151,8 @@ class TimeSformer(VideoModel):
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid[0] * self.grid[1], embed_dim))
         self.time_embed = nn.Parameter(torch.zeros(1, num_frames, embed_dim))
         self.blocks = nn.ModuleList(
-            [
-                DividedSpaceTimeBlock(
-                    embed_dim, num_heads, mlp_ratio, norm_eps, stochastic_depth_prob * i / max(depth - 1, 1)
-                )
-                for i in range(depth)
-            ]
+            DividedSpaceTimeBlock(embed_dim, num_heads, mlp_ratio, norm_eps, p)
+            for p in drop_path_rates(stochastic_depth_prob, depth)
         )
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         self.head = nn.Linear(embed_dim, num_classes)
@@ -164,14 +160,7 @@ class TimeSformer(VideoModel):
         # The authors' initialisation: truncated normal (std 0.02) for the linear layers, the position
         # embeddings and the class token; zero time embeddings; temporal_fc zero in every block but the
         # first, so that each later block starts as a spatial-only one.
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Conv2d)):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self, (nn.Linear, nn.Conv2d), truncated=True)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         for i, block in enumerate(self.blocks):

@@ -42,7 +42,7 @@ from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES, SSV2_CATEGORIES
 from videozoo.models._base import VideoModel
 from videozoo.models.adapters.videomae import from_huggingface_state_dict
-from videozoo.models.layers import TransformerBlock, resize_pos_embed, sinusoid_table
+from videozoo.models.layers import init_weights, resize_pos_embed, sinusoid_table, transformer_blocks
 from videozoo.video.transforms import VideoClassification
 
 __all__ = [
@@ -138,30 +138,14 @@ class VideoMAE(VideoModel):
         grid = self.grid
         table = sinusoid_table(grid[0] * grid[1] * grid[2], embed_dim)
         self.register_buffer("pos_embed", table, persistent=False)
-        self.blocks = nn.ModuleList(
-            [
-                TransformerBlock(
-                    embed_dim,
-                    num_heads,
-                    mlp_ratio,
-                    qkv_bias="qv",
-                    norm_eps=norm_eps,
-                    stochastic_depth_prob=stochastic_depth_prob * i / max(depth - 1, 1),
-                )
-                for i in range(depth)
-            ]
+        self.blocks = transformer_blocks(
+            depth, embed_dim, num_heads, stochastic_depth_prob, mlp_ratio=mlp_ratio, qkv_bias="qv", norm_eps=norm_eps
         )
         self.fc_norm = nn.LayerNorm(embed_dim, eps=fc_norm_eps)
         self.head_drop = nn.Dropout(dropout)
         self.head = nn.Linear(embed_dim, num_classes)
 
-        # The authors' initialisation: trunc_normal_(std=0.02) for every Linear (cut at +-2, i.e. 100
-        # standard deviations: a plain normal, one pass instead of five), zero biases, unit norms.
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_weights(self)  # the authors' trunc_normal_(std=0.02) for every Linear (see init_weights)
         self.init_classifier(self.head)
 
     # -- input ---------------------------------------------------------------------------------------

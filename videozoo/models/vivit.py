@@ -31,7 +31,7 @@ from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES
 from videozoo.models._base import VideoModel
 from videozoo.models.adapters.vivit import from_huggingface_state_dict
-from videozoo.models.layers import TransformerBlock, linear, resize_pos_embed
+from videozoo.models.layers import init_weights, linear, resize_pos_embed, transformer_blocks
 from videozoo.video.transforms import VideoClassification
 
 __all__ = ["ViViT", "ViViT_B_16x2_Weights", "vivit_b_16x2"]
@@ -90,32 +90,14 @@ class ViViT(VideoModel):
         self.patch_embed = nn.Conv3d(3, embed_dim, (pt, ph, pw), (pt, ph, pw))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid[0] * self.grid[1] * self.grid[2], embed_dim))
-        self.blocks = nn.ModuleList(
-            [
-                TransformerBlock(
-                    embed_dim,
-                    num_heads,
-                    mlp_ratio,
-                    qkv_bias="qkv",
-                    norm_eps=norm_eps,
-                    stochastic_depth_prob=stochastic_depth_prob * i / max(depth - 1, 1),
-                    approximate=approximate,
-                )
-                for i in range(depth)
-            ]
+        self.blocks = transformer_blocks(
+            depth, embed_dim, num_heads, stochastic_depth_prob, mlp_ratio=mlp_ratio, norm_eps=norm_eps, approximate=approximate
         )
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         self.head = nn.Linear(embed_dim, num_classes)
 
         # The port's initialisation: N(0, 0.02) weights, zero biases, class token and position embeddings.
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Conv3d)):
-                nn.init.normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self, (nn.Linear, nn.Conv3d))
 
     def forward_features(self, x: Tensor) -> Tensor:
         """The normalised tokens ``(B, 1 + T'*H'*W', C)``: the class token, then the tubelets in

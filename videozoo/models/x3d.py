@@ -303,8 +303,9 @@ _CONFIGS = f"{PYSLOWFAST_CONFIGS_URL}/Kinetics/pytorchvideo"
 
 
 def _weights(
-    name: str, *, frames: int, rate: int, train: int, test: int, params: int, acc1: float, acc5: float, gflops: float
+    name: str, frames: int, rate: int, train: int, test: int, *, params: int, acc1: float, acc5: float, gflops: float
 ) -> Weights:
+    """PyTorchVideo's ``<name>.pyth``: ``frames`` frames ``rate`` apart, head built for ``train`` px, tested at ``test``."""
     return Weights(
         url=f"{PTV_FILES_URL}/kinetics/{name}.pyth",
         transforms=ptv_transforms(test),
@@ -328,31 +329,19 @@ def _weights(
 
 
 class X3D_XS_Weights(WeightsEnum):
-    KINETICS400_V1 = _weights(
-        "X3D_XS", frames=4, rate=12, train=160, test=182, params=3794274, acc1=69.12, acc5=88.63, gflops=0.91
-    )
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("X3D_XS", 4, 12, 160, 182, params=3794274, acc1=69.12, acc5=88.63, gflops=0.91)
 
 
 class X3D_S_Weights(WeightsEnum):
-    KINETICS400_V1 = _weights(
-        "X3D_S", frames=13, rate=6, train=160, test=182, params=3794274, acc1=73.33, acc5=91.27, gflops=2.96
-    )
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("X3D_S", 13, 6, 160, 182, params=3794274, acc1=73.33, acc5=91.27, gflops=2.96)
 
 
 class X3D_M_Weights(WeightsEnum):
-    KINETICS400_V1 = _weights(
-        "X3D_M", frames=16, rate=5, train=224, test=256, params=3794274, acc1=75.94, acc5=92.72, gflops=6.72
-    )
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("X3D_M", 16, 5, 224, 256, params=3794274, acc1=75.94, acc5=92.72, gflops=6.72)
 
 
 class X3D_L_Weights(WeightsEnum):
-    KINETICS400_V1 = _weights(
-        "X3D_L", frames=16, rate=5, train=312, test=356, params=6153384, acc1=77.44, acc5=93.31, gflops=26.64
-    )
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("X3D_L", 16, 5, 312, 356, params=6153384, acc1=77.44, acc5=93.31, gflops=26.64)
 
 
 # ----------------------------------------------------------------------------------------------------

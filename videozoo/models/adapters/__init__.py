@@ -16,7 +16,16 @@ from typing import Any, Union
 import torch
 from torch import Tensor
 
-__all__ = ["RenameRule", "fuse_qkv", "rename_keys", "renamed", "state_dict_of", "wrapped_state_dict"]
+__all__ = [
+    "RenameRule",
+    "fuse_qkv",
+    "huggingface_vit_rules",
+    "module_rules",
+    "rename_keys",
+    "renamed",
+    "state_dict_of",
+    "wrapped_state_dict",
+]
 
 #: ``(pattern, replacement)``: the pattern must match the whole key; the replacement is a template for
 #: ``re.Match.expand`` (``r"layer\1.conv"``, ``r"\g<name>"``) or a function of the match.
@@ -62,6 +71,43 @@ def renamed(template: str, **names: Mapping[str, str]) -> Callable[["re.Match[st
         return template.format(**groups)
 
     return rename
+
+
+def module_rules(theirs: str, ours: str, names: Mapping[str, str]) -> list[RenameRule]:
+    """One rule per entry of ``names`` (their module's dotted name -> ours): the ``weight`` and ``bias`` of
+    ``<theirs><their module>`` become those of ``<ours><our module>``. ``theirs`` is a pattern and may hold a
+    group that ``ours`` refers to (``r"encoder\.layer\.(\d+)\."``, ``r"blocks.\1."``)."""
+    return [
+        (theirs + re.escape(their_module) + r"\.(?P<tensor>weight|bias)", ours + our_module + r".\g<tensor>")
+        for their_module, our_module in names.items()
+    ]
+
+
+# Hugging Face's names of a ViT layer's modules -> :class:`~videozoo.models.layers.TransformerBlock`'s.
+_HF_VIT_LAYER = {
+    "layernorm_before": "norm1",
+    "attention.attention.qkv": "attn.qkv",  # after fuse_qkv where the file has query, key and value apart
+    "attention.output.dense": "attn.proj",
+    "layernorm_after": "norm2",
+    "intermediate.dense": "mlp.fc1",
+    "output.dense": "mlp.fc2",
+}
+
+
+def huggingface_vit_rules(model: str, layer: Mapping[str, str] | None = None) -> list[RenameRule]:
+    """Rules for the encoder of a Hugging Face ViT-style port: ``<model>.encoder.layer.<i>``'s modules ->
+    ``blocks.<i>``'s (a :class:`~videozoo.models.layers.TransformerBlock`'s names, and ``layer``'s where the
+    family's block has more), ``<model>.layernorm`` -> ``norm``, ``classifier`` -> ``head``.
+
+    Args:
+        model: the port's prefix, e.g. ``"vivit"``.
+        layer: more of the layer's modules, theirs -> ours (TimeSformer's temporal attention).
+    """
+    return [
+        *module_rules(rf"{model}\.encoder\.layer\.(\d+)\.", r"blocks.\1.", {**_HF_VIT_LAYER, **(layer or {})}),
+        *module_rules(rf"{model}\.", "", {"layernorm": "norm"}),
+        *module_rules("", "", {"classifier": "head"}),
+    ]
 
 
 def _found(checkpoint: Any) -> str:

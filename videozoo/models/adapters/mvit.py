@@ -6,44 +6,38 @@ from typing import Any
 
 from torch import Tensor
 
-from videozoo.models.adapters import rename_keys
+from videozoo.models.adapters import module_rules, rename_keys
 from videozoo.models.publishers.pytorchvideo import unwrap_model_state
 
 __all__ = ["from_pyslowfast_state_dict", "from_pytorchvideo_state_dict"]
 
-# The blocks' names both share (PyTorchVideo's MViT is PySlowFast's, repackaged), except the input projection.
-_BLOCK_RULES = [
-    (r"blocks\.(\d+)\.(norm1|norm2)\.(weight|bias)", r"blocks.\1.\2.\3"),
-    (r"blocks\.(\d+)\.attn\.proj\.(weight|bias)", r"blocks.\1.attn.project.0.\2"),
-    (r"blocks\.(\d+)\.attn\.pool_(q|k|v)\.weight", r"blocks.\1.attn.pool_\2.pool.weight"),
-    (r"blocks\.(\d+)\.attn\.norm_(q|k|v)\.(weight|bias)", r"blocks.\1.attn.pool_\2.norm_act.0.\3"),
-    (r"blocks\.(\d+)\.mlp\.fc1\.(weight|bias)", r"blocks.\1.mlp.0.\2"),
-    (r"blocks\.(\d+)\.mlp\.fc2\.(weight|bias)", r"blocks.\1.mlp.3.\2"),
-    (r"blocks\.(\d+)\.proj\.(weight|bias)", r"blocks.\1.project.\2"),
-]
+# The blocks' modules both name alike (PyTorchVideo's MViT is PySlowFast's, repackaged), except the input
+# projection: theirs -> ours.
+_BLOCK = {
+    "norm1": "norm1",
+    "norm2": "norm2",
+    "attn.proj": "attn.project.0",
+    **{f"attn.pool_{x}": f"attn.pool_{x}.pool" for x in "qkv"},
+    **{f"attn.norm_{x}": f"attn.pool_{x}.norm_act.0" for x in "qkv"},
+    "mlp.fc1": "mlp.0",
+    "mlp.fc2": "mlp.3",
+    "proj": "project",
+}
 
 _PYTORCHVIDEO_RULES = [
-    (r"patch_embed\.patch_model\.(weight|bias)", r"conv_proj.\1"),
+    *module_rules("", "", {"patch_embed.patch_model": "conv_proj", "norm_embed": "norm", "head.proj": "head.1"}),
     (r"cls_positional_encoding\.cls_token", "pos_encoding.class_token"),
-    (r"cls_positional_encoding\.pos_embed_spatial", "pos_encoding.spatial_pos"),
-    (r"cls_positional_encoding\.pos_embed_temporal", "pos_encoding.temporal_pos"),
-    (r"cls_positional_encoding\.pos_embed_class", "pos_encoding.class_pos"),
-    (r"blocks\.(\d+)\.attn\.(q|k|v)\.(weight|bias)", r"blocks.\1.attn.\2.\3"),
-    *_BLOCK_RULES,
-    (r"norm_embed\.(weight|bias)", r"norm.\1"),
-    (r"head\.proj\.(weight|bias)", r"head.1.\1"),
+    (r"cls_positional_encoding\.pos_embed_(spatial|temporal|class)", r"pos_encoding.\1_pos"),
+    *module_rules(r"blocks\.(\d+)\.", r"blocks.\1.", {**_BLOCK, "attn.q": "attn.q", "attn.k": "attn.k", "attn.v": "attn.v"}),
 ]
 
 # PySlowFast's MViT (slowfast/models/video_model_builder.py, attention.py) with MViTv2's options:
 # no absolute position embeddings, one qkv projection, relative position tables in every block.
 _PYSLOWFAST_RULES = [
-    (r"patch_embed\.proj\.(weight|bias)", r"conv_proj.\1"),
+    *module_rules("", "", {"patch_embed.proj": "conv_proj", "norm": "norm", "head.projection": "head.1"}),
     (r"cls_token", "pos_encoding.class_token"),
-    (r"blocks\.(\d+)\.attn\.qkv\.(weight|bias)", r"blocks.\1.attn.qkv.\2"),
     (r"blocks\.(\d+)\.attn\.rel_pos_(h|w|t)", r"blocks.\1.attn.rel_pos_\2"),
-    *_BLOCK_RULES,
-    (r"norm\.(weight|bias)", r"norm.\1"),
-    (r"head\.projection\.(weight|bias)", r"head.1.\1"),
+    *module_rules(r"blocks\.(\d+)\.", r"blocks.\1.", {**_BLOCK, "attn.qkv": "attn.qkv"}),
 ]
 
 # Our position embeddings without PyTorchVideo's leading singleton dimensions: (1, 1, C) -> (C,), (1, N, C) -> (N, C).

@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import Tensor
 
-from videozoo.models.adapters import rename_keys, state_dict_of
+from videozoo.models.adapters import huggingface_vit_rules, module_rules, rename_keys, state_dict_of
 
 __all__ = ["from_huggingface_state_dict"]
 
@@ -14,19 +14,16 @@ _HUGGINGFACE_RULES = [
     (r"timesformer\.embeddings\.cls_token", "cls_token"),
     (r"timesformer\.embeddings\.position_embeddings", "pos_embed"),
     (r"timesformer\.embeddings\.time_embeddings", "time_embed"),
-    (r"timesformer\.embeddings\.patch_embeddings\.projection\.(weight|bias)", r"patch_embed.\1"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.temporal_layernorm\.(weight|bias)", r"blocks.\1.temporal_norm1.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.temporal_attention\.attention\.qkv\.(weight|bias)", r"blocks.\1.temporal_attn.qkv.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.temporal_attention\.output\.dense\.(weight|bias)", r"blocks.\1.temporal_attn.proj.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.temporal_dense\.(weight|bias)", r"blocks.\1.temporal_fc.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.layernorm_before\.(weight|bias)", r"blocks.\1.norm1.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.attention\.attention\.qkv\.(weight|bias)", r"blocks.\1.attn.qkv.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.attention\.output\.dense\.(weight|bias)", r"blocks.\1.attn.proj.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.layernorm_after\.(weight|bias)", r"blocks.\1.norm2.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.intermediate\.dense\.(weight|bias)", r"blocks.\1.mlp.fc1.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.output\.dense\.(weight|bias)", r"blocks.\1.mlp.fc2.\2"),
-    (r"timesformer\.layernorm\.(weight|bias)", r"norm.\1"),
-    (r"classifier\.(weight|bias)", r"head.\1"),
+    *module_rules(r"timesformer\.embeddings\.", "", {"patch_embeddings.projection": "patch_embed"}),
+    *huggingface_vit_rules(
+        "timesformer",
+        {
+            "temporal_layernorm": "temporal_norm1",
+            "temporal_attention.attention.qkv": "temporal_attn.qkv",
+            "temporal_attention.output.dense": "temporal_attn.proj",
+            "temporal_dense": "temporal_fc",
+        },
+    ),
 ]
 
 

@@ -6,20 +6,15 @@ from typing import Any
 
 from torch import Tensor
 
-from videozoo.models.adapters import fuse_qkv, rename_keys, state_dict_of
+from videozoo.models.adapters import fuse_qkv, huggingface_vit_rules, module_rules, rename_keys, state_dict_of
 
 __all__ = ["from_huggingface_state_dict"]
 
 _HUGGINGFACE_RULES = [
-    (r"videomae\.embeddings\.patch_embeddings\.projection\.(weight|bias)", r"patch_embed.proj.\1"),
-    (r"videomae\.encoder\.layer\.(\d+)\.attention\.attention\.(qkv\.weight|q_bias|v_bias)", r"blocks.\1.attn.\2"),
-    (r"videomae\.encoder\.layer\.(\d+)\.attention\.output\.dense\.(weight|bias)", r"blocks.\1.attn.proj.\2"),
-    (r"videomae\.encoder\.layer\.(\d+)\.intermediate\.dense\.(weight|bias)", r"blocks.\1.mlp.fc1.\2"),
-    (r"videomae\.encoder\.layer\.(\d+)\.output\.dense\.(weight|bias)", r"blocks.\1.mlp.fc2.\2"),
-    (r"videomae\.encoder\.layer\.(\d+)\.layernorm_before\.(weight|bias)", r"blocks.\1.norm1.\2"),
-    (r"videomae\.encoder\.layer\.(\d+)\.layernorm_after\.(weight|bias)", r"blocks.\1.norm2.\2"),
-    (r"fc_norm\.(weight|bias)", r"fc_norm.\1"),
-    (r"classifier\.(weight|bias)", r"head.\1"),
+    *module_rules(r"videomae\.embeddings\.", "", {"patch_embeddings.projection": "patch_embed.proj"}),
+    (r"videomae\.encoder\.layer\.(\d+)\.attention\.attention\.(q_bias|v_bias)", r"blocks.\1.attn.\2"),
+    *huggingface_vit_rules("videomae"),
+    *module_rules("", "", {"fc_norm": "fc_norm"}),
 ]
 
 

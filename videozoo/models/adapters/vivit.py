@@ -6,22 +6,15 @@ from typing import Any
 
 from torch import Tensor
 
-from videozoo.models.adapters import fuse_qkv, rename_keys, state_dict_of
+from videozoo.models.adapters import fuse_qkv, huggingface_vit_rules, module_rules, rename_keys, state_dict_of
 
 __all__ = ["from_huggingface_state_dict"]
 
 _HUGGINGFACE_RULES = [
     (r"vivit\.embeddings\.cls_token", "cls_token"),
     (r"vivit\.embeddings\.position_embeddings", "pos_embed"),
-    (r"vivit\.embeddings\.patch_embeddings\.projection\.(weight|bias)", r"patch_embed.\1"),
-    (r"vivit\.encoder\.layer\.(\d+)\.attention\.attention\.qkv\.(weight|bias)", r"blocks.\1.attn.qkv.\2"),
-    (r"vivit\.encoder\.layer\.(\d+)\.attention\.output\.dense\.(weight|bias)", r"blocks.\1.attn.proj.\2"),
-    (r"vivit\.encoder\.layer\.(\d+)\.layernorm_before\.(weight|bias)", r"blocks.\1.norm1.\2"),
-    (r"vivit\.encoder\.layer\.(\d+)\.layernorm_after\.(weight|bias)", r"blocks.\1.norm2.\2"),
-    (r"vivit\.encoder\.layer\.(\d+)\.intermediate\.dense\.(weight|bias)", r"blocks.\1.mlp.fc1.\2"),
-    (r"vivit\.encoder\.layer\.(\d+)\.output\.dense\.(weight|bias)", r"blocks.\1.mlp.fc2.\2"),
-    (r"vivit\.layernorm\.(weight|bias)", r"norm.\1"),
-    (r"classifier\.(weight|bias)", r"head.\1"),
+    *module_rules(r"vivit\.embeddings\.", "", {"patch_embeddings.projection": "patch_embed"}),
+    *huggingface_vit_rules("vivit"),
 ]
 
 

@@ -7,8 +7,11 @@ from videozoo.models.layers.blocks import (
     TransformerBlock,
     drop_path,
     drop_path_mask,
+    drop_path_rates,
     init_conv_bn,
+    init_weights,
     log_mean_softmax,
+    transformer_blocks,
     window_avg_pool,
 )
 from videozoo.models.layers.kernels import conv3d_channels_last, conv_bn_folded, fold_batch_norm, linear, onednn_applies
@@ -22,12 +25,15 @@ __all__ = [
     "conv_bn_folded",
     "drop_path",
     "drop_path_mask",
+    "drop_path_rates",
     "fold_batch_norm",
     "init_conv_bn",
+    "init_weights",
     "linear",
     "log_mean_softmax",
     "onednn_applies",
     "resize_pos_embed",
     "sinusoid_table",
+    "transformer_blocks",
     "window_avg_pool",
 ]

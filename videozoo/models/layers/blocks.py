@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -20,9 +21,12 @@ __all__ = [
     "Mlp",
     "SelfAttention",
     "TransformerBlock",
+    "transformer_blocks",
     "drop_path",
     "drop_path_mask",
+    "drop_path_rates",
     "init_conv_bn",
+    "init_weights",
     "log_mean_softmax",
     "window_avg_pool",
 ]
@@ -47,6 +51,34 @@ def drop_path(x: Tensor, p: float, training: bool) -> Tensor:
     """``x`` with whole samples zeroed with probability ``p`` while training (see :func:`drop_path_mask`)."""
     mask = drop_path_mask(x, p, training)
     return x if mask is None else x * mask
+
+
+def drop_path_rates(stochastic_depth_prob: float, depth: int) -> list[float]:
+    """Each of ``depth`` blocks' drop-path probability: growing linearly from 0 in the first block to
+    ``stochastic_depth_prob`` in the last."""
+    return [stochastic_depth_prob * i / max(depth - 1, 1) for i in range(depth)]
+
+
+def init_weights(
+    model: nn.Module, layers: tuple[type[nn.Module], ...] = (nn.Linear,), std: float = 0.02, truncated: bool = False
+) -> None:
+    """The ViT-style initialisation: the weights of every module of a type in ``layers`` drawn from
+    N(0, ``std``) (truncated at +-2 when ``truncated``, as ``nn.init.trunc_normal_``), their biases 0, and
+    every LayerNorm at scale 1 / shift 0 (PyTorch's default, restated).
+
+    ``trunc_normal_(std=0.02)`` cuts at +-2, i.e. 100 standard deviations: the same distribution as a plain
+    normal in one pass instead of five (seconds for the large models), which is why some families pass
+    ``truncated=False`` for a publisher's truncated normal.
+    """
+    draw = nn.init.trunc_normal_ if truncated else nn.init.normal_
+    for m in model.modules():
+        if isinstance(m, layers):
+            draw(m.weight, std=std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
 
 
 def init_conv_bn(model: nn.Module, zero_init: Iterable[nn.BatchNorm3d] = ()) -> None:
@@ -172,3 +204,12 @@ class TransformerBlock(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         x = x + drop_path(self.attn(self.norm1(x)), self.stochastic_depth_prob, self.training)
         return x + drop_path(self.mlp(self.norm2(x)), self.stochastic_depth_prob, self.training)
+
+
+def transformer_blocks(
+    depth: int, dim: int, num_heads: int, stochastic_depth_prob: float = 0.0, **block: Any
+) -> nn.ModuleList:
+    """``depth`` :class:`TransformerBlock` s of width ``dim``, their drop-path probability growing linearly
+    from 0 to ``stochastic_depth_prob`` (:func:`drop_path_rates`); ``block``: the blocks' other arguments."""
+    rates = drop_path_rates(stochastic_depth_prob, depth)
+    return nn.ModuleList(TransformerBlock(dim, num_heads, stochastic_depth_prob=p, **block) for p in rates)
