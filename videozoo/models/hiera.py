@@ -63,7 +63,7 @@ from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES
-from videozoo.models._base import VideoModel
+from videozoo.models._base import FeatureLayer, VideoModel
 from videozoo.models.layers import Mlp, drop_path, drop_path_rates, linear, resize_pos_embed
 from videozoo.models.adapters.hiera import from_hiera_state_dict
 from videozoo.models.publishers.pytorchvideo import ptv_transforms
@@ -268,6 +268,9 @@ class Hiera(VideoModel):
     """
 
     classifier_name = "head.projection"
+    layers_are_blocks = True
+    stem_params = ("patch_embed", "pos_embed_spatial", "pos_embed_temporal")
+    head_params = ("norm", "head")
 
     def __init__(
         self,
@@ -360,9 +363,14 @@ class Hiera(VideoModel):
         x = x.flatten(2).transpose(1, 2) + self.pos_embed([t, h, w])
         x = _unroll(x.reshape(b, t, h, w, c), self.levels, self.q_stride, self.unit_tokens)
         for block in self.blocks:
-            x = block(x)
+            x = block(x) if torch.jit.is_scripting() else self.checkpointed(block, x)
         u = self.unit_tokens
         return x.view(b, t // u[0], h // u[1], w // u[2], x.shape[-1])
+
+    @torch.jit.unused
+    def feature_layers(self) -> list[FeatureLayer]:
+        """The transformer blocks ``blocks.0``, ``blocks.1``, ..."""
+        return self.named_layers([f"blocks.{i}" for i in range(len(self.blocks))])
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = self.norm(x.flatten(1, 3).mean(1))
@@ -385,17 +393,6 @@ class Hiera(VideoModel):
         """Parameters trained without weight decay: the position embeddings."""
         return {"pos_embed_spatial", "pos_embed_temporal"}
 
-    @torch.jit.ignore
-    def layer_index(self, param_name: str) -> int:
-        """Depth of a parameter for layer-wise learning-rate decay: 0 for the patch and position
-        embeddings, ``i + 1`` for block ``i``, ``num_layers + 1`` for the final norm and the head."""
-        if param_name.startswith(("patch_embed.", "pos_embed_")):
-            return 0
-        if param_name.startswith("blocks."):
-            return int(param_name.split(".")[1]) + 1
-        if param_name.startswith(("norm.", "head.")):
-            return self.num_layers + 1
-        raise ValueError(f"{param_name!r} is not a parameter of {self._name()}.")
 
 
 # ----------------------------------------------------------------------------------------------------

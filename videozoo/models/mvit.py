@@ -75,7 +75,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
-from videozoo.models._base import VideoModel
+from videozoo.models._base import FeatureLayer, VideoModel
 from videozoo.models.layers import drop_path_mask, drop_path_rates, init_weights, linear, onednn_applies
 from videozoo.models.adapters.mvit import from_pyslowfast_state_dict, from_pytorchvideo_state_dict
 from videozoo.models.publishers.pytorchvideo import (
@@ -613,6 +613,9 @@ class MViT(VideoModel):
     """
 
     classifier_name = "head.1"
+    layers_are_blocks = True
+    stem_params = ("conv_proj", "pos_encoding")
+    head_params = ("norm", "head")
 
     def __init__(
         self,
@@ -693,8 +696,13 @@ class MViT(VideoModel):
         x = self.conv_proj(x.contiguous(memory_format=torch.channels_last_3d))
         x = self.pos_encoding(x.flatten(2).transpose(1, 2))
         for block in self.blocks:
-            x = block(x)
+            x = block(x) if torch.jit.is_scripting() else self.checkpointed(block, x)
         return self.norm(x)
+
+    @torch.jit.unused
+    def feature_layers(self) -> list[FeatureLayer]:
+        """The transformer blocks ``blocks.0``, ``blocks.1``, ..."""
+        return self.named_layers([f"blocks.{i}" for i in range(len(self.blocks))])
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = x[:, 0]  # the class token
@@ -716,18 +724,6 @@ class MViT(VideoModel):
             if name.startswith("pos_encoding.") or name.rsplit(".", 1)[-1] in ("rel_pos_h", "rel_pos_w", "rel_pos_t")
         }
 
-    @torch.jit.ignore
-    def layer_index(self, param_name: str) -> int:
-        """Depth of a parameter for layer-wise learning-rate decay: 0 for the patch embedding and the
-        class token (and v1's position embeddings), ``i + 1`` for block ``i``, ``num_layers + 1`` for the
-        final norm and the head."""
-        if param_name.startswith(("conv_proj.", "pos_encoding.")):
-            return 0
-        if param_name.startswith("blocks."):
-            return int(param_name.split(".")[1]) + 1
-        if param_name.startswith(("norm.", "head.")):
-            return self.num_layers + 1
-        raise ValueError(f"{param_name!r} is not a parameter of {self._name()}.")
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo.zoo import WeightsEnum, build_model, register_model
-from videozoo.models._base import VideoModel
+from videozoo.models._base import FeatureLayer, VideoModel
 from videozoo.models.layers import conv_bn_folded, init_conv_bn
 from videozoo.models.publishers.torchvision import tv_weights
 from videozoo.video.transforms import VideoClassification
@@ -130,6 +130,7 @@ class VideoResNet(VideoModel):
         zero_init_residual: bool = False,
     ) -> None:
         super().__init__(num_classes, num_features=512)
+        self.num_layers = 4
         if len(stage_convs) != 4 or len(layers) != 4:
             raise ValueError(f"stage_convs and layers need 4 entries each, got {stage_convs!r} and {layers!r}.")
         if stem == "basic":
@@ -167,7 +168,9 @@ class VideoResNet(VideoModel):
             x = self._stem_folded(x.contiguous(memory_format=torch.channels_last_3d))
         else:
             x = self.stem(x)
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        if torch.jit.is_scripting():
+            return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.run_layers(x, [self.layer1, self.layer2, self.layer3, self.layer4])
 
     @torch.jit.unused
     def _stem_folded(self, x: Tensor) -> Tensor:
@@ -175,6 +178,11 @@ class VideoResNet(VideoModel):
         for i in range(0, len(stem), 3):  # (convolution, BN, ReLU) once or twice
             x = conv_bn_folded(x, stem[i], stem[i + 1], relu=True)
         return x
+
+    @torch.jit.unused
+    def feature_layers(self) -> list[FeatureLayer]:
+        """The four residual stages ``layer1``..``layer4``."""
+        return self.named_layers(["layer1", "layer2", "layer3", "layer4"])
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = self.avgpool(x).flatten(1)

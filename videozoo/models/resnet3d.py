@@ -62,7 +62,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
-from videozoo.models._base import VideoModel
+from videozoo.models._base import FeatureLayer, VideoModel
 from videozoo.models.layers import (
     conv_bn_folded,
     init_conv_bn,
@@ -274,6 +274,7 @@ class ResNet3D(VideoModel):
     ) -> None:
         width = 64
         super().__init__(num_classes, num_features=width * 32, min_temporal_size=2 if stage1_pool else 1)
+        self.num_layers = 4
         stages = (layers, temporal_kernels, spatial_strides, temporal_strides)
         if any(len(entry) != 4 for entry in stages):
             raise ValueError(
@@ -309,10 +310,17 @@ class ResNet3D(VideoModel):
     def forward_features(self, x: Tensor) -> Tensor:
         """The last stage's map ``(B, 2048, T', H', W')``."""
         x = self.stem(x.contiguous(memory_format=torch.channels_last_3d))
-        x = self.layer1(x)
+        x = self.layer1(x) if torch.jit.is_scripting() else self.checkpointed(self.layer1, x)
         if self.stage1_pool is not None:
             x = self.stage1_pool(x)
-        return self.layer4(self.layer3(self.layer2(x)))
+        if torch.jit.is_scripting():
+            return self.layer4(self.layer3(self.layer2(x)))
+        return self.run_layers(x, [self.layer2, self.layer3, self.layer4])
+
+    @torch.jit.unused
+    def feature_layers(self) -> list[FeatureLayer]:
+        """The four residual stages ``layer1``..``layer4``."""
+        return self.named_layers(["layer1", "layer2", "layer3", "layer4"])
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = window_avg_pool(x, self.pool_window)  # (B, 2048, t, h, w): one vector per window position

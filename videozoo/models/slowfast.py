@@ -34,7 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
-from videozoo.models._base import VideoModel
+from videozoo.models._base import FeatureLayer, VideoModel
 from videozoo.models.layers import window_avg_pool
 from videozoo.models.adapters.slowfast import from_pytorchvideo_state_dict
 from videozoo.models.publishers.pytorchvideo import PTV_FILES_URL, PYSLOWFAST_CONFIGS_URL, ptv_finetune_weights, ptv_meta, ptv_transforms
@@ -114,6 +114,8 @@ class SlowFast(VideoModel):
         dropout: before the classifier, while training.
     """
 
+    stem_params = ("slow.stem", "fast.stem", "fuse0")
+
     def __init__(
         self,
         layers: Sequence[int] = (3, 4, 6, 3),
@@ -130,6 +132,7 @@ class SlowFast(VideoModel):
         width = 64
         fast_width = width // beta_inv
         super().__init__(num_classes, num_features=width * 32 + fast_width * 32, min_temporal_size=alpha)
+        self.num_layers = 4
         if len(layers) != 4 or (temporal_blocks is not None and len(temporal_blocks) != 4):
             raise ValueError(f"layers and temporal_blocks need 4 entries each, got {layers!r} and {temporal_blocks!r}.")
         if alpha < 1 or num_frames % alpha != 0:
@@ -190,14 +193,33 @@ class SlowFast(VideoModel):
         fast = fast.contiguous(memory_format=torch.channels_last_3d)
         slow, fast = self.slow.stem(slow), self.fast.stem(fast)
         slow = self.fuse0(slow, fast)
-        slow, fast = self.slow.layer1(slow), self.fast.layer1(fast)
-        slow = self.fuse1(slow, fast)
-        slow, fast = self.slow.layer2(slow), self.fast.layer2(fast)
-        slow = self.fuse2(slow, fast)
-        slow, fast = self.slow.layer3(slow), self.fast.layer3(fast)
-        slow = self.fuse3(slow, fast)
-        slow, fast = self.slow.layer4(slow), self.fast.layer4(fast)
+        if torch.jit.is_scripting():
+            slow, fast = self.slow.layer1(slow), self.fast.layer1(fast)
+            slow = self.fuse1(slow, fast)
+            slow, fast = self.slow.layer2(slow), self.fast.layer2(fast)
+            slow = self.fuse2(slow, fast)
+            slow, fast = self.slow.layer3(slow), self.fast.layer3(fast)
+            slow = self.fuse3(slow, fast)
+            slow, fast = self.slow.layer4(slow), self.fast.layer4(fast)
+            return [slow, fast]
+        # Eager: the same stages, each checkpointed (set_grad_checkpointing).
+        for layer in self.feature_layers():
+            slow_stage, fast_stage = layer.outputs
+            slow, fast = self.checkpointed(slow_stage, slow), self.checkpointed(fast_stage, fast)
+            if len(layer.params) == 3:  # the lateral connection after stages 1-3
+                slow = self.get_submodule(layer.params[2])(slow, fast)
         return [slow, fast]
+
+    @torch.jit.unused
+    def feature_layers(self) -> list[FeatureLayer]:
+        """The four stages of both pathways, ``slow.layer<i>`` and ``fast.layer<i>``, with the lateral
+        connection ``fuse<i>`` after them (stages 1-3); their features are ``[slow, fast]`` before it."""
+        layers = []
+        for i in range(1, 5):
+            fuse = (f"fuse{i}",) if i < 4 else ()
+            stages = (self.slow.get_submodule(f"layer{i}"), self.fast.get_submodule(f"layer{i}"))
+            layers.append(FeatureLayer((f"slow.layer{i}", f"fast.layer{i}", *fuse), stages))
+        return layers
 
     def forward_features(self, x: Tensor) -> List[Tensor]:  # type: ignore[override]
         """The pathways' last maps ``[(B, 2048, T/alpha, H', W'), (B, 256, T, H', W')]``."""

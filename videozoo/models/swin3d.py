@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo.zoo import WeightsEnum, build_model, register_model
-from videozoo.models._base import VideoModel
+from videozoo.models._base import FeatureLayer, VideoModel
 from videozoo.models.layers import drop_path, drop_path_rates, init_weights, linear
 from videozoo.models.publishers.torchvision import tv_weights
 from videozoo.video.transforms import VideoClassification
@@ -297,6 +297,9 @@ class SwinTransformer3d(VideoModel):
     """
 
     classifier_name = "head"
+    layers_are_blocks = True
+    stem_params = ("patch_embed",)
+    head_params = ("norm", "head")
 
     def __init__(
         self,
@@ -318,6 +321,7 @@ class SwinTransformer3d(VideoModel):
             )
         num_features = embed_dim * 2 ** (len(depths) - 1)
         super().__init__(num_classes, num_features)
+        self.num_layers = sum(depths)
         self.patch_embed = PatchEmbed3d(list(patch_size), embed_dim)
         self.pos_drop = nn.Dropout(dropout)
 
@@ -344,7 +348,25 @@ class SwinTransformer3d(VideoModel):
     def forward_features(self, x: Tensor) -> Tensor:
         """The normalised tokens of the last stage as a map ``(B, T', H', W', num_features)``."""
         x = self.pos_drop(self.patch_embed(x))  # (B, T, H, W, C)
-        return self.norm(self.features(x))
+        for stage in self.features:  # a stage's blocks, or patch merging
+            x = stage(x) if torch.jit.is_scripting() else self.checkpointed(stage, x)
+        return self.norm(x)
+
+    @torch.jit.unused
+    def feature_layers(self) -> list[FeatureLayer]:
+        """The blocks ``features.<2s>.<j>`` of each stage ``s``; the patch merging before a stage counts with its
+        first block."""
+        layers = []
+        for s in range(0, len(self.features), 2):
+            for j, block in enumerate(self.features[s]):
+                merging = (f"features.{s - 1}",) if s > 0 and j == 0 else ()
+                layers.append(FeatureLayer((*merging, f"features.{s}.{j}"), (block,)))
+        return layers
+
+    @torch.jit.unused
+    def no_weight_decay(self) -> set[str]:
+        """Parameters trained without weight decay: the relative position bias tables (as timm's Swin)."""
+        return {name for name, _ in self.named_parameters() if name.endswith("relative_position_bias_table")}
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = x.mean((1, 2, 3))

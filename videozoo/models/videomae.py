@@ -30,7 +30,6 @@ for ``fc_norm`` and the head, as the authors' fine-tuning assigns them.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from functools import partial
 from typing import Any
@@ -40,8 +39,9 @@ from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES, SSV2_CATEGORIES
-from videozoo.models._base import VideoModel
+from videozoo.models._base import FeatureLayer, VideoModel
 from videozoo.models.adapters.videomae import from_huggingface_state_dict
+from videozoo.models.publishers.huggingface import hf_files
 from videozoo.models.layers import init_weights, resize_pos_embed, sinusoid_table, transformer_blocks
 from videozoo.video.transforms import VideoClassification
 
@@ -102,6 +102,9 @@ class VideoMAE(VideoModel):
     """
 
     classifier_name = "head"
+    layers_are_blocks = True
+    stem_params = ("patch_embed", "pos_embed")
+    head_params = ("fc_norm", "head")
 
     def __init__(
         self,
@@ -174,8 +177,13 @@ class VideoMAE(VideoModel):
         x = x.flatten(2).transpose(1, 2)
         x = x + self.position_embedding(grid).to(x.dtype)
         for block in self.blocks:
-            x = block(x)
+            x = block(x) if torch.jit.is_scripting() else self.checkpointed(block, x)
         return x
+
+    @torch.jit.unused
+    def feature_layers(self) -> list[FeatureLayer]:
+        """The transformer blocks ``blocks.0``, ``blocks.1``, ..."""
+        return self.named_layers([f"blocks.{i}" for i in range(len(self.blocks))])
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = self.fc_norm(x.mean(1))
@@ -189,18 +197,6 @@ class VideoMAE(VideoModel):
         nn.init.normal_(layer.weight, std=0.02 * 0.001)
         nn.init.zeros_(layer.bias)
 
-    @torch.jit.unused
-    def layer_index(self, param_name: str) -> int:
-        """Depth of a parameter for layer-wise learning-rate decay: 0 for the patch embedding (and the
-        position table), ``i + 1`` for ``blocks.i``, ``num_layers + 1`` for ``fc_norm`` and ``head``."""
-        if param_name.startswith(("patch_embed.", "pos_embed")):
-            return 0
-        m = re.match(r"blocks\.(\d+)\.", param_name)
-        if m is not None:
-            return int(m.group(1)) + 1
-        if param_name.startswith(("fc_norm.", "head.")):
-            return self.num_layers + 1
-        raise ValueError(f"{param_name!r} is not a parameter name of {self._name()}.")
 
     @torch.jit.unused
     def no_weight_decay(self) -> set[str]:
@@ -212,7 +208,6 @@ class VideoMAE(VideoModel):
 # ----------------------------------------------------------------------------------------------------
 # Weights
 
-_HF = "https://huggingface.co/MCG-NJU"
 _RECIPE = "https://github.com/MCG-NJU/VideoMAE/blob/main/MODEL_ZOO.md"
 
 # The authors' test transform (their datasets' Resize(short_side_size=224, bilinear), CenterCrop(224) for
@@ -227,13 +222,8 @@ _TRANSFORMS = partial(
 
 
 def _hf_weights(repo: str, meta: dict[str, Any]) -> Weights:
-    return Weights(
-        url=f"{_HF}/{repo}/resolve/main/model.safetensors",
-        fallbacks=(f"{_HF}/{repo}/resolve/main/pytorch_model.bin",),
-        transforms=_TRANSFORMS,
-        meta=meta,
-        state_dict_adapter=from_huggingface_state_dict,
-    )
+    adapter = from_huggingface_state_dict
+    return Weights(**hf_files(f"MCG-NJU/{repo}"), transforms=_TRANSFORMS, meta=meta, state_dict_adapter=adapter)
 
 
 def _kinetics(size: str, num_params: int, acc1: float, acc5: float, gflops: float) -> Weights:

@@ -29,8 +29,9 @@ from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES
-from videozoo.models._base import VideoModel
+from videozoo.models._base import FeatureLayer, VideoModel
 from videozoo.models.adapters.vivit import from_huggingface_state_dict
+from videozoo.models.publishers.huggingface import hf_files
 from videozoo.models.layers import init_weights, linear, resize_pos_embed, transformer_blocks
 from videozoo.video.transforms import VideoClassification
 
@@ -58,6 +59,9 @@ class ViViT(VideoModel):
     """
 
     classifier_name = "head"
+    layers_are_blocks = True
+    stem_params = ("patch_embed", "cls_token", "pos_embed")
+    head_params = ("norm", "head")
 
     def __init__(
         self,
@@ -115,8 +119,13 @@ class ViViT(VideoModel):
         cls = (self.cls_token + self.pos_embed[:, :1]).expand([b, 1, c])
         x = torch.cat([cls, x + pos], dim=1)
         for block in self.blocks:
-            x = block(x)
+            x = block(x) if torch.jit.is_scripting() else self.checkpointed(block, x)
         return self.norm(x)
+
+    @torch.jit.unused
+    def feature_layers(self) -> list[FeatureLayer]:
+        """The transformer blocks ``blocks.0``, ``blocks.1``, ..."""
+        return self.named_layers([f"blocks.{i}" for i in range(len(self.blocks))])
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = x[:, 0]  # the class token
@@ -128,15 +137,6 @@ class ViViT(VideoModel):
 
     # -- fine-tuning helpers ---------------------------------------------------------------------------
 
-    @torch.jit.unused
-    def layer_index(self, param_name: str) -> int:
-        """Depth of a parameter for layer-wise learning-rate decay: 0 for the embeddings, ``i + 1`` for
-        block ``i``, ``num_layers + 1`` for the final norm and the classifier."""
-        if param_name.startswith(("patch_embed.", "cls_token", "pos_embed")):
-            return 0
-        if param_name.startswith("blocks."):
-            return int(param_name.split(".")[1]) + 1
-        return self.num_layers + 1
 
     @torch.jit.unused
     def no_weight_decay(self) -> set[str]:
@@ -147,13 +147,11 @@ class ViViT(VideoModel):
 # ----------------------------------------------------------------------------------------------------
 # Weights
 
-_REPO = "https://huggingface.co/google/vivit-b-16x2-kinetics400/resolve/main"
 
 
 class ViViT_B_16x2_Weights(WeightsEnum):
     KINETICS400_V1 = Weights(
-        url=f"{_REPO}/model.safetensors",
-        fallbacks=(f"{_REPO}/pytorch_model.bin",),
+        **hf_files("google/vivit-b-16x2-kinetics400"),
         # Scenic's recipe (vivit_base_k400.py): short side 256, centre crop 224, zero centering
         # x / 127.5 - 1, i.e. mean 0.5 / std 0.5 on [0, 1].
         transforms=partial(

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
-from videozoo.models._base import VideoModel
+from videozoo.models._base import FeatureLayer, VideoModel
 from videozoo.models.layers import (
     conv3d_channels_last,
     fold_batch_norm,
@@ -223,6 +223,8 @@ class X3D(VideoModel):
             :class:`X3DBottleneck`).
     """
 
+    head_params = ("conv5", "lin5", "fc")  # conv5 before the pooling, too
+
     def __init__(
         self,
         num_frames: int,
@@ -239,6 +241,7 @@ class X3D(VideoModel):
         shortcut_norm: bool = False,
     ) -> None:
         super().__init__(num_classes, head_width)
+        self.num_layers = 4
         self.num_frames = num_frames
         self.crop_size = crop_size
         self.global_pool = global_pool
@@ -276,8 +279,16 @@ class X3D(VideoModel):
 
     def forward_features(self, x: Tensor) -> Tensor:
         x = self.stem(x)
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        if torch.jit.is_scripting():
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        else:
+            x = self.run_layers(x, [self.layer1, self.layer2, self.layer3, self.layer4])
         return F.relu(self.conv5(x), inplace=True)
+
+    @torch.jit.unused
+    def feature_layers(self) -> list[FeatureLayer]:
+        """The four residual stages ``layer1``..``layer4``."""
+        return self.named_layers(["layer1", "layer2", "layer3", "layer4"])
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = x.mean((2, 3, 4), keepdim=True) if self.global_pool else window_avg_pool(x, self.pool_window)

@@ -74,7 +74,7 @@ def renamed(template: str, **names: Mapping[str, str]) -> Callable[["re.Match[st
 
 
 def module_rules(theirs: str, ours: str, names: Mapping[str, str]) -> list[RenameRule]:
-    """One rule per entry of ``names`` (their module's dotted name -> ours): the ``weight`` and ``bias`` of
+    r"""One rule per entry of ``names`` (their module's dotted name -> ours): the ``weight`` and ``bias`` of
     ``<theirs><their module>`` become those of ``<ours><our module>``. ``theirs`` is a pattern and may hold a
     group that ``ours`` refers to (``r"encoder\.layer\.(\d+)\."``, ``r"blocks.\1."``)."""
     return [
@@ -143,13 +143,13 @@ def wrapped_state_dict(checkpoint: Any, key: str, publisher: str) -> dict[str, T
 
 
 def fuse_qkv(state: Mapping[str, Tensor], pattern: str) -> dict[str, Tensor]:
-    """``state`` with each attention's separate ``query``/``key``/``value`` tensors concatenated (rows q, k,
+    r"""``state`` with each attention's separate ``query``/``key``/``value`` tensors concatenated (rows q, k,
     v) into one ``qkv`` tensor, as Hugging Face's ports store them and our :class:`SelfAttention` fuses.
 
     Args:
         state: the publisher's state_dict.
         pattern: a regular expression matching the attention's prefix in full (e.g.
-            ``r"vivit\\.encoder\\.layer\\.\\d+\\.attention\\.attention"``); ``<prefix>.query.weight`` becomes
+            ``r"vivit\.encoder\.layer\.\d+\.attention\.attention"``); ``<prefix>.query.weight`` becomes
             ``<prefix>.qkv.weight``, and likewise the biases where the file has them.
 
     Raises ``ValueError`` when an attention lacks one of the three.
