@@ -48,7 +48,7 @@ import videozoo
 from _timing import interleaved_medians
 from videozoo.tasks.engines import accelerate
 from videozoo.tasks.export import export_model, published_clip
-from videozoo.models._layers import linear
+from videozoo.models.layers import linear
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))

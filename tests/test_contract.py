@@ -133,6 +133,8 @@ def test_torchscript(built) -> None:
         torch.testing.assert_close(scripted(x), out, rtol=1e-4, atol=1e-5)
     with pytest.raises(torch.jit.Error, match="expects"):
         scripted(x[0])
+    with pytest.raises(torch.jit.Error, match="expects float32 clips"):
+        scripted(x.double())
 
 
 # torch.export: test_export.py exports every model (to ONNX, through torch.export) and checks it.
@@ -172,6 +174,10 @@ def test_rejects_bad_input_clearly(built) -> None:
         model(torch.cat([x, x[:, :1]], dim=1))
     with pytest.raises(ValueError, match="floating-point"):
         model(x.to(torch.uint8))
+    with pytest.raises(ValueError, match=r"expects float32 clips, .* got torch\.float64. Call x\.float\(\)"):
+        model(x.double())
+    with pytest.raises(ValueError, match=r"expects float32 clips, .* got torch\.float16"):
+        model(x.half())
     if model.min_temporal_size > 1:
         with pytest.raises(ValueError, match="frames"):
             model(x[:, :, : model.min_temporal_size - 1])
@@ -187,6 +193,64 @@ def test_trains(built) -> None:
     loss = torch.nn.functional.cross_entropy(model(torch.cat([x, x])), torch.tensor([1, 2]))
     loss.backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_training_hooks(built) -> None:
+    """no_weight_decay names real parameters; every parameter has a layer id, 0 (stem) to num_layers + 1
+    (head), and the ids grow along feature_layers()."""
+    _, model, _, _ = built
+    names = [name for name, _ in model.named_parameters()]
+    assert model.no_weight_decay() <= set(names)
+    layers = model.feature_layers()
+    assert len(layers) == model.num_layers >= 1 and isinstance(model.layers_are_blocks, bool)
+    ids = {name: model.layer_index(name) for name in names}
+    assert set(ids.values()) == set(range(model.num_layers + 2))  # stem, every layer, head
+    assert ids[names[0]] == 0 and ids[f"{model.classifier_name}.weight"] == model.num_layers + 1
+    for i, layer in enumerate(layers):
+        assert {ids[n] for n in names if any(n.startswith(p + ".") for p in layer.params)} == {i + 1}
+    with pytest.raises(ValueError, match="not a parameter"):
+        model.layer_index("no.such.weight")
+
+
+def test_forward_intermediates(built) -> None:
+    """forward_intermediates returns forward_features exactly and one feature per layer (batch first)."""
+    _, model, x, _ = built
+    with torch.inference_mode():
+        final, intermediates = model.forward_intermediates(x)
+        features = model.forward_features(x)
+        _, last = model.forward_intermediates(x, indices=[-1])
+    pairs = zip(final, features) if isinstance(features, list) else [(final, features)]
+    assert all(torch.equal(a, b) for a, b in pairs)
+    assert len(intermediates) == model.num_layers
+    for feature in intermediates:
+        assert all(f.shape[0] == 1 for f in (feature if isinstance(feature, list) else [feature]))
+    last_maps = last[0] if isinstance(last[0], list) else [last[0]]
+    final_maps = intermediates[-1] if isinstance(intermediates[-1], list) else [intermediates[-1]]
+    assert len(last) == 1 and all(torch.equal(a, b) for a, b in zip(last_maps, final_maps))
+
+
+def test_grad_checkpointing_changes_nothing(built) -> None:
+    """With grad checkpointing the training loss and every gradient are as without; eval is unaffected."""
+    _, built_model, x, _ = built
+    model = copy.deepcopy(built_model).train()
+    clips, labels = torch.cat([x, x]), torch.tensor([1, 2])
+    results = []
+    for enable in (False, True):
+        model.set_grad_checkpointing(enable)
+        model.zero_grad()
+        torch.manual_seed(0)  # the same dropout and drop-path draws (checkpointing replays them)
+        loss = torch.nn.functional.cross_entropy(model(clips), labels)
+        loss.backward()
+        results.append((loss.detach(), [p.grad.clone() for p in model.parameters() if p.requires_grad]))
+    (loss, grads), (loss_ckpt, grads_ckpt) = results
+    torch.testing.assert_close(loss_ckpt, loss)
+    for g, g_ckpt in zip(grads, grads_ckpt):
+        torch.testing.assert_close(g_ckpt, g)
+    model.eval()
+    with torch.inference_mode():
+        checkpointed = model(x)
+        model.set_grad_checkpointing(False)
+        assert torch.equal(model(x), checkpointed)
 
 
 # The data sets the zoo's checkpoints were evaluated on, and the metrics their publishers report.

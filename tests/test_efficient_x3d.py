@@ -14,7 +14,7 @@ import videozoo
 from parity.common import TOLERANCE, load_fixture, make_input, reference_state_dict, relative_error
 from videozoo import CheckpointError
 from videozoo.zoo import safety
-from videozoo.models._pytorchvideo import PTV_KINETICS400_CATEGORIES
+from videozoo.models.publishers.pytorchvideo import PTV_KINETICS400_CATEGORIES
 from videozoo.models.efficient_x3d import EfficientX3D_S_Weights, EfficientX3D_XS_Weights
 from videozoo.models.x3d import X3D
 

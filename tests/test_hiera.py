@@ -15,7 +15,7 @@ import videozoo
 from parity.common import fill_state_dict
 from videozoo.zoo.categories import KINETICS400_CATEGORIES
 from videozoo.errors import CheckpointError
-from videozoo.models._layers import resize_pos_embed
+from videozoo.models.layers import resize_pos_embed
 from videozoo.models.hiera import (
     Hiera,
     Hiera_B_Plus_Weights,
@@ -26,7 +26,7 @@ from videozoo.models.hiera import (
     _pool,
     _unroll,
     block_specs,
-    from_hiera_checkpoint,
+    from_hiera_state_dict,
     hiera_b,
 )
 
@@ -80,11 +80,11 @@ def test_published_checkpoint_loads_from_the_cache(tmp_path, monkeypatch) -> Non
 
 def test_adapter_refuses_other_files(tmp_path) -> None:
     state = {"pos_embed_temporal": torch.zeros(1, 8, 96)}
-    assert from_hiera_checkpoint({"model_state": state, "epoch": 3}) == state
+    assert from_hiera_state_dict({"model_state": state, "epoch": 3}) == state
     with pytest.raises(ValueError, match="model_state"):
-        from_hiera_checkpoint(state)  # a bare state_dict
+        from_hiera_state_dict(state)  # a bare state_dict
     with pytest.raises(ValueError, match="not a state_dict"):
-        from_hiera_checkpoint({"model_state": {"a": 1}})
+        from_hiera_state_dict({"model_state": {"a": 1}})
     path = tmp_path / "image_model.pth"
     torch.save({"model_state": {**published_state(), "extra.weight": torch.zeros(1)}}, path)
     with torch.device("meta"):

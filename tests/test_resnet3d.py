@@ -13,7 +13,7 @@ from parity.common import FIXTURES, TOLERANCE, load_fixture, make_input, referen
 from videozoo.zoo import safety
 from videozoo.errors import CheckpointError
 from videozoo.models import resnet3d
-from videozoo.models._layers import conv3d_channels_last, onednn_applies
+from videozoo.models.layers import conv3d_channels_last, onednn_applies
 from videozoo.models.resnet3d import (
     C2D_R50_Weights,
     ResNet3D,
@@ -220,8 +220,8 @@ def test_maps_at_the_published_clip(name: str, frames: int) -> None:
 def test_slowfast_pathways_are_this_files_blocks() -> None:
     model = SlowFast(layers=(1, 1, 1, 1), num_frames=8, num_classes=2)
     for pathway in (model.slow, model.fast):
-        assert isinstance(pathway.layer1[0], resnet3d.Bottleneck)
-        assert isinstance(pathway.stem, resnet3d.Stem) and isinstance(pathway.stem.pool, torch.nn.MaxPool3d)
+        assert isinstance(pathway.layer1[0], resnet3d.ResNet3dBottleneck)
+        assert isinstance(pathway.stem, resnet3d.ResNet3dStem) and isinstance(pathway.stem.pool, torch.nn.MaxPool3d)
 
 
 # -- the head ----------------------------------------------------------------------------------------------

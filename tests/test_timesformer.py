@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from parity.common import FIXTURES, TOLERANCE, load_fixture, make_input, reference_state_dict, relative_error
 from videozoo.zoo.store import cache_name
-from videozoo.models._layers import resize_pos_embed
+from videozoo.models.layers import resize_pos_embed
 from videozoo.models.timesformer import (
     TimeSformer,
     TimeSformer_B_Weights,

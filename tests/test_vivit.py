@@ -9,7 +9,7 @@ import torch
 
 from parity.common import FIXTURES, TOLERANCE, load_fixture, make_input, reference_state_dict, relative_error
 from videozoo.zoo.store import cache_name
-from videozoo.models._layers import resize_pos_embed
+from videozoo.models.layers import resize_pos_embed
 from videozoo.models.vivit import ViViT, ViViT_B_16x2_Weights, from_huggingface_state_dict, vivit_b_16x2
 
 

@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 import videozoo
 from videozoo.zoo import safety
 from videozoo.errors import VideozooError
+from videozoo.models import VideoModel
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -236,30 +237,30 @@ def _takes(name: str, argument: str) -> bool:
     return argument in inspect.signature(type(model)).parameters
 
 
-def check_layer_decay(model: nn.Module, layer_decay: float | None) -> None:
-    """``UsageError`` unless ``layer_decay`` is ``None``, or in (0, 1] for a model with ``layer_index``."""
+def check_layer_decay(model: VideoModel, layer_decay: float | None) -> None:
+    """``UsageError`` unless ``layer_decay`` is ``None``, or in (0, 1] for a transformer (``model.layers_are_blocks``)."""
     if layer_decay is None:
         return
     if not 0.0 < layer_decay <= 1.0:
         raise UsageError(f"--layer-decay must be in (0, 1], got {layer_decay}.")
-    if not hasattr(model, "layer_index") or not hasattr(model, "num_layers"):
+    if not model.layers_are_blocks:
         raise UsageError(
             f"--layer-decay needs a model with numbered transformer layers (num_layers, layer_index()); "
-            f"{type(model).__name__} has none."
+            f"{type(model).__name__} numbers residual stages, and layer-wise decay is a transformer fine-tuning recipe."
         )
 
 
-def param_groups(model: nn.Module, weight_decay: float, layer_decay: float | None = None) -> list[dict[str, Any]]:
+def param_groups(model: VideoModel, weight_decay: float, layer_decay: float | None = None) -> list[dict[str, Any]]:
     """The optimizer's parameter groups: no weight decay on biases, norms (1-D tensors) and the names in
     ``model.no_weight_decay()``; with ``layer_decay``, each layer's LR scaled by
     ``layer_decay ** (model.num_layers + 1 - model.layer_index(name))`` (BEiT's and VideoMAE's layer-wise
     decay: the head at the full LR, each block below it ``layer_decay`` times less, the embeddings least).
 
     Each group holds ``lr_scale`` (multiply the base LR by it) and ``layer`` (``None`` without decay).
-    Raises ``UsageError`` when ``layer_decay`` is given for a model without ``layer_index``.
+    Raises ``UsageError`` when ``layer_decay`` is given for a model whose layers are not transformer blocks.
     """
     check_layer_decay(model, layer_decay)
-    no_decay_names = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    no_decay_names = model.no_weight_decay()
     groups: dict[tuple[int | None, bool], dict[str, Any]] = {}
     for name, p in model.named_parameters():
         if not p.requires_grad:

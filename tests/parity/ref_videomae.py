@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from transformers import VideoMAEConfig, VideoMAEForVideoClassification
 
 from parity.common import Case
-from videozoo.models._layers import resize_pos_embed
+from videozoo.models.layers import resize_pos_embed
 
 # builder -> (hidden_size, num_hidden_layers, num_attention_heads), intermediate_size = 4 x hidden
 ARCHITECTURES = {

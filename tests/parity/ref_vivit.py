@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from transformers import VivitConfig, VivitForVideoClassification
 
 from parity.common import Case
-from videozoo.models._layers import resize_pos_embed
+from videozoo.models.layers import resize_pos_embed
 
 
 def reference(frames: int, size: int, depth: int = 12, labels: int = 400) -> nn.Module:

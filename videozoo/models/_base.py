@@ -7,15 +7,31 @@
 * ``forward_head(features, pre_logits=True)`` pools them into the clip embedding, always
   ``(B, num_features)`` whatever the input size; ``pre_logits=False`` returns the logits.
 * ``get_classifier()`` is the final layer, ``reset_classifier(n)`` replaces it for ``n`` classes.
+* Training hooks, with timm's names: ``no_weight_decay()``, ``num_layers`` and ``layer_index(name)``
+  (layer-wise learning-rate decay), ``set_grad_checkpointing()`` and ``forward_intermediates(x)``.
 
 Input is checked before it reaches a convolution, in TorchScript-compatible code so that scripted and
 exported models keep the checks.
 """
 
+from collections.abc import Sequence
+from functools import partial
+from typing import Any, NamedTuple, Union
 
+import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
-__all__ = ["VideoModel", "check_num_classes"]
+__all__ = ["FeatureLayer", "VideoModel", "check_num_classes"]
+
+
+class FeatureLayer(NamedTuple):
+    """One layer of a network, as the training hooks see it: a transformer block or a conv net's stage."""
+
+    #: Prefixes of its parameters' names (``"blocks.3"``, ``"layer2"``; SlowFast's stage: both pathways').
+    params: tuple[str, ...]
+    #: The modules whose outputs are its features (one; SlowFast's: the Slow and the Fast pathway's stage).
+    outputs: tuple[nn.Module, ...]
 
 
 class VideoModel(nn.Module):
@@ -32,7 +48,17 @@ class VideoModel(nn.Module):
     num_features: int
     min_temporal_size: int
     min_size: int
-    model_name: str
+    #: Layers between the stem (layer 0) and the head (layer ``num_layers + 1``): see :meth:`feature_layers`.
+    num_layers: int
+    #: Whether the layers are transformer blocks (layer-wise learning-rate decay, BEiT's and VideoMAE's
+    #: fine-tuning recipe, applies) rather than a conv net's residual stages.
+    layers_are_blocks: bool = False
+    #: Prefixes of the parameter names of the stem (layer 0) and of the head (layer ``num_layers + 1``).
+    stem_params: tuple[str, ...] = ("stem",)
+    head_params: tuple[str, ...] = ("fc",)
+    #: The architecture's name in error messages: the class name, or a finer one (``"MViTv2"``). Not the
+    #: registry's name (``"mvit_v2_s"``), which the task layer calls ``model_name``.
+    arch_name: str
     #: Dotted name of the final layer (a ``Linear``, or a 1x1x1 ``Conv3d`` where the checkpoints have one).
     classifier_name: str = "fc"
 
@@ -44,7 +70,10 @@ class VideoModel(nn.Module):
         self.num_features = num_features
         self.min_temporal_size = min_temporal_size
         self.min_size = min_size
-        self.model_name = type(self).__name__
+        self.arch_name = type(self).__name__
+        self.grad_checkpointing = False
+        # Follows model.to(dtype), so that check_input names a clip of another dtype than the parameters'.
+        self.register_buffer("_dtype", torch.empty(0), persistent=False)
 
     # -- input ---------------------------------------------------------------------------------------
 
@@ -65,6 +94,13 @@ class VideoModel(nn.Module):
                 f"{self._name()} expects a floating-point clip; got {x.dtype}. Normalise uint8 frames with "
                 f"weights.transforms() first."
             )
+        if x.dtype != self._dtype.dtype:
+            expected, got = _dtype_name(self._dtype.dtype), _dtype_name(x.dtype)
+            cast = "x.float()" if expected == "float32" else f"x.to(torch.{expected})"
+            raise ValueError(
+                f"{self._name()} expects {expected} clips, the dtype of its parameters; got torch.{got}. Call "
+                f"{cast} or model.to(torch.{got}) (bf16 autocast takes float32 clips)."
+            )
         if x.shape[2] < self.min_temporal_size:
             raise ValueError(
                 f"{self._name()} needs at least {self.min_temporal_size} frames; got T={x.shape[2]} in {list(x.shape)}."
@@ -81,7 +117,7 @@ class VideoModel(nn.Module):
         pass
 
     def _name(self) -> str:
-        return self.model_name
+        return self.arch_name
 
     # -- forward -------------------------------------------------------------------------------------
 
@@ -96,6 +132,106 @@ class VideoModel(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         self.check_input(x)
         return self.forward_head(self.forward_features(x))
+
+    # -- training ------------------------------------------------------------------------------------
+
+    @torch.jit.unused
+    def no_weight_decay(self) -> set[str]:
+        """Names of the parameters to train without weight decay beyond biases and norms (position
+        embeddings, class tokens, relative position tables); none for the convolutional networks."""
+        return set()
+
+    @torch.jit.unused
+    def feature_layers(self) -> list[FeatureLayer]:
+        """The network's layers between stem and head, in order: its transformer blocks, or its residual
+        stages (Inception stages for S3D). ``num_layers`` of them."""
+        raise NotImplementedError
+
+    @torch.jit.unused
+    def named_layers(self, names: Sequence[str]) -> list[FeatureLayer]:
+        """:meth:`feature_layers` of a network whose layers are the submodules ``names`` (``"layer1"``, ...,
+        or ``"blocks.0"``, ...), each the parameters under its name, and its output the layer's."""
+        return [FeatureLayer((name,), (self.get_submodule(name),)) for name in names]
+
+    @torch.jit.unused
+    def layer_index(self, param_name: str) -> int:
+        """The layer a parameter belongs to, for layer-wise learning-rate decay: 0 for the stem (patch and
+        position embeddings, class token), ``i + 1`` for layer ``i`` of :meth:`feature_layers`,
+        ``num_layers + 1`` for the head (final norm and classifier). ``ValueError`` for another name."""
+
+        def within(prefixes: Sequence[str]) -> bool:
+            return any(param_name == p or param_name.startswith(p + ".") for p in prefixes)
+
+        if within(self.stem_params):
+            return 0
+        for i, layer in enumerate(self.feature_layers()):
+            if within(layer.params):
+                return i + 1
+        if within(self.head_params):
+            return self.num_layers + 1
+        raise ValueError(f"{param_name!r} is not a parameter name of {self._name()}.")
+
+    @torch.jit.unused
+    def set_grad_checkpointing(self, enable: bool = True) -> None:
+        """Recompute each layer's activations in the backward pass instead of keeping them
+        (``torch.utils.checkpoint``), while training: less memory for one more forward pass. Outputs and
+        gradients are unchanged, and so are evaluation, TorchScript and ``torch.export``."""
+        self.grad_checkpointing = enable
+
+    @torch.jit.unused
+    def checkpointed(self, layer: nn.Module, *args: Any) -> Any:
+        """``layer(*args)``, through ``torch.utils.checkpoint`` while training with grad checkpointing on.
+        Eager only: the families call it as ``layer(x) if torch.jit.is_scripting() else self.checkpointed(layer, x)``."""
+        if self.grad_checkpointing and self.training and torch.is_grad_enabled():
+            return checkpoint(layer, *args, use_reentrant=False)
+        return layer(*args)
+
+    @torch.jit.unused
+    def run_layers(self, x: Tensor, layers: Sequence[nn.Module]) -> Tensor:
+        """``x`` through ``layers`` in turn, each :meth:`checkpointed` (eager only)."""
+        for layer in layers:
+            x = self.checkpointed(layer, x)
+        return x
+
+    @torch.jit.unused
+    def forward_intermediates(
+        self, x: Tensor, indices: Sequence[int] | None = None
+    ) -> tuple[Any, list[Union[Tensor, list[Tensor]]]]:
+        """``forward_features(x)`` and the features after each layer of :meth:`feature_layers`.
+
+        Args:
+            x: a clip batch ``(B, 3, T, H, W)``, checked as by ``forward``.
+            indices: which layers' outputs to return (negative: from the last); ``None``: all.
+
+        Each intermediate is the layer's output as the network passes it on: a map ``(B, C, T', H', W')``
+        (the convolutional networks; SlowFast: ``[slow, fast]``, before the lateral connection), tokens
+        ``(B, N, C)`` (VideoMAE, ViViT, TimeSformer, MViT: the class token first where there is one;
+        Hiera: in its unrolled order, one token per mask unit after the last) or ``(B, T', H', W', C)``
+        (Swin3D). The first returned value is exactly ``forward_features(x)``.
+        """
+        self.check_input(x)
+        layers = self.feature_layers()
+        wanted = list(range(len(layers))) if indices is None else [range(len(layers))[i] for i in indices]
+        outputs: dict[tuple[int, int], Tensor] = {}
+
+        def keep(key: tuple[int, int], module: nn.Module, args: Any, output: Tensor) -> None:
+            outputs[key] = output
+
+        handles = [
+            module.register_forward_hook(partial(keep, (i, j)))
+            for i in set(wanted)
+            for j, module in enumerate(layers[i].outputs)
+        ]
+        try:
+            final = self.forward_features(x)
+        finally:
+            for handle in handles:
+                handle.remove()
+        out: list[Union[Tensor, list[Tensor]]] = []
+        for i in wanted:
+            maps = [outputs[(i, j)] for j in range(len(layers[i].outputs))]
+            out.append(maps[0] if len(maps) == 1 else maps)
+        return final, out
 
     # -- classifier ----------------------------------------------------------------------------------
 
@@ -128,3 +264,13 @@ def check_num_classes(num_classes: int) -> None:
     """Shared argument check for ``reset_classifier``."""
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
         raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}.")
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    """``"float32"`` for ``torch.float32``, ..., in TorchScript too (where a dtype formats as a number)."""
+    for name, known in (("float32", torch.float32), ("float64", torch.float64), ("float16", torch.float16)):
+        if dtype == known:
+            return name
+    if dtype == torch.bfloat16:
+        return "bfloat16"
+    return str(dtype).replace("torch.", "")

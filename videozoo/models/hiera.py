@@ -55,7 +55,6 @@ Speed (CPU; 16x224x224, batch 1, 2 cores, against the reference on the same weig
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import torch
@@ -64,9 +63,10 @@ from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES
-from videozoo.models._base import VideoModel
-from videozoo.models._layers import Mlp, drop_path, linear, resize_pos_embed
-from videozoo.models._pytorchvideo import ptv_transforms
+from videozoo.models._base import FeatureLayer, VideoModel
+from videozoo.models.layers import Mlp, drop_path, drop_path_rates, linear, resize_pos_embed
+from videozoo.models.adapters.hiera import from_hiera_state_dict
+from videozoo.models.publishers.pytorchvideo import ptv_transforms
 
 __all__ = [
     "Hiera",
@@ -84,7 +84,7 @@ PATCH_KERNEL, PATCH_STRIDE, PATCH_PADDING = (3, 7, 7), (2, 4, 4), (1, 3, 3)
 Q_STRIDE = (1, 2, 2)  # the query pooling of each stage transition, per axis (T, H, W)
 
 
-class BlockSpec(NamedTuple):
+class HieraBlockSpec(NamedTuple):
     """One block: its widths, heads, query pooling and attention kind."""
 
     dim_in: int
@@ -100,7 +100,7 @@ def block_specs(
     embed_dim: int,
     num_heads: int,
     mask_unit_attn: tuple[bool, ...] = (True, True, False, False),
-) -> list[BlockSpec]:
+) -> list[HieraBlockSpec]:
     """The blocks of a Hiera: channels and heads double at each stage's first block, which also pools
     the query 2x2 (every stage transition pools); attention kind lags one block behind the stages."""
     q_stride = Q_STRIDE[0] * Q_STRIDE[1] * Q_STRIDE[2]
@@ -113,7 +113,7 @@ def block_specs(
         dim_out, pool = dim, 1
         if i in starts:
             dim_out, heads, stage, pool = 2 * dim, 2 * heads, stage + 1, q_stride
-        specs.append(BlockSpec(dim, dim_out, heads, pool, unit_attn, unit_size))
+        specs.append(HieraBlockSpec(dim, dim_out, heads, pool, unit_attn, unit_size))
         unit_size //= pool
         dim = dim_out
     return specs
@@ -200,7 +200,7 @@ class HieraBlock(nn.Module):
     where the block widens and pools), then ``x + mlp(norm2(x))``; both branches dropped per sample
     with probability ``stochastic_depth_prob`` while training."""
 
-    def __init__(self, spec: BlockSpec, mlp_ratio: float, stochastic_depth_prob: float) -> None:
+    def __init__(self, spec: HieraBlockSpec, mlp_ratio: float, stochastic_depth_prob: float) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(spec.dim_in, eps=1e-6)
         self.attn = MaskUnitAttention(spec.dim_in, spec.dim_out, spec.num_heads, spec.q_stride, spec.mask_unit_attn)
@@ -222,7 +222,7 @@ class HieraBlock(nn.Module):
         return x + drop_path(self.mlp(self.norm2(x)), self.stochastic_depth_prob, self.training)
 
 
-class PatchEmbed(nn.Module):
+class HieraPatchEmbed(nn.Module):
     """3x7x7 convolution at stride 2x4x4 (checkpoint name ``patch_embed.proj``)."""
 
     def __init__(self, embed_dim: int) -> None:
@@ -268,6 +268,9 @@ class Hiera(VideoModel):
     """
 
     classifier_name = "head.projection"
+    layers_are_blocks = True
+    stem_params = ("patch_embed", "pos_embed_spatial", "pos_embed_temporal")
+    head_params = ("norm", "head")
 
     def __init__(
         self,
@@ -305,12 +308,11 @@ class Hiera(VideoModel):
         self.grid = [num_frames // PATCH_STRIDE[0], height // PATCH_STRIDE[1], width // PATCH_STRIDE[2]]
         self.num_layers = len(specs)
 
-        self.patch_embed = PatchEmbed(embed_dim)
+        self.patch_embed = HieraPatchEmbed(embed_dim)
         self.pos_embed_spatial = nn.Parameter(torch.zeros(1, self.grid[1] * self.grid[2], embed_dim))
         self.pos_embed_temporal = nn.Parameter(torch.zeros(1, self.grid[0], embed_dim))
         self.blocks = nn.ModuleList(
-            HieraBlock(spec, mlp_ratio, stochastic_depth_prob * i / max(len(specs) - 1, 1))
-            for i, spec in enumerate(specs)
+            HieraBlock(spec, mlp_ratio, p) for spec, p in zip(specs, drop_path_rates(stochastic_depth_prob, len(specs)))
         )
         self.norm = nn.LayerNorm(specs[-1].dim_out, eps=1e-6)
         self.head = Head(specs[-1].dim_out, num_classes, dropout)
@@ -361,9 +363,14 @@ class Hiera(VideoModel):
         x = x.flatten(2).transpose(1, 2) + self.pos_embed([t, h, w])
         x = _unroll(x.reshape(b, t, h, w, c), self.levels, self.q_stride, self.unit_tokens)
         for block in self.blocks:
-            x = block(x)
+            x = block(x) if torch.jit.is_scripting() else self.checkpointed(block, x)
         u = self.unit_tokens
         return x.view(b, t // u[0], h // u[1], w // u[2], x.shape[-1])
+
+    @torch.jit.unused
+    def feature_layers(self) -> list[FeatureLayer]:
+        """The transformer blocks ``blocks.0``, ``blocks.1``, ..."""
+        return self.named_layers([f"blocks.{i}" for i in range(len(self.blocks))])
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = self.norm(x.flatten(1, 3).mean(1))
@@ -386,37 +393,6 @@ class Hiera(VideoModel):
         """Parameters trained without weight decay: the position embeddings."""
         return {"pos_embed_spatial", "pos_embed_temporal"}
 
-    @torch.jit.ignore
-    def layer_index(self, param_name: str) -> int:
-        """Depth of a parameter for layer-wise learning-rate decay: 0 for the patch and position
-        embeddings, ``i + 1`` for block ``i``, ``num_layers + 1`` for the final norm and the head."""
-        if param_name.startswith(("patch_embed.", "pos_embed_")):
-            return 0
-        if param_name.startswith("blocks."):
-            return int(param_name.split(".")[1]) + 1
-        if param_name.startswith(("norm.", "head.")):
-            return self.num_layers + 1
-        raise ValueError(f"{param_name!r} is not a parameter of {self._name()}.")
-
-
-# ----------------------------------------------------------------------------------------------------
-# The publisher's checkpoint files
-
-
-def from_hiera_checkpoint(checkpoint: Any) -> dict[str, Tensor]:
-    """Our ``state_dict`` from a checkpoint of facebookresearch/hiera: ``{"model_state": state_dict}``
-    with our key names and shapes (anything else in the file is ignored). Raises ``ValueError`` for
-    any other file."""
-    if not isinstance(checkpoint, Mapping) or "model_state" not in checkpoint:
-        found = f"a dict with keys {list(checkpoint)[:5]}" if isinstance(checkpoint, Mapping) else type(checkpoint).__name__
-        raise ValueError(
-            f"Expected a Hiera checkpoint, a dict with the weights under 'model_state', but got {found}. A "
-            f"state_dict saved from a videozoo model loads with model.load_state_dict() directly."
-        )
-    state = checkpoint["model_state"]
-    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError("The checkpoint's 'model_state' is not a state_dict (a dict of tensors).")
-    return dict(state)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -465,7 +441,7 @@ def _weights(name: str, num_params: int, acc1: float, gflops: float) -> Weights:
             "license": "CC-BY-NC-4.0",  # the model zoo's licence (LICENSE.models); the code is Apache-2.0
             "model_args": {"num_frames": 16, "crop_size": 224},  # the position tables' size
         },
-        state_dict_adapter=from_hiera_checkpoint,
+        state_dict_adapter=from_hiera_state_dict,
     )
 
 

@@ -75,17 +75,18 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
-from videozoo.models._base import VideoModel
-from videozoo.models._convert import rename_keys
-from videozoo.models._layers import drop_path_mask, linear, onednn_applies
-from videozoo.models._pytorchvideo import (
+from videozoo.models._base import FeatureLayer, VideoModel
+from videozoo.models.layers import drop_path_mask, drop_path_rates, init_weights, linear, onednn_applies
+from videozoo.models.adapters.mvit import from_pyslowfast_state_dict, from_pytorchvideo_state_dict
+from videozoo.models.publishers.pytorchvideo import (
+    MODEL_ZOO_URL,
     PTV_FILES_URL,
     PYSLOWFAST_CONFIGS_URL,
+    PYSLOWFAST_MVITV2_URL,
     ptv_meta,
     ptv_transforms,
-    unwrap_model_state,
 )
-from videozoo.models._torchvision import tv_meta
+from videozoo.models.publishers.torchvision import tv_weights
 from videozoo.video.transforms import VideoClassification
 
 __all__ = [
@@ -110,7 +111,7 @@ RelPosIndex = Literal["torchvision", "pyslowfast"]  # whose float32 rounding pic
 PATCH_KERNEL, PATCH_STRIDE, PATCH_PADDING = (3, 7, 7), (2, 4, 4), (1, 3, 3)
 
 
-class BlockSpec(NamedTuple):
+class MViTBlockSpec(NamedTuple):
     """One transformer block, in the notation of the papers' architecture tables."""
 
     num_heads: int
@@ -122,7 +123,7 @@ class BlockSpec(NamedTuple):
     stride_kv: tuple[int, ...]
 
 
-def block_specs(version: int, depths: tuple[int, ...], embed_dim: int, num_heads: int) -> list[BlockSpec]:
+def block_specs(version: int, depths: tuple[int, ...], embed_dim: int, num_heads: int) -> list[MViTBlockSpec]:
     """The blocks of MViT-B (v1) / MViTv2-S: stage ``s`` has ``num_heads * 2**s`` heads of equal width."""
     specs = []
     stride_kv = 2 ** (len(depths) - 1)  # keys/values always pooled to the last stage's grid
@@ -142,7 +143,7 @@ def block_specs(version: int, depths: tuple[int, ...], embed_dim: int, num_heads
                 pool_q = True
                 dim_out = dim
             specs.append(
-                BlockSpec(
+                MViTBlockSpec(
                     num_heads=num_heads * 2**stage,
                     dim_in=dim_in,
                     dim_out=dim_out,
@@ -225,7 +226,7 @@ class MultiscaleAttention(nn.Module):
 
     def __init__(
         self,
-        spec: BlockSpec,
+        spec: MViTBlockSpec,
         dim_out: int,
         grid: Grid,
         table_grid: Grid,
@@ -448,7 +449,7 @@ class MultiscaleBlock(nn.Module):
 
     def __init__(
         self,
-        spec: BlockSpec,
+        spec: MViTBlockSpec,
         grid: Grid,
         table_grid: Grid,
         version: int,
@@ -612,6 +613,9 @@ class MViT(VideoModel):
     """
 
     classifier_name = "head.1"
+    layers_are_blocks = True
+    stem_params = ("conv_proj", "pos_encoding")
+    head_params = ("norm", "head")
 
     def __init__(
         self,
@@ -646,7 +650,7 @@ class MViT(VideoModel):
             )
         super().__init__(num_classes, specs[-1].dim_out, min_temporal_size=num_frames, min_size=min(height, width))
         self.version = version
-        self.model_name = "MViT" if version == 1 else "MViTv2"
+        self.arch_name = "MViT" if version == 1 else "MViTv2"
         self.num_frames = num_frames
         self.crop_size = (height, width)
 
@@ -655,8 +659,7 @@ class MViT(VideoModel):
 
         blocks = []
         table_grid = grid  # the reference sizes its position tables from floor-divided grids
-        for i, spec in enumerate(specs):
-            sd_prob = stochastic_depth_prob * i / max(len(specs) - 1, 1)
+        for spec, sd_prob in zip(specs, drop_path_rates(stochastic_depth_prob, len(specs))):
             block = MultiscaleBlock(
                 spec, grid, table_grid, version, attention_dropout, sd_prob, pool_norm_eps, separate_qkv, rel_pos_index
             )
@@ -673,14 +676,7 @@ class MViT(VideoModel):
         self.norm = nn.LayerNorm(specs[-1].dim_out, eps=1e-6)
         self.head = nn.Sequential(nn.Dropout(dropout, inplace=True), nn.Linear(specs[-1].dim_out, num_classes))
 
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self, truncated=True)
         for p in self.pos_encoding.parameters():
             nn.init.trunc_normal_(p, std=0.02)
 
@@ -700,8 +696,13 @@ class MViT(VideoModel):
         x = self.conv_proj(x.contiguous(memory_format=torch.channels_last_3d))
         x = self.pos_encoding(x.flatten(2).transpose(1, 2))
         for block in self.blocks:
-            x = block(x)
+            x = block(x) if torch.jit.is_scripting() else self.checkpointed(block, x)
         return self.norm(x)
+
+    @torch.jit.unused
+    def feature_layers(self) -> list[FeatureLayer]:
+        """The transformer blocks ``blocks.0``, ``blocks.1``, ..."""
+        return self.named_layers([f"blocks.{i}" for i in range(len(self.blocks))])
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = x[:, 0]  # the class token
@@ -723,97 +724,6 @@ class MViT(VideoModel):
             if name.startswith("pos_encoding.") or name.rsplit(".", 1)[-1] in ("rel_pos_h", "rel_pos_w", "rel_pos_t")
         }
 
-    @torch.jit.ignore
-    def layer_index(self, param_name: str) -> int:
-        """Depth of a parameter for layer-wise learning-rate decay: 0 for the patch embedding and the
-        class token (and v1's position embeddings), ``i + 1`` for block ``i``, ``num_layers + 1`` for the
-        final norm and the head."""
-        if param_name.startswith(("conv_proj.", "pos_encoding.")):
-            return 0
-        if param_name.startswith("blocks."):
-            return int(param_name.split(".")[1]) + 1
-        if param_name.startswith(("norm.", "head.")):
-            return self.num_layers + 1
-        raise ValueError(f"{param_name!r} is not a parameter of {self._name()}.")
-
-
-# ----------------------------------------------------------------------------------------------------
-# PyTorchVideo's and PySlowFast's checkpoint layouts
-
-# The blocks' names both share (PyTorchVideo's MViT is PySlowFast's, repackaged), except the input projection.
-_BLOCK_RULES = [
-    (r"blocks\.(\d+)\.(norm1|norm2)\.(weight|bias)", r"blocks.\1.\2.\3"),
-    (r"blocks\.(\d+)\.attn\.proj\.(weight|bias)", r"blocks.\1.attn.project.0.\2"),
-    (r"blocks\.(\d+)\.attn\.pool_(q|k|v)\.weight", r"blocks.\1.attn.pool_\2.pool.weight"),
-    (r"blocks\.(\d+)\.attn\.norm_(q|k|v)\.(weight|bias)", r"blocks.\1.attn.pool_\2.norm_act.0.\3"),
-    (r"blocks\.(\d+)\.mlp\.fc1\.(weight|bias)", r"blocks.\1.mlp.0.\2"),
-    (r"blocks\.(\d+)\.mlp\.fc2\.(weight|bias)", r"blocks.\1.mlp.3.\2"),
-    (r"blocks\.(\d+)\.proj\.(weight|bias)", r"blocks.\1.project.\2"),
-]
-
-_PTV_RULES = [
-    (r"patch_embed\.patch_model\.(weight|bias)", r"conv_proj.\1"),
-    (r"cls_positional_encoding\.cls_token", "pos_encoding.class_token"),
-    (r"cls_positional_encoding\.pos_embed_spatial", "pos_encoding.spatial_pos"),
-    (r"cls_positional_encoding\.pos_embed_temporal", "pos_encoding.temporal_pos"),
-    (r"cls_positional_encoding\.pos_embed_class", "pos_encoding.class_pos"),
-    (r"blocks\.(\d+)\.attn\.(q|k|v)\.(weight|bias)", r"blocks.\1.attn.\2.\3"),
-    *_BLOCK_RULES,
-    (r"norm_embed\.(weight|bias)", r"norm.\1"),
-    (r"head\.proj\.(weight|bias)", r"head.1.\1"),
-]
-
-# PySlowFast's MViT (slowfast/models/video_model_builder.py, attention.py) with MViTv2's options:
-# no absolute position embeddings, one qkv projection, relative position tables in every block.
-_PYSLOWFAST_RULES = [
-    (r"patch_embed\.proj\.(weight|bias)", r"conv_proj.\1"),
-    (r"cls_token", "pos_encoding.class_token"),
-    (r"blocks\.(\d+)\.attn\.qkv\.(weight|bias)", r"blocks.\1.attn.qkv.\2"),
-    (r"blocks\.(\d+)\.attn\.rel_pos_(h|w|t)", r"blocks.\1.attn.rel_pos_\2"),
-    *_BLOCK_RULES,
-    (r"norm\.(weight|bias)", r"norm.\1"),
-    (r"head\.projection\.(weight|bias)", r"head.1.\1"),
-]
-
-# Our position embeddings without PyTorchVideo's leading singleton dimensions: (1, 1, C) -> (C,), (1, N, C) -> (N, C).
-_POSITION_DIMS = {
-    "pos_encoding.class_token": 1,
-    "pos_encoding.class_pos": 1,
-    "pos_encoding.spatial_pos": 2,
-    "pos_encoding.temporal_pos": 2,
-}
-
-
-def from_pytorchvideo_state_dict(checkpoint: Any) -> dict[str, Tensor]:
-    """Our ``state_dict`` from a PyTorchVideo MViT checkpoint (``{"model_state": state_dict}``).
-
-    Every key is renamed (the model is built with ``separate_qkv=True``) and the position embeddings
-    lose their leading singleton dimensions; a key that is not part of PyTorchVideo's MViT layout raises
-    ``ValueError``.
-    """
-    state = rename_keys(unwrap_model_state(checkpoint), _PTV_RULES, "PyTorchVideo's MViT layout")
-    return _drop_leading_ones(state)
-
-
-def from_pyslowfast_state_dict(checkpoint: Any) -> dict[str, Tensor]:
-    """Our ``state_dict`` from a PySlowFast MViTv2 checkpoint (``{"model_state": state_dict, ...}``;
-    the optimizer state and config beside it are ignored).
-
-    Every key is renamed and the class token loses its leading singleton dimensions (``(1, 1, C)``
-    there); a key that is not part of PySlowFast's MViTv2 layout raises ``ValueError``.
-    """
-    state = rename_keys(unwrap_model_state(checkpoint), _PYSLOWFAST_RULES, "PySlowFast's MViTv2 layout")
-    return _drop_leading_ones(state)
-
-
-def _drop_leading_ones(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    for key, dims in _POSITION_DIMS.items():
-        value = state.get(key)
-        while value is not None and value.dim() > dims and value.shape[0] == 1:
-            value = value[0]
-        if value is not None:
-            state[key] = value
-    return state
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -822,90 +732,50 @@ def _drop_leading_ones(state: dict[str, Tensor]) -> dict[str, Tensor]:
 _TRANSFORMS = partial(
     VideoClassification, crop_size=(224, 224), resize_size=(256,), mean=(0.45, 0.45, 0.45), std=(0.225, 0.225, 0.225)
 )
-
-
-
-def _meta(recipe: str, num_params: int, acc1: float, acc5: float, gflops: float, file_size: float) -> dict[str, Any]:
-    return tv_meta(
-        num_params=num_params,
-        acc1=acc1,
-        acc5=acc5,
-        gflops=gflops,
-        file_size=file_size,
-        recipe=recipe,
-        docs=(
-            "The weights were ported from the paper. The accuracies are estimated on video-level "
-            "with parameters `frame_rate=7.5`, `clips_per_video=5`, and `clip_len=16`"
-        ),
-        num_frames=16,
-        frame_rate=7.5,
-        num_clips=5,
-        min_size=(224, 224),
-        min_temporal_size=16,
-        model_args={"num_frames": 16, "crop_size": 224},  # the token grid is built for this clip
-    )
+_DOCS = (
+    "The weights were ported from the paper. The accuracies are estimated on video-level "
+    "with parameters `frame_rate=7.5`, `clips_per_video=5`, and `clip_len=16`"
+)
+_CLIP: dict[str, Any] = {"num_frames": 16, "crop_size": 224}  # the token grid is built for this clip
+_tv_weights = partial(
+    tv_weights, transforms=_TRANSFORMS, docs=_DOCS, num_frames=16, frame_rate=7.5, num_clips=5,
+    min_size=(224, 224), min_temporal_size=16, model_args=_CLIP,
+)
 
 
 class MViT_V1_B_Weights(WeightsEnum):
-    KINETICS400_V1 = Weights(
-        url="https://download.pytorch.org/models/mvit_v1_b-dbeb1030.pth",
-        transforms=_TRANSFORMS,
-        meta=_meta(
-            "https://github.com/facebookresearch/pytorchvideo/blob/main/docs/source/model_zoo.md",
-            num_params=36610672,
-            acc1=78.477,
-            acc5=93.582,
-            gflops=70.599,
-            file_size=139.764,
-        ),
+    KINETICS400_V1 = DEFAULT = _tv_weights(
+        "mvit_v1_b-dbeb1030.pth", 36610672, 78.477, 93.582, 70.599, 139.764, recipe=MODEL_ZOO_URL
     )
-    DEFAULT = KINETICS400_V1
 
 
 class MViT_V2_S_Weights(WeightsEnum):
-    KINETICS400_V1 = Weights(
-        url="https://download.pytorch.org/models/mvit_v2_s-ae3be167.pth",
-        transforms=_TRANSFORMS,
-        meta=_meta(
-            "https://github.com/facebookresearch/SlowFast/blob/main/MODEL_ZOO.md",
-            num_params=34537744,
-            acc1=80.757,
-            acc5=94.665,
-            gflops=64.224,
-            file_size=131.884,
-        ),
+    KINETICS400_V1 = DEFAULT = _tv_weights(
+        "mvit_v2_s-ae3be167.pth", 34537744, 80.757, 94.665, 64.224, 131.884,
+        recipe="https://github.com/facebookresearch/SlowFast/blob/main/MODEL_ZOO.md",
     )
-    DEFAULT = KINETICS400_V1
-
-
 
 
 def _ptv_weights(
-    file: str, num_frames: int, sampling_rate: int, num_params: int, acc1: float, acc5: float, gflops: float, docs: str
+    file: str, num_frames: int, sampling_rate: int, num_params: int, acc1: float, acc5: float, gflops: float, docs: str = ""
 ) -> Weights:
     """A PyTorchVideo MViT-B checkpoint, evaluated with PySlowFast's MViT recipe (5 clips x 1 crop)."""
+    clip = f"{num_frames}x{sampling_rate}"
     return Weights(
         url=f"{PTV_FILES_URL}/kinetics/{file}",
         transforms=ptv_transforms(224, resize_size=256),  # 1 crop: short side to TRAIN_JITTER_SCALES[0]
         meta=ptv_meta(
-            num_params=num_params,
-            acc1=acc1,
-            acc5=acc5,
-            gflops=gflops,
-            num_frames=num_frames,
-            sampling_rate=sampling_rate,
-            min_size=(224, 224),
-            min_temporal_size=num_frames,
-            num_clips=5,
-            num_crops=1,
+            num_params=num_params, acc1=acc1, acc5=acc5, gflops=gflops,
+            num_frames=num_frames, sampling_rate=sampling_rate, num_clips=5, num_crops=1,
+            min_size=(224, 224), min_temporal_size=num_frames,
             docs=(
-                f"PyTorchVideo's MViT-B {num_frames}x{sampling_rate} Kinetics-400 checkpoint. Accuracy is "
+                f"PyTorchVideo's MViT-B {clip} Kinetics-400 checkpoint. Accuracy is "
                 f"PyTorchVideo's model zoo figure: PySlowFast evaluation with 5 clips x 1 centre crop of 224 "
                 f"pixels ({num_frames} frames {sampling_rate} apart at 30 fps), short side resized to 256, "
                 f"mean 0.45 / std 0.225 (5 clips as in the zoo's views column and the MViT paper; the config "
                 f"leaves PySlowFast's default of 10)." + (f" {docs}" if docs else "")
             ),
-            recipe=f"{PYSLOWFAST_CONFIGS_URL}/Kinetics/MVIT_B_{num_frames}x{sampling_rate}_CONV.yaml",
+            recipe=f"{PYSLOWFAST_CONFIGS_URL}/Kinetics/MVIT_B_{clip}_CONV.yaml",
             model_args={"num_frames": num_frames, "crop_size": 224},  # the token grid is built for this clip
         ),
         state_dict_adapter=from_pytorchvideo_state_dict,
@@ -913,71 +783,40 @@ def _ptv_weights(
 
 
 class MViT_B_16x4_Weights(WeightsEnum):
-    KINETICS400_V1 = _ptv_weights(
-        "MVIT_B_16x4.pyth",
-        num_frames=16,
-        sampling_rate=4,
-        num_params=36610672,
-        acc1=78.85,
-        acc5=93.85,
-        gflops=70.80,
-        docs="",
-    )
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _ptv_weights("MVIT_B_16x4.pyth", 16, 4, 36610672, acc1=78.85, acc5=93.85, gflops=70.80)
 
 
 class MViT_B_32x3_Weights(WeightsEnum):
-    KINETICS400_V1 = _ptv_weights(
-        "MVIT_B_32x3_f294077834.pyth",
-        num_frames=32,
-        sampling_rate=3,
-        num_params=36611440,
-        acc1=80.30,
-        acc5=94.69,
-        gflops=170.37,
+    KINETICS400_V1 = DEFAULT = _ptv_weights(
+        "MVIT_B_32x3_f294077834.pyth", 32, 3, 36611440, acc1=80.30, acc5=94.69, gflops=170.37,
         docs=(
             "Of the recipe file only the test settings apply: its MVIT section describes a 24-block model, "
             "this checkpoint is the 16-block MViT-B of PyTorchVideo's hub configuration."
         ),
     )
-    DEFAULT = KINETICS400_V1
-
-
-#: Where PySlowFast publishes the MViTv2 video checkpoints (projects/mvitv2/README.md).
-PYSLOWFAST_MVITV2_URL = "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/mvitv2/pysf_video_models"
-_MVITV2_README = "https://github.com/facebookresearch/SlowFast/blob/main/projects/mvitv2/README.md"
 
 
 def _pyslowfast_weights(
     file: str,
     config: str,
-    num_frames: int,
-    crop_size: int,
-    num_crops: int,
-    num_params: int,
-    acc1: float,
-    acc5: float,
-    gflops: float,
+    clip: tuple[int, int, int],
+    figures: tuple[int, float, float, float],
     docs: str,
     transforms: partial[VideoClassification],
 ) -> Weights:
-    """A PySlowFast MViTv2 Kinetics-400 checkpoint: clips of ``num_frames`` frames 3 apart at 30 fps,
-    5 clips x ``num_crops`` crops (its README's views column and the config's TEST section)."""
+    """A PySlowFast MViTv2 Kinetics-400 checkpoint: ``clip`` = (frames, crop size, crops), clips of that
+    many frames 3 apart at 30 fps, 5 clips x that many crops (its README's views column and the config's
+    TEST section); ``figures`` = (parameters, top-1, top-5, GFLOPs) as published."""
+    num_frames, crop_size, num_crops = clip
+    num_params, acc1, acc5, gflops = figures
     views = f"5 clips x {'1 centre crop' if num_crops == 1 else '3 crops'} of {crop_size} pixels"
     return Weights(
         url=f"{PYSLOWFAST_MVITV2_URL}/{file}",
         transforms=transforms,
         meta=ptv_meta(
-            num_params=num_params,
-            acc1=acc1,
-            acc5=acc5,
-            gflops=gflops,
-            num_frames=num_frames,
-            sampling_rate=3,
-            min_size=(crop_size, crop_size),
-            min_temporal_size=num_frames,
-            num_clips=5,
-            num_crops=num_crops,
+            num_params=num_params, acc1=acc1, acc5=acc5, gflops=gflops,
+            num_frames=num_frames, sampling_rate=3, num_clips=5, num_crops=num_crops,
+            min_size=(crop_size, crop_size), min_temporal_size=num_frames,
             docs=(
                 f"PySlowFast's {config} Kinetics-400 checkpoint (projects/mvitv2 model zoo). Accuracy is that "
                 f"table's figure: PySlowFast evaluation with {views} ({num_frames} frames 3 apart at 30 fps, "
@@ -992,54 +831,37 @@ def _pyslowfast_weights(
 
 
 class MViT_V2_B_Weights(WeightsEnum):
-    KINETICS400_V1 = _pyslowfast_weights(
-        "MViTv2_B_32x3_k400_f304025456.pyth",
-        "MVITv2_B_32x3",
-        num_frames=32,
-        crop_size=224,
-        num_crops=1,
-        num_params=51230128,
-        acc1=82.9,
-        acc5=95.7,
-        gflops=225.0,
+    KINETICS400_V1 = DEFAULT = _pyslowfast_weights(
+        "MViTv2_B_32x3_k400_f304025456.pyth", "MVITv2_B_32x3", (32, 224, 1), (51230128, 82.9, 95.7, 225.0),
         docs="Short side resized to 256 (TRAIN_JITTER_SCALES[0], PySlowFast's rule for 1 crop), mean 0.45 / std 0.225.",
         transforms=ptv_transforms(224, resize_size=256),
     )
-    DEFAULT = KINETICS400_V1
 
 
 class MViT_V2_L_Weights(WeightsEnum):
-    KINETICS400_V1 = _pyslowfast_weights(
-        "MViTv2_L_40x3_k400_f306903192.pyth",
-        "MVITv2_L_40x3_test",
-        num_frames=40,
-        crop_size=312,
-        num_crops=3,
-        num_params=213390112,
-        acc1=86.1,
-        acc5=97.0,
-        gflops=2828.0,
+    KINETICS400_V1 = DEFAULT = _pyslowfast_weights(
+        "MViTv2_L_40x3_k400_f306903192.pyth", "MVITv2_L_40x3_test", (40, 312, 3), (213390112, 86.1, 97.0, 2828.0),
         docs=(
             "Short side resized to 312 (TEST_CROP_SIZE, PySlowFast's rule for 3 crops), ImageNet mean "
             "(0.485, 0.456, 0.406) / std (0.229, 0.224, 0.225) as the config sets them. The README lists "
             "217.6M parameters; the config builds 213.4M (its SSv2 sibling's 213.1M differs by the classifier "
             "alone), and this model has the config's."
         ),
+        # PySlowFast normalises in float, then resizes and crops (as ptv_transforms), with ImageNet statistics here.
         transforms=partial(
-            VideoClassification,
-            crop_size=312,
-            resize_size=312,
-            mean=(0.485, 0.456, 0.406),
-            std=(0.229, 0.224, 0.225),
-            resize_uint8=False,  # PySlowFast normalises in float, then resizes and crops (as ptv_transforms)
-            crop_rounding="ceil",
+            VideoClassification, crop_size=312, resize_size=312, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+            resize_uint8=False, crop_rounding="ceil",
         ),
     )
-    DEFAULT = KINETICS400_V1
 
 
 # ----------------------------------------------------------------------------------------------------
 # Builders
+
+# The published variants' architectures (MViT's defaults are v1-B's: depths (1, 2, 11, 2), 96 channels, 1 head).
+_PTV_LAYOUT: dict[str, Any] = {"separate_qkv": True, "pool_norm_eps": 1e-5}  # PyTorchVideo's MViT-B files
+_V2_B = {"version": 2, "depths": (2, 3, 16, 3), "num_frames": 32, "rel_pos_index": "pyslowfast"}
+_V2_L = {**_V2_B, "depths": (2, 6, 36, 4), "embed_dim": 144, "num_heads": 2, "num_frames": 40, "crop_size": 312}
 
 
 @register_model(MViT_V1_B_Weights)
@@ -1065,90 +887,42 @@ def mvit_v2_s(*, weights: MViT_V2_S_Weights | str | None = None, progress: bool 
 
 
 @register_model(MViT_B_16x4_Weights)
-def mvit_base_16x4(
-    *, weights: MViT_B_16x4_Weights | str | None = None, progress: bool = True, **kwargs: Any
-) -> MViT:
+def mvit_base_16x4(*, weights: MViT_B_16x4_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> MViT:
     """PyTorchVideo's MViT-B 16x4 (its hub name): :func:`mvit_v1_b`'s network in PyTorchVideo's layout
     (``separate_qkv=True``) with its pooling norms (``pool_norm_eps=1e-5``); 16x224x224 clips, 16 frames
     4 apart at 30 fps.
 
     Args: as :func:`mvit_v1_b`, with :class:`MViT_B_16x4_Weights` (files in PyTorchVideo's format).
     """
-    return build_model(
-        MViT,
-        MViT_B_16x4_Weights,
-        weights,
-        progress,
-        kwargs,
-        version=1,
-        separate_qkv=True,
-        pool_norm_eps=1e-5,
-        stochastic_depth_prob=0.2,
-    )
+    return build_model(MViT, MViT_B_16x4_Weights, weights, progress, kwargs, version=1, stochastic_depth_prob=0.2, **_PTV_LAYOUT)
 
 
 @register_model(MViT_B_32x3_Weights)
-def mvit_base_32x3(
-    *, weights: MViT_B_32x3_Weights | str | None = None, progress: bool = True, **kwargs: Any
-) -> MViT:
-    """PyTorchVideo's MViT-B 32x3: :func:`mvit_base_16x4` for 32x224x224 clips, 32 frames 3 apart at 30 fps.
+def mvit_base_32x3(*, weights: MViT_B_32x3_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> MViT:
+    """PyTorchVideo's MViT-B 32x3: :func:`mvit_base_16x4` for 32x224x224 clips, 32 frames 3 apart at 30 fps;
+    stochastic depth 0.3 as in PySlowFast's MVIT_B_32x3_CONV.yaml (0.2 in its 16x4 config).
 
     Args: as :func:`mvit_v1_b`, with :class:`MViT_B_32x3_Weights` (files in PyTorchVideo's format).
     """
-    return build_model(
-        MViT,
-        MViT_B_32x3_Weights,
-        weights,
-        progress,
-        kwargs,
-        version=1,
-        num_frames=32,
-        separate_qkv=True,
-        pool_norm_eps=1e-5,
-        stochastic_depth_prob=0.3,  # PySlowFast's MVIT_B_32x3_CONV.yaml (0.2 in its 16x4 config)
-    )
+    arch = {"version": 1, "num_frames": 32, "stochastic_depth_prob": 0.3, **_PTV_LAYOUT}
+    return build_model(MViT, MViT_B_32x3_Weights, weights, progress, kwargs, **arch)
 
 
 @register_model(MViT_V2_B_Weights)
 def mvit_v2_b(*, weights: MViT_V2_B_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> MViT:
     """PySlowFast's MViTv2-B 32x3: 24 blocks (2 + 3 + 16 + 3) from 96 channels and 1 head; 32x224x224 clips,
-    32 frames 3 apart at 30 fps.
+    32 frames 3 apart at 30 fps; stochastic depth 0.3 (PySlowFast's MVITv2_B_32x3.yaml).
 
     Args: as :func:`mvit_v1_b`, with :class:`MViT_V2_B_Weights` (files in PySlowFast's format).
     """
-    return build_model(
-        MViT,
-        MViT_V2_B_Weights,
-        weights,
-        progress,
-        kwargs,
-        version=2,
-        depths=(2, 3, 16, 3),
-        num_frames=32,
-        rel_pos_index="pyslowfast",
-        stochastic_depth_prob=0.3,  # PySlowFast's MVITv2_B_32x3.yaml
-    )
+    return build_model(MViT, MViT_V2_B_Weights, weights, progress, kwargs, stochastic_depth_prob=0.3, **_V2_B)
 
 
 @register_model(MViT_V2_L_Weights)
 def mvit_v2_l(*, weights: MViT_V2_L_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> MViT:
     """PySlowFast's MViTv2-L 40x3: 48 blocks (2 + 6 + 36 + 4) from 144 channels and 2 heads; 40x312x312
-    clips, 40 frames 3 apart at 30 fps.
+    clips, 40 frames 3 apart at 30 fps; stochastic depth 0.75 (PySlowFast's MVITv2_L_40x3_test.yaml).
 
     Args: as :func:`mvit_v1_b`, with :class:`MViT_V2_L_Weights` (files in PySlowFast's format).
     """
-    return build_model(
-        MViT,
-        MViT_V2_L_Weights,
-        weights,
-        progress,
-        kwargs,
-        version=2,
-        depths=(2, 6, 36, 4),
-        embed_dim=144,
-        num_heads=2,
-        num_frames=40,
-        crop_size=312,
-        rel_pos_index="pyslowfast",
-        stochastic_depth_prob=0.75,  # PySlowFast's MVITv2_L_40x3_test.yaml
-    )
+    return build_model(MViT, MViT_V2_L_Weights, weights, progress, kwargs, stochastic_depth_prob=0.75, **_V2_L)

@@ -29,10 +29,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
-from videozoo.models._base import VideoModel
-from videozoo.models._layers import conv_bn_folded, init_conv_bn
-from videozoo.models._torchvision import tv_meta
+from videozoo.zoo import WeightsEnum, build_model, register_model
+from videozoo.models._base import FeatureLayer, VideoModel
+from videozoo.models.layers import conv_bn_folded, init_conv_bn
+from videozoo.models.publishers.torchvision import tv_weights
 from videozoo.video.transforms import VideoClassification
 
 __all__ = [
@@ -130,6 +130,7 @@ class VideoResNet(VideoModel):
         zero_init_residual: bool = False,
     ) -> None:
         super().__init__(num_classes, num_features=512)
+        self.num_layers = 4
         if len(stage_convs) != 4 or len(layers) != 4:
             raise ValueError(f"stage_convs and layers need 4 entries each, got {stage_convs!r} and {layers!r}.")
         if stem == "basic":
@@ -167,7 +168,9 @@ class VideoResNet(VideoModel):
             x = self._stem_folded(x.contiguous(memory_format=torch.channels_last_3d))
         else:
             x = self.stem(x)
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        if torch.jit.is_scripting():
+            return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.run_layers(x, [self.layer1, self.layer2, self.layer3, self.layer4])
 
     @torch.jit.unused
     def _stem_folded(self, x: Tensor) -> Tensor:
@@ -175,6 +178,11 @@ class VideoResNet(VideoModel):
         for i in range(0, len(stem), 3):  # (convolution, BN, ReLU) once or twice
             x = conv_bn_folded(x, stem[i], stem[i + 1], relu=True)
         return x
+
+    @torch.jit.unused
+    def feature_layers(self) -> list[FeatureLayer]:
+        """The four residual stages ``layer1``..``layer4``."""
+        return self.named_layers(["layer1", "layer2", "layer3", "layer4"])
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = self.avgpool(x).flatten(1)
@@ -187,49 +195,24 @@ class VideoResNet(VideoModel):
 _TRANSFORMS = partial(VideoClassification, crop_size=(112, 112), resize_size=(128, 171))
 
 
-def _meta(num_params: int, acc1: float, acc5: float, gflops: float, file_size: float) -> dict[str, Any]:
-    return tv_meta(
-        num_params=num_params,
-        acc1=acc1,
-        acc5=acc5,
-        gflops=gflops,
-        file_size=file_size,
-        recipe="https://github.com/pytorch/vision/tree/main/references/video_classification",
-        docs=(
-            "The weights reproduce closely the accuracy of the paper. The accuracies are estimated on video-level "
-            "with parameters `frame_rate=15`, `clips_per_video=5`, and `clip_len=16`."
-        ),
-        num_frames=16,
-        frame_rate=15.0,
-        num_clips=5,
-    )
+_DOCS = (
+    "The weights reproduce closely the accuracy of the paper. The accuracies are estimated on video-level "
+    "with parameters `frame_rate=15`, `clips_per_video=5`, and `clip_len=16`."
+)
+_RECIPE = "https://github.com/pytorch/vision/tree/main/references/video_classification"
+_weights = partial(tv_weights, transforms=_TRANSFORMS, recipe=_RECIPE, docs=_DOCS, num_frames=16, frame_rate=15.0, num_clips=5)
 
 
 class R3D_18_Weights(WeightsEnum):
-    KINETICS400_V1 = Weights(
-        url="https://download.pytorch.org/models/r3d_18-b3b3357e.pth",
-        transforms=_TRANSFORMS,
-        meta=_meta(33371472, 63.200, 83.479, 40.697, 127.359),
-    )
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("r3d_18-b3b3357e.pth", 33371472, 63.200, 83.479, 40.697, 127.359)
 
 
 class MC3_18_Weights(WeightsEnum):
-    KINETICS400_V1 = Weights(
-        url="https://download.pytorch.org/models/mc3_18-a90a0ba3.pth",
-        transforms=_TRANSFORMS,
-        meta=_meta(11695440, 63.960, 84.130, 43.343, 44.672),
-    )
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("mc3_18-a90a0ba3.pth", 11695440, 63.960, 84.130, 43.343, 44.672)
 
 
 class R2Plus1D_18_Weights(WeightsEnum):
-    KINETICS400_V1 = Weights(
-        url="https://download.pytorch.org/models/r2plus1d_18-91a641e6.pth",
-        transforms=_TRANSFORMS,
-        meta=_meta(31505325, 67.463, 86.175, 40.519, 120.318),
-    )
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("r2plus1d_18-91a641e6.pth", 31505325, 67.463, 86.175, 40.519, 120.318)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -259,13 +242,9 @@ def mc3_18(*, weights: MC3_18_Weights | str | None = None, progress: bool = True
 
 
 @register_model(R2Plus1D_18_Weights)
-def r2plus1d_18(
-    *, weights: R2Plus1D_18_Weights | str | None = None, progress: bool = True, **kwargs: Any
-) -> VideoResNet:
+def r2plus1d_18(*, weights: R2Plus1D_18_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> VideoResNet:
     """R(2+1)D-18: every 3x3x3 convolution factorised into a spatial and a temporal one.
 
     Args: as :func:`r3d_18`, with :class:`R2Plus1D_18_Weights`.
     """
-    return build_model(
-        VideoResNet, R2Plus1D_18_Weights, weights, progress, kwargs, stage_convs=("2+1d",) * 4, stem="2+1d"
-    )
+    return build_model(VideoResNet, R2Plus1D_18_Weights, weights, progress, kwargs, stage_convs=("2+1d",) * 4, stem="2+1d")

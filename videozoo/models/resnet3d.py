@@ -1,4 +1,4 @@
-"""Bottleneck 3D ResNets: Slow, C2D, I3D, CSN and R(2+1)D-50, with PyTorchVideo's Kinetics-400 checkpoints.
+"""ResNet3dBottleneck 3D ResNets: Slow, C2D, I3D, CSN and R(2+1)D-50, with PyTorchVideo's Kinetics-400 checkpoints.
 
 One ResNet-50/101 skeleton (a 7x7 stem, four stages of bottleneck blocks 256-2048 channels wide, a
 linear classifier) from which PyTorchVideo builds five video networks. They differ in where time is
@@ -53,8 +53,8 @@ the same blocks, 1.5x faster than with plain ones.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
+from functools import partial
 from typing import Any, Literal
 
 import torch
@@ -62,22 +62,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
-from videozoo.models._base import VideoModel
-from videozoo.models._convert import rename_keys
-from videozoo.models._layers import (
+from videozoo.models._base import FeatureLayer, VideoModel
+from videozoo.models.layers import (
     conv_bn_folded,
     init_conv_bn,
     log_mean_softmax,
     window_avg_pool,
 )
-from videozoo.models._pytorchvideo import (
-    PTV_FILES_URL,
-    PYSLOWFAST_CONFIGS_URL,
-    ptv_finetune_weights,
-    ptv_meta,
-    ptv_transforms,
-    unwrap_model_state,
-)
+from videozoo.models.adapters.resnet3d import from_pytorchvideo_state_dict
+from videozoo.models.publishers.pytorchvideo import PTV_FILES_URL, PYSLOWFAST_CONFIGS_URL, ptv_finetune_weights, ptv_meta, ptv_transforms
 
 __all__ = [
     "ResNet3D",
@@ -100,7 +93,7 @@ __all__ = [
 BlockKind = Literal["2d", "channelwise", "2+1d"]
 
 
-class Stem(nn.Module):
+class ResNet3dStem(nn.Module):
     """A ``t x 7 x 7`` convolution at spatial stride 2, BN, ReLU and (with ``pool``) a 1x3x3 max-pool at
     stride 2."""
 
@@ -148,7 +141,7 @@ class Conv2Plus1d(nn.Module):
         return self.conv_xy(self.relu(self.bn(self.conv_t(x))))
 
 
-class Bottleneck(nn.Module):
+class ResNet3dBottleneck(nn.Module):
     """``t x 1 x 1`` reduction, the middle convolution (:data:`BlockKind`, strided), ``1 x 1 x 1``
     expansion, BN after each; a strided 1x1x1 convolution + BN as shortcut where the shape changes."""
 
@@ -218,7 +211,7 @@ def res_stage(
     for j, t in enumerate(temporal_kernels):
         first = j == 0
         blocks.append(
-            Bottleneck(
+            ResNet3dBottleneck(
                 in_planes if first else 4 * planes,
                 planes,
                 4 * planes,
@@ -229,6 +222,15 @@ def res_stage(
             )
         )
     return nn.Sequential(*blocks)
+
+
+def init_pyslowfast(model: VideoModel) -> None:
+    """PySlowFast's initialisation of a bottleneck ResNet (MSRA fill, the last BN of each residual branch
+    at zero, the classifier's ``init_classifier``), and channels-last (NDHWC) activations and filters
+    (see the module docstring), a layout that loading a state_dict keeps."""
+    init_conv_bn(model, zero_init=[m.bn3 for m in model.modules() if isinstance(m, ResNet3dBottleneck)])
+    model.init_classifier(model.get_classifier())
+    model.to(memory_format=torch.channels_last_3d)
 
 
 class ResNet3D(VideoModel):
@@ -272,6 +274,7 @@ class ResNet3D(VideoModel):
     ) -> None:
         width = 64
         super().__init__(num_classes, num_features=width * 32, min_temporal_size=2 if stage1_pool else 1)
+        self.num_layers = 4
         stages = (layers, temporal_kernels, spatial_strides, temporal_strides)
         if any(len(entry) != 4 for entry in stages):
             raise ValueError(
@@ -289,7 +292,7 @@ class ResNet3D(VideoModel):
         self.num_frames = num_frames
         self.crop_size = crop_size
         self.average_probs = average_probs
-        self.stem = Stem(width, stem_kernel, stem_pool)
+        self.stem = ResNet3dStem(width, stem_kernel, stem_pool)
         in_planes = width
         for i, (depth, kernels, stride, t_stride) in enumerate(zip(*stages)):
             pattern = [kernels] if isinstance(kernels, int) else list(kernels)
@@ -302,20 +305,22 @@ class ResNet3D(VideoModel):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(self.num_features, num_classes)
 
-        # PySlowFast's initialisation: MSRA fill, the last BN of each residual branch at zero.
-        init_conv_bn(self, zero_init=[m.bn3 for m in self.modules() if isinstance(m, Bottleneck)])
-        self.init_classifier(self.fc)
-        # Channels-last (NDHWC) activations and filters (see the module docstring); loading a
-        # state_dict keeps this layout.
-        self.to(memory_format=torch.channels_last_3d)
+        init_pyslowfast(self)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """The last stage's map ``(B, 2048, T', H', W')``."""
         x = self.stem(x.contiguous(memory_format=torch.channels_last_3d))
-        x = self.layer1(x)
+        x = self.layer1(x) if torch.jit.is_scripting() else self.checkpointed(self.layer1, x)
         if self.stage1_pool is not None:
             x = self.stage1_pool(x)
-        return self.layer4(self.layer3(self.layer2(x)))
+        if torch.jit.is_scripting():
+            return self.layer4(self.layer3(self.layer2(x)))
+        return self.run_layers(x, [self.layer2, self.layer3, self.layer4])
+
+    @torch.jit.unused
+    def feature_layers(self) -> list[FeatureLayer]:
+        """The four residual stages ``layer1``..``layer4``."""
+        return self.named_layers(["layer1", "layer2", "layer3", "layer4"])
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = window_avg_pool(x, self.pool_window)  # (B, 2048, t, h, w): one vector per window position
@@ -328,98 +333,36 @@ class ResNet3D(VideoModel):
 
 
 # ----------------------------------------------------------------------------------------------------
-# PyTorchVideo's checkpoint layout
-
-# PyTorchVideo's Net keeps its parts in one list, ``blocks``: the stem (0), the four stages, and the
-# head (``proj`` is the classifier). C2D and I3D have a parameter-free max-pool after the first stage,
-# which moves the later stages and the head one index up; so the stages are found by their
-# ``res_blocks`` and numbered in order. (2+1)D middle convolutions are ``conv_b.{conv_t,norm,conv_xy}``.
-_BRANCH = {"a": "1", "b": "2", "c": "3"}
-
-
-def _ptv_rules(stages: dict[str, str], head: str) -> list[tuple[str, Any]]:
-    def block(template: str):
-        def rename(m: re.Match[str]) -> str:
-            groups = m.groupdict()
-            groups["s"] = stages[groups["s"]]
-            if "n" in groups:
-                groups["n"] = _BRANCH[groups["n"]]
-            return template.format(**groups)
-
-        return rename
-
-    stage = r"blocks\.(?P<s>\d+)\.res_blocks\.(?P<b>\d+)\."
-    return [
-        (r"blocks\.0\.conv\.weight", "stem.conv.weight"),
-        (r"blocks\.0\.norm\.(\w+)", r"stem.bn.\1"),
-        (stage + r"branch1_conv\.weight", block("layer{s}.{b}.downsample.0.weight")),
-        (stage + r"branch1_norm\.(?P<t>\w+)", block("layer{s}.{b}.downsample.1.{t}")),
-        (stage + r"branch2\.conv_b\.conv_t\.weight", block("layer{s}.{b}.conv2.conv_t.weight")),
-        (stage + r"branch2\.conv_b\.norm\.(?P<t>\w+)", block("layer{s}.{b}.conv2.bn.{t}")),
-        (stage + r"branch2\.conv_b\.conv_xy\.weight", block("layer{s}.{b}.conv2.conv_xy.weight")),
-        (stage + r"branch2\.conv_(?P<n>[abc])\.weight", block("layer{s}.{b}.conv{n}.weight")),
-        (stage + r"branch2\.norm_(?P<n>[abc])\.(?P<t>\w+)", block("layer{s}.{b}.bn{n}.{t}")),
-        (rf"blocks\.{head}\.proj\.(weight|bias)", r"fc.\1"),
-    ]
-
-
-def from_pytorchvideo_state_dict(checkpoint: Any) -> dict[str, Tensor]:
-    """Our ``state_dict`` from a PyTorchVideo Slow, C2D, I3D, CSN or R(2+1)D checkpoint
-    (``{"model_state": state_dict}``).
-
-    Every key is renamed; one that is not part of PyTorchVideo's ResNet layout raises ``ValueError``.
-    Which network the file holds is left to the strict load, which names the tensors that differ.
-    """
-    state = unwrap_model_state(checkpoint)
-    indices = sorted({int(m.group(1)) for key in state if (m := re.match(r"blocks\.(\d+)\.res_blocks\.", key))})
-    stages = {str(index): str(i) for i, index in enumerate(indices, start=1)}
-    head = str(indices[-1] + 1) if indices else "5"
-    return rename_keys(state, _ptv_rules(stages, head), "PyTorchVideo's ResNet layout")
-
-
-# ----------------------------------------------------------------------------------------------------
 # Weights
 
 
 
 def _weights(
     file: str,
-    *,
     arch: str,
     frames: int,
     rate: int,
-    params: int,
-    acc1: float,
-    acc5: float,
-    gflops: float,
+    figures: tuple[int, float, float, float],
+    *,
     min_temporal_size: int = 1,
     average_probs: bool = False,
-    dataset: str = "kinetics",
-    config: str | None = None,
-    docs: str | None = None,
-    **extra: Any,
 ) -> Weights:
-    """One published checkpoint: ``{PTV_FILES_URL}/{dataset}/{file}.pyth``, evaluated with PySlowFast's 3-crop
-    test at 256 pixels. ``extra`` adds or overrides meta fields (another data set's ``categories``,
-    ``_metrics``, ``num_clips``, ...)."""
-    config = config or f"Kinetics/pytorchvideo/{file}"
+    """PyTorchVideo's Kinetics-400 checkpoint ``{PTV_FILES_URL}/kinetics/<file>.pyth`` of ``arch``, trained on
+    ``frames`` frames ``rate`` apart and evaluated with PySlowFast's 3-crop test at 256 pixels; ``figures`` =
+    (parameters, top-1, top-5, GFLOPs) as published."""
+    num_params, acc1, acc5, gflops = figures
+    config = f"Kinetics/pytorchvideo/{file}"
     averaged = "class probabilities, as PyTorchVideo's model does" if average_probs else (
         "logits, as PyTorchVideo's model does (PySlowFast averaged their softmax)"
     )
     return Weights(
-        url=f"{PTV_FILES_URL}/{dataset}/{file}.pyth",
+        url=f"{PTV_FILES_URL}/kinetics/{file}.pyth",
         transforms=ptv_transforms(256),
         meta=ptv_meta(
-            num_params=params,
-            acc1=acc1,
-            acc5=acc5,
-            gflops=gflops,
-            num_frames=frames,
-            sampling_rate=rate,
+            num_params=num_params, acc1=acc1, acc5=acc5, gflops=gflops, num_frames=frames, sampling_rate=rate,
             min_size=(1, 1),  # maps smaller than the head's window are pooled whole
             min_temporal_size=min_temporal_size,
-            docs=docs
-            or (
+            docs=(
                 f"PyTorchVideo's {arch} {frames}x{rate} Kinetics-400 checkpoint: {frames} frames {rate} apart at "
                 f"30 fps. Accuracy is PyTorchVideo's model zoo figure: PySlowFast evaluation ({config}) with 10 "
                 f"clips x 3 crops of 256 pixels, short side resized to 256, mean 0.45 / std 0.225. At 256 pixels "
@@ -429,119 +372,66 @@ def _weights(
             train_crop_size=224,
             test_crop_size=256,
             model_args={"num_frames": frames, "crop_size": 224},  # the head's pooling window
-            **extra,
         ),
         state_dict_adapter=from_pytorchvideo_state_dict,
     )
 
 
-_SLOW_R50_KINETICS = _weights(
-    "SLOW_8x8_R50", arch="Slow R50", frames=8, rate=8, params=32454096, acc1=74.58, acc5=91.63, gflops=54.52
-)
-_SLOW_R50_INPUT = (
-    "Test crops of 256 pixels, short side resized to 256, mean 0.45 / std 0.225, channels in BGR order (as "
-    "PySlowFast fed them)."
-)
+_SLOW_R50_KINETICS = _weights("SLOW_8x8_R50", "Slow R50", 8, 8, (32454096, 74.58, 91.63, 54.52))
+_slow_r50_finetune = partial(ptv_finetune_weights, kinetics=_SLOW_R50_KINETICS, arch="Slow 8x8 R50")
 
 
 class Slow_R50_Weights(WeightsEnum):
     KINETICS400_V1 = _SLOW_R50_KINETICS
     # The same network with 174 / 157 classes (see ptv_finetune_weights for the recipes).
-    SSV2_V1 = ptv_finetune_weights(
-        "ssv2",
-        "SLOW_8x8_R50",
-        _SLOW_R50_KINETICS,
-        num_params=31991022,
-        metrics={"acc@1": 60.04, "acc@5": 85.19},
-        gflops=55.10,
-        docs=(
-            "PyTorchVideo's Slow 8x8 R50 Something-Something V2 checkpoint (174 classes, fine-tuned from "
-            "Kinetics-400). Frames: one from each of 8 equal segments of the whole video at 30 fps (the segment "
-            f"centres), one temporal view x 3 crops. {_SLOW_R50_INPUT} Accuracy is PyTorchVideo's model zoo "
-            "figure (PySlowFast evaluation, configs/SSv2/pytorchvideo/SLOW_8x8_R50.yaml)."
-        ),
-    )
-    CHARADES_V1 = ptv_finetune_weights(
-        "charades",
-        "SLOW_8x8_R50",
-        _SLOW_R50_KINETICS,
-        num_params=31956189,
-        metrics={"mAP": 34.72},
-        gflops=55.10,
-        docs=(
-            "PyTorchVideo's Slow 8x8 R50 Charades checkpoint (157 classes, multi-label, fine-tuned from "
-            "Kinetics-400). Class probabilities are the sigmoids of the logits; a video's 10 clips x 3 crops "
-            f"(8 frames 8 apart at 24 fps) are combined by their maximum. {_SLOW_R50_INPUT} mAP is PyTorchVideo's "
-            "model zoo figure (PySlowFast evaluation, configs/Charades/pytorchvideo/SLOW_8x8_R50.yaml)."
-        ),
-    )
+    SSV2_V1 = _slow_r50_finetune("ssv2", 31991022, {"acc@1": 60.04, "acc@5": 85.19}, gflops=55.10)
+    CHARADES_V1 = _slow_r50_finetune("charades", 31956189, {"mAP": 34.72}, gflops=55.10)
     DEFAULT = KINETICS400_V1
 
 
 class Slow_R50_4x16_Weights(WeightsEnum):
-    KINETICS400_V1 = _weights(
-        "SLOW_4x16_R50", arch="Slow R50", frames=4, rate=16, params=32454096, acc1=72.40, acc5=90.18, gflops=27.55
-    )
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("SLOW_4x16_R50", "Slow R50", 4, 16, (32454096, 72.40, 90.18, 27.55))
 
 
 class C2D_R50_Weights(WeightsEnum):
-    KINETICS400_V1 = _weights(
-        "C2D_8x8_R50",
-        arch="C2D R50",
-        frames=8,
-        rate=8,
-        params=24327632,
-        acc1=71.46,
-        acc5=89.68,
-        gflops=25.89,
-        min_temporal_size=2,
+    KINETICS400_V1 = DEFAULT = _weights(
+        "C2D_8x8_R50", "C2D R50", 8, 8, (24327632, 71.46, 89.68, 25.89), min_temporal_size=2
     )
-    DEFAULT = KINETICS400_V1
 
 
 class I3D_R50_Weights(WeightsEnum):
-    KINETICS400_V1 = _weights(
-        "I3D_8x8_R50",
-        arch="I3D R50",
-        frames=8,
-        rate=8,
-        params=28043472,
-        acc1=73.27,
-        acc5=90.70,
-        gflops=37.53,
-        min_temporal_size=2,
+    KINETICS400_V1 = DEFAULT = _weights(
+        "I3D_8x8_R50", "I3D R50", 8, 8, (28043472, 73.27, 90.70, 37.53), min_temporal_size=2
     )
-    DEFAULT = KINETICS400_V1
 
 
 class CSN_R101_Weights(WeightsEnum):
-    KINETICS400_V1 = _weights(
-        "CSN_32x2_R101", arch="ir-CSN R101", frames=32, rate=2, params=22213776, acc1=77.00, acc5=92.90, gflops=75.62
-    )
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("CSN_32x2_R101", "ir-CSN R101", 32, 2, (22213776, 77.00, 92.90, 75.62))
 
 
 class R2Plus1D_R50_Weights(WeightsEnum):
-    KINETICS400_V1 = _weights(
-        "R2PLUS1D_16x4_R50",
-        arch="R(2+1)D R50",
-        frames=16,
-        rate=4,
-        params=28107600,
-        acc1=76.01,
-        acc5=92.23,
-        gflops=76.45,
-        average_probs=True,
+    KINETICS400_V1 = DEFAULT = _weights(
+        "R2PLUS1D_16x4_R50", "R(2+1)D R50", 16, 4, (28107600, 76.01, 92.23, 76.45), average_probs=True
     )
-    DEFAULT = KINETICS400_V1
 
 
 # ----------------------------------------------------------------------------------------------------
 # Builders
 
+# The published networks, as ResNet3D's arguments (its defaults are Slow's: no temporal stride, 3x1x1
+# kernels in res4 and res5).
 _R50 = (3, 4, 6, 3)
 _R101 = (3, 4, 23, 3)
+_C2D = {"layers": _R50, "temporal_kernels": (1, 1, 1, 1), "stage1_pool": True, "num_frames": 8}
+_I3D = {**_C2D, "stem_kernel": 5, "temporal_kernels": (3, (3, 1), (3, 1), (1, 3))}
+_CSN = {
+    "layers": _R101, "block": "channelwise", "stem_kernel": 3, "temporal_kernels": (1, 1, 1, 1),
+    "temporal_strides": (1, 2, 2, 2), "num_frames": 32,
+}
+_R2PLUS1D = {
+    "layers": _R50, "block": "2+1d", "stem_pool": False, "temporal_kernels": (1, 1, 1, 1), "spatial_strides": (2, 2, 2, 2),
+    "temporal_strides": (1, 1, 2, 2), "num_frames": 16, "average_probs": True,
+}
 
 
 @register_model(Slow_R50_Weights)
@@ -558,9 +448,7 @@ def slow_r50(*, weights: Slow_R50_Weights | str | None = None, progress: bool = 
 
 
 @register_model(Slow_R50_4x16_Weights)
-def slow_r50_4x16(
-    *, weights: Slow_R50_4x16_Weights | str | None = None, progress: bool = True, **kwargs: Any
-) -> ResNet3D:
+def slow_r50_4x16(*, weights: Slow_R50_4x16_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> ResNet3D:
     """Slow R50 4x16: the Slow network of :func:`slow_r50` with a head for 4 frames (16 apart).
 
     Args: as :func:`slow_r50`, with :class:`Slow_R50_4x16_Weights`.
@@ -574,17 +462,7 @@ def c2d_r50(*, weights: C2D_R50_Weights | str | None = None, progress: bool = Tr
 
     Args: as :func:`slow_r50`, with :class:`C2D_R50_Weights`.
     """
-    return build_model(
-        ResNet3D,
-        C2D_R50_Weights,
-        weights,
-        progress,
-        kwargs,
-        layers=_R50,
-        temporal_kernels=(1, 1, 1, 1),
-        stage1_pool=True,
-        num_frames=8,
-    )
+    return build_model(ResNet3D, C2D_R50_Weights, weights, progress, kwargs, **_C2D)
 
 
 @register_model(I3D_R50_Weights)
@@ -594,18 +472,7 @@ def i3d_r50(*, weights: I3D_R50_Weights | str | None = None, progress: bool = Tr
 
     Args: as :func:`slow_r50`, with :class:`I3D_R50_Weights`.
     """
-    return build_model(
-        ResNet3D,
-        I3D_R50_Weights,
-        weights,
-        progress,
-        kwargs,
-        layers=_R50,
-        stem_kernel=5,
-        temporal_kernels=(3, (3, 1), (3, 1), (1, 3)),
-        stage1_pool=True,
-        num_frames=8,
-    )
+    return build_model(ResNet3D, I3D_R50_Weights, weights, progress, kwargs, **_I3D)
 
 
 @register_model(CSN_R101_Weights)
@@ -615,42 +482,14 @@ def csn_r101(*, weights: CSN_R101_Weights | str | None = None, progress: bool = 
 
     Args: as :func:`slow_r50`, with :class:`CSN_R101_Weights`.
     """
-    return build_model(
-        ResNet3D,
-        CSN_R101_Weights,
-        weights,
-        progress,
-        kwargs,
-        layers=_R101,
-        block="channelwise",
-        stem_kernel=3,
-        temporal_kernels=(1, 1, 1, 1),
-        temporal_strides=(1, 2, 2, 2),
-        num_frames=32,
-    )
+    return build_model(ResNet3D, CSN_R101_Weights, weights, progress, kwargs, **_CSN)
 
 
 @register_model(R2Plus1D_R50_Weights)
-def r2plus1d_r50(
-    *, weights: R2Plus1D_R50_Weights | str | None = None, progress: bool = True, **kwargs: Any
-) -> ResNet3D:
+def r2plus1d_r50(*, weights: R2Plus1D_R50_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> ResNet3D:
     """R(2+1)D R50 16x4: (2+1)D middle convolutions, a 1x7x7 stem without max-pool, every stage halves
     the frame size and res4, res5 the frame rate (16 frames -> 4); the head averages probabilities.
 
     Args: as :func:`slow_r50`, with :class:`R2Plus1D_R50_Weights`.
     """
-    return build_model(
-        ResNet3D,
-        R2Plus1D_R50_Weights,
-        weights,
-        progress,
-        kwargs,
-        layers=_R50,
-        block="2+1d",
-        stem_pool=False,
-        temporal_kernels=(1, 1, 1, 1),
-        spatial_strides=(2, 2, 2, 2),
-        temporal_strides=(1, 1, 2, 2),
-        num_frames=16,
-        average_probs=True,
-    )
+    return build_model(ResNet3D, R2Plus1D_R50_Weights, weights, progress, kwargs, **_R2PLUS1D)

@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
-from videozoo.models._base import VideoModel
-from videozoo.models._layers import conv_bn_folded, window_avg_pool
-from videozoo.models._torchvision import tv_meta
+from videozoo.models._base import FeatureLayer, VideoModel
+from videozoo.models.layers import conv_bn_folded, window_avg_pool
+from videozoo.models.publishers.torchvision import tv_meta
 from videozoo.video.transforms import VideoClassification
 
 __all__ = ["S3D", "S3D_Weights", "s3d"]
@@ -109,9 +109,12 @@ class S3D(VideoModel):
     """
 
     classifier_name = "classifier.1"
+    stem_params = ("features.0", "features.1", "features.2", "features.3", "features.4")
+    head_params = ("classifier",)
 
     def __init__(self, num_classes: int = 400, dropout: float = 0.2) -> None:
         super().__init__(num_classes, num_features=1024, min_temporal_size=13, min_size=209)
+        self.num_layers = 3
         pool_space = partial(nn.MaxPool3d, (1, 3, 3), (1, 2, 2), (0, 1, 1))
         self.features = nn.Sequential(
             TemporalSeparableConv(3, 64, 7, 2, 3),
@@ -137,7 +140,15 @@ class S3D(VideoModel):
         """Block 5c's map ``(B, 1024, T', H', W')``."""
         if not self.training and not torch.jit.is_scripting():
             x = x.contiguous(memory_format=torch.channels_last_3d)
-        return self.features(x)
+        for layer in self.features:
+            x = layer(x) if torch.jit.is_scripting() else self.checkpointed(layer, x)
+        return x
+
+    @torch.jit.unused
+    def feature_layers(self) -> list[FeatureLayer]:
+        """Inception stages 3 (blocks 3b, 3c), 4 (max-pool, 4b-4f) and 5 (max-pool, 5b, 5c) of ``features``."""
+        stages = [range(5, 7), range(7, 13), range(13, 16)]
+        return [FeatureLayer(tuple(f"features.{i}" for i in s), (self.features[s[-1]],)) for s in stages]
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = window_avg_pool(x, [2, 7, 7]).mean((2, 3, 4))

@@ -27,7 +27,6 @@ weights' ``state_dict_adapter`` (:func:`from_pytorchvideo_state_dict`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any, List
 
@@ -35,18 +34,11 @@ import torch
 from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
-from videozoo.models._base import VideoModel
-from videozoo.models._convert import rename_keys
-from videozoo.models._layers import init_conv_bn, window_avg_pool
-from videozoo.models._pytorchvideo import (
-    PTV_FILES_URL,
-    PYSLOWFAST_CONFIGS_URL,
-    ptv_finetune_weights,
-    ptv_meta,
-    ptv_transforms,
-    unwrap_model_state,
-)
-from videozoo.models.resnet3d import Bottleneck, Stem, res_stage
+from videozoo.models._base import FeatureLayer, VideoModel
+from videozoo.models.layers import window_avg_pool
+from videozoo.models.adapters.slowfast import from_pytorchvideo_state_dict
+from videozoo.models.publishers.pytorchvideo import PTV_FILES_URL, PYSLOWFAST_CONFIGS_URL, ptv_finetune_weights, ptv_meta, ptv_transforms
+from videozoo.models.resnet3d import ResNet3dStem, init_pyslowfast, res_stage
 
 __all__ = [
     "SlowFast",
@@ -80,7 +72,7 @@ class Pathway(nn.Module):
         lateral: Sequence[int],
     ) -> None:
         super().__init__()
-        self.stem = Stem(width, stem_kernel)
+        self.stem = ResNet3dStem(width, stem_kernel)
         in_planes = width
         for i, (depth, kernel, n_temporal, extra) in enumerate(zip(layers, temporal_kernels, temporal_blocks, lateral)):
             planes = width * 2**i
@@ -122,6 +114,8 @@ class SlowFast(VideoModel):
         dropout: before the classifier, while training.
     """
 
+    stem_params = ("slow.stem", "fast.stem", "fuse0")
+
     def __init__(
         self,
         layers: Sequence[int] = (3, 4, 6, 3),
@@ -138,6 +132,7 @@ class SlowFast(VideoModel):
         width = 64
         fast_width = width // beta_inv
         super().__init__(num_classes, num_features=width * 32 + fast_width * 32, min_temporal_size=alpha)
+        self.num_layers = 4
         if len(layers) != 4 or (temporal_blocks is not None and len(temporal_blocks) != 4):
             raise ValueError(f"layers and temporal_blocks need 4 entries each, got {layers!r} and {temporal_blocks!r}.")
         if alpha < 1 or num_frames % alpha != 0:
@@ -158,12 +153,7 @@ class SlowFast(VideoModel):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(self.num_features, num_classes)
 
-        # PySlowFast's initialisation: MSRA fill, the last BN of each residual branch at zero.
-        init_conv_bn(self, zero_init=[m.bn3 for m in self.modules() if isinstance(m, Bottleneck)])
-        self.init_classifier(self.fc)
-        # Channels-last (NDHWC) activations and filters: 1.3x faster convolutions on CPU than NCDHW,
-        # the same results up to float rounding. Loading a state_dict keeps this layout.
-        self.to(memory_format=torch.channels_last_3d)
+        init_pyslowfast(self)  # channels-last too: faster convolutions on CPU (docs/performance-notes.md)
 
     # -- input ---------------------------------------------------------------------------------------
 
@@ -203,14 +193,33 @@ class SlowFast(VideoModel):
         fast = fast.contiguous(memory_format=torch.channels_last_3d)
         slow, fast = self.slow.stem(slow), self.fast.stem(fast)
         slow = self.fuse0(slow, fast)
-        slow, fast = self.slow.layer1(slow), self.fast.layer1(fast)
-        slow = self.fuse1(slow, fast)
-        slow, fast = self.slow.layer2(slow), self.fast.layer2(fast)
-        slow = self.fuse2(slow, fast)
-        slow, fast = self.slow.layer3(slow), self.fast.layer3(fast)
-        slow = self.fuse3(slow, fast)
-        slow, fast = self.slow.layer4(slow), self.fast.layer4(fast)
+        if torch.jit.is_scripting():
+            slow, fast = self.slow.layer1(slow), self.fast.layer1(fast)
+            slow = self.fuse1(slow, fast)
+            slow, fast = self.slow.layer2(slow), self.fast.layer2(fast)
+            slow = self.fuse2(slow, fast)
+            slow, fast = self.slow.layer3(slow), self.fast.layer3(fast)
+            slow = self.fuse3(slow, fast)
+            slow, fast = self.slow.layer4(slow), self.fast.layer4(fast)
+            return [slow, fast]
+        # Eager: the same stages, each checkpointed (set_grad_checkpointing).
+        for layer in self.feature_layers():
+            slow_stage, fast_stage = layer.outputs
+            slow, fast = self.checkpointed(slow_stage, slow), self.checkpointed(fast_stage, fast)
+            if len(layer.params) == 3:  # the lateral connection after stages 1-3
+                slow = self.get_submodule(layer.params[2])(slow, fast)
         return [slow, fast]
+
+    @torch.jit.unused
+    def feature_layers(self) -> list[FeatureLayer]:
+        """The four stages of both pathways, ``slow.layer<i>`` and ``fast.layer<i>``, with the lateral
+        connection ``fuse<i>`` after them (stages 1-3); their features are ``[slow, fast]`` before it."""
+        layers = []
+        for i in range(1, 5):
+            fuse = (f"fuse{i}",) if i < 4 else ()
+            stages = (self.slow.get_submodule(f"layer{i}"), self.fast.get_submodule(f"layer{i}"))
+            layers.append(FeatureLayer((f"slow.layer{i}", f"fast.layer{i}", *fuse), stages))
+        return layers
 
     def forward_features(self, x: Tensor) -> List[Tensor]:  # type: ignore[override]
         """The pathways' last maps ``[(B, 2048, T/alpha, H', W'), (B, 256, T, H', W')]``."""
@@ -239,53 +248,6 @@ class SlowFast(VideoModel):
 
 
 # ----------------------------------------------------------------------------------------------------
-# PyTorchVideo's checkpoint layout
-
-# PyTorchVideo's keys -> ours. <p> is the pathway (0 slow, 1 fast), <s> the stage, <b> the block.
-# blocks.0 holds the stems, blocks.1-4 the stages, blocks.5 the pooling and blocks.6 the head; the
-# lateral connections live in blocks.0-3 as multipathway_fusion.
-_PATHWAY = {"0": "slow", "1": "fast"}
-_BRANCH = {"a": "1", "b": "2", "c": "3"}
-_STAGE = r"blocks\.(?P<s>[1-4])\.multipathway_blocks\.(?P<p>[01])\.res_blocks\.(?P<b>\d+)\."
-
-
-def _to(template: str):
-    """A rename rule's replacement: ``template`` formatted with the match's groups, pathway and branch
-    indices given our names."""
-
-    def rename(m: re.Match[str]) -> str:
-        groups = m.groupdict()
-        if "p" in groups:
-            groups["p"] = _PATHWAY[groups["p"]]
-        if "n" in groups:
-            groups["n"] = _BRANCH[groups["n"]]
-        return template.format(**groups)
-
-    return rename
-
-
-_PTV_RULES = [
-    (r"blocks\.0\.multipathway_blocks\.(?P<p>[01])\.conv\.(?P<t>\w+)", _to("{p}.stem.conv.{t}")),
-    (r"blocks\.0\.multipathway_blocks\.(?P<p>[01])\.norm\.(?P<t>\w+)", _to("{p}.stem.bn.{t}")),
-    (_STAGE + r"branch1_conv\.(?P<t>\w+)", _to("{p}.layer{s}.{b}.downsample.0.{t}")),
-    (_STAGE + r"branch1_norm\.(?P<t>\w+)", _to("{p}.layer{s}.{b}.downsample.1.{t}")),
-    (_STAGE + r"branch2\.conv_(?P<n>[abc])\.(?P<t>\w+)", _to("{p}.layer{s}.{b}.conv{n}.{t}")),
-    (_STAGE + r"branch2\.norm_(?P<n>[abc])\.(?P<t>\w+)", _to("{p}.layer{s}.{b}.bn{n}.{t}")),
-    (r"blocks\.(?P<s>[0-3])\.multipathway_fusion\.conv_fast_to_slow\.(?P<t>\w+)", _to("fuse{s}.conv.{t}")),
-    (r"blocks\.(?P<s>[0-3])\.multipathway_fusion\.norm\.(?P<t>\w+)", _to("fuse{s}.bn.{t}")),
-    (r"blocks\.6\.proj\.(?P<t>\w+)", _to("fc.{t}")),
-]
-
-
-def from_pytorchvideo_state_dict(checkpoint: Any) -> dict[str, Tensor]:
-    """Our ``state_dict`` from a PyTorchVideo SlowFast checkpoint (``{"model_state": state_dict}``).
-
-    Every key is renamed; one that is not part of PyTorchVideo's SlowFast layout raises ``ValueError``.
-    """
-    return rename_keys(unwrap_model_state(checkpoint), _PTV_RULES, "PyTorchVideo's SlowFast layout")
-
-
-# ----------------------------------------------------------------------------------------------------
 # Weights
 
 _ZOO = f"{PTV_FILES_URL}/kinetics"
@@ -293,19 +255,14 @@ _CONFIGS = f"{PYSLOWFAST_CONFIGS_URL}/Kinetics/pytorchvideo"
 _TRANSFORMS = ptv_transforms(256)
 
 
-def _meta(
-    config: str, num_params: int, acc1: float, acc5: float, gflops: float, num_frames: int, alpha: int
-) -> dict[str, Any]:
+def _weights(config: str, num_frames: int, alpha: int, figures: tuple[int, float, float, float]) -> Weights:
+    """PyTorchVideo's Kinetics-400 checkpoint ``<config>.pyth``: a Fast clip of ``num_frames`` frames 2 apart,
+    ``alpha`` the Fast/Slow frame ratio; ``figures`` = (parameters, top-1, top-5, GFLOPs) as published."""
+    num_params, acc1, acc5, gflops = figures
     slow, slow_stride = num_frames // alpha, 2 * alpha
-    return ptv_meta(
-        num_params=num_params,
-        acc1=acc1,
-        acc5=acc5,
-        gflops=gflops,
-        num_frames=num_frames,
-        sampling_rate=2,
-        min_size=(1, 1),
-        min_temporal_size=alpha,
+    meta = ptv_meta(
+        num_params=num_params, acc1=acc1, acc5=acc5, gflops=gflops, num_frames=num_frames, sampling_rate=2,
+        min_size=(1, 1), min_temporal_size=alpha,
         docs=(
             f"PyTorchVideo's SlowFast {slow}x{slow_stride} Kinetics-400 checkpoint. The model's input is the "
             f"Fast pathway's clip, {num_frames} frames 2 apart at 30 fps; the Slow pathway takes {slow} of them, "
@@ -320,84 +277,40 @@ def _meta(
         test_crop_size=256,
         model_args={"num_frames": num_frames, "crop_size": 224},  # the head's pooling windows
     )
+    return Weights(f"{_ZOO}/{config}.pyth", _TRANSFORMS, meta, state_dict_adapter=from_pytorchvideo_state_dict)
 
 
-_SLOWFAST_R50_KINETICS = _meta("SLOWFAST_8x8_R50", 34566488, 76.94, 92.69, 65.71, num_frames=32, alpha=4)
-_SLOWFAST_R50_INPUT = (
+_SLOWFAST_R50_KINETICS = _weights("SLOWFAST_8x8_R50", 32, 4, (34566488, 76.94, 92.69, 65.71))
+_SLOWFAST_R50_PATHWAYS = (
     "The model's input is the Fast pathway's clip of 32 frames; the Slow pathway takes 8 of them, evenly spread "
-    "(alpha=4). Test crops of 256 pixels, short side resized to 256, mean 0.45 / std 0.225, channels in BGR "
-    "order (as PySlowFast fed them)."
+    "(alpha=4)."
 )
 
 
 class SlowFast_R50_Weights(WeightsEnum):
-    KINETICS400_V1 = Weights(
-        url=f"{_ZOO}/SLOWFAST_8x8_R50.pyth",
-        transforms=_TRANSFORMS,
-        meta=_SLOWFAST_R50_KINETICS,
-        state_dict_adapter=from_pytorchvideo_state_dict,
-    )
+    KINETICS400_V1 = _SLOWFAST_R50_KINETICS
     # The same network with 174 / 157 classes (see ptv_finetune_weights for the recipes).
     SSV2_V1 = ptv_finetune_weights(
-        "ssv2",
-        "SLOWFAST_8x8_R50",
-        KINETICS400_V1,
-        num_params=34045558,
-        metrics={"acc@1": 61.68, "acc@5": 86.92},
-        gflops=66.60,
-        docs=(
-            "PyTorchVideo's SlowFast 8x8 R50 Something-Something V2 checkpoint (174 classes, fine-tuned from "
-            "Kinetics-400). Frames: one from each of 32 equal segments of the whole video at 30 fps (the "
-            f"segment centres), one temporal view x 3 crops. {_SLOWFAST_R50_INPUT} Accuracy is PyTorchVideo's "
-            "model zoo figure (PySlowFast evaluation, configs/SSv2/pytorchvideo/SLOWFAST_8x8_R50.yaml)."
-        ),
+        "ssv2", 34045558, {"acc@1": 61.68, "acc@5": 86.92}, gflops=66.60,
+        kinetics=KINETICS400_V1, arch="SlowFast 8x8 R50", input_note=_SLOWFAST_R50_PATHWAYS,
     )
     CHARADES_V1 = ptv_finetune_weights(
-        "charades",
-        "SLOWFAST_8x8_R50",
-        KINETICS400_V1,
-        num_params=34006373,
-        metrics={"mAP": 37.24},
-        gflops=66.60,
-        docs=(
-            "PyTorchVideo's SlowFast 8x8 R50 Charades checkpoint (157 classes, multi-label, fine-tuned from "
-            "Kinetics-400). Class probabilities are the sigmoids of the logits; a video's 10 clips x 3 crops "
-            "(32 frames 2 apart at 24 fps) are combined by their maximum. "
-            f"{_SLOWFAST_R50_INPUT} mAP is PyTorchVideo's model zoo figure (PySlowFast evaluation, "
-            "configs/Charades/pytorchvideo/SLOWFAST_8x8_R50.yaml)."
-        ),
+        "charades", 34006373, {"mAP": 37.24}, gflops=66.60,
+        kinetics=KINETICS400_V1, arch="SlowFast 8x8 R50", input_note=_SLOWFAST_R50_PATHWAYS,
     )
     DEFAULT = KINETICS400_V1
 
 
 class SlowFast_R50_4x16_Weights(WeightsEnum):
-    KINETICS400_V1 = Weights(
-        url=f"{_ZOO}/SLOWFAST_4x16_R50.pyth",
-        transforms=_TRANSFORMS,
-        meta=_meta("SLOWFAST_4x16_R50", 34480216, 75.34, 91.89, 36.69, num_frames=32, alpha=8),
-        state_dict_adapter=from_pytorchvideo_state_dict,
-    )
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("SLOWFAST_4x16_R50", 32, 8, (34480216, 75.34, 91.89, 36.69))
 
 
 class SlowFast_R101_Weights(WeightsEnum):
-    KINETICS400_V1 = Weights(
-        url=f"{_ZOO}/SLOWFAST_8x8_R101.pyth",
-        transforms=_TRANSFORMS,
-        meta=_meta("SLOWFAST_8x8_R101", 62826968, 77.90, 93.27, 127.20, num_frames=32, alpha=4),
-        state_dict_adapter=from_pytorchvideo_state_dict,
-    )
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("SLOWFAST_8x8_R101", 32, 4, (62826968, 77.90, 93.27, 127.20))
 
 
 class SlowFast_16x8_R101_50_50_Weights(WeightsEnum):
-    KINETICS400_V1 = Weights(
-        url=f"{_ZOO}/SLOWFAST_16x8_R101_50_50.pyth",
-        transforms=_TRANSFORMS,
-        meta=_meta("SLOWFAST_16x8_R101_50_50", 53774808, 78.70, 93.61, 215.61, num_frames=64, alpha=4),
-        state_dict_adapter=from_pytorchvideo_state_dict,
-    )
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("SLOWFAST_16x8_R101_50_50", 64, 4, (53774808, 78.70, 93.61, 215.61))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -408,9 +321,7 @@ _R101 = (3, 4, 23, 3)
 
 
 @register_model(SlowFast_R50_Weights)
-def slowfast_r50(
-    *, weights: SlowFast_R50_Weights | str | None = None, progress: bool = True, **kwargs: Any
-) -> SlowFast:
+def slowfast_r50(*, weights: SlowFast_R50_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> SlowFast:
     """SlowFast R50 8x8: Fast pathway 32 frames at stride 2, Slow pathway 8 of them (alpha 4).
 
     Args:
@@ -430,15 +341,11 @@ def slowfast_r50_4x16(
 
     Args: as :func:`slowfast_r50`, with :class:`SlowFast_R50_4x16_Weights`.
     """
-    return build_model(
-        SlowFast, SlowFast_R50_4x16_Weights, weights, progress, kwargs, layers=_R50, alpha=8, fusion_kernel=5
-    )
+    return build_model(SlowFast, SlowFast_R50_4x16_Weights, weights, progress, kwargs, layers=_R50, alpha=8, fusion_kernel=5)
 
 
 @register_model(SlowFast_R101_Weights)
-def slowfast_r101(
-    *, weights: SlowFast_R101_Weights | str | None = None, progress: bool = True, **kwargs: Any
-) -> SlowFast:
+def slowfast_r101(*, weights: SlowFast_R101_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> SlowFast:
     """SlowFast R101 8x8: ResNet-101 pathways, Fast 32 frames at stride 2, Slow 8 of them (alpha 4).
 
     Args: as :func:`slowfast_r50`, with :class:`SlowFast_R101_Weights`.
@@ -455,15 +362,5 @@ def slowfast_16x8_r101_50_50(
 
     Args: as :func:`slowfast_r50`, with :class:`SlowFast_16x8_R101_50_50_Weights`.
     """
-    return build_model(
-        SlowFast,
-        SlowFast_16x8_R101_50_50_Weights,
-        weights,
-        progress,
-        kwargs,
-        layers=_R101,
-        alpha=4,
-        fusion_kernel=5,
-        temporal_blocks=(3, 4, 6, 3),
-        num_frames=64,
-    )
+    arch = {"layers": _R101, "alpha": 4, "fusion_kernel": 5, "temporal_blocks": _R50, "num_frames": 64}
+    return build_model(SlowFast, SlowFast_16x8_R101_50_50_Weights, weights, progress, kwargs, **arch)

@@ -33,10 +33,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
-from videozoo.models._base import VideoModel
-from videozoo.models._layers import drop_path, linear
-from videozoo.models._torchvision import tv_meta
+from videozoo.zoo import WeightsEnum, build_model, register_model
+from videozoo.models._base import FeatureLayer, VideoModel
+from videozoo.models.layers import drop_path, drop_path_rates, init_weights, linear
+from videozoo.models.publishers.torchvision import tv_weights
 from videozoo.video.transforms import VideoClassification
 
 __all__ = [
@@ -297,6 +297,9 @@ class SwinTransformer3d(VideoModel):
     """
 
     classifier_name = "head"
+    layers_are_blocks = True
+    stem_params = ("patch_embed",)
+    head_params = ("norm", "head")
 
     def __init__(
         self,
@@ -318,23 +321,21 @@ class SwinTransformer3d(VideoModel):
             )
         num_features = embed_dim * 2 ** (len(depths) - 1)
         super().__init__(num_classes, num_features)
+        self.num_layers = sum(depths)
         self.patch_embed = PatchEmbed3d(list(patch_size), embed_dim)
         self.pos_drop = nn.Dropout(dropout)
 
         layers: List[nn.Module] = []
-        total, index = sum(depths), 0
+        rates = iter(drop_path_rates(stochastic_depth_prob, sum(depths)))
         for stage, (depth, heads) in enumerate(zip(depths, num_heads)):
             dim = embed_dim * 2**stage
             blocks = []
             for i in range(depth):
                 shift = [0 if i % 2 == 0 else w // 2 for w in window_size]
-                drop = stochastic_depth_prob * index / max(total - 1, 1)
+                drop = next(rates)
                 blocks.append(
-                    SwinTransformerBlock3d(
-                        dim, heads, list(window_size), shift, mlp_ratio, dropout, attention_dropout, drop
-                    )
+                    SwinTransformerBlock3d(dim, heads, list(window_size), shift, mlp_ratio, dropout, attention_dropout, drop)
                 )
-                index += 1
             layers.append(nn.Sequential(*blocks))
             if stage < len(depths) - 1:
                 layers.append(PatchMerging(dim))
@@ -342,18 +343,30 @@ class SwinTransformer3d(VideoModel):
         self.norm = nn.LayerNorm(num_features)
         self.head = nn.Linear(num_features, num_classes)
 
-        # torchvision's trunc_normal_(std=0.02) cuts at +-2, i.e. 100 standard deviations: the same
-        # distribution as a plain normal, which is one pass instead of five (seconds for Swin3D-B).
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_weights(self)  # torchvision's trunc_normal_(std=0.02), as a plain normal (see init_weights)
 
     def forward_features(self, x: Tensor) -> Tensor:
         """The normalised tokens of the last stage as a map ``(B, T', H', W', num_features)``."""
         x = self.pos_drop(self.patch_embed(x))  # (B, T, H, W, C)
-        return self.norm(self.features(x))
+        for stage in self.features:  # a stage's blocks, or patch merging
+            x = stage(x) if torch.jit.is_scripting() else self.checkpointed(stage, x)
+        return self.norm(x)
+
+    @torch.jit.unused
+    def feature_layers(self) -> list[FeatureLayer]:
+        """The blocks ``features.<2s>.<j>`` of each stage ``s``; the patch merging before a stage counts with its
+        first block."""
+        layers = []
+        for s in range(0, len(self.features), 2):
+            for j, block in enumerate(self.features[s]):
+                merging = (f"features.{s - 1}",) if s > 0 and j == 0 else ()
+                layers.append(FeatureLayer((*merging, f"features.{s}.{j}"), (block,)))
+        return layers
+
+    @torch.jit.unused
+    def no_weight_decay(self) -> set[str]:
+        """Parameters trained without weight decay: the relative position bias tables (as timm's Swin)."""
+        return {name for name, _ in self.named_parameters() if name.endswith("relative_position_bias_table")}
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = x.mean((1, 2, 3))
@@ -377,53 +390,25 @@ _TRANSFORMS = partial(
 )
 
 
-def _meta(num_params: int, acc1: float, acc5: float, gflops: float, file_size: float) -> dict[str, Any]:
-    return tv_meta(
-        num_params=num_params,
-        acc1=acc1,
-        acc5=acc5,
-        gflops=gflops,
-        file_size=file_size,
-        recipe="https://github.com/SwinTransformer/Video-Swin-Transformer#kinetics-400",
-        docs=(
-            "The weights were ported from the paper. The accuracies are estimated on video-level "
-            "with parameters `frame_rate=15`, `clips_per_video=12`, and `clip_len=32`"
-        ),
-        num_frames=32,
-        frame_rate=15.0,
-        num_clips=12,
-    )
+_DOCS = (
+    "The weights were ported from the paper. The accuracies are estimated on video-level "
+    "with parameters `frame_rate=15`, `clips_per_video=12`, and `clip_len=32`"
+)
+_RECIPE = "https://github.com/SwinTransformer/Video-Swin-Transformer#kinetics-400"
+_weights = partial(tv_weights, transforms=_TRANSFORMS, recipe=_RECIPE, docs=_DOCS, num_frames=32, frame_rate=15.0, num_clips=12)
 
 
 class Swin3D_T_Weights(WeightsEnum):
-    KINETICS400_V1 = Weights(
-        url="https://download.pytorch.org/models/swin3d_t-7615ae03.pth",
-        transforms=_TRANSFORMS,
-        meta=_meta(28158070, 77.715, 93.519, 43.882, 121.543),
-    )
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("swin3d_t-7615ae03.pth", 28158070, 77.715, 93.519, 43.882, 121.543)
 
 
 class Swin3D_S_Weights(WeightsEnum):
-    KINETICS400_V1 = Weights(
-        url="https://download.pytorch.org/models/swin3d_s-da41c237.pth",
-        transforms=_TRANSFORMS,
-        meta=_meta(49816678, 79.521, 94.158, 82.841, 218.288),
-    )
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("swin3d_s-da41c237.pth", 49816678, 79.521, 94.158, 82.841, 218.288)
 
 
 class Swin3D_B_Weights(WeightsEnum):
-    KINETICS400_V1 = Weights(
-        url="https://download.pytorch.org/models/swin3d_b_1k-24f7c7c6.pth",
-        transforms=_TRANSFORMS,
-        meta=_meta(88048984, 79.427, 94.386, 140.667, 364.134),
-    )
-    KINETICS400_IMAGENET22K_V1 = Weights(
-        url="https://download.pytorch.org/models/swin3d_b_22k-7c6ae6fa.pth",
-        transforms=_TRANSFORMS,
-        meta=_meta(88048984, 81.643, 95.574, 140.667, 364.134),
-    )
+    KINETICS400_V1 = _weights("swin3d_b_1k-24f7c7c6.pth", 88048984, 79.427, 94.386, 140.667, 364.134)
+    KINETICS400_IMAGENET22K_V1 = _weights("swin3d_b_22k-7c6ae6fa.pth", 88048984, 81.643, 95.574, 140.667, 364.134)
     DEFAULT = KINETICS400_V1
 
 
@@ -431,12 +416,13 @@ class Swin3D_B_Weights(WeightsEnum):
 # Builders
 
 _CONFIG: dict[str, Any] = {"patch_size": (2, 4, 4), "window_size": (8, 7, 7)}
+_T = {"embed_dim": 96, "depths": (2, 2, 6, 2), "num_heads": (3, 6, 12, 24), **_CONFIG}
+_S = {**_T, "depths": (2, 2, 18, 2)}
+_B = {**_S, "embed_dim": 128, "num_heads": (4, 8, 16, 32)}
 
 
 @register_model(Swin3D_T_Weights)
-def swin3d_t(
-    *, weights: Swin3D_T_Weights | str | None = None, progress: bool = True, **kwargs: Any
-) -> SwinTransformer3d:
+def swin3d_t(*, weights: Swin3D_T_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> SwinTransformer3d:
     """Swin3D-T: width 96, depths 2-2-6-2, 3-24 heads (28.2 M parameters).
 
     Args:
@@ -445,45 +431,24 @@ def swin3d_t(
         progress: show a progress bar while downloading.
         kwargs: passed to :class:`SwinTransformer3d` (e.g. ``num_classes``, without weights).
     """
-    return build_model(
-        SwinTransformer3d, Swin3D_T_Weights, weights, progress, kwargs,
-        embed_dim=96, depths=(2, 2, 6, 2), num_heads=(3, 6, 12, 24), **_CONFIG,
-    )
+    return build_model(SwinTransformer3d, Swin3D_T_Weights, weights, progress, kwargs, **_T)
 
 
 @register_model(Swin3D_S_Weights)
-def swin3d_s(
-    *, weights: Swin3D_S_Weights | str | None = None, progress: bool = True, **kwargs: Any
-) -> SwinTransformer3d:
+def swin3d_s(*, weights: Swin3D_S_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> SwinTransformer3d:
     """Swin3D-S: width 96, depths 2-2-18-2, 3-24 heads (49.8 M parameters).
 
-    Args:
-        weights: a member of :class:`Swin3D_S_Weights`, its name, ``"DEFAULT"``, or the path of a local
-            file in the published format; ``None`` for random initialisation.
-        progress: show a progress bar while downloading.
-        kwargs: passed to :class:`SwinTransformer3d` (e.g. ``num_classes``, without weights).
+    Args: as :func:`swin3d_t`, with :class:`Swin3D_S_Weights`.
     """
-    return build_model(
-        SwinTransformer3d, Swin3D_S_Weights, weights, progress, kwargs,
-        embed_dim=96, depths=(2, 2, 18, 2), num_heads=(3, 6, 12, 24), **_CONFIG,
-    )
+    return build_model(SwinTransformer3d, Swin3D_S_Weights, weights, progress, kwargs, **_S)
 
 
 @register_model(Swin3D_B_Weights)
-def swin3d_b(
-    *, weights: Swin3D_B_Weights | str | None = None, progress: bool = True, **kwargs: Any
-) -> SwinTransformer3d:
+def swin3d_b(*, weights: Swin3D_B_Weights | str | None = None, progress: bool = True, **kwargs: Any) -> SwinTransformer3d:
     """Swin3D-B: width 128, depths 2-2-18-2, 4-32 heads (88.0 M parameters).
 
     ``KINETICS400_V1`` was pre-trained on ImageNet-1K, ``KINETICS400_IMAGENET22K_V1`` on ImageNet-22K.
 
-    Args:
-        weights: a member of :class:`Swin3D_B_Weights`, its name, ``"DEFAULT"``, or the path of a local
-            file in the published format; ``None`` for random initialisation.
-        progress: show a progress bar while downloading.
-        kwargs: passed to :class:`SwinTransformer3d` (e.g. ``num_classes``, without weights).
+    Args: as :func:`swin3d_t`, with :class:`Swin3D_B_Weights`.
     """
-    return build_model(
-        SwinTransformer3d, Swin3D_B_Weights, weights, progress, kwargs,
-        embed_dim=128, depths=(2, 2, 18, 2), num_heads=(4, 8, 16, 32), **_CONFIG,
-    )
+    return build_model(SwinTransformer3d, Swin3D_B_Weights, weights, progress, kwargs, **_B)

@@ -40,9 +40,11 @@ from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES, SSV2_CATEGORIES
-from videozoo.models._base import VideoModel
-from videozoo.models._convert import rename_keys
-from videozoo.models._layers import Mlp, SelfAttention, drop_path, linear, resize_pos_embed
+from videozoo.models._base import FeatureLayer, VideoModel
+from videozoo.models.adapters.timesformer import from_huggingface_state_dict
+from videozoo.models.publishers.huggingface import hf_files
+from videozoo.models.publishers.pytorchvideo import PTV_MEAN, PTV_STD
+from videozoo.models.layers import Mlp, SelfAttention, drop_path, drop_path_rates, init_weights, linear, resize_pos_embed
 from videozoo.video.transforms import VideoClassification
 
 __all__ = [
@@ -119,6 +121,9 @@ class TimeSformer(VideoModel):
     """
 
     classifier_name = "head"
+    layers_are_blocks = True
+    stem_params = ("patch_embed", "cls_token", "pos_embed", "time_embed")
+    head_params = ("norm", "head")
 
     def __init__(
         self,
@@ -151,12 +156,8 @@ class TimeSformer(VideoModel):
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid[0] * self.grid[1], embed_dim))
         self.time_embed = nn.Parameter(torch.zeros(1, num_frames, embed_dim))
         self.blocks = nn.ModuleList(
-            [
-                DividedSpaceTimeBlock(
-                    embed_dim, num_heads, mlp_ratio, norm_eps, stochastic_depth_prob * i / max(depth - 1, 1)
-                )
-                for i in range(depth)
-            ]
+            DividedSpaceTimeBlock(embed_dim, num_heads, mlp_ratio, norm_eps, p)
+            for p in drop_path_rates(stochastic_depth_prob, depth)
         )
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         self.head = nn.Linear(embed_dim, num_classes)
@@ -164,14 +165,7 @@ class TimeSformer(VideoModel):
         # The authors' initialisation: truncated normal (std 0.02) for the linear layers, the position
         # embeddings and the class token; zero time embeddings; temporal_fc zero in every block but the
         # first, so that each later block starts as a spatial-only one.
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Conv2d)):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self, (nn.Linear, nn.Conv2d), truncated=True)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         for i, block in enumerate(self.blocks):
@@ -194,8 +188,13 @@ class TimeSformer(VideoModel):
         cls = (self.cls_token + self.pos_embed[:, :1]).expand([b, 1, c])
         x = torch.cat([cls, patches.reshape(b, h * w * t, c)], dim=1)
         for block in self.blocks:
-            x = block(x, t)
+            x = block(x, t) if torch.jit.is_scripting() else self.checkpointed(block, x, t)
         return self.norm(x)
+
+    @torch.jit.unused
+    def feature_layers(self) -> list[FeatureLayer]:
+        """The transformer blocks ``blocks.0``, ``blocks.1``, ..."""
+        return self.named_layers([f"blocks.{i}" for i in range(len(self.blocks))])
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = x[:, 0]  # the class token
@@ -207,15 +206,6 @@ class TimeSformer(VideoModel):
 
     # -- fine-tuning helpers ---------------------------------------------------------------------------
 
-    @torch.jit.unused
-    def layer_index(self, param_name: str) -> int:
-        """Depth of a parameter for layer-wise learning-rate decay: 0 for the embeddings, ``i + 1`` for
-        block ``i``, ``num_layers + 1`` for the final norm and the classifier."""
-        if param_name.startswith(("patch_embed.", "cls_token", "pos_embed", "time_embed")):
-            return 0
-        if param_name.startswith("blocks."):
-            return int(param_name.split(".")[1]) + 1
-        return self.num_layers + 1
 
     @torch.jit.unused
     def no_weight_decay(self) -> set[str]:
@@ -224,85 +214,40 @@ class TimeSformer(VideoModel):
 
 
 # ----------------------------------------------------------------------------------------------------
-# Hugging Face's checkpoint layout
-
-_HF_RULES = [
-    (r"timesformer\.embeddings\.cls_token", "cls_token"),
-    (r"timesformer\.embeddings\.position_embeddings", "pos_embed"),
-    (r"timesformer\.embeddings\.time_embeddings", "time_embed"),
-    (r"timesformer\.embeddings\.patch_embeddings\.projection\.(weight|bias)", r"patch_embed.\1"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.temporal_layernorm\.(weight|bias)", r"blocks.\1.temporal_norm1.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.temporal_attention\.attention\.qkv\.(weight|bias)", r"blocks.\1.temporal_attn.qkv.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.temporal_attention\.output\.dense\.(weight|bias)", r"blocks.\1.temporal_attn.proj.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.temporal_dense\.(weight|bias)", r"blocks.\1.temporal_fc.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.layernorm_before\.(weight|bias)", r"blocks.\1.norm1.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.attention\.attention\.qkv\.(weight|bias)", r"blocks.\1.attn.qkv.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.attention\.output\.dense\.(weight|bias)", r"blocks.\1.attn.proj.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.layernorm_after\.(weight|bias)", r"blocks.\1.norm2.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.intermediate\.dense\.(weight|bias)", r"blocks.\1.mlp.fc1.\2"),
-    (r"timesformer\.encoder\.layer\.(\d+)\.output\.dense\.(weight|bias)", r"blocks.\1.mlp.fc2.\2"),
-    (r"timesformer\.layernorm\.(weight|bias)", r"norm.\1"),
-    (r"classifier\.(weight|bias)", r"head.\1"),
-]
-
-
-def from_huggingface_state_dict(checkpoint: Any) -> dict[str, Tensor]:
-    """Our ``state_dict`` from a Hugging Face ``TimesformerForVideoClassification`` file (a flat state
-    dict, from ``model.safetensors`` or ``pytorch_model.bin``): every key renamed, no tensor changed
-    (the port already fuses q, k and v into one ``qkv``). A key outside that layout raises ``ValueError``."""
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f"expected a state dict, got {type(checkpoint).__name__}")
-    return rename_keys(checkpoint, _HF_RULES, "Hugging Face's TimeSformer layout")
-
-
-# ----------------------------------------------------------------------------------------------------
 # Weights
 
-_HF = "https://huggingface.co"
-_RECIPE = "https://github.com/facebookresearch/TimeSformer#model-zoo"
 _CONFIGS = "https://github.com/facebookresearch/TimeSformer/blob/main/configs"
 
 
-def _hf_urls(repo: str) -> dict[str, Any]:
-    return {
-        "url": f"{_HF}/{repo}/resolve/main/model.safetensors",
-        "fallbacks": (f"{_HF}/{repo}/resolve/main/pytorch_model.bin",),
-    }
-
-
-def _transforms(size: int) -> partial[VideoClassification]:
-    # The repositories' VideoMAEImageProcessor: short side to `size` (bilinear), centre crop, /255,
-    # mean 0.45 / std 0.225 (PySlowFast's Kinetics statistics, which the authors trained with).
-    return partial(
-        VideoClassification,
-        crop_size=(size, size),
-        resize_size=(size,),
-        mean=(0.45, 0.45, 0.45),
-        std=(0.225, 0.225, 0.225),
-    )
-
-
-def _meta(
-    *,
-    num_frames: int,
-    crop_size: int,
-    num_params: int,
-    acc1: float,
-    acc5: float,
-    gflops: float,
-    file_size: float,
+def _weights(
+    repo: str,
+    clip: tuple[int, int],
+    figures: tuple[int, float, float, float, float],
+    config: str,
     docs: str,
-    recipe: str,
     dataset: str = "Kinetics-400",
     categories: tuple[str, ...] = KINETICS400_CATEGORIES,
-    **extra: Any,
-) -> dict[str, Any]:
-    return {
+    **recipe: Any,
+) -> Weights:
+    """The Hugging Face port ``facebook/<repo>`` of one of the authors' checkpoints, evaluated on 1 clip x
+    3 crops at 30 fps.
+
+    Args:
+        repo: the repository's name.
+        clip: (frames, crop size) the network is built for.
+        figures: (parameters, top-1, top-5, GFLOPs, file size in MB), as published.
+        config: the authors' configuration file, under ``configs/``.
+        docs: how the accuracy was measured.
+        dataset, categories: what the classifier was fine-tuned on.
+        recipe: more meta: the clip sampling (``sampling_rate``, ``sampling``, ``hflip``).
+    """
+    (num_frames, crop_size), (num_params, acc1, acc5, gflops, file_size) = clip, figures
+    meta = {
         "categories": list(categories),
         "min_size": (16, 16),
         "min_temporal_size": 1,
         "num_params": num_params,
-        "recipe": recipe,
+        "recipe": f"{_CONFIGS}/{config}",
         "_metrics": {dataset: {"acc@1": acc1, "acc@5": acc5}},
         "_ops": gflops,
         "_file_size": file_size,
@@ -313,86 +258,53 @@ def _meta(
         "num_crops": 3,
         "license": "CC-BY-NC-4.0",  # the repositories' model cards (and the authors' code and models)
         "model_args": {"num_frames": num_frames, "crop_size": crop_size},  # the position tables' sizes
-        **extra,
+        **recipe,
     }
+    # The repositories' VideoMAEImageProcessor: short side to the crop size (bilinear), centre crop, /255,
+    # mean 0.45 / std 0.225 (PySlowFast's Kinetics statistics, which the authors trained with).
+    transforms = partial(
+        VideoClassification, crop_size=(crop_size, crop_size), resize_size=(crop_size,), mean=PTV_MEAN, std=PTV_STD
+    )
+    adapter = from_huggingface_state_dict
+    return Weights(**hf_files(f"facebook/{repo}"), transforms=transforms, meta=meta, state_dict_adapter=adapter)
 
 
 class TimeSformer_B_Weights(WeightsEnum):
-    KINETICS400_V1 = Weights(
-        **_hf_urls("facebook/timesformer-base-finetuned-k400"),
-        transforms=_transforms(224),
-        meta=_meta(
-            num_frames=8,
-            crop_size=224,
-            sampling_rate=32,
-            num_params=121566352,
-            acc1=77.9,
-            acc5=93.2,
-            gflops=195.78,
-            file_size=486.0,
-            recipe=f"{_CONFIGS}/Kinetics/TimeSformer_divST_8x32_224.yaml",
-            docs=(
-                "The authors' TimeSformer (divided space-time attention) K400 checkpoint, as ported to Hugging Face "
-                "(facebook/timesformer-base-finetuned-k400). Accuracy from the authors' model zoo for this file "
-                "(the paper reports 78.0/93.7 for its own run): 1 clip of 8 frames 32 apart at 30 fps x 3 crops "
-                "of 224 after a 224 short-side resize."
-            ),
-        ),
-        state_dict_adapter=from_huggingface_state_dict,
+    KINETICS400_V1 = _weights(
+        "timesformer-base-finetuned-k400", (8, 224), (121566352, 77.9, 93.2, 195.78, 486.0),
+        "Kinetics/TimeSformer_divST_8x32_224.yaml",
+        "The authors' TimeSformer (divided space-time attention) K400 checkpoint, as ported to Hugging Face "
+        "(facebook/timesformer-base-finetuned-k400). Accuracy from the authors' model zoo for this file "
+        "(the paper reports 78.0/93.7 for its own run): 1 clip of 8 frames 32 apart at 30 fps x 3 crops "
+        "of 224 after a 224 short-side resize.",
+        sampling_rate=32,
     )
-    SSV2_V1 = Weights(
-        **_hf_urls("facebook/timesformer-base-finetuned-ssv2"),
-        transforms=_transforms(224),
-        meta=_meta(
-            num_frames=8,
-            crop_size=224,
-            sampling_rate=None,
-            sampling="segments",
-            hflip=False,
-            dataset="Something-Something-V2",
-            categories=SSV2_CATEGORIES,
-            num_params=121392558,
-            acc1=59.1,
-            acc5=85.6,
-            gflops=195.78,
-            file_size=486.0,
-            recipe=f"{_CONFIGS}/SSv2/TimeSformer_divST_8_224.yaml",
-            docs=(
-                "The authors' TimeSformer Something-Something V2 checkpoint, as ported to Hugging Face "
-                "(facebook/timesformer-base-finetuned-ssv2; the port's configuration keeps 8 frames). Accuracy "
-                "from the authors' model zoo for this file (the paper reports 59.5 top-1): 8 frames, one from "
-                "each of 8 equal segments, 1 clip x 3 crops of 224."
-            ),
-        ),
-        state_dict_adapter=from_huggingface_state_dict,
+    SSV2_V1 = _weights(
+        "timesformer-base-finetuned-ssv2", (8, 224), (121392558, 59.1, 85.6, 195.78, 486.0),
+        "SSv2/TimeSformer_divST_8_224.yaml",
+        "The authors' TimeSformer Something-Something V2 checkpoint, as ported to Hugging Face "
+        "(facebook/timesformer-base-finetuned-ssv2; the port's configuration keeps 8 frames). Accuracy "
+        "from the authors' model zoo for this file (the paper reports 59.5 top-1): 8 frames, one from "
+        "each of 8 equal segments, 1 clip x 3 crops of 224.",
+        "Something-Something-V2",
+        SSV2_CATEGORIES,
+        sampling_rate=None,
+        sampling="segments",
+        hflip=False,
     )
     DEFAULT = KINETICS400_V1
 
 
 class TimeSformer_HR_Weights(WeightsEnum):
-    KINETICS400_V1 = Weights(
-        **_hf_urls("facebook/timesformer-hr-finetuned-k400"),
-        transforms=_transforms(448),
-        meta=_meta(
-            num_frames=16,
-            crop_size=448,
-            sampling_rate=16,
-            num_params=122024080,
-            acc1=79.6,
-            acc5=94.0,
-            gflops=1702.68,
-            file_size=488.0,
-            recipe=f"{_CONFIGS}/Kinetics/TimeSformer_divST_16x16_448.yaml",
-            docs=(
-                "The authors' TimeSformer-HR K400 checkpoint, as ported to Hugging Face "
-                "(facebook/timesformer-hr-finetuned-k400). Accuracy from the authors' model zoo for this file "
-                "(the paper reports 79.7/94.4): 1 clip of 16 frames 16 apart at 30 fps x 3 crops of 448 after a "
-                "448 short-side resize."
-            ),
-        ),
-        state_dict_adapter=from_huggingface_state_dict,
+    KINETICS400_V1 = DEFAULT = _weights(
+        "timesformer-hr-finetuned-k400", (16, 448), (122024080, 79.6, 94.0, 1702.68, 488.0),
+        "Kinetics/TimeSformer_divST_16x16_448.yaml",
+        "The authors' TimeSformer-HR K400 checkpoint, as ported to Hugging Face "
+        "(facebook/timesformer-hr-finetuned-k400). Accuracy from the authors' model zoo for this file "
+        "(the paper reports 79.7/94.4): 1 clip of 16 frames 16 apart at 30 fps x 3 crops of 448 after a "
+        "448 short-side resize.",
+        sampling_rate=16,
     )
-    DEFAULT = KINETICS400_V1
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -30,8 +30,7 @@ for ``fc_norm`` and the head, as the authors' fine-tuning assigns them.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -40,9 +39,10 @@ from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES, SSV2_CATEGORIES
-from videozoo.models._base import VideoModel
-from videozoo.models._convert import rename_keys
-from videozoo.models._layers import TransformerBlock, resize_pos_embed
+from videozoo.models._base import FeatureLayer, VideoModel
+from videozoo.models.adapters.videomae import from_huggingface_state_dict
+from videozoo.models.publishers.huggingface import hf_files
+from videozoo.models.layers import init_weights, resize_pos_embed, sinusoid_table, transformer_blocks
 from videozoo.video.transforms import VideoClassification
 
 __all__ = [
@@ -58,19 +58,6 @@ __all__ = [
 ]
 
 
-def sinusoid_table(num_positions: int, dim: int) -> Tensor:
-    """float32 ``(num_positions, dim)``: column ``2i`` is ``sin(n / 10000^(2i/dim))``, column ``2i + 1``
-    the cosine of the same angle (the Transformer's fixed encoding of position ``n``), computed in
-    float64 and rounded once."""
-    position = torch.arange(num_positions, dtype=torch.float64)[:, None]
-    exponent = (torch.arange(dim) // 2 * 2).to(torch.float64) / dim
-    angle = position / torch.pow(10000.0, exponent)[None, :]
-    table = torch.empty_like(angle)
-    table[:, 0::2] = torch.sin(angle[:, 0::2])
-    table[:, 1::2] = torch.cos(angle[:, 1::2])
-    return table.float()
-
-
 def _pair(size: int | Sequence[int]) -> tuple[int, int]:
     if isinstance(size, int):
         return size, size
@@ -82,7 +69,7 @@ def _pair(size: int | Sequence[int]) -> tuple[int, int]:
     return values[0], values[1]
 
 
-class PatchEmbed(nn.Module):
+class VideoMAEPatchEmbed(nn.Module):
     """Tubelets of ``tubelet_size x patch_size x patch_size`` pixels embedded by a strided convolution."""
 
     def __init__(self, embed_dim: int, patch_size: int, tubelet_size: int) -> None:
@@ -115,6 +102,9 @@ class VideoMAE(VideoModel):
     """
 
     classifier_name = "head"
+    layers_are_blocks = True
+    stem_params = ("patch_embed", "pos_embed")
+    head_params = ("fc_norm", "head")
 
     def __init__(
         self,
@@ -147,34 +137,18 @@ class VideoMAE(VideoModel):
         self.num_layers = depth
         self.grid = [num_frames // tubelet_size, height // patch_size, width // patch_size]
 
-        self.patch_embed = PatchEmbed(embed_dim, patch_size, tubelet_size)
+        self.patch_embed = VideoMAEPatchEmbed(embed_dim, patch_size, tubelet_size)
         grid = self.grid
         table = sinusoid_table(grid[0] * grid[1] * grid[2], embed_dim)
         self.register_buffer("pos_embed", table, persistent=False)
-        self.blocks = nn.ModuleList(
-            [
-                TransformerBlock(
-                    embed_dim,
-                    num_heads,
-                    mlp_ratio,
-                    qkv_bias="qv",
-                    norm_eps=norm_eps,
-                    stochastic_depth_prob=stochastic_depth_prob * i / max(depth - 1, 1),
-                )
-                for i in range(depth)
-            ]
+        self.blocks = transformer_blocks(
+            depth, embed_dim, num_heads, stochastic_depth_prob, mlp_ratio=mlp_ratio, qkv_bias="qv", norm_eps=norm_eps
         )
         self.fc_norm = nn.LayerNorm(embed_dim, eps=fc_norm_eps)
         self.head_drop = nn.Dropout(dropout)
         self.head = nn.Linear(embed_dim, num_classes)
 
-        # The authors' initialisation: trunc_normal_(std=0.02) for every Linear (cut at +-2, i.e. 100
-        # standard deviations: a plain normal, one pass instead of five), zero biases, unit norms.
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_weights(self)  # the authors' trunc_normal_(std=0.02) for every Linear (see init_weights)
         self.init_classifier(self.head)
 
     # -- input ---------------------------------------------------------------------------------------
@@ -203,8 +177,13 @@ class VideoMAE(VideoModel):
         x = x.flatten(2).transpose(1, 2)
         x = x + self.position_embedding(grid).to(x.dtype)
         for block in self.blocks:
-            x = block(x)
+            x = block(x) if torch.jit.is_scripting() else self.checkpointed(block, x)
         return x
+
+    @torch.jit.unused
+    def feature_layers(self) -> list[FeatureLayer]:
+        """The transformer blocks ``blocks.0``, ``blocks.1``, ..."""
+        return self.named_layers([f"blocks.{i}" for i in range(len(self.blocks))])
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = self.fc_norm(x.mean(1))
@@ -218,18 +197,6 @@ class VideoMAE(VideoModel):
         nn.init.normal_(layer.weight, std=0.02 * 0.001)
         nn.init.zeros_(layer.bias)
 
-    @torch.jit.unused
-    def layer_index(self, param_name: str) -> int:
-        """Depth of a parameter for layer-wise learning-rate decay: 0 for the patch embedding (and the
-        position table), ``i + 1`` for ``blocks.i``, ``num_layers + 1`` for ``fc_norm`` and ``head``."""
-        if param_name.startswith(("patch_embed.", "pos_embed")):
-            return 0
-        m = re.match(r"blocks\.(\d+)\.", param_name)
-        if m is not None:
-            return int(m.group(1)) + 1
-        if param_name.startswith(("fc_norm.", "head.")):
-            return self.num_layers + 1
-        raise ValueError(f"{param_name!r} is not a parameter name of {self._name()}.")
 
     @torch.jit.unused
     def no_weight_decay(self) -> set[str]:
@@ -239,63 +206,8 @@ class VideoMAE(VideoModel):
 
 
 # ----------------------------------------------------------------------------------------------------
-# Hugging Face's layout
-
-
-def _fuse_qkv(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
-    """Replace each block's ``query``/``key``/``value`` weights by one ``qkv`` weight (rows q, k, v)."""
-    out = dict(state)
-    pattern = re.compile(r"(videomae\.encoder\.layer\.\d+\.attention\.attention)\.query\.weight")
-    for key in list(state):
-        m = pattern.fullmatch(key)
-        if m is None:
-            continue
-        prefix = m.group(1)
-        parts = [f"{prefix}.{name}.weight" for name in ("query", "key", "value")]
-        missing = [p for p in parts if p not in state]
-        if missing:
-            raise ValueError(f"{missing[0]} is missing (each block needs query, key and value weights)")
-        out[f"{prefix}.qkv.weight"] = torch.cat([state[p] for p in parts])
-        for p in parts:
-            del out[p]
-    return out
-
-
-_HF_RULES = [
-    (r"videomae\.embeddings\.patch_embeddings\.projection\.(weight|bias)", r"patch_embed.proj.\1"),
-    (r"videomae\.encoder\.layer\.(\d+)\.attention\.attention\.(qkv\.weight|q_bias|v_bias)", r"blocks.\1.attn.\2"),
-    (r"videomae\.encoder\.layer\.(\d+)\.attention\.output\.dense\.(weight|bias)", r"blocks.\1.attn.proj.\2"),
-    (r"videomae\.encoder\.layer\.(\d+)\.intermediate\.dense\.(weight|bias)", r"blocks.\1.mlp.fc1.\2"),
-    (r"videomae\.encoder\.layer\.(\d+)\.output\.dense\.(weight|bias)", r"blocks.\1.mlp.fc2.\2"),
-    (r"videomae\.encoder\.layer\.(\d+)\.layernorm_before\.(weight|bias)", r"blocks.\1.norm1.\2"),
-    (r"videomae\.encoder\.layer\.(\d+)\.layernorm_after\.(weight|bias)", r"blocks.\1.norm2.\2"),
-    (r"fc_norm\.(weight|bias)", r"fc_norm.\1"),
-    (r"classifier\.(weight|bias)", r"head.\1"),
-]
-
-
-def from_huggingface_state_dict(checkpoint: Any) -> dict[str, Tensor]:
-    """Our ``state_dict`` from a ``VideoMAEForVideoClassification`` file (``model.safetensors`` or
-    ``pytorch_model.bin``: a flat dict of tensors).
-
-    Query, key and value weights are concatenated into ``qkv``; ``q_bias`` and ``v_bias`` are kept (the
-    attention adds ``cat(q_bias, 0, v_bias)``). Raises ``ValueError`` for any other layout, such as a
-    pre-training checkpoint (``VideoMAEForPreTraining``: a decoder, no classifier) or the authors'
-    original ``{"module": ...}`` files.
-    """
-    if not isinstance(checkpoint, Mapping) or not all(isinstance(v, Tensor) for v in checkpoint.values()):
-        if isinstance(checkpoint, Mapping):
-            found = f"a dict with keys {list(checkpoint)[:5]}"
-        else:
-            found = f"a {type(checkpoint).__name__}"
-        raise ValueError(f"expected a Hugging Face state_dict (a flat dict of tensors), got {found}")
-    return rename_keys(_fuse_qkv(checkpoint), _HF_RULES, "Hugging Face's VideoMAEForVideoClassification layout")
-
-
-# ----------------------------------------------------------------------------------------------------
 # Weights
 
-_HF = "https://huggingface.co/MCG-NJU"
 _RECIPE = "https://github.com/MCG-NJU/VideoMAE/blob/main/MODEL_ZOO.md"
 
 # The authors' test transform (their datasets' Resize(short_side_size=224, bilinear), CenterCrop(224) for
@@ -310,13 +222,8 @@ _TRANSFORMS = partial(
 
 
 def _hf_weights(repo: str, meta: dict[str, Any]) -> Weights:
-    return Weights(
-        url=f"{_HF}/{repo}/resolve/main/model.safetensors",
-        fallbacks=(f"{_HF}/{repo}/resolve/main/pytorch_model.bin",),
-        transforms=_TRANSFORMS,
-        meta=meta,
-        state_dict_adapter=from_huggingface_state_dict,
-    )
+    adapter = from_huggingface_state_dict
+    return Weights(**hf_files(f"MCG-NJU/{repo}"), transforms=_TRANSFORMS, meta=meta, state_dict_adapter=adapter)
 
 
 def _kinetics(size: str, num_params: int, acc1: float, acc5: float, gflops: float) -> Weights:

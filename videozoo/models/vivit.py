@@ -29,9 +29,10 @@ from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES
-from videozoo.models._base import VideoModel
-from videozoo.models._convert import rename_keys
-from videozoo.models._layers import TransformerBlock, linear, resize_pos_embed
+from videozoo.models._base import FeatureLayer, VideoModel
+from videozoo.models.adapters.vivit import from_huggingface_state_dict
+from videozoo.models.publishers.huggingface import hf_files
+from videozoo.models.layers import init_weights, linear, resize_pos_embed, transformer_blocks
 from videozoo.video.transforms import VideoClassification
 
 __all__ = ["ViViT", "ViViT_B_16x2_Weights", "vivit_b_16x2"]
@@ -58,6 +59,9 @@ class ViViT(VideoModel):
     """
 
     classifier_name = "head"
+    layers_are_blocks = True
+    stem_params = ("patch_embed", "cls_token", "pos_embed")
+    head_params = ("norm", "head")
 
     def __init__(
         self,
@@ -90,32 +94,14 @@ class ViViT(VideoModel):
         self.patch_embed = nn.Conv3d(3, embed_dim, (pt, ph, pw), (pt, ph, pw))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid[0] * self.grid[1] * self.grid[2], embed_dim))
-        self.blocks = nn.ModuleList(
-            [
-                TransformerBlock(
-                    embed_dim,
-                    num_heads,
-                    mlp_ratio,
-                    qkv_bias="qkv",
-                    norm_eps=norm_eps,
-                    stochastic_depth_prob=stochastic_depth_prob * i / max(depth - 1, 1),
-                    approximate=approximate,
-                )
-                for i in range(depth)
-            ]
+        self.blocks = transformer_blocks(
+            depth, embed_dim, num_heads, stochastic_depth_prob, mlp_ratio=mlp_ratio, norm_eps=norm_eps, approximate=approximate
         )
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         self.head = nn.Linear(embed_dim, num_classes)
 
         # The port's initialisation: N(0, 0.02) weights, zero biases, class token and position embeddings.
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Conv3d)):
-                nn.init.normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.LayerNorm):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_weights(self, (nn.Linear, nn.Conv3d))
 
     def forward_features(self, x: Tensor) -> Tensor:
         """The normalised tokens ``(B, 1 + T'*H'*W', C)``: the class token, then the tubelets in
@@ -133,8 +119,13 @@ class ViViT(VideoModel):
         cls = (self.cls_token + self.pos_embed[:, :1]).expand([b, 1, c])
         x = torch.cat([cls, x + pos], dim=1)
         for block in self.blocks:
-            x = block(x)
+            x = block(x) if torch.jit.is_scripting() else self.checkpointed(block, x)
         return self.norm(x)
+
+    @torch.jit.unused
+    def feature_layers(self) -> list[FeatureLayer]:
+        """The transformer blocks ``blocks.0``, ``blocks.1``, ..."""
+        return self.named_layers([f"blocks.{i}" for i in range(len(self.blocks))])
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = x[:, 0]  # the class token
@@ -146,15 +137,6 @@ class ViViT(VideoModel):
 
     # -- fine-tuning helpers ---------------------------------------------------------------------------
 
-    @torch.jit.unused
-    def layer_index(self, param_name: str) -> int:
-        """Depth of a parameter for layer-wise learning-rate decay: 0 for the embeddings, ``i + 1`` for
-        block ``i``, ``num_layers + 1`` for the final norm and the classifier."""
-        if param_name.startswith(("patch_embed.", "cls_token", "pos_embed")):
-            return 0
-        if param_name.startswith("blocks."):
-            return int(param_name.split(".")[1]) + 1
-        return self.num_layers + 1
 
     @torch.jit.unused
     def no_weight_decay(self) -> set[str]:
@@ -163,62 +145,13 @@ class ViViT(VideoModel):
 
 
 # ----------------------------------------------------------------------------------------------------
-# Hugging Face's checkpoint layout
-
-_HF_RULES = [
-    (r"vivit\.embeddings\.cls_token", "cls_token"),
-    (r"vivit\.embeddings\.position_embeddings", "pos_embed"),
-    (r"vivit\.embeddings\.patch_embeddings\.projection\.(weight|bias)", r"patch_embed.\1"),
-    (r"vivit\.encoder\.layer\.(\d+)\.attention\.attention\.(query|key|value)\.(weight|bias)", r"blocks.\1.attn.\2.\3"),
-    (r"vivit\.encoder\.layer\.(\d+)\.attention\.output\.dense\.(weight|bias)", r"blocks.\1.attn.proj.\2"),
-    (r"vivit\.encoder\.layer\.(\d+)\.layernorm_before\.(weight|bias)", r"blocks.\1.norm1.\2"),
-    (r"vivit\.encoder\.layer\.(\d+)\.layernorm_after\.(weight|bias)", r"blocks.\1.norm2.\2"),
-    (r"vivit\.encoder\.layer\.(\d+)\.intermediate\.dense\.(weight|bias)", r"blocks.\1.mlp.fc1.\2"),
-    (r"vivit\.encoder\.layer\.(\d+)\.output\.dense\.(weight|bias)", r"blocks.\1.mlp.fc2.\2"),
-    (r"vivit\.layernorm\.(weight|bias)", r"norm.\1"),
-    (r"classifier\.(weight|bias)", r"head.\1"),
-]
-
-
-def from_huggingface_state_dict(checkpoint: Any) -> dict[str, Tensor]:
-    """Our ``state_dict`` from a Hugging Face ``VivitForVideoClassification`` file (a flat state dict,
-    from ``model.safetensors`` or ``pytorch_model.bin``).
-
-    Keys are renamed, and each block's ``query``/``key``/``value`` projections are concatenated (in that
-    order) into ``attn.qkv``. A ``vivit.pooler`` (of ``VivitModel``, unused by the classifier, which the
-    port also ignores) is dropped; any other key outside that layout raises ``ValueError``.
-    """
-    if not isinstance(checkpoint, dict):
-        raise ValueError(f"expected a state dict, got {type(checkpoint).__name__}")
-    state = {k: v for k, v in checkpoint.items() if not k.startswith("vivit.pooler.")}
-    state = rename_keys(state, _HF_RULES, "Hugging Face's ViViT layout")
-    out: dict[str, Tensor] = {}
-    parts: dict[str, dict[str, Tensor]] = {}
-    for key, value in state.items():
-        prefix, _, leaf = key.rpartition(".")  # e.g. blocks.3.attn.query / weight
-        owner, _, projection = prefix.rpartition(".")
-        if projection in ("query", "key", "value") and owner.endswith(".attn"):
-            parts.setdefault(f"{owner}.qkv.{leaf}", {})[projection] = value
-        else:
-            out[key] = value
-    for key, qkv in parts.items():
-        missing = {"query", "key", "value"} - set(qkv)
-        if missing:
-            raise ValueError(f"{key}: the file has no {', '.join(sorted(missing))} projection to fuse")
-        out[key] = torch.cat([qkv["query"], qkv["key"], qkv["value"]], dim=0)
-    return out
-
-
-# ----------------------------------------------------------------------------------------------------
 # Weights
 
-_REPO = "https://huggingface.co/google/vivit-b-16x2-kinetics400/resolve/main"
 
 
 class ViViT_B_16x2_Weights(WeightsEnum):
     KINETICS400_V1 = Weights(
-        url=f"{_REPO}/model.safetensors",
-        fallbacks=(f"{_REPO}/pytorch_model.bin",),
+        **hf_files("google/vivit-b-16x2-kinetics400"),
         # Scenic's recipe (vivit_base_k400.py): short side 256, centre crop 224, zero centering
         # x / 127.5 - 1, i.e. mean 0.5 / std 0.5 on [0, 1].
         transforms=partial(

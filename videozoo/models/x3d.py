@@ -30,22 +30,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
-from videozoo.models._base import VideoModel
-from videozoo.models._convert import rename_keys
-from videozoo.models._layers import (
+from videozoo.models._base import FeatureLayer, VideoModel
+from videozoo.models.layers import (
     conv3d_channels_last,
     fold_batch_norm,
     init_conv_bn,
     log_mean_softmax,
     window_avg_pool,
 )
-from videozoo.models._pytorchvideo import (
-    PTV_FILES_URL,
-    PYSLOWFAST_CONFIGS_URL,
-    ptv_meta,
-    ptv_transforms,
-    unwrap_model_state,
-)
+from videozoo.models.adapters.x3d import from_pytorchvideo_state_dict
+from videozoo.models.publishers.pytorchvideo import PTV_FILES_URL, PYSLOWFAST_CONFIGS_URL, ptv_meta, ptv_transforms
 
 __all__ = [
     "X3D",
@@ -132,7 +126,7 @@ class SqueezeExcitation(nn.Module):
         return x * scale[:, :, None, None, None]
 
 
-class Stem(nn.Module):
+class X3DStem(nn.Module):
     """A 1x3x3 spatial convolution (stride 2), then a channel-wise 5x1x1 temporal one, BN, ReLU."""
 
     def __init__(self, width: int) -> None:
@@ -159,7 +153,7 @@ class Stem(nn.Module):
         return y.contiguous(memory_format=torch.channels_last_3d)  # a no-op unless oneDNN chose otherwise
 
 
-class Bottleneck(nn.Module):
+class X3DBottleneck(nn.Module):
     """1x1x1 expand, channel-wise 3x3x3 (+ SE), Swish, 1x1x1 project; ReLU after the residual sum.
 
     The shortcut is a strided 1x1x1 convolution when the block changes width or resolution. In the
@@ -226,8 +220,10 @@ class X3D(VideoModel):
         num_classes: outputs of the classifier.
         global_pool: the head averages the whole stage-4 map rather than a window of the built clip.
         shortcut_norm: a BN after every projection shortcut, the first stage's too (see
-            :class:`Bottleneck`).
+            :class:`X3DBottleneck`).
     """
+
+    head_params = ("conv5", "lin5", "fc")  # conv5 before the pooling, too
 
     def __init__(
         self,
@@ -245,12 +241,13 @@ class X3D(VideoModel):
         shortcut_norm: bool = False,
     ) -> None:
         super().__init__(num_classes, head_width)
+        self.num_layers = 4
         self.num_frames = num_frames
         self.crop_size = crop_size
         self.global_pool = global_pool
         self.pool_window = [num_frames, math.ceil(crop_size / 32), math.ceil(crop_size / 32)]
 
-        self.stem = Stem(_round_width(stem_width, width_factor))
+        self.stem = X3DStem(_round_width(stem_width, width_factor))
 
         # Four stages, each halving the resolution in its first block; widths double per stage.
         in_planes = self.stem.width
@@ -265,7 +262,7 @@ class X3D(VideoModel):
             for j in range(math.ceil(depth_factor * depth)):
                 # SE on the 1st, 3rd, 5th, ... block of each stage.
                 se = se_planes if se_ratio > 0 and j % 2 == 0 else 0
-                blocks.append(Bottleneck(in_planes, planes, out_planes, 2 if j == 0 else 1, se, shortcut_norm))
+                blocks.append(X3DBottleneck(in_planes, planes, out_planes, 2 if j == 0 else 1, se, shortcut_norm))
                 in_planes = out_planes
             self.add_module(f"layer{i}", nn.Sequential(*blocks))
 
@@ -276,14 +273,22 @@ class X3D(VideoModel):
         self.fc = nn.Linear(head_width, num_classes)
 
         # PySlowFast's ZERO_INIT_FINAL_BN: each block starts as the identity.
-        last_norms = [m.conv3.bn for m in self.modules() if isinstance(m, Bottleneck)]
+        last_norms = [m.conv3.bn for m in self.modules() if isinstance(m, X3DBottleneck)]
         init_conv_bn(self, zero_init=[bn for bn in last_norms if bn is not None])
         self.init_classifier(self.fc)
 
     def forward_features(self, x: Tensor) -> Tensor:
         x = self.stem(x)
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        if torch.jit.is_scripting():
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        else:
+            x = self.run_layers(x, [self.layer1, self.layer2, self.layer3, self.layer4])
         return F.relu(self.conv5(x), inplace=True)
+
+    @torch.jit.unused
+    def feature_layers(self) -> list[FeatureLayer]:
+        """The four residual stages ``layer1``..``layer4``."""
+        return self.named_layers(["layer1", "layer2", "layer3", "layer4"])
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = x.mean((2, 3, 4), keepdim=True) if self.global_pool else window_avg_pool(x, self.pool_window)
@@ -292,49 +297,6 @@ class X3D(VideoModel):
             return x.mean((2, 3, 4))
         logits = self.fc(self.dropout(x.flatten(2).transpose(1, 2)))  # (B, positions, num_classes)
         return logits[:, 0] if logits.shape[1] == 1 else log_mean_softmax(logits)
-
-
-# ----------------------------------------------------------------------------------------------------
-# PyTorchVideo's checkpoint layout
-
-# PyTorchVideo's keys -> ours. Its stem calls the spatial convolution "conv_t" and the temporal one
-# "conv_xy" (sic); its SE block is "norm_b.1.block.{0,2}", 1x1x1 convolutions where we have linear
-# layers (same numbers, the trailing 1x1x1 dropped).
-_BLOCK = r"blocks\.([1-4])\.res_blocks\.(\d+)\."  # -> layer\1.\2.
-_PTV_RULES = [
-    (r"blocks\.0\.conv\.conv_t\.weight", "stem.conv_xy.weight"),
-    (r"blocks\.0\.conv\.conv_xy\.weight", "stem.conv_t.conv.weight"),
-    (r"blocks\.0\.norm\.(\w+)", r"stem.conv_t.bn.\1"),
-    (_BLOCK + r"branch1_conv\.weight", r"layer\1.\2.downsample.conv.weight"),
-    (_BLOCK + r"branch1_norm\.(\w+)", r"layer\1.\2.downsample.bn.\3"),
-    (_BLOCK + r"branch2\.conv_a\.weight", r"layer\1.\2.conv1.conv.weight"),
-    (_BLOCK + r"branch2\.norm_a\.(\w+)", r"layer\1.\2.conv1.bn.\3"),
-    (_BLOCK + r"branch2\.conv_b\.weight", r"layer\1.\2.conv2.conv.weight"),
-    (_BLOCK + r"branch2\.norm_b\.0\.(\w+)", r"layer\1.\2.conv2.bn.\3"),
-    (_BLOCK + r"branch2\.norm_b\.1\.block\.0\.(\w+)", r"layer\1.\2.se.fc1.\3"),
-    (_BLOCK + r"branch2\.norm_b\.1\.block\.2\.(\w+)", r"layer\1.\2.se.fc2.\3"),
-    (_BLOCK + r"branch2\.conv_c\.weight", r"layer\1.\2.conv3.conv.weight"),
-    (_BLOCK + r"branch2\.norm_c\.(\w+)", r"layer\1.\2.conv3.bn.\3"),
-    (r"blocks\.5\.pool\.pre_conv\.weight", "conv5.conv.weight"),
-    (r"blocks\.5\.pool\.pre_norm\.(\w+)", r"conv5.bn.\1"),
-    (r"blocks\.5\.pool\.post_conv\.weight", "lin5.weight"),
-    (r"blocks\.5\.proj\.(weight|bias)", r"fc.\1"),
-]
-
-
-def from_pytorchvideo_state_dict(checkpoint: Any) -> dict[str, Tensor]:
-    """Our ``state_dict`` from a PyTorchVideo X3D checkpoint (``{"model_state": state_dict}``).
-
-    Keys are renamed and SE weights lose their 1x1x1 tail; a key of another layout raises
-    ``ValueError`` (nothing is dropped silently), and so does a file without ``"model_state"``.
-    """
-    return linear_se_weights(rename_keys(unwrap_model_state(checkpoint), _PTV_RULES, "PyTorchVideo's X3D layout"))
-
-
-def linear_se_weights(state: dict[str, Tensor]) -> dict[str, Tensor]:
-    """``state`` with the SE weights of PyTorchVideo's 1x1x1 convolutions as our linear layers' (the
-    trailing 1x1x1 dropped)."""
-    return {key: value.flatten(1) if ".se.fc" in key and key.endswith(".weight") else value for key, value in state.items()}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -352,8 +314,9 @@ _CONFIGS = f"{PYSLOWFAST_CONFIGS_URL}/Kinetics/pytorchvideo"
 
 
 def _weights(
-    name: str, *, frames: int, rate: int, train: int, test: int, params: int, acc1: float, acc5: float, gflops: float
+    name: str, frames: int, rate: int, train: int, test: int, *, params: int, acc1: float, acc5: float, gflops: float
 ) -> Weights:
+    """PyTorchVideo's ``<name>.pyth``: ``frames`` frames ``rate`` apart, head built for ``train`` px, tested at ``test``."""
     return Weights(
         url=f"{PTV_FILES_URL}/kinetics/{name}.pyth",
         transforms=ptv_transforms(test),
@@ -377,31 +340,19 @@ def _weights(
 
 
 class X3D_XS_Weights(WeightsEnum):
-    KINETICS400_V1 = _weights(
-        "X3D_XS", frames=4, rate=12, train=160, test=182, params=3794274, acc1=69.12, acc5=88.63, gflops=0.91
-    )
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("X3D_XS", 4, 12, 160, 182, params=3794274, acc1=69.12, acc5=88.63, gflops=0.91)
 
 
 class X3D_S_Weights(WeightsEnum):
-    KINETICS400_V1 = _weights(
-        "X3D_S", frames=13, rate=6, train=160, test=182, params=3794274, acc1=73.33, acc5=91.27, gflops=2.96
-    )
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("X3D_S", 13, 6, 160, 182, params=3794274, acc1=73.33, acc5=91.27, gflops=2.96)
 
 
 class X3D_M_Weights(WeightsEnum):
-    KINETICS400_V1 = _weights(
-        "X3D_M", frames=16, rate=5, train=224, test=256, params=3794274, acc1=75.94, acc5=92.72, gflops=6.72
-    )
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("X3D_M", 16, 5, 224, 256, params=3794274, acc1=75.94, acc5=92.72, gflops=6.72)
 
 
 class X3D_L_Weights(WeightsEnum):
-    KINETICS400_V1 = _weights(
-        "X3D_L", frames=16, rate=5, train=312, test=356, params=6153384, acc1=77.44, acc5=93.31, gflops=26.64
-    )
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("X3D_L", 16, 5, 312, 356, params=6153384, acc1=77.44, acc5=93.31, gflops=26.64)
 
 
 # ----------------------------------------------------------------------------------------------------

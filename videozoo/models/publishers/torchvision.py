@@ -6,11 +6,17 @@ recipes are stated in torchvision's ``_docs`` and repeated here in machine-reada
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
+from videozoo.video.transforms import VideoClassification
+from videozoo.zoo import Weights
 from videozoo.zoo.categories import KINETICS400_CATEGORIES
 
-__all__ = ["tv_meta"]
+__all__ = ["TV_MODELS_URL", "tv_meta", "tv_weights"]
+
+#: Where torchvision publishes its checkpoints.
+TV_MODELS_URL = "https://download.pytorch.org/models"
 
 
 def tv_meta(
@@ -56,3 +62,26 @@ def tv_meta(
         "license": "BSD-3-Clause",  # torchvision's licence, under which it publishes its weights
         **extra,
     }
+
+
+def tv_weights(
+    file: str,
+    num_params: int,
+    acc1: float,
+    acc5: float,
+    gflops: float,
+    file_size: float,
+    *,
+    transforms: partial[VideoClassification],
+    **recipe: Any,
+) -> Weights:
+    """torchvision's checkpoint ``{TV_MODELS_URL}/<file>``: its preset and :func:`tv_meta`.
+
+    Args:
+        file: the file's name, e.g. ``"r3d_18-b3b3357e.pth"``.
+        num_params, acc1, acc5, gflops, file_size: the figures torchvision states (see :func:`tv_meta`).
+        transforms: the evaluation preset.
+        recipe: :func:`tv_meta`'s other arguments (``recipe``, ``docs``, ``num_frames``, ...).
+    """
+    meta = tv_meta(num_params=num_params, acc1=acc1, acc5=acc5, gflops=gflops, file_size=file_size, **recipe)
+    return Weights(url=f"{TV_MODELS_URL}/{file}", transforms=transforms, meta=meta)

@@ -7,7 +7,7 @@ mean 0.45 / std 0.225 before a bilinear short-side resize, then cropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from functools import partial
 from typing import Any, Literal
 
@@ -16,6 +16,7 @@ from torch import Tensor
 from videozoo.zoo import Weights
 from videozoo.zoo.categories import CHARADES_CATEGORIES, KINETICS400_CATEGORIES, SSV2_CATEGORIES
 from videozoo.video.transforms import VideoClassification
+from videozoo.models.adapters import wrapped_state_dict
 
 __all__ = [
     "PTV_MEAN",
@@ -24,6 +25,7 @@ __all__ = [
     "MODEL_ZOO_URL",
     "PTV_FILES_URL",
     "PYSLOWFAST_CONFIGS_URL",
+    "PYSLOWFAST_MVITV2_URL",
     "ptv_finetune_weights",
     "unwrap_model_state",
     "ptv_transforms",
@@ -44,6 +46,8 @@ PTV_KINETICS400_CATEGORIES: tuple[str, ...] = KINETICS400_CATEGORIES
 MODEL_ZOO_URL = "https://github.com/facebookresearch/pytorchvideo/blob/main/docs/source/model_zoo.md"
 #: Where PyTorchVideo publishes its checkpoints: ``{PTV_FILES_URL}/{kinetics,ssv2,charades}/<FILE>.pyth``.
 PTV_FILES_URL = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo"
+#: Where PySlowFast publishes the MViTv2 video checkpoints (projects/mvitv2/README.md).
+PYSLOWFAST_MVITV2_URL = "https://dl.fbaipublicfiles.com/pyslowfast/model_zoo/mvitv2/pysf_video_models"
 #: PySlowFast's configuration files, which hold each checkpoint's training and test recipe.
 PYSLOWFAST_CONFIGS_URL = "https://github.com/facebookresearch/SlowFast/blob/main/configs"
 
@@ -54,22 +58,10 @@ def unwrap_model_state(checkpoint: Any) -> dict[str, Tensor]:
     Keys prefixed ``model.`` (PySlowFast's ``PTV*`` wrappers of PyTorchVideo's networks) lose the prefix.
     Raises ``ValueError`` for anything else, e.g. a bare ``state_dict`` or another library's file.
     """
-    if not isinstance(checkpoint, Mapping) or "model_state" not in checkpoint:
-        if isinstance(checkpoint, Mapping):
-            keys = list(checkpoint)
-            found = f"a dict with keys {keys[:5]}{' ...' if len(keys) > 5 else ''}"
-        else:
-            found = f"a {type(checkpoint).__name__}"
-        raise ValueError(
-            f"Expected a PyTorchVideo checkpoint, a dict with the weights under 'model_state', but got {found}. "
-            f"A state_dict saved from a videozoo model loads with model.load_state_dict() directly."
-        )
-    state = checkpoint["model_state"]
-    if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-        raise ValueError("The checkpoint's 'model_state' is not a state_dict (a dict of tensors).")
+    state = wrapped_state_dict(checkpoint, "model_state", "PyTorchVideo")
     if state and all(key.startswith("model.") for key in state):
         return {key[len("model.") :]: value for key, value in state.items()}
-    return dict(state)
+    return state
 
 
 def ptv_transforms(
@@ -177,28 +169,49 @@ _FINETUNES: dict[str, tuple[str, str, tuple[str, ...], dict[str, Any]]] = {
 
 def ptv_finetune_weights(
     dataset: Literal["ssv2", "charades"],
-    config: str,
-    kinetics: Weights,
-    *,
     num_params: int,
     metrics: dict[str, float],
     gflops: float,
-    docs: str,
+    *,
+    kinetics: Weights,
+    arch: str,
+    input_note: str = "",
 ) -> Weights:
     """A PyTorchVideo checkpoint fine-tuned from ``kinetics`` on Something-Something V2 or Charades.
 
     Args:
         dataset: the model zoo's folder, ``"ssv2"`` or ``"charades"``.
-        config: the file's (and PySlowFast configuration's) name, e.g. ``"SLOW_8x8_R50"``.
-        kinetics: the Kinetics-400 weights of the same network (its meta and adapter carry over).
         num_params: of the network with this data set's number of classes.
         metrics: as published: ``{"acc@1", "acc@5"}`` (SSv2) or ``{"mAP"}`` (Charades).
         gflops: per view, as published.
-        docs: how the accuracy was measured.
+        kinetics: the Kinetics-400 weights of the same network (its file name, meta and adapter carry over).
+        arch: the network as the docs name it, e.g. ``"Slow 8x8 R50"``.
+        input_note: what the docs say of the model's input before its test crops (SlowFast's pathways).
 
     The file's cache name gets the data set appended (``SLOW_8x8_R50_ssv2.pyth``): PyTorchVideo
     publishes the Kinetics, SSv2 and Charades files under the same name.
     """
+    config = kinetics.url.rsplit("/", 1)[-1].removesuffix(".pyth")
+    frames, rate = kinetics.meta["num_frames"], kinetics.meta["sampling_rate"]
+    yaml = f"configs/{_FINETUNES[dataset][0]}/pytorchvideo/{config}.yaml"
+    input_note += (" " if input_note else "") + (
+        "Test crops of 256 pixels, short side resized to 256, mean 0.45 / std 0.225, channels in BGR order (as "
+        "PySlowFast fed them)."
+    )
+    if dataset == "ssv2":
+        docs = (
+            f"PyTorchVideo's {arch} Something-Something V2 checkpoint (174 classes, fine-tuned from "
+            f"Kinetics-400). Frames: one from each of {frames} equal segments of the whole video at 30 fps (the "
+            f"segment centres), one temporal view x 3 crops. {input_note} Accuracy is PyTorchVideo's model zoo "
+            f"figure (PySlowFast evaluation, {yaml})."
+        )
+    else:
+        docs = (
+            f"PyTorchVideo's {arch} Charades checkpoint (157 classes, multi-label, fine-tuned from "
+            f"Kinetics-400). Class probabilities are the sigmoids of the logits; a video's 10 clips x 3 crops "
+            f"({frames} frames {rate} apart at 24 fps) are combined by their maximum. {input_note} mAP is "
+            f"PyTorchVideo's model zoo figure (PySlowFast evaluation, {yaml})."
+        )
     folder, name, categories, recipe = _FINETUNES[dataset]
     adapter: Callable[[Any], dict[str, Tensor]] | None = kinetics.state_dict_adapter
     return Weights(

@@ -1,0 +1,39 @@
+"""Layers several families share: generic blocks (:mod:`.blocks`), position embeddings
+(:mod:`.pos_embed`) and the CPU kernel dispatch (:mod:`.kernels`)."""
+
+from videozoo.models.layers.blocks import (
+    Mlp,
+    SelfAttention,
+    TransformerBlock,
+    drop_path,
+    drop_path_mask,
+    drop_path_rates,
+    init_conv_bn,
+    init_weights,
+    log_mean_softmax,
+    transformer_blocks,
+    window_avg_pool,
+)
+from videozoo.models.layers.kernels import conv3d_channels_last, conv_bn_folded, fold_batch_norm, linear, onednn_applies
+from videozoo.models.layers.pos_embed import resize_pos_embed, sinusoid_table
+
+__all__ = [
+    "Mlp",
+    "SelfAttention",
+    "TransformerBlock",
+    "conv3d_channels_last",
+    "conv_bn_folded",
+    "drop_path",
+    "drop_path_mask",
+    "drop_path_rates",
+    "fold_batch_norm",
+    "init_conv_bn",
+    "init_weights",
+    "linear",
+    "log_mean_softmax",
+    "onednn_applies",
+    "resize_pos_embed",
+    "sinusoid_table",
+    "transformer_blocks",
+    "window_avg_pool",
+]

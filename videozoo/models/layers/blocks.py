@@ -1,0 +1,215 @@
+"""Building blocks several families share: stochastic depth, the ResNets' initialisation, the
+fixed-window pooling of PySlowFast's heads, probability averaging over window positions, and the
+plain pre-norm transformer block (multi-head self-attention + MLP) of the ViT-style families.
+
+Each is written once here; a family file imports it rather than keeping its own copy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from videozoo.models.layers.kernels import linear
+
+__all__ = [
+    "Mlp",
+    "SelfAttention",
+    "TransformerBlock",
+    "transformer_blocks",
+    "drop_path",
+    "drop_path_mask",
+    "drop_path_rates",
+    "init_conv_bn",
+    "init_weights",
+    "log_mean_softmax",
+    "window_avg_pool",
+]
+
+
+def drop_path_mask(x: Tensor, p: float, training: bool) -> Tensor | None:
+    """Stochastic depth ("row" mode): per-sample multipliers ``(B, 1, ..., 1)`` for a residual branch.
+
+    Each is 0 with probability ``p`` and ``1 / (1 - p)`` otherwise; ``None`` (keep everything) in eval
+    mode or when ``p == 0``. Families that run a block in chunks draw the mask once and apply it to each.
+    """
+    if not training or p == 0.0:
+        return None
+    keep = 1.0 - p
+    mask = x.new_empty([x.shape[0]] + [1] * (x.dim() - 1)).bernoulli_(keep)
+    if keep > 0.0:
+        mask.div_(keep)
+    return mask
+
+
+def drop_path(x: Tensor, p: float, training: bool) -> Tensor:
+    """``x`` with whole samples zeroed with probability ``p`` while training (see :func:`drop_path_mask`)."""
+    mask = drop_path_mask(x, p, training)
+    return x if mask is None else x * mask
+
+
+def drop_path_rates(stochastic_depth_prob: float, depth: int) -> list[float]:
+    """Each of ``depth`` blocks' drop-path probability: growing linearly from 0 in the first block to
+    ``stochastic_depth_prob`` in the last."""
+    return [stochastic_depth_prob * i / max(depth - 1, 1) for i in range(depth)]
+
+
+def init_weights(
+    model: nn.Module, layers: tuple[type[nn.Module], ...] = (nn.Linear,), std: float = 0.02, truncated: bool = False
+) -> None:
+    """The ViT-style initialisation: the weights of every module of a type in ``layers`` drawn from
+    N(0, ``std``) (truncated at +-2 when ``truncated``, as ``nn.init.trunc_normal_``), their biases 0, and
+    every LayerNorm at scale 1 / shift 0 (PyTorch's default, restated).
+
+    ``trunc_normal_(std=0.02)`` cuts at +-2, i.e. 100 standard deviations: the same distribution as a plain
+    normal in one pass instead of five (seconds for the large models), which is why some families pass
+    ``truncated=False`` for a publisher's truncated normal.
+    """
+    draw = nn.init.trunc_normal_ if truncated else nn.init.normal_
+    for m in model.modules():
+        if isinstance(m, layers):
+            draw(m.weight, std=std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def init_conv_bn(model: nn.Module, zero_init: Iterable[nn.BatchNorm3d] = ()) -> None:
+    """PySlowFast's and torchvision's ResNet initialisation: MSRA fill (fan-out) for every ``Conv3d``,
+    BatchNorm at scale 1 / shift 0, and scale 0 for the norms in ``zero_init`` (the last of each residual
+    branch, so that each block starts as the identity)."""
+    for m in model.modules():
+        if isinstance(m, nn.Conv3d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm3d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    for bn in zero_init:
+        nn.init.zeros_(bn.weight)
+
+
+def window_avg_pool(x: Tensor, window: list[int]) -> Tensor:
+    """Average over a fixed ``window`` (the head's, sized for the training clip) slid at stride 1.
+
+    ``(B, C, T, H, W) -> (B, C, T - t + 1, H - h + 1, W - w + 1)``: one output per window position. A
+    map smaller than the window in some dimension is averaged whole in it (PyTorchVideo raises there).
+    """
+    kernel = [min(window[0], x.shape[2]), min(window[1], x.shape[3]), min(window[2], x.shape[4])]
+    if x.dtype in (torch.bfloat16, torch.float16) and x.device.type == "cpu":  # no reduced-precision CPU kernel
+        return F.avg_pool3d(x.float(), kernel, stride=1).to(x.dtype)
+    return F.avg_pool3d(x, kernel, stride=1)
+
+
+def log_mean_softmax(logits: Tensor) -> Tensor:
+    """``log(mean_p softmax(logits[:, p]))``: per-position logits ``(B, P, K)`` -> ``(B, K)``.
+
+    The heads that average class *probabilities* over their window positions (PySlowFast's X3D,
+    PyTorchVideo's R(2+1)D) return this as their logits, so that ``softmax`` of it is that average.
+    Computed stably, as a log-sum-exp of log-probabilities.
+    """
+    return torch.logsumexp(F.log_softmax(logits, dim=-1), dim=1) - math.log(logits.shape[1])
+
+
+# ----------------------------------------------------------------------------------------------------
+# Transformer pieces (VideoMAE, TimeSformer, ViViT, Hiera)
+
+class Mlp(nn.Module):
+    """``fc2(act(fc1(x)))``: the transformer's feed-forward branch.
+
+    Args:
+        approximate: GELU's ``"none"`` (exact erf) or ``"tanh"`` (what some checkpoints call "gelu_fast").
+    """
+
+    def __init__(self, dim: int, hidden_dim: int, approximate: str = "none") -> None:
+        super().__init__()
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"approximate must be 'none' or 'tanh' (F.gelu's forms), got {approximate!r}.")
+        self.fc1 = nn.Linear(dim, hidden_dim)
+        self.fc2 = nn.Linear(hidden_dim, dim)
+        self.approximate = approximate
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = linear(x, self.fc1.weight, self.fc1.bias, gelu=self.approximate)
+        return linear(x, self.fc2.weight, self.fc2.bias)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention over tokens ``(B, N, C)`` through ``F.scaled_dot_product_attention``.
+
+    One fused ``qkv`` projection. ``qkv_bias="qv"`` gives queries and values a bias and keys none
+    (BEiT's and VideoMAE's ``q_bias``/``v_bias``: the fused bias is ``cat(q_bias, 0, v_bias)``);
+    ``"qkv"`` biases all three, ``"none"`` none.
+    """
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: str = "qkv") -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}.")
+        if qkv_bias not in ("qkv", "qv", "none"):
+            raise ValueError(f"qkv_bias must be 'qkv', 'qv' or 'none', got {qkv_bias!r}.")
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias == "qkv")
+        self.q_bias: nn.Parameter | None = nn.Parameter(torch.zeros(dim)) if qkv_bias == "qv" else None
+        self.v_bias: nn.Parameter | None = nn.Parameter(torch.zeros(dim)) if qkv_bias == "qv" else None
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, n, c = x.shape
+        q_bias, v_bias = self.q_bias, self.v_bias
+        if q_bias is not None and v_bias is not None:
+            qkv = linear(x, self.qkv.weight, torch.cat([q_bias, torch.zeros_like(q_bias), v_bias]))
+        else:
+            qkv = linear(x, self.qkv.weight, self.qkv.bias)
+        q, k, v = qkv.reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
+        y = F.scaled_dot_product_attention(q, k, v)
+        return linear(y.transpose(1, 2).reshape(b, n, c), self.proj.weight, self.proj.bias)
+
+
+class TransformerBlock(nn.Module):
+    """Pre-norm transformer block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``, each branch
+    dropped per sample with probability ``stochastic_depth_prob`` while training.
+
+    Args:
+        qkv_bias: see :class:`SelfAttention`.
+        norm_eps: the LayerNorms' epsilon, as the checkpoint was trained with (1e-6 or 1e-12).
+        approximate: see :class:`Mlp`.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float = 4.0,
+        qkv_bias: str = "qkv",
+        norm_eps: float = 1e-6,
+        stochastic_depth_prob: float = 0.0,
+        approximate: str = "none",
+    ) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = SelfAttention(dim, num_heads, qkv_bias)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio), approximate)
+        self.stochastic_depth_prob = stochastic_depth_prob
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + drop_path(self.attn(self.norm1(x)), self.stochastic_depth_prob, self.training)
+        return x + drop_path(self.mlp(self.norm2(x)), self.stochastic_depth_prob, self.training)
+
+
+def transformer_blocks(
+    depth: int, dim: int, num_heads: int, stochastic_depth_prob: float = 0.0, **block: Any
+) -> nn.ModuleList:
+    """``depth`` :class:`TransformerBlock` s of width ``dim``, their drop-path probability growing linearly
+    from 0 to ``stochastic_depth_prob`` (:func:`drop_path_rates`); ``block``: the blocks' other arguments."""
+    rates = drop_path_rates(stochastic_depth_prob, depth)
+    return nn.ModuleList(TransformerBlock(dim, num_heads, stochastic_depth_prob=p, **block) for p in rates)

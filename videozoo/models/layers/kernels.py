@@ -1,0 +1,145 @@
+"""The CPU kernel dispatch: fp32 inference routed to oneDNN's fused operators, and BatchNorm folded
+into the convolution before it.
+
+Each function computes what its plain PyTorch counterpart does (``F.linear``, ``F.conv3d``, a
+convolution then an eval-mode BatchNorm) up to float rounding, and falls back to it wherever the fast
+path does not apply: autograd, autocast, TorchScript and every tracer (export, compile, ONNX) see
+plain operators only. How much faster each path is: docs/performance-notes.md.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = ["conv3d_channels_last", "conv_bn_folded", "fold_batch_norm", "linear", "onednn_applies"]
+
+# PyTorch's fp32 matrix products on CPU go to MKL's sgemm, which on the AVX-512 machines these models are
+# benchmarked on reaches about half the throughput of oneDNN's inner product (the kernel ONNX Runtime
+# and inductor's freezing path use) on the transformers' shapes; its small 3D convolutions go to an
+# im2col path. The fused oneDNN operators inductor calls are used directly where they apply.
+_ONEDNN = (
+    torch.backends.mkldnn.is_available()
+    and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
+)
+
+
+def onednn_applies(x: Tensor, weight: Tensor) -> bool:
+    """Whether :func:`linear` and :func:`conv3d_channels_last` take oneDNN for these operands: CPU fp32
+    inference with oneDNN available and enabled, outside autocast and any tracer (torch.jit.trace, dynamo:
+    torch.export and torch.compile, the ONNX exporters), whose graphs must stay portable."""
+    return (
+        _ONEDNN
+        and bool(torch.backends.mkldnn.enabled)
+        and x.device.type == "cpu"
+        and x.dtype == weight.dtype == torch.float32
+        and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+        and not torch.is_autocast_enabled("cpu")
+        and not torch.jit.is_tracing()
+        and not torch.compiler.is_compiling()
+        and not torch.onnx.is_in_onnx_export()
+    )
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: str | None = None) -> Tensor:
+    """``F.linear``, then GELU if ``gelu`` names its form (``"none"``: exact erf, ``"tanh"``: the tanh
+    approximation, as ``F.gelu``'s ``approximate``). In CPU fp32 inference (:func:`onednn_applies`) this
+    is oneDNN's inner product with the GELU fused: the same fp32 arithmetic up to rounding order.
+    Scripted, traced and exported models, autograd and autocast keep ``F.linear``."""
+    if not torch.jit.is_scripting():
+        if onednn_applies(x, weight):
+            # oneDNN is only fast on dense operands (strided ones can take a reference path).
+            post_op, algorithm = ("none", "") if gelu is None else ("gelu", gelu)
+            return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight.contiguous(), bias, post_op, [], algorithm)
+    y = F.linear(x, weight, bias)
+    return y if gelu is None else F.gelu(y, approximate=gelu)
+
+
+def conv3d_channels_last(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: tuple[int, int, int],
+    padding: tuple[int, int, int],
+    groups: int = 1,
+    relu: bool = False,
+) -> Tensor:
+    """``F.conv3d`` (no dilation) of a ``channels_last_3d`` clip, then ReLU if ``relu``, with a
+    ``channels_last_3d`` result, run where the CPU convolution is fast.
+
+    A ``t x 1 x 1`` kernel (spatial stride 1) runs as a 2D convolution over a (T, H*W) view, a
+    ``1 x h x w`` kernel (temporal stride 1) as one over the frames: oneDNN's 2D kernels beat its 3D
+    ones on these. In CPU fp32 inference (:func:`onednn_applies`) every convolution is oneDNN's,
+    called directly with the ReLU fused: ``F.conv3d`` sends small inputs (batch 1, few frames:
+    B*C*T*H <= 20480) with kernels no wider than 3 to PyTorch's slow im2col path instead. Elsewhere
+    (autograd, autocast, tracers) ``F.conv2d`` / ``F.conv3d`` run, then ReLU.
+    """
+    onednn = False
+    if not torch.jit.is_scripting():  # (compiled out when scripting, the only form TorchScript skips)
+        onednn = onednn_applies(x, weight)
+    b, c, t, h, w = x.shape
+    kt, kh, kw = weight.shape[2:]
+    st, pad = [stride[0], stride[1], stride[2]], [padding[0], padding[1], padding[2]]  # lists slice in TorchScript
+    if (kh, kw) == (1, 1) and st[1:] == [1, 1] and pad[1:] == [0, 0]:
+        planes = x.permute(0, 2, 3, 4, 1).reshape(b, t, h * w, c).permute(0, 3, 1, 2)  # (B, C, T, H*W)
+        y = _conv(planes, weight.squeeze(-1), bias, st[:2], pad[:2], groups, relu, onednn)
+        return y.permute(0, 2, 3, 1).reshape(b, y.shape[2], h, w, y.shape[1]).permute(0, 4, 1, 2, 3)
+    if kt == 1 and st[0] == 1 and pad[0] == 0:
+        frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)  # channels-last frames
+        y = _conv(frames, weight.squeeze(2), bias, st[1:], pad[1:], groups, relu, onednn)
+        return y.permute(0, 2, 3, 1).reshape(b, t, y.shape[2], y.shape[3], y.shape[1]).permute(0, 4, 1, 2, 3)
+    y = _conv(x, weight, bias, st, pad, groups, relu, onednn)
+    return y.contiguous(memory_format=torch.channels_last_3d)
+
+
+def _conv(
+    x: Tensor,
+    weight: Tensor,
+    bias: Tensor | None,
+    stride: list[int],
+    padding: list[int],
+    groups: int,
+    relu: bool,
+    onednn: bool,
+) -> Tensor:
+    """A channels-last 2D or 3D convolution, then ReLU if ``relu``; oneDNN's fused one if ``onednn``."""
+    if onednn:
+        layout = torch.channels_last if x.dim() == 4 else torch.channels_last_3d  # oneDNN's fast filter layout
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, weight.contiguous(memory_format=layout), bias, padding, stride, [1] * (x.dim() - 2), groups,
+            "relu" if relu else "none", [], "",
+        )
+    if x.dim() == 4:
+        y = F.conv2d(x, weight, bias, stride, padding, 1, groups)
+    else:
+        y = F.conv3d(x, weight, bias, stride, padding, 1, groups)
+    return F.relu(y, inplace=True) if relu else y
+
+
+def fold_batch_norm(
+    weight: Tensor, mean: Tensor, var: Tensor, scale: Tensor, shift: Tensor, eps: float
+) -> tuple[Tensor, Tensor]:
+    """Weight and bias of the one convolution that equals a bias-free convolution (``weight``) followed by
+    an eval-mode BatchNorm (running ``mean``/``var``, affine ``scale``/``shift``, ``eps``).
+
+    Callers recompute it from the current parameters on every call, so loading or fine-tuning needs no
+    refresh; it takes tensors rather than the module so that scripted models can call it.
+    """
+    factor = scale * torch.rsqrt(var + eps)
+    return weight * factor.reshape([-1] + [1] * (weight.dim() - 1)), shift - mean * factor
+
+
+def conv_bn_folded(x: Tensor, conv: nn.Conv3d, bn: nn.BatchNorm3d, relu: bool = False) -> Tensor:
+    """``bn(conv(x))`` for an eval-mode ``bn``, then ReLU if ``relu``, as one convolution with the BN
+    folded into its filters (and the ReLU fused where :func:`conv3d_channels_last` can).
+
+    ``x`` is channels-last, and so is the result. Eager only (TorchScript takes no modules as
+    arguments): the convolutional families call it from an ``@torch.jit.unused`` eval path, and scripted
+    models run the unfolded modules, the same function up to float rounding. The folded filters are
+    recomputed from the current parameters on every call, so loading or fine-tuning needs no refresh.
+    """
+    assert bn.running_mean is not None and bn.running_var is not None
+    weight, bias = fold_batch_norm(conv.weight, bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps)
+    return conv3d_channels_last(x, weight, bias, conv.stride, conv.padding, conv.groups, relu)
