@@ -70,11 +70,19 @@ def _check_device(device: str) -> None:
             raise Fail(EXIT_USAGE, "--device cuda was asked for but no CUDA device is available; use --device cpu.")
 
 
-def _prepare(args: argparse.Namespace) -> Any:
-    """The checks every model-running command starts with: the model's name, the device, the engine, the weights."""
+def _prepare(args: argparse.Namespace, labels: bool = True) -> Any:
+    """The checks every model-running command starts with: the model's name, the device, the engine, the
+    weights (with ``labels``: weights that classify)."""
     _model_name(args.model)
     _check_runtime(args)
-    return _member(args.model, args.weights)
+    member = _member(args.model, args.weights)
+    if labels and not member.has_labels:
+        raise Fail(
+            EXIT_USAGE,
+            f"{member!r} has no labels: these are an encoder's weights, which give clip embeddings "
+            f"('videozoo extract'), not classes; {args.command} needs weights with a classifier.",
+        )
+    return member
 
 
 def _check_runtime(args: argparse.Namespace) -> None:
@@ -392,7 +400,7 @@ def extract(args: argparse.Namespace) -> int:
         raise Fail(EXIT_USAGE, "give either VIDEO paths or --manifest FILE (a text file of video paths, one per line).")
     videos = _collection_args(args, [], "VIDEO paths") if args.manifest else list(args.videos)
     _output_folder(args.out, "--out")
-    _prepare(args)
+    _prepare(args, labels=False)
     records = _collect(
         extract, videos, args.model, args.out, args.weights, window=args.window, stride=args.stride, dtype=args.dtype,
         device=args.device, batch_size=args.batch_size, num_workers=args.workers, resize_on_decode=not args.exact,

@@ -143,6 +143,7 @@ class VideoClassifier:
         check_positive(batch_size, "batch_size")
         check_threshold(threshold)
         self.runner = load_model(model, weights, device=device, dtype=dtype, engine=engine, progress=progress)
+        self.runner.require_labels("classify")
         self.recipe = self.runner.recipe.with_views(clips, crops)
         self.transform = self.runner.transform()
         self.labels = self.runner.labels

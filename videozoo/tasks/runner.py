@@ -128,6 +128,14 @@ class Runner:
         """A fresh instance of the weights' preprocessing preset."""
         return self.weights.transforms()
 
+    def require_labels(self, task: str) -> None:
+        """Raise ``ValueError`` when the weights have no classifier (an encoder's): ``task`` needs labels."""
+        if not self.weights.has_labels:
+            raise ValueError(
+                f"{self.weights!r} has no labels: these are an encoder's weights, which give clip embeddings "
+                f"(videozoo.extract / videozoo extract), not classes; {task} needs weights with a classifier."
+            )
+
     def describe(self) -> dict[str, Any]:
         """``model`` and ``weights``, as every record of a task names them."""
         return {"model": self.model_name, "weights": self.weights_name}

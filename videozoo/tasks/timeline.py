@@ -232,6 +232,7 @@ def timeline(
     check_positive(batch_size, "batch_size")
     check_threshold(threshold)
     runner = model if isinstance(model, Runner) else load_model(model, weights, device=device, dtype=dtype, engine=engine)
+    runner.require_labels("timeline")
     labels = runner.labels
     stream = iter_windows(video, runner.recipe, runner.transform(), window=window, stride=stride, resize_on_decode=resize_on_decode)
     spans: list[tuple[int, float, float]] = []
@@ -297,6 +298,7 @@ def timeline_collection(
         options: :func:`timeline`'s other keywords (``window``, ``stride``, ``top_k``, ...).
     """
     runner = load_model(model, weights, device=device, dtype=dtype, engine=engine)
+    runner.require_labels("timeline")
     config = {**runner.describe(), "dtype": dtype, **{k: v for k, v in options.items() if k != "progress"}}
 
     def process(todo: list[str]) -> Iterable[tuple[str, dict[str, Any] | None, str | None]]:

@@ -160,8 +160,13 @@ class WeightsEnum(Enum):
 
     @property
     def categories(self) -> list[str]:
-        """The class names, in the order of the classifier's outputs."""
-        return list(self.meta["categories"])
+        """The class names, in the order of the classifier's outputs (none for encoder-only weights)."""
+        return list(self.meta.get("categories", ()))
+
+    @property
+    def has_labels(self) -> bool:
+        """Whether these weights classify (an encoder's weights give clip embeddings only)."""
+        return bool(self.categories) and not self.meta.get("embedding_only", False)
 
     @property
     def multi_label(self) -> bool:
