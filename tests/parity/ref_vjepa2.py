@@ -97,6 +97,41 @@ CASES = {
     "vjepa2_vitg_384": _case("vjepa2_vitg_384", 8, 48, classifier=True),
 }
 
+# The published architectures (transformers' configurations of the facebook/vjepa2-* ports: hidden size,
+# blocks, heads, MLP ratio; 174 SSv2 classes for the probes), checked at full depth in the side environment
+# only, without a fixture:  cd tests && ~/ref-env/bin/python -m parity.ref_vjepa2 --published [NAME ...]
+PUBLISHED = {
+    "vjepa2_vitl_256": (1024, 24, 16, 4.0, True),
+    "vjepa2_vith_256": (1280, 32, 16, 4.0, False),
+    "vjepa2_vitg_256": (1408, 40, 22, 48 / 11, False),
+    "vjepa2_vitg_384": (1408, 40, 22, 48 / 11, True),
+}
+
+
+def published_reference(name: str, crop: int, frames: int) -> nn.Module:
+    hidden, depth, heads, mlp_ratio, classifier = PUBLISHED[name]
+    config = VJEPA2Config(
+        crop_size=crop, frames_per_clip=frames, hidden_size=hidden, num_hidden_layers=depth, num_attention_heads=heads,
+        mlp_ratio=mlp_ratio, num_labels=174, attn_implementation="eager",
+    )  # fmt: skip
+    model = VJEPA2ForVideoClassification(config) if classifier else VJEPA2Model(config)
+    if classifier:
+        model.vjepa2.predictor = None
+    else:
+        model.predictor = None
+    return model
+
+
+PUBLISHED_CASES = {
+    name: Case(
+        factory=partial(published_reference, name, 256, 16),
+        input_shape=(1, 3, 16, 256, 256),
+        kwargs={"num_classes": 174 if classifier else 0},
+        run=run_classifier if classifier else run_encoder,
+    )
+    for name, (*_, classifier) in PUBLISHED.items()
+}
+
 # The second clip size of the probe's and the encoder's cases (16 frames of 48x48: another token grid).
 EXTRA_CASES = {
     name: _case(name, 16, 48, classifier=name == "vjepa2_vitl_256", fixture_name=f"{name}-16x48x48")
@@ -110,6 +145,15 @@ if __name__ == "__main__":
     from parity.common import FIXTURES
     from parity.make_fixtures import check_against_videozoo, generate
 
+    if "--published" in sys.argv:
+        from parity.make_fixtures import check_published
+
+        import torch
+
+        torch.set_grad_enabled(False)
+        for model_name in [a for a in sys.argv[1:] if not a.startswith("--")] or list(PUBLISHED_CASES):
+            check_published(model_name, PUBLISHED_CASES[model_name])
+        raise SystemExit
     names = sys.argv[1:] or list(EXTRA_CASES)
     for model_name in names:
         case = EXTRA_CASES[model_name]

@@ -484,6 +484,21 @@ def from_huggingface_state_dict(checkpoint: Any) -> dict[str, Tensor]:
 
 # ----------------------------------------------------------------------------------------------------
 # Weights
+#
+# Checked against the publisher (github.com/facebookresearch/vjepa2: README, src/models/vision_transformer.py,
+# configs/inference/*): the architectures (vit_large 1024/24/16, vit_huge 1280/32/16, vit_giant_xformers
+# 1408/40/22 with 48/11 MLPs; tubelets 2x16x16), the probes' 4 blocks, the accuracies (ViT-L/16 SSv2 73.7,
+# ViT-g/16 384 SSv2 77.3) and their evaluation clips (16 frames every 4 and 64 every 2, 2 segments x 3
+# views). The parameter counts below are this module's (the published files also hold the 22 M-parameter
+# predictor: 326.0 M, 653.9 M and 1034.6 M for the ViT-L, H and g encoders, as a port states them). Not
+# checked (no network): the ports' config.json files (id2label, num_pooler_layers) and file listings.
+#
+# Left out: the Diving-48 probes (facebook/vjepa2-vitl-fpc32-256-diving48, -vitg-fpc32-384-diving48). The
+# publisher's Diving-48 probes read four intermediate layers of the encoder (out_layers [17, 19, 21, 23] and
+# [24, 29, 34, 39]: the multilevel wrapper of configs/inference/*/diving48.yaml), which transformers'
+# VJEPA2ForVideoClassification (the last layer only) cannot hold, so the published 89.0 / 90.2 cannot be
+# attributed to the ported files; and the 48 class names in the checkpoints' order could not be verified
+# offline.
 
 _HF = "https://huggingface.co/facebook"
 _README = "https://github.com/facebookresearch/vjepa2#evaluation-attentive-probes"
