@@ -222,6 +222,8 @@ def _recipe(meta: dict) -> str:
 
 
 def _metrics(meta: dict) -> list[tuple[str, str]]:
+    if not meta.get("_metrics"):  # an encoder's weights: no classifier, nothing evaluated
+        return [("Evaluated on", "nothing: an encoder's weights (clip embeddings; no classifier)")]
     [(dataset, metrics)] = meta["_metrics"].items()
     return [("Evaluated on", dataset)] + [(key, f"{value:.2f}") for key, value in metrics.items()]
 
@@ -246,7 +248,7 @@ def model_page(name: str) -> str:
         meta = member.meta
         preset = member.transforms()
         default = " (default)" if member is enum.DEFAULT else ""
-        categories = len(meta["categories"])
+        categories = len(meta.get("categories", ())) or "none (features only)"
         kind = ", multi-label: sigmoid probabilities, views combined by max" if meta.get("multi_label") else ""
         rows = [
             *_metrics(meta),

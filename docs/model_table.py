@@ -21,10 +21,12 @@ def _views(meta: dict) -> str:
 
 
 def _clip(meta: dict) -> str:
-    """Frames × stride @ fps, or the frames of a segment recipe (one clip spread over the whole video)."""
+    """Frames × stride @ fps, or the frames of a segment recipe (one clip spread over the whole video);
+    "native" where the recipe counts frames at the video's own rate."""
+    rate = "native" if meta["frame_rate"] is None else f"{meta['frame_rate']:g}"
     if meta.get("sampling") == "segments":
-        return f"{meta['num_frames']} segments @ {meta['frame_rate']:g}"
-    return f"{meta['num_frames']} × {meta['sampling_rate']} @ {meta['frame_rate']:g}"
+        return f"{meta['num_frames']} segments @ {rate}"
+    return f"{meta['num_frames']} × {meta['sampling_rate']} @ {rate}"
 
 
 def _metric(metrics: dict, key: str) -> str:
@@ -49,7 +51,10 @@ def model_table(link: Callable[[str], str] | None = None) -> str:
         enum = videozoo.get_model_weights(name)
         for member in members(name):
             meta = member.meta
-            [(dataset, metrics)] = meta["_metrics"].items()
+            if meta.get("embedding_only", False):  # an encoder published without a classifier
+                dataset, metrics = "– (features only)", {}
+            else:
+                [(dataset, metrics)] = meta["_metrics"].items()
             preset = member.transforms()
             default = " (default)" if member is enum.DEFAULT else ""
             model = f"[`{name}`]({link(name)})" if link else f"`{name}`"

@@ -356,14 +356,13 @@ def timeline(args: argparse.Namespace) -> int:
             engine=args.engine, **options,
         )  # fmt: skip
         return _report_collection(records, os.path.join(args.out, TIMELINES), "timelines written", args.quiet)
-    _check_runtime(args)
     if args.video is None:
         raise Fail(EXIT_USAGE, "give a VIDEO, or --manifest FILE with --out DIR.")
+    _prepare(args)
     from videozoo.video.io import not_a_video
 
     if not_a_video(args.video) is not None:
         raise Fail(EXIT_VIDEO, f"{args.video}: {not_a_video(args.video)}")
-    _member(args.model, args.weights)
     bar = tqdm(desc="windows", unit="window", file=sys.stderr, disable=args.quiet or None)
 
     def progress(done: int, total: int) -> None:

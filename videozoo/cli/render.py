@@ -92,7 +92,9 @@ def info_lines(member: Any, cache: Path) -> list[str]:
         *(f"  or else:         {url}" for url, _ in member.sources[1:]),
         f"cache file:        {cache} ({'present' if cache.is_file() else 'not downloaded'})",
         f"license:           {meta.pop('license', 'not stated')}",
-        f"categories:        {len(categories)} ({', '.join(categories[:4])}{', ...' if len(categories) > 4 else ''})",
+        f"categories:        {len(categories)} ({', '.join(categories[:4])}{', ...' if len(categories) > 4 else ''})"
+        if member.has_labels
+        else "categories:        none (an encoder's weights: clip embeddings only)",
         f"clips:             {recipe_text(member)}",
         f"transforms:        {describe() if describe else repr(transforms)}",
     ]

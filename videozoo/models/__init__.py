@@ -1,6 +1,6 @@
 """Model families, one file each; importing this package registers every builder."""
 
-from videozoo.models import efficient_x3d, hiera, mvit, resnet, resnet3d, s3d as _s3d, slowfast, swin3d, timesformer, videomae, vivit, x3d
+from videozoo.models import efficient_x3d, hiera, mvit, resnet, resnet3d, s3d as _s3d, slowfast, swin3d, timesformer, videomae, vivit, vjepa2, x3d
 from videozoo.models._base import VideoModel
 from videozoo.models.efficient_x3d import *  # noqa: F403
 from videozoo.models.hiera import *  # noqa: F403
@@ -13,6 +13,7 @@ from videozoo.models.swin3d import *  # noqa: F403
 from videozoo.models.timesformer import *  # noqa: F403
 from videozoo.models.videomae import *  # noqa: F403
 from videozoo.models.vivit import *  # noqa: F403
+from videozoo.models.vjepa2 import *  # noqa: F403
 from videozoo.models.x3d import *  # noqa: F403
 
 __all__ = [
@@ -28,5 +29,6 @@ __all__ = [
     *videomae.__all__,
     *timesformer.__all__,
     *vivit.__all__,
+    *vjepa2.__all__,
     *resnet3d.__all__,
 ]

@@ -143,7 +143,6 @@ class VideoClassifier:
         check_positive(batch_size, "batch_size")
         check_threshold(threshold)
         self.runner = load_model(model, weights, device=device, dtype=dtype, engine=engine, progress=progress)
-        self.runner.require_labels("classify")
         self.recipe = self.runner.recipe.with_views(clips, crops)
         self.transform = self.runner.transform()
         self.labels = self.runner.labels
@@ -206,6 +205,8 @@ class VideoClassifier:
         if on_error not in ("raise", "return"):
             raise ValueError(f"on_error must be 'raise' or 'return', got {on_error!r}.")
         check_positive(top_k, "top_k")
+        if not features:  # an encoder's weights give features only
+            self.runner.require_labels("classifying (without features=True)")
         sources = as_sources(videos)
         names = [source_name(s, i) for i, s in enumerate(sources)]
         items = decode_in_workers(
@@ -257,13 +258,15 @@ class _Pooling:
         c = self.classifier
         batch, who = torch.stack(self.rows[:n]), self.owners[:n]
         del self.rows[:n], self.owners[:n]
+        labelled = c.weights.has_labels
         if self.features:
-            embedding, logits = c.runner.embed(batch, with_logits=True)
+            embedding, logits = c.runner.embed(batch, with_logits=labelled)
         else:
             embedding, logits = None, c.runner.logits(batch)
-        probs = c.labels.probabilities(logits)
+        probs = c.labels.probabilities(logits) if labelled else None
         for row, owner in enumerate(who):
-            self.probs[owner] = c.labels.combine(self.probs.get(owner), probs[row])
+            if probs is not None:
+                self.probs[owner] = c.labels.combine(self.probs.get(owner), probs[row])
             if embedding is not None:
                 self.embeddings[owner] = self.embeddings.get(owner, 0) + embedding[row]
             self.seen[owner] = self.seen.get(owner, 0) + 1
@@ -272,15 +275,13 @@ class _Pooling:
 
     def _prediction(self, owner: int) -> Prediction:
         c, n = self.classifier, self.classifier.recipe.num_views
-        probs = c.labels.finish(self.probs.pop(owner), n)
         embedding = self.embeddings.pop(owner, None)
+        features = None if embedding is None else embedding / n
+        if owner not in self.probs:  # an encoder's weights: the embedding only
+            return Prediction(self.names[owner], [], None, features, n)
+        probs = c.labels.finish(self.probs.pop(owner), n)
         return Prediction(
-            self.names[owner],
-            c.labels.top_k(probs, self.top_k),
-            probs,
-            None if embedding is None else embedding / n,
-            n,
-            labels=c.labels.above(probs, c.threshold),
+            self.names[owner], c.labels.top_k(probs, self.top_k), probs, features, n, labels=c.labels.above(probs, c.threshold)
         )
 
 

@@ -191,7 +191,10 @@ def export_recipe(
     if member is None:
         return recipe
     meta = member.meta
-    recipe["output"]["probabilities"] = "sigmoid" if member.multi_label else "softmax"
+    if member.has_labels:
+        recipe["output"]["probabilities"] = "sigmoid" if member.multi_label else "softmax"
+    else:  # an encoder's weights: the output is the clip embedding
+        recipe["output"]["name_meaning"] = "the clip embedding (these weights have no classifier)"
     preset = member.transforms()
     recipe["preprocessing"] = {
         "frames": "uint8 RGB frames, (T, H, W, 3) as decoded",

@@ -1,6 +1,8 @@
 """Layers several families share: generic blocks (:mod:`.blocks`), position embeddings
-(:mod:`.pos_embed`) and the CPU kernel dispatch (:mod:`.kernels`)."""
+(:mod:`.pos_embed`, and the rotary ones of :mod:`.rotary`), attentive pooling (:mod:`.attentive`) and
+the CPU kernel dispatch (:mod:`.kernels`)."""
 
+from videozoo.models.layers.attentive import AttentivePooler, CrossAttention, CrossAttentionBlock
 from videozoo.models.layers.blocks import (
     Mlp,
     SelfAttention,
@@ -16,11 +18,16 @@ from videozoo.models.layers.blocks import (
 )
 from videozoo.models.layers.kernels import conv3d_channels_last, conv_bn_folded, fold_batch_norm, linear, onednn_applies
 from videozoo.models.layers.pos_embed import resize_pos_embed, sinusoid_table
+from videozoo.models.layers.rotary import apply_rope, rope_3d_tables, rope_section_dim
 
 __all__ = [
+    "AttentivePooler",
+    "CrossAttention",
+    "CrossAttentionBlock",
     "Mlp",
     "SelfAttention",
     "TransformerBlock",
+    "apply_rope",
     "conv3d_channels_last",
     "conv_bn_folded",
     "drop_path",
@@ -33,6 +40,8 @@ __all__ = [
     "log_mean_softmax",
     "onednn_applies",
     "resize_pos_embed",
+    "rope_3d_tables",
+    "rope_section_dim",
     "sinusoid_table",
     "transformer_blocks",
     "window_avg_pool",

@@ -1,0 +1,498 @@
+"""V-JEPA 2: a plain ViT over space-time tubelets with 3D rotary positions, and its attentive probes.
+
+Assran et al., "V-JEPA 2: Self-Supervised Video Models Enable Understanding, Prediction and Planning",
+2025 (https://arxiv.org/abs/2506.09985); code and checkpoints at https://github.com/facebookresearch/vjepa2,
+ported to Hugging Face as ``facebook/vjepa2-*`` (``transformers.VJEPA2Model`` and
+``VJEPA2ForVideoClassification``, the reference these modules reproduce).
+
+The encoder. A clip is cut into 2x16x16 tubelets (a strided 3D convolution); there is no position
+table and no class token. Every block is pre-norm (LayerNorm at 1e-6), its attention rotates queries
+and keys by their token's (t, h, w) position (below), and a GELU MLP follows; a last LayerNorm closes
+the encoder. :meth:`VJEPA2.forward_features` returns its tokens, ``(B, T/2 * H/16 * W/16, C)`` in
+(t, h, w) order.
+
+3D rotary positions, as the reference computes them. A head of ``D`` channels is split into three
+sections of ``d = 2 * floor(floor(D / 3) / 2)`` channels, for the frame, row and column index of the
+token, and the last ``D - 3d`` channels are left as they are (ViT-L and ViT-g: D = 64, d = 20, 4 left;
+ViT-H: D = 80, d = 26, 2 left). Within a section the channels are taken in pairs ``(2i, 2i + 1)`` and
+rotated, ``(x0, x1) -> (x0 cos a - x1 sin a, x1 cos b + x0 sin b)``, where the angles come from the
+frequencies ``w_j = 10000^(-j / (d / 2))``, ``j < d / 2``, laid out *twice in a row* over the section
+(channel ``c`` uses ``pos * w_(c mod d/2)``): channel ``2i`` and ``2i + 1`` of a pair use different
+frequencies. This is the publisher's layout (a repeat, not an interleave); it is reproduced, not
+"fixed". The angles are computed in float32 from the token grid of the clip at hand.
+
+Clip sizes. The rotary positions follow the clip's own token grid, so any clip whose frame count is a
+multiple of the tubelet (2) and whose sides are multiples of the patch (16) runs, square or not, with
+no resampling. (transformers numbers rows and columns with the grid of its configured ``crop_size``, so
+it agrees with this model for square clips of that size; the publisher's code, like this model, uses the
+clip's own grid.)
+
+The probe. The classifiers are the publisher's *attentive probes*, trained on the frozen encoder: three
+pre-norm self-attention blocks over the encoder's tokens (fused ``qkv`` with biases, an output
+projection, a GELU MLP of 4x width), then one cross-attention block in which a single learned query
+token attends to the LayerNorm-ed tokens (query, key and value projections, *no* output projection),
+with a residual on the query and a GELU MLP; a linear classifier reads the query token. Heads: the
+encoder's (transformers' pooler splits the probe's width into ``num_attention_heads``).
+
+Encoder-only weights (``num_classes=0``). The pre-trained encoders are published without a probe. Built
+with ``num_classes=0`` (their weights pin it: their ``meta["categories"]`` is empty and
+``meta["embedding_only"]`` is True), the model has no pooler and no classifier (``classifier`` is an
+``nn.Identity``, as timm's models with ``num_classes=0``): :meth:`~VJEPA2.forward_head` and ``forward``
+return the mean of the encoder's tokens, ``(B, embed_dim)``. ``reset_classifier(n)`` gives such a
+model a freshly initialised probe and classifier, the publisher's recipe for a new task. The
+pre-training predictor, which the encoders' files also hold, is not built (its tensors are skipped).
+
+Key layout. Hugging Face's files keep query, key and value apart;
+:func:`videozoo.models.adapters.vjepa2.from_huggingface_state_dict` fuses them and renames the keys. The
+rotary positions and the attentive probe are shared layers (:mod:`videozoo.models.layers.rotary`,
+:mod:`videozoo.models.layers.attentive`).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import partial
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
+from videozoo.zoo.categories import SSV2_CATEGORIES
+from videozoo.models._base import VideoModel, check_num_classes
+from videozoo.models.adapters.vjepa2 import from_huggingface_state_dict
+from videozoo.models.layers import AttentivePooler, Mlp, apply_rope, drop_path, linear, rope_3d_tables
+from videozoo.video.transforms import VideoClassification
+
+__all__ = [
+    "VJEPA2",
+    "VJEPA2_ViTL_256_Weights",
+    "VJEPA2_ViTH_256_Weights",
+    "VJEPA2_ViTg_256_Weights",
+    "VJEPA2_ViTg_384_Weights",
+    "vjepa2_vitl_256",
+    "vjepa2_vith_256",
+    "vjepa2_vitg_256",
+    "vjepa2_vitg_384",
+]
+
+
+# ----------------------------------------------------------------------------------------------------
+# The encoder
+
+
+class RopeAttention(nn.Module):
+    """Multi-head self-attention whose queries and keys are rotated by the tokens' 3D positions."""
+
+    def __init__(self, dim: int, num_heads: int) -> None:
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}.")
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        b, n, c = x.shape
+        q, k, v = linear(x, self.qkv.weight, self.qkv.bias).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
+        q = apply_rope(q, cos, sin)
+        k = apply_rope(k, cos, sin)
+        y = F.scaled_dot_product_attention(q, k, v)
+        return linear(y.transpose(1, 2).reshape(b, n, c), self.proj.weight, self.proj.bias)
+
+
+class Block(nn.Module):
+    """Pre-norm block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``, each branch dropped per sample
+    with probability ``stochastic_depth_prob`` while training."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, norm_eps: float, stochastic_depth_prob: float) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
+        self.attn = RopeAttention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+        self.stochastic_depth_prob = stochastic_depth_prob
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        x = x + drop_path(self.attn(self.norm1(x), cos, sin), self.stochastic_depth_prob, self.training)
+        return x + drop_path(self.mlp(self.norm2(x)), self.stochastic_depth_prob, self.training)
+
+
+class PatchEmbed(nn.Module):
+    """Tubelets of ``tubelet_size x patch_size x patch_size`` pixels embedded by a strided convolution."""
+
+    def __init__(self, embed_dim: int, patch_size: int, tubelet_size: int) -> None:
+        super().__init__()
+        kernel = (tubelet_size, patch_size, patch_size)
+        self.proj = nn.Conv3d(3, embed_dim, kernel, stride=kernel)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(x)
+
+
+class VJEPA2(VideoModel):
+    """The V-JEPA 2 encoder with its attentive probe and classifier (or, ``num_classes=0``, the encoder alone).
+
+    Args:
+        embed_dim: token width.
+        depth: encoder blocks.
+        num_heads: attention heads of the encoder and of the probe.
+        mlp_ratio: hidden width of the encoder's MLPs relative to ``embed_dim`` (the probe's are 4x).
+        patch_size: height and width of a tubelet, in pixels.
+        tubelet_size: frames per tubelet.
+        num_classes: outputs of the classifier; 0 builds the encoder alone (no probe, no classifier:
+            ``forward`` returns the mean-pooled tokens).
+        probe_blocks: blocks of the attentive probe, the cross-attention block included (the
+            publisher's ``num_probe_blocks``; transformers' ``num_pooler_layers`` is this minus one).
+        norm_eps: epsilon of every LayerNorm.
+        stochastic_depth_prob: drop-path probability of the last encoder block, growing linearly from 0.
+        dropout: before the classifier, while training.
+    """
+
+    classifier_name = "classifier"
+
+    def __init__(
+        self,
+        embed_dim: int = 1024,
+        depth: int = 24,
+        num_heads: int = 16,
+        mlp_ratio: float = 4.0,
+        patch_size: int = 16,
+        tubelet_size: int = 2,
+        num_classes: int = 174,
+        probe_blocks: int = 4,
+        norm_eps: float = 1e-6,
+        stochastic_depth_prob: float = 0.0,
+        dropout: float = 0.0,
+    ) -> None:
+        if depth < 1 or probe_blocks < 1 or embed_dim % num_heads:
+            raise ValueError(
+                f"VJEPA2 needs depth >= 1, probe_blocks >= 1 and embed_dim divisible by num_heads; got depth={depth}, "
+                f"probe_blocks={probe_blocks}, embed_dim={embed_dim}, num_heads={num_heads}."
+            )
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+            raise ValueError(f"num_classes must be 0 (the encoder alone) or a positive integer, got {num_classes!r}.")
+        # VideoModel demands a classifier; the encoder alone (num_classes=0) is V-JEPA 2's own case.
+        super().__init__(max(num_classes, 1), embed_dim, min_temporal_size=tubelet_size, min_size=patch_size)
+        self.num_classes = num_classes
+        self.patch_size = patch_size
+        self.tubelet_size = tubelet_size
+        self.num_heads = num_heads
+        self.head_dim = embed_dim // num_heads
+        self.probe_blocks = probe_blocks
+        self.norm_eps = norm_eps
+        self.num_layers = depth
+
+        self.patch_embed = PatchEmbed(embed_dim, patch_size, tubelet_size)
+        self.blocks = nn.ModuleList(
+            [
+                Block(embed_dim, num_heads, mlp_ratio, norm_eps, stochastic_depth_prob * i / max(depth - 1, 1))
+                for i in range(depth)
+            ]
+        )
+        self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
+        self.pooler: AttentivePooler | None = None
+        self.head_drop = nn.Dropout(dropout)
+        self.classifier: nn.Module = nn.Identity()
+
+        # transformers' initialisation: truncated normal 0.02 for linear and convolution weights, zero
+        # biases, unit norms.
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Conv3d)):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        if num_classes > 0:
+            self.pooler = AttentivePooler(embed_dim, num_heads, probe_blocks - 1, norm_eps=norm_eps)
+            self.pooler.init_weights()
+            self.classifier = nn.Linear(embed_dim, num_classes)
+            self.init_classifier(self.classifier)
+
+    # -- input ---------------------------------------------------------------------------------------
+
+    def check_input_grid(self, x: Tensor) -> None:
+        t, h, w = x.shape[2], x.shape[3], x.shape[4]
+        if t % self.tubelet_size != 0 or h % self.patch_size != 0 or w % self.patch_size != 0:
+            raise ValueError(
+                f"{self._name()} cuts clips into {self.tubelet_size}x{self.patch_size}x{self.patch_size} tubelets: "
+                f"it expects T divisible by {self.tubelet_size} and H, W by {self.patch_size} (any such clip: the "
+                f"rotary positions follow its token grid), e.g. (B, 3, 16, 256, 256); got {list(x.shape)}."
+            )
+
+    # -- forward -------------------------------------------------------------------------------------
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The encoder's tokens after its last LayerNorm, ``(B, T' * H' * W', embed_dim)`` in (t, h, w) order."""
+        x = self.patch_embed(x)  # (B, C, T', H', W')
+        grid = [x.shape[2], x.shape[3], x.shape[4]]
+        x = x.flatten(2).transpose(1, 2)
+        cos, sin = rope_3d_tables(grid, self.head_dim, x.device)
+        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+        for block in self.blocks:
+            x = block(x, cos, sin)
+        return self.norm(x)
+
+    def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
+        """The probe's pooled query token (the embedding) or the logits; with no probe
+        (``num_classes=0``) the mean of the tokens, for both."""
+        pooler = self.pooler
+        if pooler is None:
+            return x.mean(1)
+        x = pooler(x)
+        return x if pre_logits else self.classifier(self.head_drop(x))
+
+    # -- classifier ----------------------------------------------------------------------------------
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A fresh classifier for ``num_classes``; an encoder built alone also gets a fresh attentive probe."""
+        check_num_classes(num_classes)
+        if self.pooler is None:
+            weight = self.patch_embed.proj.weight
+            pooler = AttentivePooler(self.num_features, self.num_heads, self.probe_blocks - 1, norm_eps=self.norm_eps)
+            pooler.init_weights()
+            self.pooler = pooler.to(device=weight.device, dtype=weight.dtype)
+            self.classifier = nn.Linear(self.num_features, 1, device=weight.device, dtype=weight.dtype)
+        super().reset_classifier(num_classes)
+
+    def init_classifier(self, layer: nn.Module) -> None:
+        """transformers' initialisation: truncated normal 0.02, zero bias."""
+        nn.init.trunc_normal_(layer.weight, std=0.02)
+        nn.init.zeros_(layer.bias)
+
+    # -- fine-tuning ---------------------------------------------------------------------------------
+
+    @torch.jit.unused
+    def layer_index(self, param_name: str) -> int:
+        """Depth of a parameter for layer-wise learning-rate decay: 0 for the patch embedding, ``i + 1``
+        for ``blocks.i``, ``num_layers + 1`` for the last norm, the probe and the classifier."""
+        if param_name.startswith("patch_embed."):
+            return 0
+        m = re.match(r"blocks\.(\d+)\.", param_name)
+        if m is not None:
+            return int(m.group(1)) + 1
+        if param_name.startswith(("norm.", "pooler.", "classifier.")):
+            return self.num_layers + 1
+        raise ValueError(f"{param_name!r} is not a parameter name of {self._name()}.")
+
+    @torch.jit.unused
+    def no_weight_decay(self) -> set[str]:
+        """Parameters that take no weight decay beyond biases and norms: none (no position table, no
+        class token)."""
+        return set()
+
+
+# ----------------------------------------------------------------------------------------------------
+# Weights
+#
+# Checked against the publisher (github.com/facebookresearch/vjepa2: README, src/models/vision_transformer.py,
+# configs/inference/*): the architectures (vit_large 1024/24/16, vit_huge 1280/32/16, vit_giant_xformers
+# 1408/40/22 with 48/11 MLPs; tubelets 2x16x16), the probes' 4 blocks, the accuracies (ViT-L/16 SSv2 73.7,
+# ViT-g/16 384 SSv2 77.3) and their evaluation clips (16 frames every 4 and 64 every 2, 2 segments x 3
+# views). The parameter counts below are this module's (the published files also hold the 22 M-parameter
+# predictor: 326.0 M, 653.9 M and 1034.6 M for the ViT-L, H and g encoders, as a port states them). Not
+# checked (no network): the ports' config.json files (id2label, num_pooler_layers) and file listings.
+#
+# Left out: the Diving-48 probes (facebook/vjepa2-vitl-fpc32-256-diving48, -vitg-fpc32-384-diving48). The
+# publisher's Diving-48 probes read four intermediate layers of the encoder (out_layers [17, 19, 21, 23] and
+# [24, 29, 34, 39]: the multilevel wrapper of configs/inference/*/diving48.yaml), which transformers'
+# VJEPA2ForVideoClassification (the last layer only) cannot hold, so the published 89.0 / 90.2 cannot be
+# attributed to the ported files; and the 48 class names in the checkpoints' order could not be verified
+# offline.
+
+_HF = "https://huggingface.co/facebook"
+_README = "https://github.com/facebookresearch/vjepa2#evaluation-attentive-probes"
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _transforms(crop: int) -> Any:
+    """transformers' VJEPA2VideoProcessor (the publisher's eval transform): the short side resized to
+    ``int(crop * 256 / 224)`` (292 for 256, 438 for 384) bilinearly, a centre crop of ``crop``, ImageNet
+    statistics."""
+    return partial(
+        VideoClassification,
+        crop_size=(crop, crop),
+        resize_size=(int(crop * 256 / 224),),
+        mean=_IMAGENET_MEAN,
+        std=_IMAGENET_STD,
+    )
+
+
+def _common(crop: int, num_params: int, gflops: float, license: str) -> dict[str, Any]:
+    return {
+        "min_size": (16, 16),
+        "min_temporal_size": 2,
+        "num_params": num_params,
+        "recipe": _README,
+        "license": license,
+        "_ops": gflops,
+        "_file_size": None,  # not stated by the publisher
+        "model_args": {},  # nothing in the network depends on the clip size
+    }
+
+
+def _encoder(repo: str, size: str, crop: int, num_params: int, gflops: float, license: str, license_note: str) -> Weights:
+    """A pre-trained encoder (``VJEPA2Model``), published without a probe: features only."""
+    meta = _common(crop, num_params, gflops, license)
+    meta.update({
+        "categories": [],
+        "embedding_only": True,
+        "_metrics": {},
+        "_docs": (
+            f"The pre-trained V-JEPA 2 {size} encoder (facebook/{repo}: 64 frames per clip in the last pre-training "
+            f"phase, {crop} px), without a classifier: forward and forward_head(pre_logits=True) give the mean of the "
+            f"encoder's tokens, forward_features the tokens. The publisher evaluates its encoders only through "
+            f"attentive probes trained on them (other members), so these weights state no accuracy. The clip "
+            f"recipe is the model card's feature-extraction example (64 consecutive frames, one centre crop), not "
+            f"an evaluation protocol. GFLOPs: multiply-adds of that clip, counted with torch.utils.flop_counter. "
+            f"Licence: {license_note}"
+        ),
+        "num_frames": 64,
+        "sampling_rate": 1,
+        "frame_rate": None,
+        "num_clips": 1,
+        "num_crops": 1,
+    })  # fmt: skip
+    return Weights(
+        url=f"{_HF}/{repo}/resolve/main/model.safetensors",
+        transforms=_transforms(crop),
+        meta=meta,
+        state_dict_adapter=from_huggingface_state_dict,
+    )
+
+
+def _ssv2(
+    repo: str, size: str, crop: int, frames: int, step: int, num_params: int, acc1: float, gflops: float, license: str,
+    license_note: str, note: str = "",
+) -> Weights:  # fmt: skip
+    """An attentive probe on Something-Something V2 with its encoder (``VJEPA2ForVideoClassification``)."""
+    meta = _common(crop, num_params, gflops, license)
+    meta.update({
+        "categories": list(SSV2_CATEGORIES),
+        "_metrics": {"Something-Something-V2": {"acc@1": acc1}},
+        "_docs": (
+            f"The publisher's attentive probe (4 blocks) on the frozen V-JEPA 2 {size} encoder, trained on "
+            f"Something-Something V2, as ported to Hugging Face (facebook/{repo}). Top-1 accuracy as the V-JEPA 2 "
+            f"README states it (top-5 is not published), measured by the publisher with {frames} frames every {step} "
+            f"(at the videos' own frame rate) from each of 2 segments x 3 spatial views of {crop} px: the probe "
+            f"attends over the tokens of both segments at once, whereas videozoo classifies each clip alone and "
+            f"averages the probabilities, so this recipe approximates the published protocol. Class order: "
+            f"something-something-v2-labels.json's, which the publisher's SSv2 lists number the classes by; the "
+            f"checkpoint's config.json id2label was not available to check against. GFLOPs: multiply-adds of one "
+            f"{frames}-frame view, counted with torch.utils.flop_counter. Licence: {license_note}{note}"
+        ),
+        "num_frames": frames,
+        "sampling_rate": step,
+        "frame_rate": None,
+        "num_clips": 2,
+        "num_crops": 3,
+        "hflip": False,
+    })  # fmt: skip
+    return Weights(
+        url=f"{_HF}/{repo}/resolve/main/model.safetensors",
+        transforms=_transforms(crop),
+        meta=meta,
+        state_dict_adapter=from_huggingface_state_dict,
+    )
+
+
+_MIT = "the V-JEPA 2 repository's (MIT); the Hugging Face card's licence tag was not checked."
+_APACHE = "the Hugging Face card's (apache-2.0); the V-JEPA 2 repository's code is MIT."
+_G_PROBE = (
+    " Unverified: the publisher's probe configuration names 16 heads, transformers' pooler (and this one) splits "
+    "the probe into the encoder's 22 heads; whether the port re-trained or re-arranged the probe could not be "
+    "checked offline."
+)
+
+
+class VJEPA2_ViTL_256_Weights(WeightsEnum):
+    SSV2_FPC16 = _ssv2(
+        "vjepa2-vitl-fpc16-256-ssv2", "ViT-L/16", 256, 16, 4, 353_399_982, 73.7, 935.2, "MIT", _MIT
+    )
+    PRETRAINED_FPC64 = _encoder("vjepa2-vitl-fpc64-256", "ViT-L/16", 256, 303_885_312, 5785.3, "MIT", _MIT)
+    DEFAULT = SSV2_FPC16
+
+
+class VJEPA2_ViTH_256_Weights(WeightsEnum):
+    PRETRAINED_FPC64 = _encoder(
+        "vjepa2-vith-fpc64-256", "ViT-H/16", 256, 631_648_000, 10667.6, "Apache-2.0",
+        "apache-2.0, as a port of these weights states it (the Hugging Face card itself was not checked); the V-JEPA 2 "
+        "repository's code is MIT.",
+    )  # fmt: skip
+    DEFAULT = PRETRAINED_FPC64
+
+
+class VJEPA2_ViTg_256_Weights(WeightsEnum):
+    PRETRAINED_FPC64 = _encoder("vjepa2-vitg-fpc64-256", "ViT-g/16", 256, 1_012_173_952, 15844.7, "Apache-2.0", _APACHE)
+    DEFAULT = PRETRAINED_FPC64
+
+
+class VJEPA2_ViTg_384_Weights(WeightsEnum):
+    SSV2_FPC64 = _ssv2(
+        "vjepa2-vitg-fpc64-384-ssv2", "ViT-g/16 (384 px)", 384, 64, 2, 1_105_668_142, 77.3, 61169.3, "Apache-2.0",
+        "unverified for this repository; the ViT-g encoders' Hugging Face cards state apache-2.0, the V-JEPA 2 "
+        "repository's code is MIT.", _G_PROBE,
+    )  # fmt: skip
+    PRETRAINED_FPC64 = _encoder("vjepa2-vitg-fpc64-384", "ViT-g/16 (384 px)", 384, 1_012_173_952, 56910.6, "Apache-2.0", _APACHE)
+    DEFAULT = SSV2_FPC64
+
+
+# ----------------------------------------------------------------------------------------------------
+# Builders
+
+_WEIGHTS_DOC = """
+    Args:
+        weights: a member of :class:`{enum}`, its name, ``"DEFAULT"``, or the path of a local file in the
+            published format (Hugging Face's ``model.safetensors``); ``None`` for random initialisation.
+            An encoder-only member builds the encoder alone (``num_classes=0``).
+        progress: show a progress bar while downloading.
+        kwargs: passed to :class:`VJEPA2` (e.g. ``num_classes``, ``probe_blocks`` without weights;
+            ``stochastic_depth_prob`` for fine-tuning).
+"""
+
+_L = {"embed_dim": 1024, "depth": 24, "num_heads": 16, "mlp_ratio": 4.0}
+_H = {"embed_dim": 1280, "depth": 32, "num_heads": 16, "mlp_ratio": 4.0}
+_G = {"embed_dim": 1408, "depth": 40, "num_heads": 22, "mlp_ratio": 48 / 11}
+
+
+@register_model(VJEPA2_ViTL_256_Weights)
+def vjepa2_vitl_256(
+    *, weights: VJEPA2_ViTL_256_Weights | str | None = None, progress: bool = True, **kwargs: Any
+) -> VJEPA2:
+    """V-JEPA 2 ViT-L/16 at 256 px: width 1024, 24 blocks, 16 heads (304 M parameters in the encoder)."""
+    return build_model(VJEPA2, VJEPA2_ViTL_256_Weights, weights, progress, kwargs, **_L)
+
+
+@register_model(VJEPA2_ViTH_256_Weights)
+def vjepa2_vith_256(
+    *, weights: VJEPA2_ViTH_256_Weights | str | None = None, progress: bool = True, **kwargs: Any
+) -> VJEPA2:
+    """V-JEPA 2 ViT-H/16 at 256 px: width 1280, 32 blocks, 16 heads (632 M parameters in the encoder)."""
+    return build_model(VJEPA2, VJEPA2_ViTH_256_Weights, weights, progress, kwargs, **_H)
+
+
+@register_model(VJEPA2_ViTg_256_Weights)
+def vjepa2_vitg_256(
+    *, weights: VJEPA2_ViTg_256_Weights | str | None = None, progress: bool = True, **kwargs: Any
+) -> VJEPA2:
+    """V-JEPA 2 ViT-g/16 at 256 px: width 1408, 40 blocks, 22 heads, MLPs 48/11 wide (1.01 B parameters)."""
+    return build_model(VJEPA2, VJEPA2_ViTg_256_Weights, weights, progress, kwargs, **_G)
+
+
+@register_model(VJEPA2_ViTg_384_Weights)
+def vjepa2_vitg_384(
+    *, weights: VJEPA2_ViTg_384_Weights | str | None = None, progress: bool = True, **kwargs: Any
+) -> VJEPA2:
+    """V-JEPA 2 ViT-g/16 at 384 px (the 256 px encoder's high-resolution cool-down): the same network as
+    :func:`vjepa2_vitg_256`, with 384 px presets."""
+    return build_model(VJEPA2, VJEPA2_ViTg_384_Weights, weights, progress, kwargs, **_G)
+
+
+for _builder, _enum in (
+    (vjepa2_vitl_256, "VJEPA2_ViTL_256_Weights"),
+    (vjepa2_vith_256, "VJEPA2_ViTH_256_Weights"),
+    (vjepa2_vitg_256, "VJEPA2_ViTg_256_Weights"),
+    (vjepa2_vitg_384, "VJEPA2_ViTg_384_Weights"),
+):
+    _builder.__doc__ = (_builder.__doc__ or "").rstrip() + "\n" + _WEIGHTS_DOC.format(enum=_enum)
