@@ -27,12 +27,29 @@ RUN_KEYS = frozenset({"model", "model_name", "num_classes", "categories"})
 def read_run(path: Path) -> dict[str, Any] | None:
     """The run's description in a training run's checkpoint (everything but the tensors), or ``None`` for
     any other file (including one that cannot be read: loading it reports why)."""
-    from videozoo.zoo.safety import load_checkpoint
-
     if not path.is_file():
         return None
+    stat = path.stat()
+    return _read_run(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _read_run(path: str, mtime_ns: int, size: int) -> dict[str, Any] | None:
+    """:func:`read_run` of one version of a file (a task resolves its weights more than once)."""
+    import zipfile
+
+    from videozoo.zoo.safety import load_checkpoint
+
+    try:  # torch.save's zip: its pickle names the keys, so most files are told apart without loading them
+        with zipfile.ZipFile(path) as archive:
+            pickles = [name for name in archive.namelist() if name.endswith("data.pkl")]
+            header = archive.read(pickles[0]) if pickles else b""
+    except (zipfile.BadZipFile, OSError):
+        return None  # train.py writes zip files only
+    if any(key.encode() not in header for key in RUN_KEYS):
+        return None
     try:
-        obj = load_checkpoint(path, mmap=True)  # the tensors stay on disk until they are copied
+        obj = load_checkpoint(path, mmap=True)  # the tensors stay on disk
     except (CheckpointError, OSError):
         return None
     if not isinstance(obj, dict) or not RUN_KEYS <= set(obj) or not isinstance(obj["categories"], (list, tuple)):
