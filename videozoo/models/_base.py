@@ -16,7 +16,7 @@ exported models keep the checks.
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
@@ -56,6 +56,8 @@ class VideoModel(nn.Module):
     #: Prefixes of the parameter names of the stem (layer 0) and of the head (layer ``num_layers + 1``).
     stem_params: tuple[str, ...] = ("stem",)
     head_params: tuple[str, ...] = ("fc",)
+    #: Parameters trained without weight decay (:meth:`no_weight_decay`).
+    no_decay_params: tuple[str, ...] = ()
     #: The architecture's name in error messages: the class name, or a finer one (``"MViTv2"``). Not the
     #: registry's name (``"mvit_v2_s"``), which the task layer calls ``model_name``.
     arch_name: str
@@ -116,6 +118,17 @@ class VideoModel(nn.Module):
         """Family-specific checks (patch or window grids); the default accepts any size."""
         pass
 
+    def check_tiling(self, x: Tensor, unit: list[int], what: str, built: list[int]) -> None:
+        """``ValueError`` unless the clip's T, H and W are multiples of ``unit`` (T, H, W): the ``what`` the
+        network cuts clips into (``"2x16x16 tubelets"``); ``built`` is the (T, H, W) it was built for."""
+        if x.shape[2] % unit[0] != 0 or x.shape[3] % unit[1] != 0 or x.shape[4] % unit[2] != 0:
+            raise ValueError(
+                f"{self._name()} cuts clips into {what}: it accepts clips whose frame count is a multiple of "
+                f"{unit[0]} and whose height and width are multiples of {unit[1]} and {unit[2]}, e.g. "
+                f"(B, 3, {built[0]}, {built[1]}, {built[2]}) as built; got {list(x.shape)}. Resize and crop with "
+                f"weights.transforms()."
+            )
+
     def _name(self) -> str:
         return self.arch_name
 
@@ -138,14 +151,17 @@ class VideoModel(nn.Module):
     @torch.jit.unused
     def no_weight_decay(self) -> set[str]:
         """Names of the parameters to train without weight decay beyond biases and norms (position
-        embeddings, class tokens, relative position tables); none for the convolutional networks."""
-        return set()
+        embeddings, class tokens, relative position tables: ``no_decay_params``); none for the
+        convolutional networks."""
+        return set(self.no_decay_params)
 
     @torch.jit.unused
     def feature_layers(self) -> list[FeatureLayer]:
-        """The network's layers between stem and head, in order: its transformer blocks, or its residual
-        stages (Inception stages for S3D). ``num_layers`` of them."""
-        raise NotImplementedError
+        """The network's ``num_layers`` layers between stem and head, in order: by default its transformer
+        blocks ``blocks.<i>`` (``layers_are_blocks``) or its residual stages ``layer1``, ``layer2``, ..."""
+        if self.layers_are_blocks:
+            return self.named_layers([f"blocks.{i}" for i in range(self.num_layers)])
+        return self.named_layers([f"layer{i}" for i in range(1, self.num_layers + 1)])
 
     @torch.jit.unused
     def named_layers(self, names: Sequence[str]) -> list[FeatureLayer]:
@@ -181,7 +197,7 @@ class VideoModel(nn.Module):
     @torch.jit.unused
     def checkpointed(self, layer: nn.Module, *args: Any) -> Any:
         """``layer(*args)``, through ``torch.utils.checkpoint`` while training with grad checkpointing on.
-        Eager only: the families call it as ``layer(x) if torch.jit.is_scripting() else self.checkpointed(layer, x)``."""
+        Eager only: the families call ``layer(x) if torch.jit.is_scripting() else self.checkpointed(layer, x)``."""
         if self.grad_checkpointing and self.training and torch.is_grad_enabled():
             return checkpoint(layer, *args, use_reentrant=False)
         return layer(*args)
@@ -196,7 +212,7 @@ class VideoModel(nn.Module):
     @torch.jit.unused
     def forward_intermediates(
         self, x: Tensor, indices: Sequence[int] | None = None
-    ) -> tuple[Any, list[Union[Tensor, list[Tensor]]]]:
+    ) -> tuple[Any, list[Tensor | list[Tensor]]]:
         """``forward_features(x)`` and the features after each layer of :meth:`feature_layers`.
 
         Args:
@@ -227,7 +243,7 @@ class VideoModel(nn.Module):
         finally:
             for handle in handles:
                 handle.remove()
-        out: list[Union[Tensor, list[Tensor]]] = []
+        out: list[Tensor | list[Tensor]] = []
         for i in wanted:
             maps = [outputs[(i, j)] for j in range(len(layers[i].outputs))]
             out.append(maps[0] if len(maps) == 1 else maps)

@@ -111,8 +111,8 @@ def efficient_x3d_xs(
     """PyTorchVideo's mobile CPU X3D-XS: trained on 4 frames of 160 px; any clip size is accepted.
 
     Args:
-        weights: a member of :class:`EfficientX3D_XS_Weights`, its name, ``"DEFAULT"``, or the path of a
-            local file in PyTorchVideo's format (a bare state_dict); ``None`` for random initialisation.
+        weights: :class:`EfficientX3D_XS_Weights` (a member, its name or ``"DEFAULT"``), a file's path, or ``None``
+            (PyTorchVideo's bare state_dict).
         progress: show a progress bar while downloading.
         kwargs: passed to :class:`~videozoo.models.x3d.X3D`; ``num_frames`` and ``crop_size`` only
             record the training clip (the head pools globally).

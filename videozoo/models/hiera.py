@@ -42,13 +42,12 @@ so it reproduces the reference exactly.
 Module names are the publisher's, so its checkpoints (``{"model_state": state_dict}``) load strictly
 once unwrapped.
 
-Speed (CPU; 16x224x224, batch 1, 2 cores, against the reference on the same weights: 1.8-3x in fp32,
-2-3x in bf16):
+Speed (CPU; measured against the reference in docs/performance-notes.md):
 
 * one copy reorders the tokens (the reference unrolls in three passes), and q, k and v are views of
   the fused projection's output, laid out for attention without a head-major copy; the query is
   pooled before it is split into heads;
-* the linear layers run on oneDNN in fp32 inference (``_layers.linear``, the MLP's GELU fused);
+* the linear layers run on oneDNN in fp32 inference (``layers.linear``, the MLP's GELU fused);
 * attention is ``F.scaled_dot_product_attention``, except in bf16/fp16 on CPU, where two matrix
   products and a softmax beat its fused kernel (``_attention``).
 """
@@ -63,7 +62,7 @@ from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES
-from videozoo.models._base import FeatureLayer, VideoModel
+from videozoo.models._base import VideoModel
 from videozoo.models.layers import Mlp, drop_path, drop_path_rates, linear, resize_pos_embed
 from videozoo.models.adapters.hiera import from_hiera_state_dict
 from videozoo.models.publishers.pytorchvideo import ptv_transforms
@@ -150,8 +149,7 @@ def _unroll(x: Tensor, levels: int, strides: list[int], unit_tokens: list[int]) 
 
 def _attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     """``softmax(q k^T / sqrt(head_dim)) v`` over ``(..., tokens, head_dim)``: SDPA, except in bf16/fp16
-    on CPU, where two matrix products and a softmax beat its fused kernel (about 3x for the mask units'
-    64-token windows, 15% for the global attention of Hiera-B)."""
+    on CPU, where two matrix products and a softmax beat its fused kernel (docs/performance-notes.md)."""
     if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
         scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2))
         return torch.matmul(scores.softmax(-1), v)
@@ -271,18 +269,12 @@ class Hiera(VideoModel):
     layers_are_blocks = True
     stem_params = ("patch_embed", "pos_embed_spatial", "pos_embed_temporal")
     head_params = ("norm", "head")
+    no_decay_params = ("pos_embed_spatial", "pos_embed_temporal")  # the position embeddings
 
     def __init__(
-        self,
-        stages: tuple[int, ...] = (2, 3, 16, 3),
-        embed_dim: int = 96,
-        num_heads: int = 1,
-        num_frames: int = 16,
-        crop_size: int | tuple[int, int] = (224, 224),
-        num_classes: int = 400,
-        mlp_ratio: float = 4.0,
-        dropout: float = 0.0,
-        stochastic_depth_prob: float = 0.0,
+        self, stages: tuple[int, ...] = (2, 3, 16, 3), embed_dim: int = 96, num_heads: int = 1,
+        num_frames: int = 16, crop_size: int | tuple[int, int] = (224, 224), num_classes: int = 400,
+        mlp_ratio: float = 4.0, dropout: float = 0.0, stochastic_depth_prob: float = 0.0,
         mask_unit_attn: tuple[bool, ...] = (True, True, False, False),
     ) -> None:
         if len(mask_unit_attn) != len(stages):
@@ -333,14 +325,8 @@ class Hiera(VideoModel):
     # -- input ---------------------------------------------------------------------------------------
 
     def check_input_grid(self, x: Tensor) -> None:
-        t, h, w = x.shape[2], x.shape[3], x.shape[4]
-        if t % self.unit[0] or h % self.unit[1] or w % self.unit[2]:
-            raise ValueError(
-                f"{self._name()} accepts clips whose frame count is a multiple of {self.unit[0]} and whose "
-                f"height and width are multiples of {self.unit[1]} (so its mask units tile the token grid), "
-                f"e.g. (B, 3, {self.num_frames}, {self.crop_size[0]}, {self.crop_size[1]}) as built; got "
-                f"{list(x.shape)}. Resize and crop with weights.transforms()."
-            )
+        units = f"mask units of {self.unit[0]}x{self.unit[1]}x{self.unit[2]} pixels"  # which must tile the token grid
+        self.check_tiling(x, self.unit, units, [self.num_frames, self.crop_size[0], self.crop_size[1]])
 
     # -- forward -------------------------------------------------------------------------------------
 
@@ -367,11 +353,6 @@ class Hiera(VideoModel):
         u = self.unit_tokens
         return x.view(b, t // u[0], h // u[1], w // u[2], x.shape[-1])
 
-    @torch.jit.unused
-    def feature_layers(self) -> list[FeatureLayer]:
-        """The transformer blocks ``blocks.0``, ``blocks.1``, ..."""
-        return self.named_layers([f"blocks.{i}" for i in range(len(self.blocks))])
-
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = self.norm(x.flatten(1, 3).mean(1))
         if pre_logits:
@@ -388,10 +369,6 @@ class Hiera(VideoModel):
             layer.weight.mul_(1e-3)
             layer.bias.mul_(1e-3)
 
-    @torch.jit.ignore
-    def no_weight_decay(self) -> set[str]:
-        """Parameters trained without weight decay: the position embeddings."""
-        return {"pos_embed_spatial", "pos_embed_temporal"}
 
 
 
@@ -446,23 +423,19 @@ def _weights(name: str, num_params: int, acc1: float, gflops: float) -> Weights:
 
 
 class Hiera_B_Weights(WeightsEnum):
-    KINETICS400_V1 = _weights("hiera_base_16x224", 51_092_560, 84.0, 101.73)
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("hiera_base_16x224", 51_092_560, 84.0, 101.73)
 
 
 class Hiera_B_Plus_Weights(WeightsEnum):
-    KINETICS400_V1 = _weights("hiera_base_plus_16x224", 69_392_240, 85.0, 132.30)
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("hiera_base_plus_16x224", 69_392_240, 85.0, 132.30)
 
 
 class Hiera_L_Weights(WeightsEnum):
-    KINETICS400_V1 = _weights("hiera_large_16x224", 213_091_600, 87.3, 412.13)
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("hiera_large_16x224", 213_091_600, 87.3, 412.13)
 
 
 class Hiera_H_Weights(WeightsEnum):
-    KINETICS400_V1 = _weights("hiera_huge_16x224", 671_627_664, 87.8, 1157.80)
-    DEFAULT = KINETICS400_V1
+    KINETICS400_V1 = DEFAULT = _weights("hiera_huge_16x224", 671_627_664, 87.8, 1157.80)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -474,11 +447,10 @@ def hiera_b(*, weights: Hiera_B_Weights | str | None = None, progress: bool = Tr
     """Hiera-B (16x224): stages (2, 3, 16, 3), 96 channels and 1 head in the first stage.
 
     Args:
-        weights: a member of :class:`Hiera_B_Weights`, its name, ``"DEFAULT"``, or the path of a local
-            file in the published format; ``None`` for random initialisation.
+        weights: :class:`Hiera_B_Weights` (a member, its name or ``"DEFAULT"``), a file's path, or ``None``.
         progress: show a progress bar while downloading.
-        kwargs: passed to :class:`Hiera`; ``num_frames`` and ``crop_size`` are fixed by weights (the
-            built model still runs other accepted clip sizes).
+        kwargs: for :class:`Hiera`; ``num_frames`` and ``crop_size`` are fixed by weights (the built model
+            still runs other accepted clip sizes).
     """
     return build_model(Hiera, Hiera_B_Weights, weights, progress, kwargs, stages=(2, 3, 16, 3), embed_dim=96, num_heads=1)
 

@@ -75,7 +75,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
-from videozoo.models._base import FeatureLayer, VideoModel
+from videozoo.models._base import VideoModel
 from videozoo.models.layers import drop_path_mask, drop_path_rates, init_weights, linear, onednn_applies
 from videozoo.models.adapters.mvit import from_pyslowfast_state_dict, from_pytorchvideo_state_dict
 from videozoo.models.publishers.pytorchvideo import (
@@ -86,7 +86,7 @@ from videozoo.models.publishers.pytorchvideo import (
     ptv_meta,
     ptv_transforms,
 )
-from videozoo.models.publishers.torchvision import tv_weights
+from videozoo.models.publishers.torchvision import IMAGENET_MEAN, IMAGENET_STD, tv_weights
 from videozoo.video.transforms import VideoClassification
 
 __all__ = [
@@ -225,16 +225,8 @@ class MultiscaleAttention(nn.Module):
     """
 
     def __init__(
-        self,
-        spec: MViTBlockSpec,
-        dim_out: int,
-        grid: Grid,
-        table_grid: Grid,
-        rel_pos: bool,
-        residual_pool: bool,
-        dropout: float,
-        pool_norm_eps: float = 1e-6,
-        separate_qkv: bool = False,
+        self, spec: MViTBlockSpec, dim_out: int, grid: Grid, table_grid: Grid, rel_pos: bool, residual_pool: bool,
+        dropout: float, pool_norm_eps: float = 1e-6, separate_qkv: bool = False,
         rel_pos_index: RelPosIndex = "torchvision",
     ) -> None:
         super().__init__()
@@ -343,12 +335,7 @@ class MultiscaleAttention(nn.Module):
         return F.pad(spatial, class_row), F.pad(rel_t.reshape(b, qt * qh * qw, heads, kt), class_row)
 
     def attend(
-        self,
-        q: Tensor,
-        k: Tensor,
-        v: Tensor,
-        rel_spatial: Tensor | None,
-        rel_temporal: Tensor | None,
+        self, q: Tensor, k: Tensor, v: Tensor, rel_spatial: Tensor | None, rel_temporal: Tensor | None,
         starts_with_class_token: bool,
     ) -> Tensor:
         """Attention of the query rows ``q`` ``(B, n, heads, head_dim)``, projected: ``(B, n, dim_out)``.
@@ -448,15 +435,8 @@ class MultiscaleBlock(nn.Module):
     """
 
     def __init__(
-        self,
-        spec: MViTBlockSpec,
-        grid: Grid,
-        table_grid: Grid,
-        version: int,
-        dropout: float,
-        stochastic_depth_prob: float,
-        pool_norm_eps: float = 1e-6,
-        separate_qkv: bool = False,
+        self, spec: MViTBlockSpec, grid: Grid, table_grid: Grid, version: int, dropout: float,
+        stochastic_depth_prob: float, pool_norm_eps: float = 1e-6, separate_qkv: bool = False,
         rel_pos_index: RelPosIndex = "torchvision",
     ) -> None:
         super().__init__()
@@ -534,16 +514,8 @@ class MultiscaleBlock(nn.Module):
         return outs[0] if len(outs) == 1 else torch.cat(outs, dim=1)
 
     def _rows(
-        self,
-        q: Tensor,
-        k: Tensor,
-        v: Tensor,
-        rel_spatial: Tensor | None,
-        rel_temporal: Tensor | None,
-        shortcut: Tensor,
-        starts_with_class_token: bool,
-        noise_attn: Tensor | None,
-        noise_mlp: Tensor | None,
+        self, q: Tensor, k: Tensor, v: Tensor, rel_spatial: Tensor | None, rel_temporal: Tensor | None,
+        shortcut: Tensor, starts_with_class_token: bool, noise_attn: Tensor | None, noise_mlp: Tensor | None,
     ) -> Tensor:
         """The block's output for one chunk of (pooled) query tokens."""
         x = self.attn.attend(q, k, v, rel_spatial, rel_temporal, starts_with_class_token)
@@ -618,20 +590,10 @@ class MViT(VideoModel):
     head_params = ("norm", "head")
 
     def __init__(
-        self,
-        version: int,
-        depths: tuple[int, ...] = (1, 2, 11, 2),
-        embed_dim: int = 96,
-        num_heads: int = 1,
-        num_frames: int = 16,
-        crop_size: int | tuple[int, int] = (224, 224),
-        num_classes: int = 400,
-        dropout: float = 0.5,
-        attention_dropout: float = 0.0,
-        stochastic_depth_prob: float = 0.0,
-        pool_norm_eps: float = 1e-6,
-        separate_qkv: bool = False,
-        rel_pos_index: RelPosIndex = "torchvision",
+        self, version: int, depths: tuple[int, ...] = (1, 2, 11, 2), embed_dim: int = 96, num_heads: int = 1,
+        num_frames: int = 16, crop_size: int | tuple[int, int] = (224, 224), num_classes: int = 400,
+        dropout: float = 0.5, attention_dropout: float = 0.0, stochastic_depth_prob: float = 0.0,
+        pool_norm_eps: float = 1e-6, separate_qkv: bool = False, rel_pos_index: RelPosIndex = "torchvision",
     ) -> None:
         if version not in (1, 2):
             raise ValueError(f"version must be 1 (MViT) or 2 (MViTv2), got {version!r}.")
@@ -699,11 +661,6 @@ class MViT(VideoModel):
             x = block(x) if torch.jit.is_scripting() else self.checkpointed(block, x)
         return self.norm(x)
 
-    @torch.jit.unused
-    def feature_layers(self) -> list[FeatureLayer]:
-        """The transformer blocks ``blocks.0``, ``blocks.1``, ..."""
-        return self.named_layers([f"blocks.{i}" for i in range(len(self.blocks))])
-
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = x[:, 0]  # the class token
         if pre_logits:
@@ -714,7 +671,7 @@ class MViT(VideoModel):
         nn.init.trunc_normal_(layer.weight, std=0.02)
         nn.init.zeros_(layer.bias)
 
-    @torch.jit.ignore
+    @torch.jit.unused
     def no_weight_decay(self) -> set[str]:
         """Parameters trained without weight decay: the class token, v1's position embeddings and v2's
         relative position tables. (PySlowFast's MViTv2 recipes decay them too: ZERO_DECAY_POS_CLS False.)"""
@@ -849,7 +806,7 @@ class MViT_V2_L_Weights(WeightsEnum):
         ),
         # PySlowFast normalises in float, then resizes and crops (as ptv_transforms), with ImageNet statistics here.
         transforms=partial(
-            VideoClassification, crop_size=312, resize_size=312, mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225),
+            VideoClassification, crop_size=312, resize_size=312, mean=IMAGENET_MEAN, std=IMAGENET_STD,
             resize_uint8=False, crop_rounding="ceil",
         ),
     )
@@ -869,8 +826,7 @@ def mvit_v1_b(*, weights: MViT_V1_B_Weights | str | None = None, progress: bool 
     """MViT-B (16x4): 16 blocks, absolute position embeddings; 16x224x224 clips.
 
     Args:
-        weights: a member of :class:`MViT_V1_B_Weights`, its name, ``"DEFAULT"``, or the path of a local
-            file in the published format; ``None`` for random initialisation.
+        weights: :class:`MViT_V1_B_Weights` (a member, its name or ``"DEFAULT"``), a file's path, or ``None``.
         progress: show a progress bar while downloading.
         kwargs: passed to :class:`MViT`; ``num_frames`` and ``crop_size`` are fixed by weights.
     """
@@ -894,7 +850,8 @@ def mvit_base_16x4(*, weights: MViT_B_16x4_Weights | str | None = None, progress
 
     Args: as :func:`mvit_v1_b`, with :class:`MViT_B_16x4_Weights` (files in PyTorchVideo's format).
     """
-    return build_model(MViT, MViT_B_16x4_Weights, weights, progress, kwargs, version=1, stochastic_depth_prob=0.2, **_PTV_LAYOUT)
+    arch = {"version": 1, "stochastic_depth_prob": 0.2, **_PTV_LAYOUT}
+    return build_model(MViT, MViT_B_16x4_Weights, weights, progress, kwargs, **arch)
 
 
 @register_model(MViT_B_32x3_Weights)

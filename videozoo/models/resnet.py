@@ -13,10 +13,10 @@ Module names follow torchvision's, so the published checkpoints load with ``stri
 
 On CPU in eval mode the network runs as the bottleneck 3D ResNets do (``models/resnet3d.py``): in
 ``channels_last_3d`` layout, with each BN folded into the convolution before it and the ReLU after
-it fused (``_layers.conv_bn_folded``), every convolution oneDNN's: the 1x3x3 / 3x1x1 ones as its 2D
+it fused (``layers.conv_bn_folded``), every convolution oneDNN's: the 1x3x3 / 3x1x1 ones as its 2D
 kernels, the 3x3x3 ones called directly where PyTorch would take its im2col path (R3D-18's 14x14 and
-7x7 stages at batch 1: 1.1x on the whole network). Training and TorchScript run the plain modules:
-the same function up to float rounding.
+7x7 stages at batch 1). Training and TorchScript run the plain modules: the same function up to float
+rounding. Measured gains: docs/performance-notes.md.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo.zoo import WeightsEnum, build_model, register_model
-from videozoo.models._base import FeatureLayer, VideoModel
+from videozoo.models._base import VideoModel
 from videozoo.models.layers import conv_bn_folded, init_conv_bn
 from videozoo.models.publishers.torchvision import tv_weights
 from videozoo.video.transforms import VideoClassification
@@ -179,11 +179,6 @@ class VideoResNet(VideoModel):
             x = conv_bn_folded(x, stem[i], stem[i + 1], relu=True)
         return x
 
-    @torch.jit.unused
-    def feature_layers(self) -> list[FeatureLayer]:
-        """The four residual stages ``layer1``..``layer4``."""
-        return self.named_layers(["layer1", "layer2", "layer3", "layer4"])
-
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = self.avgpool(x).flatten(1)
         return x if pre_logits else self.fc(x)
@@ -200,7 +195,9 @@ _DOCS = (
     "with parameters `frame_rate=15`, `clips_per_video=5`, and `clip_len=16`."
 )
 _RECIPE = "https://github.com/pytorch/vision/tree/main/references/video_classification"
-_weights = partial(tv_weights, transforms=_TRANSFORMS, recipe=_RECIPE, docs=_DOCS, num_frames=16, frame_rate=15.0, num_clips=5)
+_weights = partial(
+    tv_weights, transforms=_TRANSFORMS, recipe=_RECIPE, docs=_DOCS, num_frames=16, frame_rate=15.0, num_clips=5
+)
 
 
 class R3D_18_Weights(WeightsEnum):
@@ -224,8 +221,7 @@ def r3d_18(*, weights: R3D_18_Weights | str | None = None, progress: bool = True
     """R3D-18: 3x3x3 convolutions in every stage.
 
     Args:
-        weights: a member of :class:`R3D_18_Weights`, its name, ``"DEFAULT"``, or the path of a local
-            file in the published format; ``None`` for random initialisation.
+        weights: :class:`R3D_18_Weights` (a member, its name or ``"DEFAULT"``), a file's path, or ``None``.
         progress: show a progress bar while downloading.
         kwargs: passed to :class:`VideoResNet` (e.g. ``num_classes``, without weights).
     """

@@ -41,13 +41,12 @@ PyTorchVideo's files (``{"model_state": ...}``, keys such as
 On CPU the network runs in ``channels_last_3d`` layout (activations and filters), as SlowFast does:
 oneDNN's convolutions, the channel-wise ones of CSN above all, are faster on it. In eval mode each BN
 is folded into the convolution before it and the ReLU after it fused (recomputed on every call,
-invisible in the state_dict; 1.15-1.2x; ``_layers.conv_bn_folded``), and the convolutions go through
-``_layers.conv3d_channels_last``, which keeps small clips (Slow 4x16, C2D/I3D after their temporal
-pool: 2.4x) off PyTorch's slow im2col path. A scripted
-model runs the plain modules (TorchScript takes no modules as arguments); all compute the same
-function up to float rounding. At the published clips and batch 1 the networks run 2-3x faster than
-PyTorchVideo's on the same weights (benchmarks/bench_models.py, 2 CPU threads); SlowFast, built from
-the same blocks, 1.5x faster than with plain ones.
+invisible in the state_dict; ``layers.conv_bn_folded``), and the convolutions go through
+``layers.conv3d_channels_last``, which keeps small clips (Slow 4x16, C2D/I3D after their temporal
+pool) off PyTorch's slow im2col path. A scripted model runs the plain modules (TorchScript takes no
+modules as arguments); all compute the same function up to float rounding. SlowFast is built from the
+same blocks. Measured gains, and the comparison with PyTorchVideo's networks on the same weights:
+docs/performance-notes.md.
 """
 
 from __future__ import annotations
@@ -62,7 +61,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
-from videozoo.models._base import FeatureLayer, VideoModel
+from videozoo.models._base import VideoModel
 from videozoo.models.layers import (
     conv_bn_folded,
     init_conv_bn,
@@ -70,7 +69,8 @@ from videozoo.models.layers import (
     window_avg_pool,
 )
 from videozoo.models.adapters.resnet3d import from_pytorchvideo_state_dict
-from videozoo.models.publishers.pytorchvideo import PTV_FILES_URL, PYSLOWFAST_CONFIGS_URL, ptv_finetune_weights, ptv_meta, ptv_transforms
+from videozoo.models.publishers.pytorchvideo import PTV_FILES_URL, PYSLOWFAST_CONFIGS_URL, ptv_meta, ptv_transforms
+from videozoo.models.publishers.pytorchvideo import ptv_finetune_weights
 
 __all__ = [
     "ResNet3D",
@@ -146,14 +146,8 @@ class ResNet3dBottleneck(nn.Module):
     expansion, BN after each; a strided 1x1x1 convolution + BN as shortcut where the shape changes."""
 
     def __init__(
-        self,
-        in_planes: int,
-        planes: int,
-        out_planes: int,
-        temporal_kernel: int,
-        stride: int,
-        kind: BlockKind = "2d",
-        temporal_stride: int = 1,
+        self, in_planes: int, planes: int, out_planes: int, temporal_kernel: int, stride: int,
+        kind: BlockKind = "2d", temporal_stride: int = 1,
     ) -> None:
         super().__init__()
         t = temporal_kernel
@@ -256,21 +250,11 @@ class ResNet3D(VideoModel):
     """
 
     def __init__(
-        self,
-        layers: Sequence[int] = (3, 4, 6, 3),
-        *,
-        block: BlockKind = "2d",
-        stem_kernel: int = 1,
-        stem_pool: bool = True,
-        temporal_kernels: Sequence[int | Sequence[int]] = (1, 1, 3, 3),
-        spatial_strides: Sequence[int] = (1, 2, 2, 2),
-        temporal_strides: Sequence[int] = (1, 1, 1, 1),
-        stage1_pool: bool = False,
-        num_frames: int = 8,
-        crop_size: int = 224,
-        average_probs: bool = False,
-        num_classes: int = 400,
-        dropout: float = 0.5,
+        self, layers: Sequence[int] = (3, 4, 6, 3), *, block: BlockKind = "2d", stem_kernel: int = 1,
+        stem_pool: bool = True, temporal_kernels: Sequence[int | Sequence[int]] = (1, 1, 3, 3),
+        spatial_strides: Sequence[int] = (1, 2, 2, 2), temporal_strides: Sequence[int] = (1, 1, 1, 1),
+        stage1_pool: bool = False, num_frames: int = 8, crop_size: int = 224, average_probs: bool = False,
+        num_classes: int = 400, dropout: float = 0.5,
     ) -> None:
         width = 64
         super().__init__(num_classes, num_features=width * 32, min_temporal_size=2 if stage1_pool else 1)
@@ -316,11 +300,6 @@ class ResNet3D(VideoModel):
         if torch.jit.is_scripting():
             return self.layer4(self.layer3(self.layer2(x)))
         return self.run_layers(x, [self.layer2, self.layer3, self.layer4])
-
-    @torch.jit.unused
-    def feature_layers(self) -> list[FeatureLayer]:
-        """The four residual stages ``layer1``..``layer4``."""
-        return self.named_layers(["layer1", "layer2", "layer3", "layer4"])
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = window_avg_pool(x, self.pool_window)  # (B, 2048, t, h, w): one vector per window position
@@ -439,8 +418,8 @@ def slow_r50(*, weights: Slow_R50_Weights | str | None = None, progress: bool = 
     """Slow R50 8x8: 8 frames, 3x1x1 kernels in res4 and res5 only, no temporal downsampling.
 
     Args:
-        weights: a member of :class:`Slow_R50_Weights`, its name, ``"DEFAULT"``, or the path of a local
-            file in PyTorchVideo's format; ``None`` for random initialisation.
+        weights: :class:`Slow_R50_Weights` (a member, its name or ``"DEFAULT"``), a file's path, or ``None``
+            (PyTorchVideo's format).
         progress: show a progress bar while downloading.
         kwargs: passed to :class:`ResNet3D`; ``num_frames`` and ``crop_size`` are fixed by weights.
     """

@@ -7,12 +7,12 @@ k x 1 x 1 temporal one, each with BatchNorm and ReLU (the paper's S3D, without f
 
 Module names follow torchvision's, so the published checkpoint loads with ``strict=True``.
 In eval mode the network runs in ``channels_last_3d`` layout with every BatchNorm folded into the
-convolution before it (``_layers.conv_bn_folded``: one pass over the activations instead of two, the
+convolution before it (``layers.conv_bn_folded``: one pass over the activations instead of two, the
 same result up to float rounding), so that the convolutions without temporal or without spatial extent
 (all of them) run as oneDNN's 2D convolutions over free views of the clip, which PyTorch's CPU kernels
-handle much faster than the 3D ones (1.28x over the same folding in the default layout at 32x224),
-with the ReLU fused into them; PyTorch's channels-last max-pooling is 3-10x faster than in the
-default layout on S3D's maps. Training and TorchScript run the plain modules.
+handle faster than the 3D ones, with the ReLU fused into them; PyTorch's channels-last max-pooling is
+faster than in the default layout on S3D's maps. Training and TorchScript run the plain modules.
+Measured gains: docs/performance-notes.md.
 """
 
 from collections.abc import Sequence
@@ -199,8 +199,7 @@ def s3d(*, weights: S3D_Weights | str | None = None, progress: bool = True, **kw
     """S3D (8.3 M parameters).
 
     Args:
-        weights: a member of :class:`S3D_Weights`, its name, ``"DEFAULT"``, or the path of a local file in
-            the published format; ``None`` for random initialisation.
+        weights: :class:`S3D_Weights` (a member, its name or ``"DEFAULT"``), a file's path, or ``None``.
         progress: show a progress bar while downloading.
         kwargs: passed to :class:`S3D` (e.g. ``num_classes``, without weights).
     """

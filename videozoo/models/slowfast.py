@@ -37,7 +37,8 @@ from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.models._base import FeatureLayer, VideoModel
 from videozoo.models.layers import window_avg_pool
 from videozoo.models.adapters.slowfast import from_pytorchvideo_state_dict
-from videozoo.models.publishers.pytorchvideo import PTV_FILES_URL, PYSLOWFAST_CONFIGS_URL, ptv_finetune_weights, ptv_meta, ptv_transforms
+from videozoo.models.publishers.pytorchvideo import PTV_FILES_URL, PYSLOWFAST_CONFIGS_URL, ptv_meta, ptv_transforms
+from videozoo.models.publishers.pytorchvideo import ptv_finetune_weights
 from videozoo.models.resnet3d import ResNet3dStem, init_pyslowfast, res_stage
 
 __all__ = [
@@ -117,17 +118,9 @@ class SlowFast(VideoModel):
     stem_params = ("slow.stem", "fast.stem", "fuse0")
 
     def __init__(
-        self,
-        layers: Sequence[int] = (3, 4, 6, 3),
-        *,
-        alpha: int = 4,
-        beta_inv: int = 8,
-        fusion_kernel: int = 7,
-        temporal_blocks: Sequence[int] | None = None,
-        num_frames: int = 32,
-        crop_size: int = 224,
-        num_classes: int = 400,
-        dropout: float = 0.5,
+        self, layers: Sequence[int] = (3, 4, 6, 3), *, alpha: int = 4, beta_inv: int = 8, fusion_kernel: int = 7,
+        temporal_blocks: Sequence[int] | None = None, num_frames: int = 32, crop_size: int = 224,
+        num_classes: int = 400, dropout: float = 0.5,
     ) -> None:
         width = 64
         fast_width = width // beta_inv
@@ -325,8 +318,8 @@ def slowfast_r50(*, weights: SlowFast_R50_Weights | str | None = None, progress:
     """SlowFast R50 8x8: Fast pathway 32 frames at stride 2, Slow pathway 8 of them (alpha 4).
 
     Args:
-        weights: a member of :class:`SlowFast_R50_Weights`, its name, ``"DEFAULT"``, or the path of a
-            local file in PyTorchVideo's format; ``None`` for random initialisation.
+        weights: :class:`SlowFast_R50_Weights` (a member, its name or ``"DEFAULT"``), a file's path, or ``None``
+            (PyTorchVideo's format).
         progress: show a progress bar while downloading.
         kwargs: passed to :class:`SlowFast`; ``num_frames`` and ``crop_size`` are fixed by weights.
     """

@@ -36,7 +36,7 @@ from torch import Tensor, nn
 from videozoo.zoo import WeightsEnum, build_model, register_model
 from videozoo.models._base import FeatureLayer, VideoModel
 from videozoo.models.layers import drop_path, drop_path_rates, init_weights, linear
-from videozoo.models.publishers.torchvision import tv_weights
+from videozoo.models.publishers.torchvision import IMAGENET_MEAN, IMAGENET_STD, tv_weights
 from videozoo.video.transforms import VideoClassification
 
 __all__ = [
@@ -209,15 +209,8 @@ class SwinTransformerBlock3d(nn.Module):
     """Pre-norm residual block: windowed attention, then a GELU MLP, each with stochastic depth."""
 
     def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        window_size: List[int],
-        shift_size: List[int],
-        mlp_ratio: float,
-        dropout: float,
-        attention_dropout: float,
-        stochastic_depth_prob: float,
+        self, dim: int, num_heads: int, window_size: List[int], shift_size: List[int], mlp_ratio: float,
+        dropout: float, attention_dropout: float, stochastic_depth_prob: float,
     ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim)
@@ -302,17 +295,9 @@ class SwinTransformer3d(VideoModel):
     head_params = ("norm", "head")
 
     def __init__(
-        self,
-        patch_size: Sequence[int],
-        embed_dim: int,
-        depths: Sequence[int],
-        num_heads: Sequence[int],
-        window_size: Sequence[int],
-        mlp_ratio: float = 4.0,
-        dropout: float = 0.0,
-        attention_dropout: float = 0.0,
-        stochastic_depth_prob: float = 0.1,
-        num_classes: int = 400,
+        self, patch_size: Sequence[int], embed_dim: int, depths: Sequence[int], num_heads: Sequence[int],
+        window_size: Sequence[int], mlp_ratio: float = 4.0, dropout: float = 0.0, attention_dropout: float = 0.0,
+        stochastic_depth_prob: float = 0.1, num_classes: int = 400,
     ) -> None:
         if len(patch_size) != 3 or len(window_size) != 3 or len(depths) != len(num_heads) or not depths:
             raise ValueError(
@@ -334,7 +319,9 @@ class SwinTransformer3d(VideoModel):
                 shift = [0 if i % 2 == 0 else w // 2 for w in window_size]
                 drop = next(rates)
                 blocks.append(
-                    SwinTransformerBlock3d(dim, heads, list(window_size), shift, mlp_ratio, dropout, attention_dropout, drop)
+                    SwinTransformerBlock3d(
+                        dim, heads, list(window_size), shift, mlp_ratio, dropout, attention_dropout, drop
+                    )
                 )
             layers.append(nn.Sequential(*blocks))
             if stage < len(depths) - 1:
@@ -381,13 +368,7 @@ class SwinTransformer3d(VideoModel):
 # Weights
 
 # Ported from the paper's ImageNet-normalised checkpoints, so ImageNet statistics, short side 256.
-_TRANSFORMS = partial(
-    VideoClassification,
-    crop_size=(224, 224),
-    resize_size=(256,),
-    mean=(0.4850, 0.4560, 0.4060),
-    std=(0.2290, 0.2240, 0.2250),
-)
+_TRANSFORMS = partial(VideoClassification, crop_size=(224, 224), resize_size=(256,), mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 
 _DOCS = (
@@ -395,7 +376,9 @@ _DOCS = (
     "with parameters `frame_rate=15`, `clips_per_video=12`, and `clip_len=32`"
 )
 _RECIPE = "https://github.com/SwinTransformer/Video-Swin-Transformer#kinetics-400"
-_weights = partial(tv_weights, transforms=_TRANSFORMS, recipe=_RECIPE, docs=_DOCS, num_frames=32, frame_rate=15.0, num_clips=12)
+_weights = partial(
+    tv_weights, transforms=_TRANSFORMS, recipe=_RECIPE, docs=_DOCS, num_frames=32, frame_rate=15.0, num_clips=12
+)
 
 
 class Swin3D_T_Weights(WeightsEnum):
@@ -426,8 +409,7 @@ def swin3d_t(*, weights: Swin3D_T_Weights | str | None = None, progress: bool = 
     """Swin3D-T: width 96, depths 2-2-6-2, 3-24 heads (28.2 M parameters).
 
     Args:
-        weights: a member of :class:`Swin3D_T_Weights`, its name, ``"DEFAULT"``, or the path of a local
-            file in the published format; ``None`` for random initialisation.
+        weights: :class:`Swin3D_T_Weights` (a member, its name or ``"DEFAULT"``), a file's path, or ``None``.
         progress: show a progress bar while downloading.
         kwargs: passed to :class:`SwinTransformer3d` (e.g. ``num_classes``, without weights).
     """

@@ -40,7 +40,7 @@ from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES, SSV2_CATEGORIES
-from videozoo.models._base import FeatureLayer, VideoModel
+from videozoo.models._base import VideoModel
 from videozoo.models.adapters.timesformer import from_huggingface_state_dict
 from videozoo.models.publishers.huggingface import hf_files
 from videozoo.models.publishers.pytorchvideo import PTV_MEAN, PTV_STD
@@ -124,19 +124,12 @@ class TimeSformer(VideoModel):
     layers_are_blocks = True
     stem_params = ("patch_embed", "cls_token", "pos_embed", "time_embed")
     head_params = ("norm", "head")
+    no_decay_params = ("cls_token", "pos_embed", "time_embed")  # position embeddings and the class token
 
     def __init__(
-        self,
-        num_frames: int = 8,
-        crop_size: int | tuple[int, int] = 224,
-        patch_size: int = 16,
-        embed_dim: int = 768,
-        depth: int = 12,
-        num_heads: int = 12,
-        mlp_ratio: float = 4.0,
-        norm_eps: float = 1e-6,
-        stochastic_depth_prob: float = 0.0,
-        num_classes: int = 400,
+        self, num_frames: int = 8, crop_size: int | tuple[int, int] = 224, patch_size: int = 16,
+        embed_dim: int = 768, depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0, norm_eps: float = 1e-6,
+        stochastic_depth_prob: float = 0.0, num_classes: int = 400,
     ) -> None:
         height, width = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
         if num_frames < 1 or height < patch_size or width < patch_size:
@@ -191,11 +184,6 @@ class TimeSformer(VideoModel):
             x = block(x, t) if torch.jit.is_scripting() else self.checkpointed(block, x, t)
         return self.norm(x)
 
-    @torch.jit.unused
-    def feature_layers(self) -> list[FeatureLayer]:
-        """The transformer blocks ``blocks.0``, ``blocks.1``, ..."""
-        return self.named_layers([f"blocks.{i}" for i in range(len(self.blocks))])
-
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = x[:, 0]  # the class token
         return x if pre_logits else self.head(x)
@@ -203,14 +191,6 @@ class TimeSformer(VideoModel):
     def init_classifier(self, layer: nn.Module) -> None:
         nn.init.trunc_normal_(layer.weight, std=0.02)
         nn.init.zeros_(layer.bias)
-
-    # -- fine-tuning helpers ---------------------------------------------------------------------------
-
-
-    @torch.jit.unused
-    def no_weight_decay(self) -> set[str]:
-        """Parameters trained without weight decay: the position and time embeddings and the class token."""
-        return {"cls_token", "pos_embed", "time_embed"}
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -39,9 +39,10 @@ from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES, SSV2_CATEGORIES
-from videozoo.models._base import FeatureLayer, VideoModel
+from videozoo.models._base import VideoModel
 from videozoo.models.adapters.videomae import from_huggingface_state_dict
 from videozoo.models.publishers.huggingface import hf_files
+from videozoo.models.publishers.torchvision import IMAGENET_MEAN, IMAGENET_STD
 from videozoo.models.layers import init_weights, resize_pos_embed, sinusoid_table, transformer_blocks
 from videozoo.video.transforms import VideoClassification
 
@@ -107,20 +108,10 @@ class VideoMAE(VideoModel):
     head_params = ("fc_norm", "head")
 
     def __init__(
-        self,
-        embed_dim: int = 768,
-        depth: int = 12,
-        num_heads: int = 12,
-        mlp_ratio: float = 4.0,
-        patch_size: int = 16,
-        tubelet_size: int = 2,
-        num_frames: int = 16,
-        crop_size: int | Sequence[int] = 224,
-        norm_eps: float = 1e-12,
-        fc_norm_eps: float = 1e-5,
-        stochastic_depth_prob: float = 0.1,
-        dropout: float = 0.0,
-        num_classes: int = 400,
+        self, embed_dim: int = 768, depth: int = 12, num_heads: int = 12, mlp_ratio: float = 4.0,
+        patch_size: int = 16, tubelet_size: int = 2, num_frames: int = 16, crop_size: int | Sequence[int] = 224,
+        norm_eps: float = 1e-12, fc_norm_eps: float = 1e-5, stochastic_depth_prob: float = 0.1,
+        dropout: float = 0.0, num_classes: int = 400,
     ) -> None:
         height, width = _pair(crop_size)
         if depth < 1 or num_frames % tubelet_size or height % patch_size or width % patch_size:
@@ -154,14 +145,9 @@ class VideoMAE(VideoModel):
     # -- input ---------------------------------------------------------------------------------------
 
     def check_input_grid(self, x: Tensor) -> None:
-        t, h, w = x.shape[2], x.shape[3], x.shape[4]
-        if t % self.tubelet_size != 0 or h % self.patch_size != 0 or w % self.patch_size != 0:
-            raise ValueError(
-                f"{self._name()} cuts clips into {self.tubelet_size}x{self.patch_size}x{self.patch_size} tubelets: "
-                f"it expects T divisible by {self.tubelet_size} and H, W by {self.patch_size} (e.g. "
-                f"(B, 3, {self.num_frames}, {self.grid[1] * self.patch_size}, {self.grid[2] * self.patch_size})); "
-                f"got {list(x.shape)}."
-            )
+        t, p = self.tubelet_size, self.patch_size
+        built = [self.num_frames, self.grid[1] * p, self.grid[2] * p]
+        self.check_tiling(x, [t, p, p], f"{t}x{p}x{p} tubelets", built)
 
     # -- forward -------------------------------------------------------------------------------------
 
@@ -180,11 +166,6 @@ class VideoMAE(VideoModel):
             x = block(x) if torch.jit.is_scripting() else self.checkpointed(block, x)
         return x
 
-    @torch.jit.unused
-    def feature_layers(self) -> list[FeatureLayer]:
-        """The transformer blocks ``blocks.0``, ``blocks.1``, ..."""
-        return self.named_layers([f"blocks.{i}" for i in range(len(self.blocks))])
-
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = self.fc_norm(x.mean(1))
         return x if pre_logits else self.head(self.head_drop(x))
@@ -197,12 +178,7 @@ class VideoMAE(VideoModel):
         nn.init.normal_(layer.weight, std=0.02 * 0.001)
         nn.init.zeros_(layer.bias)
 
-
-    @torch.jit.unused
-    def no_weight_decay(self) -> set[str]:
-        """Parameters that take no weight decay beyond biases and norms: none (the position table is
-        fixed, and there is no class token)."""
-        return set()
+    # no_weight_decay() is empty: the position table is a fixed buffer, and there is no class token.
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -212,13 +188,7 @@ _RECIPE = "https://github.com/MCG-NJU/VideoMAE/blob/main/MODEL_ZOO.md"
 
 # The authors' test transform (their datasets' Resize(short_side_size=224, bilinear), CenterCrop(224) for
 # the centre view, ImageNet statistics; VideoMAEImageProcessor's shortest_edge 224 and centre crop 224).
-_TRANSFORMS = partial(
-    VideoClassification,
-    crop_size=(224, 224),
-    resize_size=(224,),
-    mean=(0.485, 0.456, 0.406),
-    std=(0.229, 0.224, 0.225),
-)
+_TRANSFORMS = partial(VideoClassification, crop_size=(224, 224), resize_size=(224,), mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 
 def _hf_weights(repo: str, meta: dict[str, Any]) -> Weights:

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES
-from videozoo.models._base import FeatureLayer, VideoModel
+from videozoo.models._base import VideoModel
 from videozoo.models.adapters.vivit import from_huggingface_state_dict
 from videozoo.models.publishers.huggingface import hf_files
 from videozoo.models.layers import init_weights, linear, resize_pos_embed, transformer_blocks
@@ -62,20 +62,13 @@ class ViViT(VideoModel):
     layers_are_blocks = True
     stem_params = ("patch_embed", "cls_token", "pos_embed")
     head_params = ("norm", "head")
+    no_decay_params = ("cls_token", "pos_embed")  # position embeddings and the class token
 
     def __init__(
-        self,
-        num_frames: int = 32,
-        crop_size: int | tuple[int, int] = 224,
-        tubelet_size: tuple[int, int, int] = (2, 16, 16),
-        embed_dim: int = 768,
-        depth: int = 12,
-        num_heads: int = 12,
-        mlp_ratio: float = 4.0,
-        norm_eps: float = 1e-6,
-        approximate: str = "tanh",
-        stochastic_depth_prob: float = 0.0,
-        num_classes: int = 400,
+        self, num_frames: int = 32, crop_size: int | tuple[int, int] = 224,
+        tubelet_size: tuple[int, int, int] = (2, 16, 16), embed_dim: int = 768, depth: int = 12,
+        num_heads: int = 12, mlp_ratio: float = 4.0, norm_eps: float = 1e-6, approximate: str = "tanh",
+        stochastic_depth_prob: float = 0.0, num_classes: int = 400,
     ) -> None:
         height, width = (crop_size, crop_size) if isinstance(crop_size, int) else tuple(crop_size)
         pt, ph, pw = tubelet_size
@@ -95,7 +88,8 @@ class ViViT(VideoModel):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + self.grid[0] * self.grid[1] * self.grid[2], embed_dim))
         self.blocks = transformer_blocks(
-            depth, embed_dim, num_heads, stochastic_depth_prob, mlp_ratio=mlp_ratio, norm_eps=norm_eps, approximate=approximate
+            depth, embed_dim, num_heads, stochastic_depth_prob,
+            mlp_ratio=mlp_ratio, norm_eps=norm_eps, approximate=approximate,
         )
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         self.head = nn.Linear(embed_dim, num_classes)
@@ -122,11 +116,6 @@ class ViViT(VideoModel):
             x = block(x) if torch.jit.is_scripting() else self.checkpointed(block, x)
         return self.norm(x)
 
-    @torch.jit.unused
-    def feature_layers(self) -> list[FeatureLayer]:
-        """The transformer blocks ``blocks.0``, ``blocks.1``, ..."""
-        return self.named_layers([f"blocks.{i}" for i in range(len(self.blocks))])
-
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = x[:, 0]  # the class token
         return x if pre_logits else self.head(x)
@@ -134,14 +123,6 @@ class ViViT(VideoModel):
     def init_classifier(self, layer: nn.Module) -> None:
         nn.init.normal_(layer.weight, std=0.02)
         nn.init.zeros_(layer.bias)
-
-    # -- fine-tuning helpers ---------------------------------------------------------------------------
-
-
-    @torch.jit.unused
-    def no_weight_decay(self) -> set[str]:
-        """Parameters trained without weight decay: the position embeddings and the class token."""
-        return {"cls_token", "pos_embed"}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -197,8 +178,8 @@ def vivit_b_16x2(
     (89 M parameters).
 
     Args:
-        weights: a member of :class:`ViViT_B_16x2_Weights`, its name, ``"DEFAULT"``, or the path of a local
-            file in Hugging Face's format; ``None`` for random initialisation.
+        weights: :class:`ViViT_B_16x2_Weights` (a member, its name or ``"DEFAULT"``), a file's path, or ``None``
+            (Hugging Face's format).
         progress: show a progress bar while downloading.
         kwargs: passed to :class:`ViViT`; ``num_frames`` and ``crop_size`` are fixed by weights.
     """

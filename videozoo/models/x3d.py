@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
-from videozoo.models._base import FeatureLayer, VideoModel
+from videozoo.models._base import VideoModel
 from videozoo.models.layers import (
     conv3d_channels_last,
     fold_batch_norm,
@@ -74,13 +74,8 @@ class ConvBN(nn.Module):
     """
 
     def __init__(
-        self,
-        in_planes: int,
-        out_planes: int,
-        kernel_size: tuple[int, int, int] = (1, 1, 1),
-        stride: tuple[int, int, int] = (1, 1, 1),
-        padding: tuple[int, int, int] = (0, 0, 0),
-        groups: int = 1,
+        self, in_planes: int, out_planes: int, kernel_size: tuple[int, int, int] = (1, 1, 1),
+        stride: tuple[int, int, int] = (1, 1, 1), padding: tuple[int, int, int] = (0, 0, 0), groups: int = 1,
         norm: bool = True,
     ) -> None:
         super().__init__()
@@ -140,8 +135,8 @@ class X3DStem(nn.Module):
         return F.relu(self.conv_t(x), inplace=True)
 
     def _conv_xy_channels_last(self, x: Tensor) -> Tensor:
-        """``conv_xy`` for CPU, where oneDNN runs X3D's channel-wise 3D convolutions 2-3x faster on
-        channels-last activations: the same convolution, frame by frame as a 2D one on channels-last
+        """``conv_xy`` for CPU, where oneDNN runs X3D's channel-wise 3D convolutions faster on
+        channels-last activations (docs/performance-notes.md): the same convolution, frame by frame as a 2D one on channels-last
         frames, whose output is then already (B, C, T, H, W) in ``channels_last_3d`` layout; every
         later layer keeps it.
         """
@@ -226,19 +221,9 @@ class X3D(VideoModel):
     head_params = ("conv5", "lin5", "fc")  # conv5 before the pooling, too
 
     def __init__(
-        self,
-        num_frames: int,
-        crop_size: int,
-        depth_factor: float = 2.2,
-        width_factor: float = 2.0,
-        bottleneck_factor: float = 2.25,
-        stem_width: int = 12,
-        head_width: int = 2048,
-        se_ratio: float = 0.0625,
-        dropout: float = 0.5,
-        num_classes: int = 400,
-        global_pool: bool = False,
-        shortcut_norm: bool = False,
+        self, num_frames: int, crop_size: int, depth_factor: float = 2.2, width_factor: float = 2.0,
+        bottleneck_factor: float = 2.25, stem_width: int = 12, head_width: int = 2048, se_ratio: float = 0.0625,
+        dropout: float = 0.5, num_classes: int = 400, global_pool: bool = False, shortcut_norm: bool = False,
     ) -> None:
         super().__init__(num_classes, head_width)
         self.num_layers = 4
@@ -284,11 +269,6 @@ class X3D(VideoModel):
         else:
             x = self.run_layers(x, [self.layer1, self.layer2, self.layer3, self.layer4])
         return F.relu(self.conv5(x), inplace=True)
-
-    @torch.jit.unused
-    def feature_layers(self) -> list[FeatureLayer]:
-        """The four residual stages ``layer1``..``layer4``."""
-        return self.named_layers(["layer1", "layer2", "layer3", "layer4"])
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
         x = x.mean((2, 3, 4), keepdim=True) if self.global_pool else window_avg_pool(x, self.pool_window)
@@ -364,8 +344,8 @@ def x3d_xs(*, weights: X3D_XS_Weights | str | None = None, progress: bool = True
     """X3D-XS: 4 frames, head built for 160 px.
 
     Args:
-        weights: a member of :class:`X3D_XS_Weights`, its name, ``"DEFAULT"``, or the path of a local
-            file in PyTorchVideo's format; ``None`` for random initialisation.
+        weights: :class:`X3D_XS_Weights` (a member, its name or ``"DEFAULT"``), a file's path, or ``None``
+            (PyTorchVideo's format).
         progress: show a progress bar while downloading.
         kwargs: passed to :class:`X3D`; ``num_frames`` and ``crop_size`` are fixed by weights.
     """

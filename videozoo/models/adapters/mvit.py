@@ -28,7 +28,7 @@ _PYTORCHVIDEO_RULES = [
     *module_rules("", "", {"patch_embed.patch_model": "conv_proj", "norm_embed": "norm", "head.proj": "head.1"}),
     (r"cls_positional_encoding\.cls_token", "pos_encoding.class_token"),
     (r"cls_positional_encoding\.pos_embed_(spatial|temporal|class)", r"pos_encoding.\1_pos"),
-    *module_rules(r"blocks\.(\d+)\.", r"blocks.\1.", {**_BLOCK, "attn.q": "attn.q", "attn.k": "attn.k", "attn.v": "attn.v"}),
+    *module_rules(r"blocks\.(\d+)\.", r"blocks.\1.", {**_BLOCK, **{f"attn.{x}": f"attn.{x}" for x in "qkv"}}),
 ]
 
 # PySlowFast's MViT (slowfast/models/video_model_builder.py, attention.py) with MViTv2's options:

@@ -13,10 +13,13 @@ from videozoo.video.transforms import VideoClassification
 from videozoo.zoo import Weights
 from videozoo.zoo.categories import KINETICS400_CATEGORIES
 
-__all__ = ["TV_MODELS_URL", "tv_meta", "tv_weights"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "TV_MODELS_URL", "tv_meta", "tv_weights"]
 
 #: Where torchvision publishes its checkpoints.
 TV_MODELS_URL = "https://download.pytorch.org/models"
+#: ImageNet's channel statistics, as torchvision normalises with them.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def tv_meta(
