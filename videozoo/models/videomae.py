@@ -43,7 +43,7 @@ from videozoo.models._base import VideoModel
 from videozoo.models.adapters.videomae import from_huggingface_state_dict
 from videozoo.models.publishers.huggingface import hf_files
 from videozoo.models.publishers.torchvision import IMAGENET_MEAN, IMAGENET_STD
-from videozoo.models.layers import init_weights, resize_pos_embed, sinusoid_table, transformer_blocks
+from videozoo.models.layers import TubeletEmbed, init_weights, resize_pos_embed, sinusoid_table, transformer_blocks
 from videozoo.video.transforms import VideoClassification
 
 __all__ = [
@@ -68,18 +68,6 @@ def _pair(size: int | Sequence[int]) -> tuple[int, int]:
     if len(values) != 2:
         raise ValueError(f"crop_size takes one or two values (H, W), got {size!r}.")
     return values[0], values[1]
-
-
-class VideoMAEPatchEmbed(nn.Module):
-    """Tubelets of ``tubelet_size x patch_size x patch_size`` pixels embedded by a strided convolution."""
-
-    def __init__(self, embed_dim: int, patch_size: int, tubelet_size: int) -> None:
-        super().__init__()
-        kernel = (tubelet_size, patch_size, patch_size)
-        self.proj = nn.Conv3d(3, embed_dim, kernel, stride=kernel)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.proj(x)
 
 
 class VideoMAE(VideoModel):
@@ -128,7 +116,7 @@ class VideoMAE(VideoModel):
         self.num_layers = depth
         self.grid = [num_frames // tubelet_size, height // patch_size, width // patch_size]
 
-        self.patch_embed = VideoMAEPatchEmbed(embed_dim, patch_size, tubelet_size)
+        self.patch_embed = TubeletEmbed(embed_dim, patch_size, tubelet_size)
         grid = self.grid
         table = sinusoid_table(grid[0] * grid[1] * grid[2], embed_dim)
         self.register_buffer("pos_embed", table, persistent=False)

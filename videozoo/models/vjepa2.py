@@ -50,7 +50,6 @@ rotary positions and the attentive probe are shared layers (:mod:`videozoo.model
 
 from __future__ import annotations
 
-import re
 from functools import partial
 from typing import Any
 
@@ -62,7 +61,7 @@ from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import SSV2_CATEGORIES
 from videozoo.models._base import VideoModel, check_num_classes
 from videozoo.models.adapters.vjepa2 import from_huggingface_state_dict
-from videozoo.models.layers import AttentivePooler, Mlp, apply_rope, drop_path, linear, rope_3d_tables
+from videozoo.models.layers import AttentivePooler, Mlp, TubeletEmbed, apply_rope, drop_path, linear, rope_3d_tables
 from videozoo.video.transforms import VideoClassification
 
 __all__ = [
@@ -119,18 +118,6 @@ class Block(nn.Module):
         return x + drop_path(self.mlp(self.norm2(x)), self.stochastic_depth_prob, self.training)
 
 
-class PatchEmbed(nn.Module):
-    """Tubelets of ``tubelet_size x patch_size x patch_size`` pixels embedded by a strided convolution."""
-
-    def __init__(self, embed_dim: int, patch_size: int, tubelet_size: int) -> None:
-        super().__init__()
-        kernel = (tubelet_size, patch_size, patch_size)
-        self.proj = nn.Conv3d(3, embed_dim, kernel, stride=kernel)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.proj(x)
-
-
 class VJEPA2(VideoModel):
     """The V-JEPA 2 encoder with its attentive probe and classifier (or, ``num_classes=0``, the encoder alone).
 
@@ -151,6 +138,9 @@ class VJEPA2(VideoModel):
     """
 
     classifier_name = "classifier"
+    layers_are_blocks = True
+    stem_params = ("patch_embed",)  # no position table, no class token: nothing without weight decay
+    head_params = ("norm", "pooler", "classifier")
 
     def __init__(
         self,
@@ -184,7 +174,7 @@ class VJEPA2(VideoModel):
         self.norm_eps = norm_eps
         self.num_layers = depth
 
-        self.patch_embed = PatchEmbed(embed_dim, patch_size, tubelet_size)
+        self.patch_embed = TubeletEmbed(embed_dim, patch_size, tubelet_size)
         self.blocks = nn.ModuleList(
             [
                 Block(embed_dim, num_heads, mlp_ratio, norm_eps, stochastic_depth_prob * i / max(depth - 1, 1))
@@ -230,7 +220,7 @@ class VJEPA2(VideoModel):
         cos, sin = rope_3d_tables(grid, self.head_dim, x.device)
         cos, sin = cos.to(x.dtype), sin.to(x.dtype)
         for block in self.blocks:
-            x = block(x, cos, sin)
+            x = block(x, cos, sin) if torch.jit.is_scripting() else self.checkpointed(block, x, cos, sin)
         return self.norm(x)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:
@@ -261,25 +251,6 @@ class VJEPA2(VideoModel):
         nn.init.zeros_(layer.bias)
 
     # -- fine-tuning ---------------------------------------------------------------------------------
-
-    @torch.jit.unused
-    def layer_index(self, param_name: str) -> int:
-        """Depth of a parameter for layer-wise learning-rate decay: 0 for the patch embedding, ``i + 1``
-        for ``blocks.i``, ``num_layers + 1`` for the last norm, the probe and the classifier."""
-        if param_name.startswith("patch_embed."):
-            return 0
-        m = re.match(r"blocks\.(\d+)\.", param_name)
-        if m is not None:
-            return int(m.group(1)) + 1
-        if param_name.startswith(("norm.", "pooler.", "classifier.")):
-            return self.num_layers + 1
-        raise ValueError(f"{param_name!r} is not a parameter name of {self._name()}.")
-
-    @torch.jit.unused
-    def no_weight_decay(self) -> set[str]:
-        """Parameters that take no weight decay beyond biases and norms: none (no position table, no
-        class token)."""
-        return set()
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -354,12 +325,12 @@ def _encoder(repo: str, size: str, crop: int, num_params: int, gflops: float, li
         "num_clips": 1,
         "num_crops": 1,
     })  # fmt: skip
-    return Weights(
-        url=f"{_HF}/{repo}/resolve/main/model.safetensors",
-        transforms=_transforms(crop),
-        meta=meta,
-        state_dict_adapter=from_huggingface_state_dict,
-    )
+    return _weights(repo, crop, meta)
+
+
+def _weights(repo: str, crop: int, meta: dict[str, Any]) -> Weights:
+    """A Hugging Face repository's ``model.safetensors`` in its layout, with the preset for ``crop``."""
+    return Weights(f"{_HF}/{repo}/resolve/main/model.safetensors", _transforms(crop), meta, from_huggingface_state_dict)
 
 
 def _ssv2(
@@ -389,12 +360,7 @@ def _ssv2(
         "num_crops": 3,
         "hflip": False,
     })  # fmt: skip
-    return Weights(
-        url=f"{_HF}/{repo}/resolve/main/model.safetensors",
-        transforms=_transforms(crop),
-        meta=meta,
-        state_dict_adapter=from_huggingface_state_dict,
-    )
+    return _weights(repo, crop, meta)
 
 
 _MIT = "the V-JEPA 2 repository's (MIT); the Hugging Face card's licence tag was not checked."

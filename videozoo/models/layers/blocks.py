@@ -21,6 +21,7 @@ __all__ = [
     "Mlp",
     "SelfAttention",
     "TransformerBlock",
+    "TubeletEmbed",
     "transformer_blocks",
     "drop_path",
     "drop_path_mask",
@@ -213,3 +214,15 @@ def transformer_blocks(
     from 0 to ``stochastic_depth_prob`` (:func:`drop_path_rates`); ``block``: the blocks' other arguments."""
     rates = drop_path_rates(stochastic_depth_prob, depth)
     return nn.ModuleList(TransformerBlock(dim, num_heads, stochastic_depth_prob=p, **block) for p in rates)
+
+
+class TubeletEmbed(nn.Module):
+    """Tubelets of ``tubelet_size x patch_size x patch_size`` pixels embedded by a strided convolution."""
+
+    def __init__(self, embed_dim: int, patch_size: int, tubelet_size: int) -> None:
+        super().__init__()
+        kernel = (tubelet_size, patch_size, patch_size)
+        self.proj = nn.Conv3d(3, embed_dim, kernel, stride=kernel)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.proj(x)
