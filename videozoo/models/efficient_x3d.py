@@ -66,12 +66,7 @@ def _weights(
         url=f"{PTV_FILES_URL}/kinetics/efficient_x3d_{size.lower()}_original_form.pyth",
         transforms=ptv_transforms(160),
         meta=ptv_meta(
-            num_params=3794322,
-            acc1=acc1,
-            acc5=acc5,
-            gflops=gflops,
-            num_frames=frames,
-            sampling_rate=rate,
+            num_params=3794322, acc1=acc1, acc5=acc5, gflops=gflops, num_frames=frames, sampling_rate=rate,
             min_size=(1, 1),  # the head averages whatever map the backbone leaves
             min_temporal_size=1,
             docs=_DOCS.format(size=size, frames=frames, rate=rate, paper=paper, paper_gflops=paper_gflops),

@@ -301,12 +301,7 @@ def _weights(
         url=f"{PTV_FILES_URL}/kinetics/{name}.pyth",
         transforms=ptv_transforms(test),
         meta=ptv_meta(
-            num_params=params,
-            acc1=acc1,
-            acc5=acc5,
-            gflops=gflops,
-            num_frames=frames,
-            sampling_rate=rate,
+            num_params=params, acc1=acc1, acc5=acc5, gflops=gflops, num_frames=frames, sampling_rate=rate,
             min_size=(1, 1),  # smaller inputs than the head's window are pooled whole (see X3D)
             min_temporal_size=1,
             docs=_DOCS.format(test=test, train=train),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor
@@ -16,7 +17,8 @@ __all__ = ["from_pytorchvideo_state_dict"]
 # head (``proj`` is the classifier). C2D and I3D have a parameter-free max-pool after the first stage,
 # which moves the later stages and the head one index up; so the stages are found by their
 # ``res_blocks`` and numbered in order. (2+1)D middle convolutions are ``conv_b.{conv_t,norm,conv_xy}``.
-_BRANCH = {"a": "1", "b": "2", "c": "3"}
+#: PyTorchVideo's convolutions of a bottleneck's residual branch, ``conv_a``-``conv_c`` -> our ``conv1``-``conv3``.
+BRANCH = {"a": "1", "b": "2", "c": "3"}
 
 
 def _pytorchvideo_rules(stages: dict[str, str], head: str) -> list[RenameRule]:
@@ -24,8 +26,8 @@ def _pytorchvideo_rules(stages: dict[str, str], head: str) -> list[RenameRule]:
     and whose head is ``blocks.<head>``."""
     stage = r"blocks\.(?P<s>\d+)\.res_blocks\.(?P<b>\d+)\."
 
-    def block(template: str) -> Any:
-        return renamed(template, s=stages, n=_BRANCH)
+    def block(template: str) -> Callable[[re.Match[str]], str]:
+        return renamed(template, s=stages, n=BRANCH)
 
     return [
         (r"blocks\.0\.conv\.weight", "stem.conv.weight"),

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any
 
 from torch import Tensor
 
 from videozoo.models.adapters import rename_keys, renamed
+from videozoo.models.adapters.resnet3d import BRANCH
 from videozoo.models.publishers.pytorchvideo import unwrap_model_state
 
 __all__ = ["from_pytorchvideo_state_dict"]
@@ -15,13 +18,12 @@ __all__ = ["from_pytorchvideo_state_dict"]
 # blocks.0 holds the stems, blocks.1-4 the stages, blocks.5 the pooling and blocks.6 the head; the
 # lateral connections live in blocks.0-3 as multipathway_fusion.
 _PATHWAY = {"0": "slow", "1": "fast"}
-_BRANCH = {"a": "1", "b": "2", "c": "3"}
 _STAGE = r"blocks\.(?P<s>[1-4])\.multipathway_blocks\.(?P<p>[01])\.res_blocks\.(?P<b>\d+)\."
 
 
-def _to(template: str) -> Any:
+def _to(template: str) -> Callable[[re.Match[str]], str]:
     """A rule's replacement: ``template`` with the pathway and branch indices given our names."""
-    return renamed(template, p=_PATHWAY, n=_BRANCH)
+    return renamed(template, p=_PATHWAY, n=BRANCH)
 
 
 _PYTORCHVIDEO_RULES = [
