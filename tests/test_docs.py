@@ -54,7 +54,7 @@ def test_site_builds_strictly_and_renders_the_generated_pages(tmp_path) -> None:
     site = tmp_path / "site"
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     run = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-f", str(ROOT / "mkdocs.yml"), "-d", str(site)],
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(ROOT / "mkdocs.yml"), "-d", str(site)],  # not -q: quiet mode hides the warnings --strict counts
         capture_output=True, text=True, cwd=ROOT, env=env, timeout=300,
     )
     assert run.returncode == 0, run.stdout + run.stderr
