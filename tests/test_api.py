@@ -80,6 +80,18 @@ def test_list_models_is_sorted_and_filtered() -> None:
     assert videozoo.list_models(include="nothing-matches-*") == []
 
 
+def test_models_by_task() -> None:
+    everything = videozoo.list_models()
+    by_task = {task: videozoo.list_models(task=task) for task in videozoo.TASKS}
+    assert sorted(n for names in by_task.values() for n in names) == everything  # each model in exactly one task
+    assert "r3d_18" in by_task["classification"] and videozoo.get_model_task("r3d_18") == "classification"
+    assert videozoo.list_models(task=["classification"], include="r3d*") == ["r3d_18"]
+    with pytest.raises(ValueError, match="Unknown task 'detection'; expected one of classification"):
+        videozoo.list_models(task="detection")
+    with pytest.raises(ValueError, match="Unknown model 'r3d_19'"):
+        videozoo.get_model_task("r3d_19")
+
+
 def test_get_model_and_builders() -> None:
     assert videozoo.get_model_builder("r3d_18") is videozoo.r3d_18
     assert videozoo.get_model_weights("r3d_18") is R3D_18_Weights

@@ -12,7 +12,7 @@ import torch
 import videozoo
 from videozoo.models import VideoModel
 
-MODELS = videozoo.list_models()
+MODELS = videozoo.list_models(task="classification")
 REQUIRED_META = {
     "categories", "min_size", "min_temporal_size", "num_params", "recipe", "_metrics", "_ops", "_file_size", "_docs",
     "num_frames", "sampling_rate", "frame_rate", "num_clips", "num_crops", "license",

@@ -19,11 +19,13 @@ from videozoo.models import *  # noqa: F403
 from videozoo.models import __all__ as _models_all
 from videozoo.video.transforms import VideoClassification
 from videozoo.zoo import (
+    TASKS,
     ClipRecipe,
     Weights,
     WeightsEnum,
     get_model,
     get_model_builder,
+    get_model_task,
     get_model_weights,
     get_weight,
     is_checkpoint_path,
@@ -83,11 +85,13 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     # the zoo
+    "TASKS",
     "ClipRecipe",
     "Weights",
     "WeightsEnum",
     "get_model",
     "get_model_builder",
+    "get_model_task",
     "get_model_weights",
     "get_weight",
     "is_checkpoint_path",

@@ -7,8 +7,10 @@ builders and weights tables here, and the tasks ask for them by name.
 from videozoo.zoo.loading import build_model, load_weights
 from videozoo.zoo.recipe import ClipRecipe
 from videozoo.zoo.registry import (
+    TASKS,
     get_model,
     get_model_builder,
+    get_model_task,
     get_model_weights,
     get_weight,
     list_models,
@@ -18,6 +20,7 @@ from videozoo.zoo.registry import (
 from videozoo.zoo.weights import Weights, WeightsEnum, is_checkpoint_path
 
 __all__ = [
-    "ClipRecipe", "Weights", "WeightsEnum", "build_model", "get_model", "get_model_builder", "get_model_weights",
+    "TASKS", "ClipRecipe", "Weights", "WeightsEnum", "build_model", "get_model", "get_model_builder", "get_model_task",
+    "get_model_weights",
     "get_weight", "is_checkpoint_path", "list_models", "load_weights", "register_model", "registered",
 ]  # fmt: skip

@@ -19,8 +19,10 @@ from torch import nn
 from videozoo.zoo.weights import WeightsEnum
 
 __all__ = [
+    "TASKS",
     "register_model",
     "registered",
+    "get_model_task",
     "list_models",
     "get_model",
     "get_model_builder",
@@ -31,12 +33,25 @@ __all__ = [
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _MODEL_WEIGHTS: dict[str, type[WeightsEnum]] = {}
+_MODEL_TASKS: dict[str, str] = {}
+
+#: What a registered model does, which decides the contract it follows and the tasks that take it:
+#: ``classification`` (a clip in, logits over its classes out: ``tests/test_contract.py``),
+#: ``action_detection`` (a clip and person boxes in, per-box logits out), ``person_detection`` (frames in,
+#: person boxes out) and ``video_text`` (clips and texts in, embeddings and similarities out).
+TASKS = ("classification", "action_detection", "person_detection", "video_text")
 
 F = TypeVar("F", bound=Callable[..., nn.Module])
 
 
-def register_model(weights: type[WeightsEnum], name: str | None = None) -> Callable[[F], F]:
-    """Register a builder under ``name`` (default: its function name) with its weights enum."""
+def register_model(weights: type[WeightsEnum], name: str | None = None, task: str = "classification") -> Callable[[F], F]:
+    """Register a builder under ``name`` (default: its function name) with its weights enum.
+
+    Args:
+        task: one of :data:`TASKS`.
+    """
+    if task not in TASKS:
+        raise ValueError(f"Unknown task {task!r}; expected one of {', '.join(TASKS)}.")
 
     def wrapper(fn: F) -> F:
         key = name or fn.__name__
@@ -44,13 +59,16 @@ def register_model(weights: type[WeightsEnum], name: str | None = None) -> Calla
             raise ValueError(f"A model is already registered under the name {key!r}.")
         _MODELS[key] = fn
         _MODEL_WEIGHTS[key] = weights
+        _MODEL_TASKS[key] = task
         return fn
 
     return wrapper
 
 
 @contextlib.contextmanager
-def registered(builder: Callable[..., nn.Module], weights: type[WeightsEnum], name: str | None = None) -> Iterator[str]:
+def registered(
+    builder: Callable[..., nn.Module], weights: type[WeightsEnum], name: str | None = None, task: str = "classification"
+) -> Iterator[str]:
     """Register ``builder`` under ``name`` (default: its function name) while the block runs.
 
     Yields the name. Every part of videozoo that takes a model name (``get_model``, the tasks, the
@@ -58,12 +76,13 @@ def registered(builder: Callable[..., nn.Module], weights: type[WeightsEnum], na
     ``ValueError``.
     """
     key = name or builder.__name__
-    register_model(weights, key)(builder)
+    register_model(weights, key, task)(builder)
     try:
         yield key
     finally:
         _MODELS.pop(key, None)
         _MODEL_WEIGHTS.pop(key, None)
+        _MODEL_TASKS.pop(key, None)
 
 
 def _patterns(value: str | Iterable[str] | None) -> list[str]:
@@ -72,9 +91,23 @@ def _patterns(value: str | Iterable[str] | None) -> list[str]:
     return [value] if isinstance(value, str) else list(value)
 
 
-def list_models(include: str | Iterable[str] | None = None, exclude: str | Iterable[str] | None = None) -> list[str]:
-    """Sorted names of the registered models, filtered by fnmatch ``include``/``exclude`` patterns."""
+def list_models(
+    include: str | Iterable[str] | None = None,
+    exclude: str | Iterable[str] | None = None,
+    task: str | Iterable[str] | None = None,
+) -> list[str]:
+    """Sorted names of the registered models, filtered by fnmatch ``include``/``exclude`` patterns.
+
+    Args:
+        task: only the models of this task (or these tasks) of :data:`TASKS`; all of them by default.
+    """
     names = set(_MODELS)
+    tasks = _patterns(task)
+    for t in tasks:
+        if t not in TASKS:
+            raise ValueError(f"Unknown task {t!r}; expected one of {', '.join(TASKS)}.")
+    if tasks:
+        names = {n for n in names if _MODEL_TASKS[n] in tasks}
     inc, exc = _patterns(include), _patterns(exclude)
     if inc:
         names = {n for n in names if any(fnmatch.fnmatch(n, p) for p in inc)}
@@ -100,6 +133,13 @@ def get_model_builder(name: str) -> Callable[..., nn.Module]:
         return _MODELS[name]
     except KeyError:
         raise _unknown_model(name) from None
+
+
+def get_model_task(name: str) -> str:
+    """The task (one of :data:`TASKS`) of the model registered under ``name``."""
+    if name not in _MODEL_TASKS:
+        raise _unknown_model(name)
+    return _MODEL_TASKS[name]
 
 
 def get_model(name: str, **config: Any) -> nn.Module:
