@@ -33,11 +33,16 @@ SMALL_BUILD.update({name: {"depth": 2, "probe_blocks": 2} for name in ("vjepa2_v
 SMALL_BUILD.update(
     {name: {"depth": 2, "probe_blocks": 2, "embed_dim": 704, "num_heads": 11} for name in ("vjepa2_vitg_256", "vjepa2_vitg_384")}
 )
+# InternVideo2: the S/14 as published but for a 4x28x28 position table (the contract's 4x42x42 clip resamples
+# it); the larger ones with 2 blocks, the 1B at half its width.
+SMALL_BUILD.update({"internvideo2_s14": {"num_frames": 4, "crop_size": 28}})
+SMALL_BUILD.update({name: {"depth": 2, "num_frames": 4, "crop_size": 42} for name in ("internvideo2_b14", "internvideo2_l14")})
+SMALL_BUILD.update({"internvideo2_1b": {"depth": 2, "embed_dim": 704, "num_heads": 8, "num_frames": 4, "crop_size": 42}})
 
 
 def small_input(model: VideoModel, batch: int = 1) -> torch.Tensor:
     t = max(model.min_temporal_size, 4)
-    s = max(model.min_size, 32)
+    s = -(-max(model.min_size, 32) // model.min_size) * model.min_size  # a multiple of a patch (InternVideo2's 14)
     return torch.randn(batch, 3, t, s, s, generator=torch.Generator().manual_seed(0))
 
 
