@@ -4,8 +4,6 @@ off the patch grid refused before any compute), the published architectures and 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -36,10 +34,17 @@ class Tiny_InternVideo2_Weights(WeightsEnum):
         url="https://huggingface.co/test/tiny-internvideo2/resolve/main/stage1/S14/tiny/pytorch_model.bin",
         transforms=lambda: VideoClassification(crop_size=28, resize_size=28),
         meta={
-            "categories": LABELS, "num_frames": 4, "sampling": "segments", "sampling_rate": None, "frame_rate": None,
-            "num_clips": 1, "num_crops": 1, "min_size": (14, 14), "min_temporal_size": 1,
+            "categories": LABELS,
+            "num_frames": 4,
+            "sampling": "segments",
+            "sampling_rate": None,
+            "frame_rate": None,
+            "num_clips": 1,
+            "num_crops": 1,
+            "min_size": (14, 14),
+            "min_temporal_size": 1,
             "model_args": {"num_frames": 4, "crop_size": 28},
-        },  # fmt: skip
+        },
         state_dict_adapter=from_internvideo2_state_dict,
     )
 

@@ -86,7 +86,7 @@ def reference(name: str, frames: int, crop: int) -> nn.Module:
 
 
 def _case(name: str, frames: int, crop: int, fixture_name: str | None = None) -> Case:
-    embed_dim, heads, mlp_ratio = SMALL[name]
+    embed_dim, heads, _ = SMALL[name]  # the builder sets the MLP ratio
     kwargs = {
         "embed_dim": embed_dim, "depth": 2, "num_heads": heads, "pool_heads": POOL_HEADS, "pool_dim": POOL_DIM,
         "num_frames": frames, "crop_size": crop, "num_classes": LABELS,
