@@ -53,6 +53,7 @@ class Request:
     if_range: str | None = None
     body_bytes: int = 0  # body bytes actually written
     full_body: bool = False  # the whole file was sent from byte 0
+    authorization: str | None = None  # the request's Authorization header (tests of the Hub's token)
 
 
 class LoopbackServer:
@@ -74,11 +75,13 @@ class LoopbackServer:
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/{name}"
 
-    def link(self, path: str, target: str, linked_etag: str | None = None) -> str:
+    def link(self, path: str, target: str, linked_etag: str | None = None, host: str = "127.0.0.1") -> str:
         """Answer ``/path`` as Hugging Face's ``resolve`` URLs do: a 302 to ``/target`` carrying
-        ``X-Linked-Etag: "<linked_etag>"`` (the sha256 it states for the file); returns ``/path``'s URL."""
+        ``X-Linked-Etag: "<linked_etag>"`` (the sha256 it states for the file); returns ``/path``'s URL.
+        ``host``: the host name the redirect names (``"localhost"``: this server under another host name,
+        as the Hub redirects to its storage)."""
         with self._lock:
-            self.links["/" + path] = (target, linked_etag)
+            self.links["/" + path] = (f"http://{host}:{self.port}/{target}", linked_etag)
         return self.url(path)
 
     def fault(self, name: str, **settings: object) -> Fault:
@@ -124,12 +127,13 @@ def _make_handler(server: LoopbackServer) -> type[BaseHTTPRequestHandler]:
             path = urlsplit(self.path).path
             name = unquote(path.lstrip("/"))
             record = Request("GET", path, self.headers.get("Range"), 0, self.headers.get("If-Range"))
+            record.authorization = self.headers.get("Authorization")
             with server._lock:
                 server.requests.append(record)
                 link = server.links.get(path)
             if link is not None:
                 target, linked = link
-                extra = {"Location": server.url(target)} | ({"X-Linked-Etag": f'"{linked}"'} if linked else {})
+                extra = {"Location": target} | ({"X-Linked-Etag": f'"{linked}"'} if linked else {})
                 return self._reply(record, 302, b"", "text/plain", extra)
             with server._lock:
                 fault = server.faults.get(name)

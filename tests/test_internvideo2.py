@@ -4,10 +4,13 @@ off the patch grid refused before any compute), the published architectures and 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 
 import videozoo
+import videozoo.errors
 from parity.common import FIXTURES, TOLERANCE, load_fixture, make_input, reference_state_dict, relative_error
 from videozoo.errors import CheckpointError
 from videozoo.models.adapters.internvideo2 import from_internvideo2_state_dict
@@ -161,6 +164,28 @@ def test_weights_name_the_publishers_files_and_figures() -> None:
     )
     assert l14.meta["_metrics"] == {"Kinetics-400": {"acc@1": 90.4}}
     assert InternVideo2_1B_Weights.SSV2_V1.url.endswith("/OpenGVLab/InternVideo2-Stage1-1B-224p-f8-SthSth/resolve/main/1B_ft_ssv2_f8.pth")
+    assert InternVideo2_1B_Weights.SSV2_V1.gated and InternVideo2_1B_Weights.KINETICS400_V1.gated and not l14.gated
     for member in (l14, InternVideo2_1B_Weights.SSV2_V1):
         assert member.recipe.num_frames == 8 and member.recipe.sampling == "segments"
         assert member.transforms().crop_size == (224, 224)
+
+
+def test_gated_weights_without_a_token_fail_before_any_download(cache_home_offline_off, monkeypatch) -> None:
+    """internvideo2_1b(weights=...) without HF_TOKEN: the error names the repository's page and the
+    variable, and nothing is built or downloaded (no server is even needed)."""
+    for variable in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
+    with pytest.raises(videozoo.errors.DownloadError, match=r"gated repository.*no token is set") as info:
+        internvideo2_1b(weights="KINETICS400_V1", progress=False)
+    assert "https://huggingface.co/OpenGVLab/InternVideo2-Stage1-1B-224p-f8-K400," in str(info.value)
+    assert not any(cache_home_offline_off.rglob("*"))
+
+
+@pytest.fixture
+def cache_home_offline_off(tmp_path, monkeypatch) -> Path:
+    """An empty VIDEOZOO_HOME with downloads allowed: a gated member must fail before any request."""
+    monkeypatch.setenv("VIDEOZOO_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("VIDEOZOO_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # were a request made, it would stay on this machine
+    (tmp_path / "home").mkdir()
+    return tmp_path / "home"

@@ -772,3 +772,78 @@ def test_a_download_that_fails_at_once_leaves_no_empty_bar(http_server, capfd):
         store.download(http_server.url("absent-0123abcd.pth"), progress=True, retries=0)
     out, err = capfd.readouterr()
     assert out == "" and err == ""
+
+
+# -- gated Hugging Face repositories: the user's token, for the Hub's files only -----------------------
+
+HUB_FILE = "https://huggingface.co/org/gated-repo/resolve/main/stage1/S14/pytorch_model.bin"
+TOKEN = "hf_test_0123456789abcdef"  # a made-up token: the tests check where it goes and that no message shows it
+
+
+@pytest.fixture
+def hub(http_server, monkeypatch):
+    """The loopback server as the Hub (``HF_ENDPOINT``, huggingface_hub's mirror setting): the Hub's path of
+    ``HUB_FILE`` redirects, as the Hub's resolve URLs do, to the file on another host name (``localhost``)."""
+    for variable in store.ENV_HF_TOKENS:
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", http_server.url("").rstrip("/"))
+    name, data = publish(http_server.root, "blob-gated", make_state_dict(), hashed=False)
+    http_server.link("org/gated-repo/resolve/main/stage1/S14/pytorch_model.bin", name, host="localhost")
+    return http_server, name, data
+
+
+def test_the_token_goes_to_the_hub_only(hub, cache_home, monkeypatch):
+    """HF_TOKEN is sent as a bearer token to the Hub (here through HF_ENDPOINT), dropped when the Hub
+    redirects to another host, and never sent with any other URL."""
+    server, name, data = hub
+    monkeypatch.setenv("HF_TOKEN", f"  {TOKEN}\n")
+    path = store.download(HUB_FILE, progress=False, gated=True)
+    assert path.name == "org--gated-repo--stage1--S14--pytorch_model.bin" and path.read_bytes() == data
+    resolve, storage = server.requests
+    assert resolve.authorization == f"Bearer {TOKEN}" and resolve.status == 302
+    assert storage.path == f"/{name}" and storage.authorization is None and storage.status == 200
+    other, _ = publish(server.root, "elsewhere", make_state_dict(1), hashed=False)
+    store.download(server.url(other), progress=False)
+    assert server.requests_for(other)[0].authorization is None
+    # Only https://huggingface.co/<org>/<repo>/resolve/... is the Hub; look-alikes get no token.
+    for url in (HUB_FILE.replace("https:", "http:"), HUB_FILE.replace("huggingface.co", "huggingface.co.evil.example"),
+                HUB_FILE.replace("huggingface.co", "huggingface.co:8443"), "https://huggingface.co/org/repo/blob/main/x.bin"):
+        assert store.hf_repository(url) is None and store._hub_request(url) == (url, {})
+
+
+def test_hugging_face_hub_token_is_read_too_and_hf_token_first(hub, cache_home, monkeypatch):
+    server, _, _ = hub
+    monkeypatch.setenv("HUGGING_FACE_HUB_TOKEN", "hf_older_variable")
+    store.download(HUB_FILE, progress=False, gated=True)
+    assert server.requests[0].authorization == "Bearer hf_older_variable"
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    assert store._hub_request(HUB_FILE)[1] == {"Authorization": f"Bearer {TOKEN}"}
+
+
+def test_gated_weights_without_a_token_fail_at_once(hub, cache_home, monkeypatch):
+    """No request, nothing in the cache; the message names the page to accept and the variable to set."""
+    server, _, _ = hub
+    monkeypatch.setenv("HF_TOKEN", " \n")  # set but empty: no token
+    with pytest.raises(DownloadError, match=r"gated repository .* no token is set") as info:
+        store.download_first([(HUB_FILE, None)], progress=False, gated=True)
+    message = str(info.value)
+    assert "https://huggingface.co/org/gated-repo," in message and "HF_TOKEN" in message
+    assert server.requests == [] and not cache_home.exists()
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refusal_from_the_hub_fails_at_once_naming_the_page(hub, cache_home, monkeypatch, status):
+    """Weights not known to be gated: the Hub's 401/403 is not retried, and says what to do; with a token
+    set, the message names its variable, never the token."""
+    server, _, _ = hub
+    server.links.clear()
+    server.fault("org/gated-repo/resolve/main/stage1/S14/pytorch_model.bin", status=status, body=b'{"error": "gated"}',
+                 content_type="application/json")
+    with pytest.raises(DownloadError, match=rf"HTTP {status}: org/gated-repo is a gated \(or private\) repository") as info:
+        store.download(HUB_FILE, progress=False)
+    assert info.value.status == status and "https://huggingface.co/org/gated-repo" in str(info.value)
+    monkeypatch.setenv("HF_TOKEN", TOKEN)
+    with pytest.raises(DownloadError, match=rf"HTTP {status} to the token in HF_TOKEN") as info:
+        store.download(HUB_FILE, progress=False)
+    assert TOKEN not in str(info.value) and "https://huggingface.co/org/gated-repo" in str(info.value)
+    assert len(server.requests) == 2 and not list(cache_home.glob("*.bin"))

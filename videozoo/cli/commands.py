@@ -293,7 +293,7 @@ def download(args: argparse.Namespace) -> int:
     code = EXIT_OK
     for member in members:
         try:
-            path = store.download_first(member.sources, progress=not args.quiet)
+            path = store.download_first(member.sources, progress=not args.quiet, gated=member.gated)
         except DownloadError as e:
             error_line(f"{member!r}: {e}")
             code = EXIT_WEIGHTS

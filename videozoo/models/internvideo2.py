@@ -351,8 +351,17 @@ _DISTILLED = f"{HF_URL}/OpenGVLab/InternVideo2_distillation_models"
 _TRANSFORMS = partial(VideoClassification, crop_size=(224, 224), resize_size=(224,), mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 _LICENSE_NOTE = (
-    "Licence: the InternVideo repository's (Apache-2.0); the Hugging Face repository's own licence tag and its "
-    "access conditions (it may ask you to accept terms: set HF_TOKEN) were not checked offline."
+    "Licence: the InternVideo repository's (Apache-2.0); the Hugging Face repository's own licence tag was not "
+    "checked offline."
+)
+_OPEN_NOTE = (
+    " Access: downloaded without a token (the repository is taken to be open; if the Hub answers 401 or 403, the "
+    "error names the page whose terms to accept and HF_TOKEN, which is then sent)."
+)
+_GATED_NOTE = (
+    " Access: a gated repository (as InternVideo2's 1B repositories are taken to be; not checked offline): accept "
+    "its conditions once on its Hugging Face page, then set HF_TOKEN to an access token of that account; without "
+    "one, loading fails at once saying so."
 )
 
 
@@ -399,7 +408,7 @@ def _distilled(size: str, file: str, dataset: str, acc1: float, num_params: int,
         f"states it (top-5 is not published), measured with 8 frames by sparse sampling, 4 segment offsets x 3 crops "
         f"of 224 px; videozoo's segment sampling takes one offset x 3 crops. Class order: {order}, as the "
         f"publisher's data lists number them (not checked inside the file). GFLOPs: multiply-adds of one 8x224x224 "
-        f"view, counted with torch.utils.flop_counter. {_LICENSE_NOTE}"
+        f"view, counted with torch.utils.flop_counter. {_LICENSE_NOTE}{_OPEN_NOTE}"
     )
     return _meta(f"{_DISTILLED}/resolve/main/{path}", dataset, acc1, num_params, gflops, None, docs)
 
@@ -411,9 +420,11 @@ def _one_b(repo: str, file: str, dataset: str, acc1: float, num_params: int, gfl
         f"Top-1 as MODEL_ZOO.md states it, measured with 8 frames by sparse sampling, 4 segment offsets x 3 crops of "
         f"224 px; videozoo's segment sampling takes one offset x 3 crops. The network (1.0 B parameters) is built "
         f"on the meta device and filled from the file. GFLOPs: multiply-adds of one 8x224x224 view, counted with "
-        f"torch.utils.flop_counter. {_LICENSE_NOTE}"
+        f"torch.utils.flop_counter. {_LICENSE_NOTE}{_GATED_NOTE}"
     )
-    return _meta(f"{HF_URL}/OpenGVLab/{repo}/resolve/main/{file}", dataset, acc1, num_params, gflops, None, docs)
+    member = _meta(f"{HF_URL}/OpenGVLab/{repo}/resolve/main/{file}", dataset, acc1, num_params, gflops, None, docs)
+    member.meta["gated"] = True
+    return member
 
 
 class InternVideo2_S14_Weights(WeightsEnum):

@@ -52,7 +52,7 @@ def load_weights(
     from videozoo.zoo import store  # requests, tqdm and filelock load with the first checkpoint
 
     if path is None:
-        file = store.download_first(weights.sources, progress=progress, check_hash=check_hash)
+        file = store.download_first(weights.sources, progress=progress, check_hash=check_hash, gated=weights.gated)
         remedy = f"Delete {file} and run again to download it anew."
     else:
         file = Path(path).expanduser()

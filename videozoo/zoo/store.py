@@ -27,6 +27,15 @@ and bytes are appended only to a 206 response that carries the same validator (o
 none, if none was kept).  Anything else restarts the file from zero, so a partial
 file is never glued to the tail of a changed one.
 
+Gated Hugging Face repositories (the Hub asks each user to accept terms once, then to download with a
+token). For a file of the Hub (``https://huggingface.co/<org>/<repo>/resolve/...``) the user's token is
+sent as ``Authorization: Bearer``, read as huggingface_hub reads it (``HF_TOKEN``, else
+``HUGGING_FACE_HUB_TOKEN``); it is never sent for any other URL, and requests drops it when the Hub
+redirects to its storage on another host. ``HF_ENDPOINT`` (huggingface_hub's mirror setting) fetches the
+Hub's files from that server instead, token included. Weights known to be gated fail at once without a
+token, and a 401 or 403 from the Hub fails at once; both errors name the page whose terms to accept and
+the variable to set, never the token.
+
 Reading a file is :mod:`videozoo.zoo.safety`'s. torch is imported on first use, so processes that
 only download start fast.
 """
@@ -67,6 +76,11 @@ __all__ = [
 ENV_VIDEOZOO_HOME = "VIDEOZOO_HOME"
 #: ``1``, ``true``, ``yes`` or ``on`` (any case): never download; unset, empty or anything else: download.
 ENV_VIDEOZOO_OFFLINE = "VIDEOZOO_OFFLINE"
+#: The Hugging Face Hub's access token, in huggingface_hub's order of precedence.
+ENV_HF_TOKENS = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
+#: huggingface_hub's mirror setting: the Hub's files are fetched from this server instead (token included).
+ENV_HF_ENDPOINT = "HF_ENDPOINT"
+HF_HUB = "https://huggingface.co"
 
 #: torchvision's convention: ``name-<hex>.ext``; the hex is a prefix of the file's sha256.
 HASH_REGEX = re.compile(r"-([a-f0-9]*)\.")
@@ -154,6 +168,7 @@ def download_first(
     model_dir: str | os.PathLike[str] | None = None,
     retries: int = 4,
     timeout: tuple[float, float] = (10.0, 60.0),
+    gated: bool = False,
 ) -> Path:
     """:func:`download` the first of several ``(url, file_name)`` sources that the server has.
 
@@ -164,6 +179,7 @@ def download_first(
 
     Args:
         sources: ``(url, file_name)`` pairs in order of preference; ``file_name`` as in :func:`download`.
+        gated: the files are in a gated Hugging Face repository (see :func:`download`).
     """
     if not sources:
         raise ValueError("download_first needs at least one source.")
@@ -183,7 +199,7 @@ def download_first(
         try:
             return download(
                 url, progress=progress, check_hash=check_hash, model_dir=model_dir, file_name=file_name,
-                retries=retries, timeout=timeout,
+                retries=retries, timeout=timeout, gated=gated,
             )
         except DownloadError as e:
             if e.status not in (404, 410) or len(sources) == 1:
@@ -201,6 +217,7 @@ def download(
     file_name: str | None = None,
     retries: int = 4,
     timeout: tuple[float, float] = (10.0, 60.0),
+    gated: bool = False,
 ) -> Path:
     """Return the cached file for ``url``, downloading it first if it is not cached.
 
@@ -211,7 +228,10 @@ def download(
     whole file must start with the hash in its file name, if any, and equal the
     sha256 a Hugging Face server states for it (``X-Linked-Etag``), if any.  A cached
     file is returned as is, without network access or hash check.  ``file_name``
-    overrides the cache file's name (see :func:`cached_path`).
+    overrides the cache file's name (see :func:`cached_path`).  A file of the Hugging Face
+    Hub is requested with the user's token, if any (see the module's documentation);
+    ``gated`` says its repository is gated: without a token it fails at once, before
+    any request, naming the page whose terms to accept and the variable to set.
 
     Raises :class:`~videozoo.errors.DownloadError` if the file cannot be obtained,
     at once if ``VIDEOZOO_OFFLINE`` is on; nothing is then left under the final name.
@@ -225,6 +245,9 @@ def download(
             f"Fetch {url} on a machine with internet access and put the file at {dst}; it is then used as is "
             f"(or unset {ENV_VIDEOZOO_OFFLINE} to download it)."
         )
+    repository = hf_repository(url)
+    if gated and repository is not None and _hf_token() is None:
+        raise DownloadError(_gated_message(url, repository, None, None))
     dst.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(dst.with_name(dst.name + ".lock"))):
         if dst.is_file():  # another process downloaded it while we waited
@@ -306,13 +329,14 @@ def _attempt(
     """
     offset = partial.stat().st_size if partial.is_file() else 0
     kept = _kept_validator(partial, url) if offset else None
-    headers = {"Accept-Encoding": "identity"}  # byte offsets and Content-Length must be of the file itself
+    target, credentials = _hub_request(url)
+    headers = {"Accept-Encoding": "identity", **credentials}  # identity: offsets and lengths of the file itself
     if offset:
         headers["Range"] = f"bytes={offset}-"
         if kept is not None:
             headers["If-Range"] = kept  # a server whose file changed sends it whole (200) instead of a tail
     try:
-        response = session.get(url, headers=headers, stream=True, timeout=timeout)
+        response = session.get(target, headers=headers, stream=True, timeout=timeout)
     except (requests.ConnectionError, requests.Timeout) as e:
         unreachable = _unreachable(e)
         if unreachable is not None:
@@ -333,6 +357,9 @@ def _attempt(
             raise _Restart(f"the server refused to resume at byte {offset} (HTTP 416)")
         if status >= 500 or status in (408, 429):
             raise _Transient(f"HTTP {status} {response.reason}")
+        repository = hf_repository(url)
+        if status in (401, 403) and repository is not None:
+            raise DownloadError(_gated_message(url, repository, status, _hf_token()), status)
         if not 200 <= status < 300:
             raise DownloadError(f"{url} returned HTTP {status} {response.reason}. {remedy}", status)
 
@@ -395,6 +422,58 @@ def _attempt(
     if total is not None and size != total:
         raise _Transient(f"received {size} bytes but the server announced {total} (Content-Length)")
     return hasher, linked
+
+
+def hf_repository(url: str) -> str | None:
+    """``"<org>/<repo>"`` for a file of the Hugging Face Hub (``https://huggingface.co/<org>/<repo>/resolve/
+    <revision>/<path>``), else ``None``: the only URLs the user's token is sent with."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or parts.hostname != "huggingface.co" or parts.port is not None:
+        return None
+    match = _HF_RESOLVE.match(parts.path)
+    return f"{match.group(1)}/{match.group(2)}" if match else None
+
+
+def _hf_token() -> tuple[str, str] | None:
+    """``(variable, token)``: the first of :data:`ENV_HF_TOKENS` that holds a token (line breaks and
+    surrounding blanks removed, as huggingface_hub reads it), or ``None``."""
+    for variable in ENV_HF_TOKENS:
+        token = os.environ.get(variable, "").replace("\r", "").replace("\n", "").strip()
+        if token:
+            return variable, token
+    return None
+
+
+def _hub_request(url: str) -> tuple[str, dict[str, str]]:
+    """The URL to request for ``url`` and the headers that only this request carries: for a file of the
+    Hub, the same path on ``HF_ENDPOINT``'s server if that is set, and the user's token as
+    ``Authorization: Bearer``; any other URL as it is, with nothing."""
+    if hf_repository(url) is None:
+        return url, {}
+    endpoint = os.environ.get(ENV_HF_ENDPOINT, "").strip().rstrip("/")
+    target = endpoint + url[len(HF_HUB) :] if endpoint else url
+    token = _hf_token()
+    return target, ({"Authorization": f"Bearer {token[1]}"} if token else {})
+
+
+def _gated_message(url: str, repository: str, status: int | None, token: tuple[str, str] | None) -> str:
+    """What to do about a file of a gated (or private) Hub repository; names the variable, never the token."""
+    page = f"{HF_HUB}/{repository}"
+    steps = (
+        f"Log in at {HF_HUB}, accept the repository's conditions on its page, {page}, create an access token "
+        f"({HF_HUB}/settings/tokens; a read token will do) and set it in the environment as HF_TOKEN "
+        f"(HUGGING_FACE_HUB_TOKEN is read too), then run again."
+    )
+    if status is None:
+        return f"{url} is in a gated repository of the Hugging Face Hub, and no token is set ({', '.join(ENV_HF_TOKENS)}). {steps}"
+    if token is None:
+        return f"{url} returned HTTP {status}: {repository} is a gated (or private) repository of the Hugging Face Hub. {steps}"
+    return (
+        f"{url} returned HTTP {status} to the token in {token[0]}: the Hub does not give that account access to "
+        f"{repository}. Accept the repository's conditions on {page} while logged in with the account the token "
+        f"belongs to (a gated repository may also wait for its authors' approval), and check that the token "
+        f"is valid and may read gated repositories ({HF_HUB}/settings/tokens)."
+    )
 
 
 def _body_chunks(response: requests.Response) -> Iterator[bytes]:

@@ -169,6 +169,12 @@ class WeightsEnum(Enum):
         return bool(self.categories) and not self.meta.get("embedding_only", False)
 
     @property
+    def gated(self) -> bool:
+        """Whether the file is in a gated Hugging Face repository (``meta["gated"]``): its terms are accepted
+        once on the repository's page and it downloads with the user's token (``HF_TOKEN``)."""
+        return bool(self.meta.get("gated", False))
+
+    @property
     def multi_label(self) -> bool:
         """Whether each class is scored on its own (sigmoid; Charades) rather than one of all (softmax)."""
         return bool(self.meta.get("multi_label", False))
