@@ -246,7 +246,7 @@ def test_forward_intermediates(built) -> None:
 # the slowest to train: the two training steps of the grad checkpointing test skip them.
 LARGER_MEMBERS = {
     "mvit_v2_l", "hiera_l", "hiera_h", "videomae_l", "videomae_h", "swin3d_s", "swin3d_b", "slowfast_r101",
-    "internvideo2_b14", "internvideo2_l14", "internvideo2_1b",
+    "internvideo2_b14", "internvideo2_l14", "internvideo2_1b", "videomae_v2_s", "videomae_v2_b",
 }
 
 
@@ -281,6 +281,7 @@ DATASET_METRICS = {
     "Kinetics-400": {"acc@1", "acc@5"},
     "Something-Something-V2": {"acc@1", "acc@5"},
     "Charades": {"mAP"},  # multi-label
+    "Kinetics-710": {"acc@1", "acc@5"},  # Kinetics-400, -600 and -700 merged (VideoMAE V2)
 }
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import videozoo
-from parity.common import FIXTURES, TOLERANCE, load_fixture, make_input, relative_error
+from parity.common import FIXTURES, TOLERANCE, fixture_weights, load_fixture, make_input, relative_error
 from parity.replay import build_from_fixture, model_kwargs, videozoo_output
 from videozoo.video.transforms import VideoClassification
 
@@ -27,7 +27,7 @@ def test_model_matches_reference(path: Path) -> None:
     assert path.stat().st_size < 1_000_000
     name = fixture["model"]
     model = videozoo.get_model(name, **model_kwargs(fixture))
-    member = videozoo.get_model_weights(name).DEFAULT
+    member = videozoo.get_model_weights(name)[fixture_weights(fixture)]
     own = model.state_dict()
     if member.state_dict_adapter is None:  # published files use our key names and shapes exactly
         assert list(own) == fixture["keys"]

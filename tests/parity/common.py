@@ -69,7 +69,8 @@ class Case:
     ``wrap`` is the key the publisher nests the state_dict under in its checkpoint files (e.g.
     ``"model_state"`` for PyTorchVideo), ``compare`` says whether the reference returns logits or
     probabilities, ``run`` calls the reference on our single-tensor input (SlowFast takes a list).
-    ``extra_shapes`` are further input shapes the generator checks in the side environment only.
+    ``extra_shapes`` are further input shapes the generator checks in the side environment only;
+    ``weights`` names the member whose format the reference's tensors are in (``DEFAULT`` unless said).
     """
 
     factory: Callable[[], nn.Module]
@@ -80,6 +81,7 @@ class Case:
     run: Callable[[nn.Module, Tensor], Tensor] | None = None
     extra_shapes: list[tuple[int, ...]] = field(default_factory=list)
     fixture_name: str | None = None
+    weights: str = "DEFAULT"  # the member whose file format (adapter) the fixture's tensors are in
 
 
 def save_fixture(path: Path, data: dict[str, Any]) -> None:
@@ -89,6 +91,11 @@ def save_fixture(path: Path, data: dict[str, Any]) -> None:
 
 def load_fixture(path: Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def fixture_weights(fixture: dict[str, Any]) -> str:
+    """The name of the weights member a fixture's tensors are published as (``DEFAULT`` for older fixtures)."""
+    return fixture.get("weights", "DEFAULT")
 
 
 def reference_state_dict(fixture: dict[str, Any]) -> dict[str, Tensor]:

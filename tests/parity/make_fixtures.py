@@ -59,6 +59,7 @@ def generate(name: str, case: Case) -> dict:
         "input_seed": 0,
         "output": out,
         "reference": f"torch {torch.__version__}",
+        "weights": case.weights,
     }
     save_fixture(FIXTURES / f"{case.fixture_name or name}.pt", fixture)
     return {"ref": ref, "fixture": fixture}
@@ -94,7 +95,7 @@ def check_published(name: str, case: Case) -> None:
     dtypes = [str(t.dtype).split(".")[1] for t in sd.values()]
     ref.load_state_dict(fill_state_dict(keys, shapes, dtypes) | {k: v for k, v in sd.items() if not v.is_floating_point()})
     del sd
-    fixture = {"model": name, "kwargs": case.kwargs, "keys": keys, "shapes": shapes, "dtypes": dtypes}
+    fixture = {"model": name, "kwargs": case.kwargs, "keys": keys, "shapes": shapes, "dtypes": dtypes, "weights": case.weights}
     check_against_videozoo(name, case, ref, fixture | {"wrap": case.wrap, "compare": case.compare})
 
 

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 import videozoo
-from parity.common import reference_state_dict
+from parity.common import fixture_weights, reference_state_dict
 
 # Fixtures store the reference's constructor arguments; where videozoo names the concept otherwise
 # (torchvision's MViT takes the clip size as temporal_size / spatial_size) they are renamed here.
@@ -27,7 +27,7 @@ def build_from_fixture(fixture: dict[str, Any]) -> nn.Module:
     holds the reference's filled tensors (so the weights' own adapter and strict checks run)."""
     name = fixture["model"]
     model = videozoo.get_model(name, **model_kwargs(fixture)).eval()
-    member = videozoo.get_model_weights(name).DEFAULT
+    member = videozoo.get_model_weights(name)[fixture_weights(fixture)]
     ref_sd = reference_state_dict(fixture)
     own = model.state_dict()
     for key, value in ref_sd.items():  # integer buffers (index tables, counters) come from our model

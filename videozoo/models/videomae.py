@@ -38,9 +38,13 @@ import torch
 from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
-from videozoo.zoo.categories import KINETICS400_CATEGORIES, SSV2_CATEGORIES
+from videozoo.zoo.categories import KINETICS400_CATEGORIES, KINETICS710_CATEGORIES, SSV2_CATEGORIES
 from videozoo.models._base import VideoModel
-from videozoo.models.adapters.videomae import from_huggingface_state_dict
+from videozoo.models.adapters.videomae import (
+    from_huggingface_state_dict,
+    from_videomae_v2_state_dict,
+    kinetics400_from_videomae_v2_k710,
+)
 from videozoo.models.publishers.huggingface import hf_files
 from videozoo.models.publishers.torchvision import IMAGENET_MEAN, IMAGENET_STD
 from videozoo.models.layers import TubeletEmbed, init_weights, resize_pos_embed, sinusoid_table, transformer_blocks
@@ -52,10 +56,14 @@ __all__ = [
     "VideoMAE_B_Weights",
     "VideoMAE_L_Weights",
     "VideoMAE_H_Weights",
+    "VideoMAE_V2_S_Weights",
+    "VideoMAE_V2_B_Weights",
     "videomae_s",
     "videomae_b",
     "videomae_l",
     "videomae_h",
+    "videomae_v2_s",
+    "videomae_v2_b",
 ]
 
 
@@ -262,6 +270,78 @@ class VideoMAE_H_Weights(WeightsEnum):
     DEFAULT = KINETICS400_V1
 
 
+# VideoMAE V2 (Wang et al., "VideoMAE V2: Scaling Video Masked Autoencoders with Dual Masking", CVPR 2023,
+# https://arxiv.org/abs/2303.16727). Its ViT-S and ViT-B were distilled on Kinetics-710 from the fine-tuned
+# ViT-giant; these are VideoMAE's network (the authors' models/modeling_finetune.py: the same layout and key
+# names as ours, mean pooling, q/v biases, no layer scale) with the authors' LayerNorm epsilon, 1e-6, in the
+# blocks and in fc_norm. Checked against github.com/OpenGVLab/VideoMAEv2 (docs/MODEL_ZOO.md, models/,
+# scripts/finetune/vit_b_k710_ft.sh, misc/): the files' URLs, the top-1 figures of the distillation table, the
+# Kinetics-710 class list and its Kinetics-400 rows, the evaluation recipe (16 frames every 4, 5 clips x 3
+# crops, short side 224, ImageNet statistics) and the repository's licence (MIT). Not checked (no network):
+# the files' wrapper key and the Hugging Face repository's licence tag and access conditions. The giant
+# model's files (and the "fine-tuning accuracy" rows of the distilled models) sit behind a request form or
+# are not published: they are not in the zoo.
+
+_V2_RECIPE = "https://github.com/OpenGVLab/VideoMAEv2/blob/master/docs/MODEL_ZOO.md"
+_V2_HF = "https://huggingface.co/OpenGVLab/VideoMAE2/resolve/main/distill"
+
+
+def _videomae_v2(size: str, num_classes: int, num_params: int, acc1: float, dataset: str, gflops: float) -> Weights:
+    k400 = dataset == "Kinetics-400"
+    file = f"vit_{size[0]}_k710_dl_from_giant.pth"
+    what = (
+        "the Kinetics-710 classifier cut to its Kinetics-400 rows (misc/label_710to400.json, in Kinetics-400's "
+        "order): the scores the authors' Kinetics-400 figure of this file is measured on"
+        if k400
+        else "the Kinetics-710 classifier as published (710 classes: Kinetics-400, -600 and -700 merged, in "
+        "the order of the authors' misc/label_map_k710.txt)"
+    )
+    meta = {
+        "categories": list(KINETICS400_CATEGORIES if k400 else KINETICS710_CATEGORIES),
+        "min_size": (16, 16),
+        "min_temporal_size": 2,
+        "num_params": num_params,
+        "recipe": _V2_RECIPE,
+        "license": "MIT",
+        "_metrics": {dataset: {"acc@1": acc1}},
+        "_ops": gflops,
+        "_file_size": None,  # not stated by the publisher
+        "_docs": (
+            f"VideoMAE V2's ViT-{size[0].upper()}/16 distilled on Kinetics-710 from its fine-tuned ViT-giant "
+            f"(OpenGVLab/VideoMAE2 on Hugging Face, distill/{file}), {what}. Top-1 as the VideoMAE V2 model zoo "
+            f"states it for this file (top-5 is not published): 16 frames every 4, 5 clips x 3 crops of 224 px. "
+            f"The model zoo's higher 'fine-tuning accuracy' belongs to further fine-tuned weights it does not "
+            f"publish. GFLOPs: multiply-adds of one 16x224x224 view, counted with torch.utils.flop_counter. Licence: "
+            f"the VideoMAE V2 repository's (MIT); the Hugging Face repository's own tag and access conditions were "
+            f"not checked offline (the model zoo calls these files directly downloadable). The ViT-giant's files sit "
+            f"behind the authors' request form and are not in the zoo."
+        ),
+        "num_frames": 16,
+        "sampling_rate": 4,
+        "frame_rate": 30.0,
+        "num_clips": 5,
+        "num_crops": 3,
+        "model_args": {"num_frames": 16, "crop_size": 224},  # the position table's grid
+    }
+    # Both members read the same file (one download, one name in the cache); their adapters differ. A copy of
+    # the file passed as weights=PATH loads as the first member, Kinetics-400; load_weights(model,
+    # VideoMAE_V2_*_Weights.KINETICS710_DISTILLED, PATH) reads it with its 710 classes.
+    adapter = kinetics400_from_videomae_v2_k710 if k400 else from_videomae_v2_state_dict
+    return Weights(f"{_V2_HF}/{file}", _TRANSFORMS, meta, adapter)
+
+
+class VideoMAE_V2_S_Weights(WeightsEnum):
+    KINETICS400_DISTILLED = _videomae_v2("small", 400, 22_033_936, 83.7, "Kinetics-400", 56.9)
+    KINETICS710_DISTILLED = _videomae_v2("small", 710, 22_153_286, 77.6, "Kinetics-710", 56.9)
+    DEFAULT = KINETICS400_DISTILLED
+
+
+class VideoMAE_V2_B_Weights(WeightsEnum):
+    KINETICS400_DISTILLED = _videomae_v2("base", 400, 86_534_800, 86.6, "Kinetics-400", 180.3)
+    KINETICS710_DISTILLED = _videomae_v2("base", 710, 86_773_190, 81.5, "Kinetics-710", 180.3)
+    DEFAULT = KINETICS400_DISTILLED
+
+
 # ----------------------------------------------------------------------------------------------------
 # Builders
 
@@ -304,7 +384,30 @@ def videomae_h(*, weights: VideoMAE_H_Weights | str | None = None, progress: boo
     return build_model(VideoMAE, VideoMAE_H_Weights, weights, progress, kwargs, embed_dim=1280, depth=32, num_heads=16)
 
 
+_V2 = {"norm_eps": 1e-6, "fc_norm_eps": 1e-6}  # the authors' LayerNorms
+
+
+@register_model(VideoMAE_V2_S_Weights)
+def videomae_v2_s(
+    *, weights: VideoMAE_V2_S_Weights | str | None = None, progress: bool = True, **kwargs: Any
+) -> VideoMAE:
+    """VideoMAE V2 ViT-S/16 (distilled): VideoMAE's ViT-S (width 384, 12 blocks, 6 heads, 22 M parameters),
+    LayerNorms at 1e-6, 16 frames of 224 px."""
+    return build_model(VideoMAE, VideoMAE_V2_S_Weights, weights, progress, kwargs, embed_dim=384, depth=12, num_heads=6, **_V2)
+
+
+@register_model(VideoMAE_V2_B_Weights)
+def videomae_v2_b(
+    *, weights: VideoMAE_V2_B_Weights | str | None = None, progress: bool = True, **kwargs: Any
+) -> VideoMAE:
+    """VideoMAE V2 ViT-B/16 (distilled): VideoMAE's ViT-B (width 768, 12 blocks, 12 heads, 87 M parameters),
+    LayerNorms at 1e-6, 16 frames of 224 px."""
+    return build_model(VideoMAE, VideoMAE_V2_B_Weights, weights, progress, kwargs, embed_dim=768, depth=12, num_heads=12, **_V2)
+
+
 for _builder, _enum in (
+    (videomae_v2_s, "VideoMAE_V2_S_Weights"),
+    (videomae_v2_b, "VideoMAE_V2_B_Weights"),
     (videomae_s, "VideoMAE_S_Weights"),
     (videomae_b, "VideoMAE_B_Weights"),
     (videomae_l, "VideoMAE_L_Weights"),
