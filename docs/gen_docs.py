@@ -217,12 +217,12 @@ def _module(name: str) -> str:
 
 def _recipe(meta: dict) -> str:
     views = f"{meta['num_clips']} clip{'s' * (meta['num_clips'] != 1)} × {meta['num_crops']} crop{'s' * (meta['num_crops'] != 1)}"
+    fps = f"{meta['frame_rate']:g} fps" if meta["frame_rate"] else "the video's own frame rate"
     if meta.get("sampling") == "segments":
         return (
             f"segments: {meta['num_frames']} frames, the centre of each of {meta['num_frames']} equal segments of the "
-            f"whole video at {meta['frame_rate']:g} fps; {views}"
+            f"whole video at {fps}; {views}"
         )
-    fps = f"{meta['frame_rate']:g} fps" if meta["frame_rate"] else "the video's own frame rate"
     return f"{meta['num_frames']} frames, one every {meta['sampling_rate']} at {fps}; {views}"
 
 

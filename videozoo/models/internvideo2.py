@@ -399,15 +399,15 @@ def _distilled(size: str, file: str, dataset: str, acc1: float, num_params: int,
     path = f"stage1/{size}/{file}/pytorch_model.bin"
     if dataset == "Kinetics-400":
         how = "distilled from InternVideo2-1B on K-Mash, fine-tuned on Kinetics-710, then on Kinetics-400"
-        order = "the Kinetics-400 class names in their usual (alphabetical) order, the Kinetics-710 head's first 400 rows"
+        order = "Kinetics-400's usual (alphabetical) order, the label ids of the annotation lists the publisher's data code reads"
     else:
         how = "distilled from InternVideo2-1B on K-Mash, fine-tuned on Something-Something V2"
         order = "the Something-Something V2 labels' numbering (something-something-v2-labels.json)"
     docs = (
         f"InternVideo2-{size} ({how}): OpenGVLab/InternVideo2_distillation_models, {path}. Top-1 as MODEL_ZOO.md "
         f"states it (top-5 is not published), measured with 8 frames by sparse sampling, 4 segment offsets x 3 crops "
-        f"of 224 px; videozoo's segment sampling takes one offset x 3 crops. Class order: {order}, as the "
-        f"publisher's data lists number them (not checked inside the file). GFLOPs: multiply-adds of one 8x224x224 "
+        f"of 224 px; videozoo's segment sampling takes one offset x 3 crops. Class order: {order} "
+        f"(assumed, not checked inside the file). GFLOPs: multiply-adds of one 8x224x224 "
         f"view, counted with torch.utils.flop_counter. {_LICENSE_NOTE}{_OPEN_NOTE}"
     )
     return _meta(f"{_DISTILLED}/resolve/main/{path}", dataset, acc1, num_params, gflops, None, docs)
