@@ -335,7 +335,7 @@ def test_no_two_published_files_share_a_cache_name() -> None:
         for url, name in member.sources:
             if url.startswith("https://huggingface.co/"):
                 org, repo, _, _, file = url.removeprefix("https://huggingface.co/").split("/", 4)
-                assert name == f"{org}--{repo}--{file}"
+                assert name == f"{org}--{repo}--{file.replace('/', '--')}"  # files in folders: every / a --
     assert videozoo.SlowFast_R50_Weights.SSV2_V1.file_name == "SLOWFAST_8x8_R50_ssv2.pyth"
     assert videozoo.SlowFast_R50_Weights.KINETICS400_V1.file_name == "SLOWFAST_8x8_R50.pyth"  # as published
 
