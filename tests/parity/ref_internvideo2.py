@@ -138,9 +138,43 @@ EXTRA_CASES = {
 }
 
 
+# The published architectures (models/internvideo2.py's internvideo2_{small,base,large,1B}_patch14_224: width,
+# blocks, heads, MLP ratio; attention pooling 16 heads to 768; 400 classes) at the published 8x224x224, checked
+# in the side environment only, without a fixture:  cd tests && ~/ref-env/bin/python -m parity.ref_internvideo2 --published [NAME ...]
+PUBLISHED = {
+    "internvideo2_s14": (384, 12, 6, 4.0),
+    "internvideo2_b14": (768, 12, 12, 4.0),
+    "internvideo2_l14": (1024, 24, 16, 4.0),
+    "internvideo2_1b": (1408, 40, 16, 48 / 11),
+}
+
+
+def published_reference(name: str) -> nn.Module:
+    embed_dim, depth, heads, mlp_ratio = PUBLISHED[name]
+    return _publisher_module().InternVideo2(
+        img_size=224, patch_size=14, embed_dim=embed_dim, depth=depth, num_heads=heads, mlp_ratio=mlp_ratio,
+        attn_pool_num_heads=16, clip_embed_dim=768, num_frames=8, tubelet_size=1, num_classes=400,
+        use_flash_attn=False, use_fused_rmsnorm=False, use_fused_mlp=False,
+    )  # fmt: skip
+
+
+PUBLISHED_CASES = {
+    name: Case(factory=partial(published_reference, name), input_shape=(1, 3, 8, 224, 224), kwargs={})
+    for name in PUBLISHED
+}
+
+
 if __name__ == "__main__":
     from parity.common import FIXTURES
     from parity.make_fixtures import check_against_videozoo, generate
+
+    if "--published" in sys.argv:
+        from parity.make_fixtures import check_published
+
+        torch.set_grad_enabled(False)
+        for model_name in [a for a in sys.argv[1:] if not a.startswith("--")] or list(PUBLISHED_CASES):
+            check_published(model_name, PUBLISHED_CASES[model_name])
+        raise SystemExit
 
     for case_name in sys.argv[1:] or list(EXTRA_CASES):
         case = EXTRA_CASES[case_name]

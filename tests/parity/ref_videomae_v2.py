@@ -75,9 +75,38 @@ CASES = {name: _case(name, 4, 32) for name in SMALL}
 EXTRA_CASES = {"videomae_v2_s": _case("videomae_v2_s", 8, 48, fixture_name="videomae_v2_s-8x48x48")}
 
 
+def published_reference(name: str) -> nn.Module:
+    """The authors' ``vit_small_patch16_224`` / ``vit_base_patch16_224`` as built for the distilled files:
+    16 frames of 224 px, 710 classes, mean pooling."""
+    module = _publisher_module()
+    builder = module.vit_small_patch16_224 if name.endswith("_s") else module.vit_base_patch16_224
+    return builder(img_size=224, all_frames=16, tubelet_size=2, num_classes=CLASSES, use_mean_pooling=True)
+
+
+# The published architectures at the published 16x224x224, checked in the side environment only, without a
+# fixture:  cd tests && ~/ref-env/bin/python -m parity.ref_videomae_v2 --published [NAME ...]
+PUBLISHED_CASES = {
+    name: Case(
+        factory=partial(published_reference, name), input_shape=(1, 3, 16, 224, 224), kwargs={"num_classes": CLASSES},
+        weights="KINETICS710_DISTILLED",
+    )
+    for name in SMALL
+}
+
+
 if __name__ == "__main__":
     from parity.common import FIXTURES
     from parity.make_fixtures import check_against_videozoo, generate
+
+    if "--published" in sys.argv:
+        from parity.make_fixtures import check_published
+
+        import torch
+
+        torch.set_grad_enabled(False)
+        for model_name in [a for a in sys.argv[1:] if not a.startswith("--")] or list(PUBLISHED_CASES):
+            check_published(model_name, PUBLISHED_CASES[model_name])
+        raise SystemExit
 
     for model_name in sys.argv[1:] or list(EXTRA_CASES):
         case = EXTRA_CASES[model_name]
