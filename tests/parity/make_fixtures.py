@@ -99,6 +99,26 @@ def check_published(name: str, case: Case) -> None:
     check_against_videozoo(name, case, ref, fixture | {"wrap": case.wrap, "compare": case.compare})
 
 
+def family_main(argv: list[str], extra_cases: dict[str, Case], published_cases: dict[str, Case]) -> None:
+    """A ``ref_<family>.py`` run as a module: ``--published [NAME ...]`` checks the published architectures
+    in memory (:func:`check_published`); otherwise the fixtures of ``extra_cases`` (all, or those named) are
+    written and checked. A key of ``extra_cases`` is the model's name, or the name, ``-`` and a tag (one
+    model's several extra cases)."""
+    names = [a for a in argv if not a.startswith("--")]
+    if "--published" in argv:
+        torch.set_grad_enabled(False)
+        for name in names or list(published_cases):
+            check_published(name, published_cases[name])
+        return
+    for key in names or list(extra_cases):
+        case = extra_cases[key]
+        name = key.partition("-")[0]
+        made = generate(name, case)
+        path = FIXTURES / f"{case.fixture_name or name}.pt"
+        print(f"{path.stem}: {len(made['fixture']['keys'])} tensors, {path.stat().st_size / 1e3:.0f} kB")
+        check_against_videozoo(name, case, made["ref"], made["fixture"])
+
+
 def main(argv: list[str]) -> None:
     cases = all_cases()
     names = argv or list(cases)

@@ -95,22 +95,6 @@ PUBLISHED_CASES = {
 
 
 if __name__ == "__main__":
-    from parity.common import FIXTURES
-    from parity.make_fixtures import check_against_videozoo, generate
+    from parity.make_fixtures import family_main
 
-    if "--published" in sys.argv:
-        from parity.make_fixtures import check_published
-
-        import torch
-
-        torch.set_grad_enabled(False)
-        for model_name in [a for a in sys.argv[1:] if not a.startswith("--")] or list(PUBLISHED_CASES):
-            check_published(model_name, PUBLISHED_CASES[model_name])
-        raise SystemExit
-
-    for model_name in sys.argv[1:] or list(EXTRA_CASES):
-        case = EXTRA_CASES[model_name]
-        made = generate(model_name, case)
-        path = FIXTURES / f"{case.fixture_name}.pt"
-        print(f"{path.stem}: {len(made['fixture']['keys'])} tensors, {path.stat().st_size / 1e3:.0f} kB")
-        check_against_videozoo(model_name, case, made["ref"], made["fixture"])
+    family_main(sys.argv[1:], EXTRA_CASES, PUBLISHED_CASES)

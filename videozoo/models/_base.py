@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-__all__ = ["FeatureLayer", "VideoModel", "check_num_classes"]
+__all__ = ["FeatureLayer", "VideoModel", "check_num_classes", "crop_pair"]
 
 
 class FeatureLayer(NamedTuple):
@@ -274,6 +274,18 @@ class VideoModel(nn.Module):
         """The family's initialisation of a new classifier (PySlowFast's: weights N(0, 0.01), bias 0)."""
         nn.init.normal_(layer.weight, 0.0, 0.01)
         nn.init.zeros_(layer.bias)
+
+
+def crop_pair(size: int | Sequence[int]) -> tuple[int, int]:
+    """``(H, W)`` of a builder's ``crop_size``: one value for square frames, or two."""
+    if isinstance(size, int):
+        return size, size
+    values = tuple(int(s) for s in size)
+    if len(values) == 1:
+        return values[0], values[0]
+    if len(values) != 2:
+        raise ValueError(f"crop_size takes one or two values (H, W), got {size!r}.")
+    return values[0], values[1]
 
 
 def check_num_classes(num_classes: int) -> None:

@@ -43,7 +43,7 @@ from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES, SSV2_CATEGORIES
-from videozoo.models._base import VideoModel
+from videozoo.models._base import VideoModel, crop_pair
 from videozoo.models.adapters.internvideo2 import from_internvideo2_state_dict
 from videozoo.models.layers import Mlp, TubeletEmbed, drop_path, drop_path_rates, linear, resize_pos_embed
 from videozoo.models.publishers.huggingface import HF_URL
@@ -188,17 +188,6 @@ class AttentionPooling(nn.Module):
 # The model
 
 
-def _pair(size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(size, int):
-        return size, size
-    values = tuple(int(s) for s in size)
-    if len(values) == 1:
-        return values[0], values[0]
-    if len(values) != 2:
-        raise ValueError(f"crop_size takes one or two values (H, W), got {size!r}.")
-    return values[0], values[1]
-
-
 class InternVideo2(VideoModel):
     """The InternVideo2 single-modality classifier.
 
@@ -242,7 +231,7 @@ class InternVideo2(VideoModel):
         dropout: float = 0.0,
         num_classes: int = 400,
     ) -> None:
-        height, width = _pair(crop_size)
+        height, width = crop_pair(crop_size)
         if depth < 1 or num_frames < 1 or height % patch_size or width % patch_size:
             raise ValueError(
                 f"InternVideo2 needs depth >= 1, num_frames >= 1 and crop_size divisible by patch_size; got "

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES, KINETICS710_CATEGORIES, SSV2_CATEGORIES
-from videozoo.models._base import VideoModel
+from videozoo.models._base import VideoModel, crop_pair
 from videozoo.models.adapters.videomae import (
     from_huggingface_state_dict,
     from_videomae_v2_state_dict,
@@ -65,17 +65,6 @@ __all__ = [
     "videomae_v2_s",
     "videomae_v2_b",
 ]
-
-
-def _pair(size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(size, int):
-        return size, size
-    values = tuple(int(s) for s in size)
-    if len(values) == 1:
-        return values[0], values[0]
-    if len(values) != 2:
-        raise ValueError(f"crop_size takes one or two values (H, W), got {size!r}.")
-    return values[0], values[1]
 
 
 class VideoMAE(VideoModel):
@@ -109,7 +98,7 @@ class VideoMAE(VideoModel):
         norm_eps: float = 1e-12, fc_norm_eps: float = 1e-5, stochastic_depth_prob: float = 0.1,
         dropout: float = 0.0, num_classes: int = 400,
     ) -> None:
-        height, width = _pair(crop_size)
+        height, width = crop_pair(crop_size)
         if depth < 1 or num_frames % tubelet_size or height % patch_size or width % patch_size:
             raise ValueError(
                 f"VideoMAE needs depth >= 1, num_frames divisible by tubelet_size and crop_size by patch_size; got "
