@@ -33,9 +33,9 @@ SMALL_BUILD.update({name: {"depth": 2, "probe_blocks": 2} for name in ("vjepa2_v
 SMALL_BUILD.update(
     {name: {"depth": 2, "probe_blocks": 2, "embed_dim": 704, "num_heads": 11} for name in ("vjepa2_vitg_256", "vjepa2_vitg_384")}
 )
-# InternVideo2: the S/14 as published but for a 4x28x28 position table (the contract's 4x42x42 clip resamples
-# it); the larger ones with 2 blocks, the 1B at half its width.
-SMALL_BUILD.update({"internvideo2_s14": {"num_frames": 4, "crop_size": 28}})
+# InternVideo2 with 2 blocks: the S/14 for a 4x28x28 position table (the contract's 4x42x42 clip resamples it),
+# the larger ones for the contract's clip, the 1B at half its width.
+SMALL_BUILD.update({"internvideo2_s14": {"depth": 2, "num_frames": 4, "crop_size": 28}})
 SMALL_BUILD.update({name: {"depth": 2, "num_frames": 4, "crop_size": 42} for name in ("internvideo2_b14", "internvideo2_l14")})
 SMALL_BUILD.update({"internvideo2_1b": {"depth": 2, "embed_dim": 704, "num_heads": 8, "num_frames": 4, "crop_size": 42}})
 
