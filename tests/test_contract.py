@@ -289,14 +289,16 @@ DATASET_METRICS = {
 def test_weights_metadata(name: str) -> None:
     enum = videozoo.get_model_weights(name)
     assert enum.DEFAULT in list(enum)
-    models: dict[int, torch.nn.Module] = {}  # by class count: a member's categories fix the classifier
+    models: dict[tuple, torch.nn.Module] = {}  # a member's categories fix the classifier, its model_args the rest
     for member in enum:
         meta = member.meta
         num_classes = len(meta["categories"])
-        if num_classes not in models:
+        model_args = meta.get("model_args", {})
+        key = (num_classes, repr(sorted(model_args.items())))
+        if key not in models:
             with torch.device("meta"):  # parameters counted, none allocated (V-JEPA 2's ViT-g: 1.1 B)
-                models[num_classes] = videozoo.get_model(name, num_classes=num_classes)
-        model = models[num_classes]
+                models[key] = videozoo.get_model(name, num_classes=num_classes, **model_args)
+        model = models[key]
         assert REQUIRED_META <= set(meta), REQUIRED_META - set(meta)
         assert member.url.startswith("https://") and member.url.rsplit("/", 1)[-1]
         assert len(meta["categories"]) == len(set(meta["categories"])) == model.num_classes

@@ -164,7 +164,11 @@ def test_weights_name_the_publishers_files_and_figures() -> None:
     )
     assert l14.meta["_metrics"] == {"Kinetics-400": {"acc@1": 90.4}}
     assert InternVideo2_1B_Weights.SSV2_V1.url.endswith("/OpenGVLab/InternVideo2-Stage1-1B-224p-f8-SthSth/resolve/main/1B_ft_ssv2_f8.pth")
-    assert InternVideo2_1B_Weights.SSV2_V1.gated and InternVideo2_1B_Weights.KINETICS400_V1.gated and not l14.gated
+    assert all(member.gated for member in InternVideo2_1B_Weights) and not l14.gated
+    f16 = InternVideo2_1B_Weights.KINETICS400_F16  # the 16-frame fine-tune: its own position table
+    assert f16.url.endswith("/OpenGVLab/InternVideo2-Stage1-1B-224p-f8-K400/resolve/main/1B_ft_k710_ft_k400_f16.pth")
+    assert f16.meta["model_args"] == {"num_frames": 16, "crop_size": 224} and f16.recipe.num_frames == 16
+    assert f16.meta["_metrics"] == {"Kinetics-400": {"acc@1": 91.6}}
     for member in (l14, InternVideo2_1B_Weights.SSV2_V1):
         assert member.recipe.num_frames == 8 and member.recipe.sampling == "segments"
         assert member.transforms().crop_size == (224, 224)

@@ -355,7 +355,7 @@ _GATED_NOTE = (
 
 
 def _meta(
-    url: str, dataset: str, acc1: float, num_params: int, gflops: float, file_size: float | None, docs: str
+    url: str, dataset: str, acc1: float, num_params: int, gflops: float, file_size: float | None, docs: str, frames: int = 8
 ) -> Weights:
     kinetics = dataset == "Kinetics-400"
     meta = {
@@ -369,15 +369,15 @@ def _meta(
         "_ops": gflops,
         "_file_size": file_size,
         "_docs": docs,
-        "num_frames": 8,
-        # The publisher's sparse sampling: 8 segments over the whole video, a frame from each; it averages
+        "num_frames": frames,
+        # The publisher's sparse sampling: 8 (or 16) segments over the whole video, a frame from each; it averages
         # 4 such views (segment offsets) x 3 crops, videozoo's segment sampling takes one (the centres).
         "sampling": "segments",
         "sampling_rate": None,
         "frame_rate": None if kinetics else 12.0,
         "num_clips": 1,
         "num_crops": 3,
-        "model_args": {"num_frames": 8, "crop_size": 224},  # the position table's grid
+        "model_args": {"num_frames": frames, "crop_size": 224},  # the position table's grid
     }
     if not kinetics:
         meta["hflip"] = False
@@ -402,16 +402,18 @@ def _distilled(size: str, file: str, dataset: str, acc1: float, num_params: int,
     return _meta(f"{_DISTILLED}/resolve/main/{path}", dataset, acc1, num_params, gflops, None, docs)
 
 
-def _one_b(repo: str, file: str, dataset: str, acc1: float, num_params: int, gflops: float) -> Weights:
+def _one_b(
+    repo: str, file: str, dataset: str, acc1: float, num_params: int, gflops: float, frames: int = 8
+) -> Weights:
     how = "fine-tuned on Kinetics-710, then on Kinetics-400" if dataset == "Kinetics-400" else "fine-tuned on Something-Something V2"
     docs = (
         f"InternVideo2-1B after its first stage (masked pre-training on K-Mash), {how}: OpenGVLab/{repo}, {file}. "
-        f"Top-1 as MODEL_ZOO.md states it, measured with 8 frames by sparse sampling, 4 segment offsets x 3 crops of "
-        f"224 px; videozoo's segment sampling takes one offset x 3 crops. The network (1.0 B parameters) is built "
-        f"on the meta device and filled from the file. GFLOPs: multiply-adds of one 8x224x224 view, counted with "
+        f"Top-1 as MODEL_ZOO.md states it, measured with {frames} frames by sparse sampling, 4 segment offsets x 3 "
+        f"crops of 224 px; videozoo's segment sampling takes one offset x 3 crops. The network (1.0 B parameters) is "
+        f"built on the meta device and filled from the file. GFLOPs: multiply-adds of one {frames}x224x224 view, counted with "
         f"torch.utils.flop_counter. {_LICENSE_NOTE}{_GATED_NOTE}"
     )
-    member = _meta(f"{HF_URL}/OpenGVLab/{repo}/resolve/main/{file}", dataset, acc1, num_params, gflops, None, docs)
+    member = _meta(f"{HF_URL}/OpenGVLab/{repo}/resolve/main/{file}", dataset, acc1, num_params, gflops, None, docs, frames)
     member.meta["gated"] = True
     return member
 
@@ -436,6 +438,9 @@ class InternVideo2_L14_Weights(WeightsEnum):
 class InternVideo2_1B_Weights(WeightsEnum):
     KINETICS400_V1 = _one_b("InternVideo2-Stage1-1B-224p-f8-K400", "1B_ft_k710_ft_k400_f8.pth", "Kinetics-400", 91.3, 1_021_017_744, 2550.7)
     SSV2_V1 = _one_b("InternVideo2-Stage1-1B-224p-f8-SthSth", "1B_ft_ssv2_f8.pth", "Something-Something-V2", 77.1, 1_020_843_950, 2550.7)
+    KINETICS400_F16 = _one_b(
+        "InternVideo2-Stage1-1B-224p-f8-K400", "1B_ft_k710_ft_k400_f16.pth", "Kinetics-400", 91.6, 1_023_901_328, 6045.3, 16
+    )
     DEFAULT = KINETICS400_V1
 
 
