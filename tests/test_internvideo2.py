@@ -193,3 +193,16 @@ def cache_home_offline_off(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # were a request made, it would stay on this machine
     (tmp_path / "home").mkdir()
     return tmp_path / "home"
+
+
+def test_cli_download_of_gated_weights_says_what_to_do(cache_home_offline_off, monkeypatch, capsys) -> None:
+    """``videozoo download internvideo2_1b`` without a token: exit 5, one line naming the page and HF_TOKEN."""
+    from videozoo.cli import main
+
+    for variable in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
+        monkeypatch.delenv(variable, raising=False)
+    code = main(["download", "internvideo2_1b", "-q"])
+    out, err = capsys.readouterr()
+    assert code == 5 and out == "" and err.count("\n") == 1
+    assert err.startswith("videozoo: error: InternVideo2_1B_Weights.KINETICS400_V1: ")
+    assert "https://huggingface.co/OpenGVLab/InternVideo2-Stage1-1B-224p-f8-K400," in err and "HF_TOKEN" in err
