@@ -26,6 +26,7 @@ SAME_GRAPH_AS = {
     "videomae_h": "videomae_b", "swin3d_s": "swin3d_t", "swin3d_b": "swin3d_t", "slowfast_r101": "slowfast_r50",
     "vjepa2_vith_256": "vjepa2_vitl_256", "vjepa2_vitg_256": "vjepa2_vitl_256", "vjepa2_vitg_384": "vjepa2_vitl_256",
     "internvideo2_b14": "internvideo2_s14", "internvideo2_l14": "internvideo2_s14", "internvideo2_1b": "internvideo2_s14",
+    "internvideo2_1b_f16": "internvideo2_s14",
     "videomae_v2_s": "videomae_s", "videomae_v2_b": "videomae_b",
 }
 MODELS = [name for name in videozoo.list_models() if name not in SAME_GRAPH_AS]

@@ -16,9 +16,11 @@ from videozoo.errors import CheckpointError
 from videozoo.models.adapters.internvideo2 import from_internvideo2_state_dict
 from videozoo.models.internvideo2 import (
     InternVideo2,
+    InternVideo2_1B_F16_Weights,
     InternVideo2_1B_Weights,
     InternVideo2_L14_Weights,
     internvideo2_1b,
+    internvideo2_1b_f16,
     internvideo2_b14,
     internvideo2_l14,
     internvideo2_s14,
@@ -145,13 +147,15 @@ def test_a_clip_off_the_patch_grid_is_refused_before_any_compute(model) -> None:
         (internvideo2_b14, 89_748_112, 12, 768, 3072),
         (internvideo2_l14, 309_238_416, 24, 1024, 4096),
         (internvideo2_1b, 1_021_017_744, 40, 1408, 6144),
+        (internvideo2_1b_f16, 1_023_901_328, 40, 1408, 6144),
     ],
 )
 def test_published_architectures(builder, params, blocks, width, mlp) -> None:
     with torch.device("meta"):
         model = builder()
+    frames = 16 if builder is internvideo2_1b_f16 else 8
     assert sum(p.numel() for p in model.parameters()) == params
-    assert len(model.blocks) == blocks and model.pos_embed.shape == (1, 1 + 8 * 16 * 16, width)
+    assert len(model.blocks) == blocks and model.pos_embed.shape == (1, 1 + frames * 16 * 16, width)
     assert model.blocks[0].mlp.fc1.weight.shape == (mlp, width)
     assert model.clip_projector.cross_attn.proj.weight.shape == (768, width) and model.num_features == 768
 
@@ -164,8 +168,9 @@ def test_weights_name_the_publishers_files_and_figures() -> None:
     )
     assert l14.meta["_metrics"] == {"Kinetics-400": {"acc@1": 90.4}}
     assert InternVideo2_1B_Weights.SSV2_V1.url.endswith("/OpenGVLab/InternVideo2-Stage1-1B-224p-f8-SthSth/resolve/main/1B_ft_ssv2_f8.pth")
-    assert all(member.gated for member in InternVideo2_1B_Weights) and not l14.gated
-    f16 = InternVideo2_1B_Weights.KINETICS400_F16  # the 16-frame fine-tune: its own position table
+    assert InternVideo2_1B_Weights.SSV2_V1.gated and InternVideo2_1B_Weights.KINETICS400_V1.gated and not l14.gated
+    f16 = InternVideo2_1B_F16_Weights.KINETICS400_V1  # the 16-frame fine-tune: its own position table, builder
+    assert f16.gated and internvideo2_1b_f16 is videozoo.get_model_builder("internvideo2_1b_f16")
     assert f16.url.endswith("/OpenGVLab/InternVideo2-Stage1-1B-224p-f8-K400/resolve/main/1B_ft_k710_ft_k400_f16.pth")
     assert f16.meta["model_args"] == {"num_frames": 16, "crop_size": 224} and f16.recipe.num_frames == 16
     assert f16.meta["_metrics"] == {"Kinetics-400": {"acc@1": 91.6}}

@@ -23,7 +23,7 @@ built for another clip (``run_finetuning.py``: linearly over time, then bicubica
 grid, the class token's entry kept); :func:`run_resampled` does that, to a reference built for the
 clip at hand, and runs it: videozoo resamples at the forward of the model built for 4x28x28.
 
-    ~/ref-env/bin/python tests/parity/make_fixtures.py internvideo2_s14 internvideo2_b14 internvideo2_l14 internvideo2_1b
+    ~/ref-env/bin/python tests/parity/make_fixtures.py internvideo2_s14 internvideo2_b14 internvideo2_l14 internvideo2_1b internvideo2_1b_f16
     cd tests && ~/ref-env/bin/python -m parity.ref_internvideo2      # EXTRA_CASES
 """
 
@@ -70,7 +70,8 @@ SMALL = {
     "internvideo2_s14": (48, 6, 4.0),  # S/14: 6 heads
     "internvideo2_b14": (64, 2, 4.0),
     "internvideo2_l14": (64, 4, 4.0),
-    "internvideo2_1b": (96, 2, 48 / 11),  # 1B: MLP int(96 * 48 / 11) = 418 wide (a 3D sine-cosine init needs 96)
+    "internvideo2_1b": (96, 2, 48 / 11),
+    "internvideo2_1b_f16": (96, 2, 48 / 11),  # 1B: MLP int(96 * 48 / 11) = 418 wide (a 3D sine-cosine init needs 96)
 }
 LABELS = 5
 POOL_HEADS, POOL_DIM = 4, 32

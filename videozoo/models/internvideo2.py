@@ -56,10 +56,12 @@ __all__ = [
     "InternVideo2_B14_Weights",
     "InternVideo2_L14_Weights",
     "InternVideo2_1B_Weights",
+    "InternVideo2_1B_F16_Weights",
     "internvideo2_s14",
     "internvideo2_b14",
     "internvideo2_l14",
     "internvideo2_1b",
+    "internvideo2_1b_f16",
 ]
 
 
@@ -438,7 +440,11 @@ class InternVideo2_L14_Weights(WeightsEnum):
 class InternVideo2_1B_Weights(WeightsEnum):
     KINETICS400_V1 = _one_b("InternVideo2-Stage1-1B-224p-f8-K400", "1B_ft_k710_ft_k400_f8.pth", "Kinetics-400", 91.3, 1_021_017_744, 2550.7)
     SSV2_V1 = _one_b("InternVideo2-Stage1-1B-224p-f8-SthSth", "1B_ft_ssv2_f8.pth", "Something-Something-V2", 77.1, 1_020_843_950, 2550.7)
-    KINETICS400_F16 = _one_b(
+    DEFAULT = KINETICS400_V1
+
+
+class InternVideo2_1B_F16_Weights(WeightsEnum):
+    KINETICS400_V1 = _one_b(
         "InternVideo2-Stage1-1B-224p-f8-K400", "1B_ft_k710_ft_k400_f16.pth", "Kinetics-400", 91.6, 1_023_901_328, 6045.3, 16
     )
     DEFAULT = KINETICS400_V1
@@ -492,7 +498,20 @@ def internvideo2_1b(
     )
 
 
+@register_model(InternVideo2_1B_F16_Weights)
+def internvideo2_1b_f16(
+    *, weights: InternVideo2_1B_F16_Weights | str | None = None, progress: bool = True, **kwargs: Any
+) -> InternVideo2:
+    """InternVideo2-1B/14 for 16 frames: the network of :func:`internvideo2_1b` with a position table for 16
+    frames of 224 px (its 16-frame Kinetics-400 fine-tune)."""
+    return build_model(
+        InternVideo2, InternVideo2_1B_F16_Weights, weights, progress, kwargs, embed_dim=1408, depth=40, num_heads=16,
+        mlp_ratio=48 / 11, num_frames=16,
+    )  # fmt: skip
+
+
 for _builder, _enum in (
+    (internvideo2_1b_f16, "InternVideo2_1B_F16_Weights"),
     (internvideo2_s14, "InternVideo2_S14_Weights"),
     (internvideo2_b14, "InternVideo2_B14_Weights"),
     (internvideo2_l14, "InternVideo2_L14_Weights"),

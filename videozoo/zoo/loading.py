@@ -92,8 +92,7 @@ def load_weights(
             f"{file}: the checkpoint does not fit {type(model).__name__} as built for {weights!r}: {problems}. "
             f"The file may be of another model or a different release. {remedy}{_namesakes(weights, file)}"
         )
-    _materialize(model)
-    model.load_state_dict(state_dict, strict=True)
+    _fill(model, state_dict)
     return model
 
 
@@ -226,7 +225,7 @@ def _parameters_on_meta() -> Iterator[None]:
     """Put every parameter created in this block on the meta device (no memory, no initialisation).
 
     Buffers stay where they are created, so index tables and other computed buffers keep their values;
-    :func:`_materialize` gives the parameters real (uninitialised) storage again, strides included.
+    :func:`_fill` gives the parameters the file's tensors (or storage with the strides they were built with).
     Only this thread's parameters are redirected: modules other threads build meanwhile are untouched.
     """
     original = nn.Module.register_parameter
@@ -246,15 +245,23 @@ def _parameters_on_meta() -> Iterator[None]:
 
 
 
-def _materialize(model: nn.Module) -> None:
-    """Give the meta-device parameters of ``model`` uninitialised storage on the default device."""
+def _fill(model: nn.Module, state_dict: Mapping[str, Any]) -> None:
+    """Load ``state_dict`` (known to fit) into ``model``. A parameter still on the meta device (a builder's
+    network) takes the file's tensor itself where its dtype, device and strides are the parameter's, so the
+    weights are never twice in memory (a 1 B-parameter network: 4 GB, not 8); otherwise, and for tensors
+    that already have storage, the values are copied (e.g. a bf16 file into float32 parameters, a
+    channels-last 1x1x1 filter: ``empty_strided`` keeps the strides the network was built with)."""
     device = torch.get_default_device()
-    for module in model.modules():
-        for name, param in module._parameters.items():
-            if param is not None and param.device.type == "meta":
-                module._parameters[name] = nn.Parameter(
-                    # empty_strided, not empty_like: on the meta device empty_like drops the channels-last
-                    # strides of filters with size-1 dimensions (1x1x1 convolutions).
-                    torch.empty_strided(param.shape, param.stride(), dtype=param.dtype, device=device),
-                    requires_grad=param.requires_grad,
-                )
+    own = model.state_dict(keep_vars=True)
+    fitted: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for key, value in state_dict.items():
+            target = own[key]
+            value = torch.as_tensor(value).detach()
+            if target.device.type != "meta":
+                fitted[key] = target.copy_(value)
+            elif value.dtype == target.dtype and value.device == device and value.stride() == target.stride():
+                fitted[key] = value
+            else:
+                fitted[key] = torch.empty_strided(target.shape, target.stride(), dtype=target.dtype, device=device).copy_(value)
+    model.load_state_dict(fitted, strict=True, assign=True)
