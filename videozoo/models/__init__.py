@@ -1,6 +1,7 @@
 """Model families, one file each; importing this package registers every builder."""
 
 from videozoo.models import efficient_x3d, hiera, mvit, resnet, resnet3d, s3d as _s3d, slowfast, swin3d, timesformer, videomae, vivit, vjepa2, x3d
+from videozoo.models import pe_core
 from videozoo.models._base import VideoModel
 from videozoo.models.efficient_x3d import *  # noqa: F403
 from videozoo.models.hiera import *  # noqa: F403
@@ -15,6 +16,8 @@ from videozoo.models.videomae import *  # noqa: F403
 from videozoo.models.vivit import *  # noqa: F403
 from videozoo.models.vjepa2 import *  # noqa: F403
 from videozoo.models.x3d import *  # noqa: F403
+from videozoo.models._video_text import VideoTextModel
+from videozoo.models.pe_core import *  # noqa: F403
 
 __all__ = [
     "VideoModel",
@@ -31,4 +34,6 @@ __all__ = [
     *vivit.__all__,
     *vjepa2.__all__,
     *resnet3d.__all__,
+    "VideoTextModel",
+    *pe_core.__all__,
 ]
