@@ -34,13 +34,14 @@ __all__ = ["VideoTextModel", "check_labels", "prompts_for"]
 
 
 def check_labels(labels: Sequence[str]) -> list[str]:
-    """The labels, stripped; ``ValueError`` for an empty list, an empty label or a label given twice."""
+    """The labels, stripped; ``ValueError`` for an empty list, an empty label or a label given twice
+    (``TypeError`` for one string or a label that is not a string)."""
     if isinstance(labels, str):
-        raise ValueError(f"labels must be a list of strings, not one string ({labels!r}); e.g. [{labels!r}].")
+        raise TypeError(f"labels must be a list of strings, not one string ({labels!r}); e.g. [{labels!r}].")
     cleaned = []
     for i, label in enumerate(labels):
         if not isinstance(label, str):
-            raise ValueError(f"Labels must be strings; got {type(label).__name__} at position {i}.")
+            raise TypeError(f"Labels must be strings; got {type(label).__name__} at position {i}.")
         label = label.strip()
         if not label:
             raise ValueError(f"Label {i + 1} is empty; every label needs some text.")

@@ -55,14 +55,14 @@ from videozoo.zoo import ExtraFile, Weights, WeightsEnum, build_model, register_
 from videozoo.zoo.tokenizer import ClipTokenizer
 
 __all__ = [
+    "K400_TEMPLATES",
     "PECore",
     "PECore_B16_Weights",
-    "PECore_L14_Weights",
     "PECore_G14_Weights",
+    "PECore_L14_Weights",
     "pe_core_b16",
-    "pe_core_l14",
     "pe_core_g14",
-    "K400_TEMPLATES",
+    "pe_core_l14",
 ]
 
 
@@ -282,6 +282,7 @@ class PECore(VideoTextModel):
         rope_grid_offset: the first patch's rotary coordinate (B and L: 1, G: 0).
         vocab_size, context_length, text_width, text_depth, text_heads: the text tower.
         templates: the publisher's prompt templates (:data:`K400_TEMPLATES`).
+        num_classes: 0 (what weights without categories pin); the classes are the labels of ``set_labels``.
     """
 
     layers_are_blocks = True
@@ -293,8 +294,13 @@ class PECore(VideoTextModel):
         self, image_size: int = 224, patch_size: int = 16, width: int = 768, depth: int = 12, num_heads: int = 12,
         mlp_dim: int = 3072, embed_dim: int = 1024, class_token: bool = True, rope_grid_offset: float = 1.0,
         vocab_size: int = 49408, context_length: int = 32, text_width: int = 1024, text_depth: int = 24,
-        text_heads: int = 16, templates: tuple[str, ...] | None = None,
+        text_heads: int = 16, templates: tuple[str, ...] | None = None, num_classes: int = 0,
     ) -> None:  # fmt: skip
+        if num_classes != 0:
+            raise ValueError(
+                f"PECore has no classifier (num_classes={num_classes}): it classifies into labels given as text, "
+                f"model.set_labels([...])."
+            )
         super().__init__(
             embed_dim, context_length, templates or K400_TEMPLATES, min_temporal_size=1, min_size=image_size
         )

@@ -59,7 +59,7 @@ class ClipTokenizer:
         self.path = Path(path)
         try:
             tokenizer = tokenizers.Tokenizer.from_file(str(self.path))
-        except Exception as e:  # the library raises its own exception type for unreadable files
+        except Exception as e:  # noqa: BLE001  (the library raises a bare Exception for unreadable files)
             raise ValueError(f"{self.path}: not a tokenizer.json the tokenizers library can read ({e}).") from None
         tokenizer.no_truncation()
         tokenizer.no_padding()

@@ -1,0 +1,298 @@
+"""Video-text models (task ``video_text``): the tokenizer against open_clip's on awkward prompts, PE-Core
+against open_clip (fixtures from ``parity/ref_pe_core.py``), their contract, loading a file in the
+publisher's layout with the tokenizer beside it, and the labels and search tasks on real encoded videos."""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+import videozoo
+from parity.common import FIXTURES, fill_state_dict, relative_error
+from videozoo.errors import DownloadError
+from videozoo.models import VideoTextModel
+from videozoo.models.pe_core import PECore, PECore_B16_Weights, _build, from_open_clip_state_dict
+from videozoo.video.transforms import VideoClassification
+from videozoo.zoo import ExtraFile, Weights, WeightsEnum
+from videozoo.zoo.store import cache_name
+from videozoo.zoo.tokenizer import ClipTokenizer, TruncationWarning
+
+TEXT = FIXTURES / "video_text"
+TOKENIZER_JSON = TEXT / "clip_tokenizer.json"
+CASES = ["pe_core_b16", "pe_core_l14", "pe_core_g14"]
+#: what each published configuration fixes beyond the fixture's sizes
+PUBLISHED = {"pe_core_g14": {"class_token": False, "rope_grid_offset": 0.0}}
+
+
+def fixture(name: str) -> dict:
+    return torch.load(TEXT / f"{name}.pt", weights_only=True)
+
+
+def published_file(name: str) -> dict[str, torch.Tensor]:
+    """The fixture's tensors in open_clip's layout (``visual.trunk.*``, ``text.*``, ``logit_scale``)."""
+    fx = fixture(name)
+    state = fill_state_dict(fx["keys"], fx["shapes"], fx["dtypes"])
+    state["logit_scale"] = torch.tensor(fx["logit_scale"])
+    return state
+
+
+def arch(name: str) -> dict:
+    return {**fixture(name)["kwargs"], **PUBLISHED.get(name, {})}
+
+
+# -- the tokenizer ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("context", [32, 72])
+def test_tokenizer_matches_open_clip_on_awkward_prompts(context: int) -> None:
+    """Unicode, emoji, curly quotes, HTML entities, ligatures, full-width letters, mojibake, runs of
+    whitespace, contractions, digits, the empty prompt, and one longer than the context (cut as open_clip
+    cuts it: its first ``context - 1`` tokens and ``<|endoftext|>``, with a warning)."""
+    reference = torch.load(TEXT / "clip_tokenizer.pt", weights_only=True)
+    tokenizer = ClipTokenizer(TOKENIZER_JSON, context)
+    with pytest.warns(TruncationWarning, match="cut to its first"):
+        ours = tokenizer(reference["prompts"])
+    assert torch.equal(ours, reference["tokens"][context])
+    assert tokenizer.vocab_size == reference["vocab_size"]
+
+
+def test_tokenizer_warns_only_for_prompts_that_are_cut() -> None:
+    prompt = "someone opens the fridge"
+    length = len(ClipTokenizer(TOKENIZER_JSON, 32).encode(prompt)) + 2  # with start and end of text
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        exact = ClipTokenizer(TOKENIZER_JSON, length)([prompt, "a dog"])
+    with pytest.warns(TruncationWarning, match="'someone opens the fridge' has"):
+        cut = ClipTokenizer(TOKENIZER_JSON, length - 1)([prompt])
+    assert torch.equal(cut[0, :-1], exact[0, : length - 2]) and cut[0, -1] == exact[0, -1]
+
+
+def test_tokenizer_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    bad = tmp_path / "tokenizer.json"
+    bad.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match="not a tokenizer.json"):
+        ClipTokenizer(bad, 32)
+    with pytest.raises(ValueError, match="at least 2"):
+        ClipTokenizer(TOKENIZER_JSON, 1)
+    monkeypatch.setitem(sys.modules, "tokenizers", None)  # as if the text extra were not installed
+    with pytest.raises(ImportError, match=r'pip install "videozoo\[text\]"'):
+        ClipTokenizer(TOKENIZER_JSON, 32)
+
+
+# -- PE-Core against open_clip ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_pe_core_matches_open_clip(name: str) -> None:
+    """Video embeddings (frame embeddings averaged, then normalised), text embeddings and logits, within
+    1e-4 of open_clip with timm's tower, in the B/16, L/14 (class token, rotary grid from 1) and G/14 (no
+    class token, grid from 0) layouts."""
+    fx = fixture(name)
+    reference_tokens = torch.load(TEXT / "clip_tokenizer.pt", weights_only=True)["tokens"]
+    model = PECore(**arch(name)).eval()
+    model.load_state_dict(from_open_clip_state_dict(published_file(name)), strict=True)
+    clip = torch.randn(fx["input_shape"], generator=torch.Generator().manual_seed(fx["input_seed"]))
+    with torch.inference_mode():
+        video = model.encode_video(clip)
+        text = F.normalize(model.encode_tokens(reference_tokens[model.context_length]), dim=-1)
+        logits = model.logit_scale.exp() * video @ text.t()
+    assert relative_error(video, fx["video"]) <= 1e-4
+    assert relative_error(text, fx["text"]) <= 1e-4
+    assert relative_error(logits, fx["logits"]) <= 1e-4
+
+
+def test_published_builders_have_the_publishers_sizes() -> None:
+    with torch.device("meta"):
+        sizes = {n: videozoo.get_model(n) for n in CASES}
+    assert {n: (m.image_size, m.embed_dim, m.context_length) for n, m in sizes.items()} == {
+        "pe_core_b16": (224, 1024, 32), "pe_core_l14": (336, 1024, 32), "pe_core_g14": (448, 1280, 72),
+    }  # fmt: skip
+    assert sizes["pe_core_g14"].visual.cls_token is None and sizes["pe_core_b16"].visual.cls_token is not None
+    assert videozoo.list_models(task="video_text") == sorted(CASES)
+    for name in CASES:
+        member = videozoo.get_model_weights(name).DEFAULT
+        assert member.meta["num_params"] == sum(p.numel() for p in sizes[name].parameters())
+        assert member.url.endswith("/open_clip_model.safetensors") and member.meta["license"] == "Apache-2.0"
+
+
+# -- a tiny PE-Core member, loaded as a published one ------------------------------------------------
+
+TINY_PE = "tiny_pe_core_test"
+TINY_REPO = "https://huggingface.co/videozoo-tests/tiny-pe"  # never fetched: the files are put in the cache
+
+
+class TinyPE_Weights(WeightsEnum):
+    ZERO_SHOT = Weights(
+        url=f"{TINY_REPO}/resolve/main/open_clip_model.safetensors",
+        transforms=partial(
+            VideoClassification, crop_size=48, resize_size=(48, 48), mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5)
+        ),
+        meta={
+            **PECore_B16_Weights.ZERO_SHOT.meta, "num_frames": 4, "min_size": (48, 48), "num_params": 0,
+            "recipe": "tests/test_video_text.py",
+        },
+        state_dict_adapter=from_open_clip_state_dict,
+        extra_files=(ExtraFile("tokenizer", f"{TINY_REPO}/resolve/main/tokenizer.json"),),
+    )
+    DEFAULT = ZERO_SHOT
+
+
+def tiny_pe_core_test(*, weights=None, progress=True, **kwargs):
+    return _build(TinyPE_Weights, weights, progress, kwargs, arch("pe_core_b16"))
+
+
+def install_tiny_pe(home: Path) -> None:
+    checkpoints = home / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    member = TinyPE_Weights.ZERO_SHOT
+    save_file(published_file("pe_core_b16"), str(checkpoints / member.file_name))
+    (checkpoints / cache_name(member.value.extra_files[0].url)).write_bytes(TOKENIZER_JSON.read_bytes())
+
+
+@pytest.fixture
+def tiny_pe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("VIDEOZOO_HOME", str(tmp_path / "home"))
+    install_tiny_pe(tmp_path / "home")
+    with videozoo.registered(tiny_pe_core_test, TinyPE_Weights, TINY_PE, task="video_text") as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def model() -> PECore:
+    """The tiny member with its tokenizer, loaded once for the contract tests."""
+    torch.manual_seed(0)
+    m = PECore(**arch("pe_core_b16")).eval()
+    m.load_state_dict(from_open_clip_state_dict(published_file("pe_core_b16")), strict=True)
+    m.set_tokenizer(ClipTokenizer(TOKENIZER_JSON, m.context_length))
+    return m
+
+
+def test_a_published_file_loads_with_its_tokenizer(tiny_pe: str) -> None:
+    model = videozoo.get_model(tiny_pe, weights="DEFAULT")
+    assert isinstance(model, VideoTextModel) and model.tokenizer is not None
+    assert videozoo.get_model_task(tiny_pe) == "video_text"
+    reference = fixture("pe_core_b16")
+    assert float(model.logit_scale.detach()) == reference["logit_scale"]
+    text = model.encode_text(["a dog catches a frisbee"])
+    assert relative_error(text[0], reference["text"][0]) <= 1e-4  # the fixture's first prompt
+
+
+def test_the_tokenizer_is_downloaded_and_hash_checked(http_server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIDEOZOO_HOME", str(tmp_path / "home"))
+    data = TOKENIZER_JSON.read_bytes()
+    (http_server.root / "tokenizer.json").write_bytes(data)
+    (http_server.root / "changed.json").write_bytes(data + b" ")
+    import hashlib
+
+    good = hashlib.sha256(data).hexdigest()
+
+    class Served(WeightsEnum):
+        OK = Weights("http://127.0.0.1:9/unused.safetensors", TinyPE_Weights.ZERO_SHOT.transforms, {},
+                     extra_files=(ExtraFile("tokenizer", http_server.url("tokenizer.json"), good),))  # fmt: skip
+        BAD = Weights("http://127.0.0.1:9/unused2.safetensors", TinyPE_Weights.ZERO_SHOT.transforms, {},
+                      extra_files=(ExtraFile("tokenizer", http_server.url("changed.json"), good),))  # fmt: skip
+
+    path = Served.OK.extra_file("tokenizer", progress=False)
+    assert path.read_bytes() == data and path.parent == tmp_path / "home" / "checkpoints"
+    with pytest.raises(DownloadError, match=f"videozoo expects {good}"):
+        Served.BAD.extra_file("tokenizer", progress=False)
+    assert not (tmp_path / "home" / "checkpoints" / "changed.json").exists()
+    with pytest.raises(KeyError, match="no 'merges' file"):
+        Served.OK.extra_file("merges")
+
+
+def test_offline_without_the_tokenizer_names_where_to_put_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VIDEOZOO_HOME", str(tmp_path / "home"))
+    install_tiny_pe(tmp_path / "home")
+    (tmp_path / "home" / "checkpoints" / "videozoo-tests--tiny-pe--tokenizer.json").unlink()
+    with (
+        videozoo.registered(tiny_pe_core_test, TinyPE_Weights, TINY_PE, task="video_text"),
+        pytest.raises(DownloadError, match="tokenizer.json is not in the cache"),
+    ):
+        videozoo.get_model(TINY_PE, weights="DEFAULT")
+
+
+# -- the contract --------------------------------------------------------------------------------------
+
+
+def clip_batch(model: PECore, batch: int = 2, frames: int = 3) -> torch.Tensor:
+    return torch.randn(batch, 3, frames, model.image_size, model.image_size, generator=torch.Generator().manual_seed(3))
+
+
+def test_embeddings_are_normalised_and_the_head_is_the_video_embedding(model: PECore) -> None:
+    x = clip_batch(model)
+    with torch.inference_mode():
+        video = model.encode_video(x)
+        features = model.forward_features(x)
+        text = model.encode_text(["a dog", "a cat", "a forklift tips over"])
+    assert video.shape == (2, model.embed_dim) and features.shape == (2, 3, model.embed_dim)
+    assert text.shape == (3, model.embed_dim)
+    torch.testing.assert_close(video.norm(dim=-1), torch.ones(2))
+    torch.testing.assert_close(text.norm(dim=-1), torch.ones(3))
+    torch.testing.assert_close(model.forward_head(features, pre_logits=True), video)
+    assert model.num_features == model.embed_dim
+
+
+def test_labels_turn_it_into_a_classifier(model: PECore) -> None:
+    x = clip_batch(model)
+    with pytest.raises(ValueError, match="no labels to classify into: call model.set_labels"):
+        model(x)
+    model.set_labels(["dog", "cat", "forklift"], template="a video of a {}.")
+    try:
+        with torch.inference_mode():
+            logits = model(x)
+            expected = model.logit_scale.exp() * model.encode_video(x) @ model.encode_text(
+                ["a video of a dog.", "a video of a cat.", "a video of a forklift."]
+            ).t()
+        assert logits.shape == (2, 3) and model.categories == ["dog", "cat", "forklift"] and model.num_classes == 3
+        torch.testing.assert_close(logits, expected)
+        # the publisher's templates by default: each label's prompts averaged and normalised
+        model.set_labels(["dog", "cat"])
+        prompts = model.encode_text([t.replace("{c}", "dog") for t in model.templates])
+        torch.testing.assert_close(model.label_embeddings[0], F.normalize(prompts.mean(0), dim=-1))
+        assert len(model.templates) == 28
+        # cached per (labels, templates): the same tensor comes back
+        assert model.embed_labels(["dog", "cat"]) is model.embed_labels(["dog", "cat"])
+    finally:
+        model.label_embeddings = torch.empty(0, model.embed_dim)
+        model.categories, model.num_classes = [], 0
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        ([], "label list is empty"),
+        (["dog", "cat", "dog"], "'dog' is given twice \\(labels 1 and 3\\)"),
+        (["dog", "  "], "Label 2 is empty"),
+        ("dog", "not one string"),
+        (["dog", 3], "got int at position 1"),
+    ],
+)
+def test_bad_labels_are_refused(model: PECore, labels, message: str) -> None:
+    with pytest.raises((ValueError, TypeError), match=message):
+        model.set_labels(labels)
+    assert model.categories == []
+
+
+def test_bad_templates_and_inputs_are_refused(model: PECore) -> None:
+    with pytest.raises(ValueError, match="has no '\\{\\}'"):
+        model.set_labels(["dog"], template="a video")
+    with pytest.raises(ValueError, match="exactly 48x48"):
+        model.encode_video(torch.randn(1, 3, 2, 64, 64))
+    with pytest.raises(ValueError, match="\\(B, 3, T, H, W\\)"):
+        model.encode_video(torch.randn(3, 2, 48, 48))
+    with pytest.raises(ValueError, match="set_labels"):
+        model.reset_classifier(3)
+
+
+def test_a_model_without_weights_has_no_tokenizer() -> None:
+    bare = PECore(**arch("pe_core_b16"))
+    with pytest.raises(ValueError, match="has no tokenizer"):
+        bare.encode_text(["a dog"])
