@@ -180,7 +180,8 @@ def test_a_published_file_loads_with_its_tokenizer(tiny_pe: str) -> None:
     assert videozoo.get_model_task(tiny_pe) == "video_text"
     reference = fixture("pe_core_b16")
     assert float(model.logit_scale.detach()) == reference["logit_scale"]
-    text = model.encode_text(["a dog catches a frisbee"])
+    with torch.inference_mode():
+        text = model.encode_text(["a dog catches a frisbee"])
     assert relative_error(text[0], reference["text"][0]) <= 1e-4  # the fixture's first prompt
 
 
@@ -296,3 +297,113 @@ def test_a_model_without_weights_has_no_tokenizer() -> None:
     bare = PECore(**arch("pe_core_b16"))
     with pytest.raises(ValueError, match="has no tokenizer"):
         bare.encode_text(["a dog"])
+
+
+# -- labels in words: predict, classify and timeline -----------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory) -> dict[str, Path]:
+    from video_factory import make_video
+
+    root = tmp_path_factory.mktemp("text_videos")
+    return {
+        "short": make_video(root / "short.mp4", num_frames=24, fps=12),
+        "long": make_video(root / "long.mp4", num_frames=96, fps=12),
+    }
+
+
+def test_predict_with_labels_ranks_them_by_scaled_similarity(tiny_pe: str, videos) -> None:
+    labels = ["a dog catches a frisbee", "someone opens the fridge", "pour water"]
+    classifier = videozoo.VideoClassifier(tiny_pe, labels=labels, template="a video of {}.")
+    [prediction] = classifier.predict(videos["short"], top_k=3)
+    assert sorted(label for label, _ in prediction.top_k) == sorted(labels)
+    assert abs(sum(p for _, p in prediction.top_k) - 1.0) < 1e-5
+    # what the probabilities are: softmax over logit_scale.exp() * cos(video, prompt), averaged over views
+    model, views = classifier.model, classifier.views(videos["short"])
+    with torch.inference_mode():
+        video = model.encode_video(views)
+        text = model.encode_text([f"a video of {label}." for label in labels])
+        expected = (model.logit_scale.exp() * video @ text.t()).softmax(-1).mean(0)
+    torch.testing.assert_close(prediction.probs, expected)
+    assert [p.top_k for p in videozoo.predict(videos["short"], tiny_pe, labels=labels, template="a video of {}.", top_k=3)] == [
+        prediction.top_k
+    ]
+
+
+def test_labels_are_refused_by_a_classifier_and_required_by_a_video_text_model(tiny, tiny_pe, videos) -> None:
+    with pytest.raises(ValueError, match="is a classifier: it scores the classes it was trained on"):
+        videozoo.predict(videos["short"], tiny, labels=["dog", "cat"])
+    with pytest.raises(ValueError, match="video-text model: it classifies into labels you give"):
+        videozoo.predict(videos["short"], tiny_pe)
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    from videozoo.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_classify_command_with_labels(tiny_pe, videos, capsys, tmp_path: Path) -> None:
+    code, out, err = run_cli(capsys, "classify", videos["short"], "-m", tiny_pe, "--labels", "dog, cat,forklift", "-q")
+    assert code == 0, err
+    rows = [line.split() for line in out.strip().splitlines()[2:]]
+    assert [r[0] for r in rows] == ["1", "2", "3"] and {r[1] for r in rows} == {"dog", "cat", "forklift"}
+    file = tmp_path / "labels.txt"
+    file.write_text("dog\n\ncat\nforklift tips over\n", encoding="utf-8")
+    code, out, err = run_cli(capsys, "classify", videos["short"], "-m", tiny_pe, "--labels", file, "--json", "-q")
+    assert code == 0, err
+    import json
+
+    result = json.loads(out)["results"][0]
+    assert sorted(t["label"] for t in result["top_k"]) == ["cat", "dog", "forklift tips over"]
+    assert abs(sum(t["probability"] for t in result["top_k"]) - 1.0) < 1e-4
+
+
+@pytest.mark.parametrize(
+    "labels, message",
+    [
+        ("dog,cat,dog", "'dog' is given twice"),
+        (",", "label list is empty"),
+        ("dog,,cat", "Label 2 is empty.*use a file"),
+        ("BADFILE", "is not UTF-8 text"),
+    ],
+)
+def test_classify_command_refuses_bad_labels(tiny_pe, videos, capsys, tmp_path: Path, labels: str, message: str) -> None:
+    if labels == "BADFILE":
+        labels = tmp_path / "latin1.txt"
+        labels.write_bytes("caf\xe9\nthé\n".encode("latin-1"))
+    code, _, err = run_cli(capsys, "classify", videos["short"], "-m", tiny_pe, "--labels", labels)
+    assert code == 2 and "Traceback" not in err
+    import re
+
+    assert re.search(message, err), err
+
+
+def test_classify_command_says_why_labels_do_not_fit(tiny, tiny_pe, videos, capsys) -> None:
+    code, _, err = run_cli(capsys, "classify", videos["short"], "-m", tiny, "--labels", "dog,cat")
+    assert code == 2 and f"{tiny} is a classifier" in err and "pe_core_b16" in err
+    code, _, err = run_cli(capsys, "classify", videos["short"], "-m", tiny_pe)
+    assert code == 2 and "Add --labels" in err
+
+
+def test_an_over_long_label_is_cut_with_a_warning(tiny_pe, videos, capsys) -> None:
+    long = "a person " + "slowly " * 40 + "opens the fridge"
+    code, out, err = run_cli(capsys, "classify", videos["short"], "-m", tiny_pe, "--labels", f"dog,{long}", "-q")
+    assert code == 0, err
+    assert "videozoo: warning: The prompt" in err and "it was cut to its first 30 tokens" in err
+
+
+def test_timeline_command_with_labels(tiny_pe, videos, capsys) -> None:
+    import json
+
+    code, out, err = run_cli(
+        capsys, "timeline", videos["long"], "-m", tiny_pe, "--labels", "dog,cat", "--window", "2", "--stride", "2",
+        "--json", "-q",
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    assert len(result["windows"]) == 4
+    assert all({t["label"] for t in w["top_k"]} == {"dog", "cat"} for w in result["windows"])

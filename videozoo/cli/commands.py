@@ -72,10 +72,29 @@ def _check_device(device: str) -> None:
 
 def _prepare(args: argparse.Namespace, labels: bool = True) -> Any:
     """The checks every model-running command starts with: the model's name, the device, the engine, the
-    weights (with ``labels``: weights that classify)."""
+    weights (with ``labels``: weights that classify, or a video-text model and its ``--labels``)."""
     _model_name(args.model)
     _check_runtime(args)
     member = _member(args.model, args.weights)
+    if labels and _is_video_text(args.model):
+        if getattr(args, "labels", None) is None:
+            raise Fail(
+                EXIT_USAGE,
+                f"{args.model} is a video-text model: it classifies into labels you give. Add --labels "
+                f"\"label one,label two\" (or --labels FILE, one label per line).",
+            )
+        if args.engine != "torch":
+            raise Fail(EXIT_USAGE, f"--labels runs the text tower in PyTorch; use --engine torch with {args.model}.")
+        if isinstance(args.labels, str):  # (timeline prepares twice)
+            args.labels = _read_labels(args.labels)
+        return member
+    if labels and getattr(args, "labels", None) is not None:
+        from videozoo.tasks.runner import check_labels_fit
+
+        try:
+            check_labels_fit(object(), args.model)
+        except ValueError as e:
+            raise Fail(EXIT_USAGE, f"--labels: {e} Leave --labels out to get {args.model}'s own classes.") from None
     if labels and not member.has_labels:
         raise Fail(
             EXIT_USAGE,
@@ -83,6 +102,45 @@ def _prepare(args: argparse.Namespace, labels: bool = True) -> Any:
             f"('videozoo extract'), not classes; {args.command} needs weights with a classifier.",
         )
     return member
+
+
+def _is_video_text(model: str) -> bool:
+    import videozoo
+
+    return videozoo.get_model_task(model) == "video_text"
+
+
+def _read_labels(value: str) -> list[str]:
+    """``--labels``: a UTF-8 file with one label per line (blank lines skipped), else comma-separated text;
+    an empty list, an empty or a repeated label is a usage error."""
+    from videozoo.models._video_text import check_labels
+
+    if os.path.isfile(value):
+        try:
+            with open(value, encoding="utf-8") as f:
+                labels = [line.strip() for line in f if line.strip()]
+        except UnicodeDecodeError as e:
+            raise Fail(
+                EXIT_USAGE,
+                f"--labels {value}: the file is not UTF-8 text (byte {e.start} cannot be read as UTF-8); save it as "
+                f"UTF-8 with one label per line.",
+            ) from None
+        where = f"--labels {value}"
+    else:
+        labels = [part.strip() for part in value.split(",")]
+        if all(not part for part in labels):
+            labels = []
+        where = "--labels"
+    try:
+        return check_labels(labels)
+    except (ValueError, TypeError) as e:
+        hint = " (a label may not contain a comma: use a file, one label per line)" if "empty" in str(e) else ""
+        raise Fail(EXIT_USAGE, f"{where}: {e}{hint}") from None
+
+
+def _warnings_to_stderr(caught: list[Any]) -> None:
+    for w in caught:
+        print(f"videozoo: warning: {w.message}", file=sys.stderr)
 
 
 def _check_runtime(args: argparse.Namespace) -> None:
@@ -197,11 +255,16 @@ def _classifier(args: argparse.Namespace, member: Any, progress: bool) -> Any:
         member.recipe.with_views(args.clips, args.crops)
     except ValueError as e:
         raise Fail(EXIT_USAGE, f"{member!r}: {e}") from None
-    classifier = VideoClassifier(
-        args.model, args.weights, clips=args.clips, crops=args.crops, device=args.device, batch_size=args.batch_size,
-        num_workers=args.workers, resize_on_decode=not args.exact, progress=progress, threshold=args.threshold,
-        dtype=args.dtype, engine=args.engine,
-    )  # fmt: skip
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:  # a label cut to the text context
+        warnings.simplefilter("always")
+        classifier = VideoClassifier(
+            args.model, args.weights, clips=args.clips, crops=args.crops, device=args.device, batch_size=args.batch_size,
+            num_workers=args.workers, resize_on_decode=not args.exact, progress=progress, threshold=args.threshold,
+            dtype=args.dtype, engine=args.engine, labels=args.labels, template=args.template,
+        )  # fmt: skip
+    _warnings_to_stderr(caught)
     _say_engine(classifier.runner, args)
     return classifier
 
@@ -346,6 +409,9 @@ def timeline(args: argparse.Namespace) -> int:
         "window": args.window, "stride": args.stride, "top_k": args.top_k, "threshold": args.threshold,
         "batch_size": args.batch_size, "resize_on_decode": not args.exact,
     }  # fmt: skip
+    if args.labels is not None or _is_video_text(args.model):
+        _prepare(args)  # --labels read and checked before any video is
+        options.update(labels=args.labels, template=args.template)
     if args.manifest is not None or args.out is not None:
         videos = _collection_args(args, [args.video] if args.video is not None else [], "a VIDEO path")
         if args.json or args.csv or args.plot is not None:
@@ -369,13 +435,18 @@ def timeline(args: argparse.Namespace) -> int:
         bar.total = total
         bar.update(done - bar.n)
 
+    import warnings
+
     try:
-        result = timeline(
-            args.video, args.model, args.weights, device=args.device, dtype=args.dtype, engine=args.engine,
-            progress=progress, **options,
-        )  # fmt: skip
+        with warnings.catch_warnings(record=True) as caught:  # a label cut to the text context
+            warnings.simplefilter("always")
+            result = timeline(
+                args.video, args.model, args.weights, device=args.device, dtype=args.dtype, engine=args.engine,
+                progress=progress, **options,
+            )  # fmt: skip
     finally:
         bar.close()
+    _warnings_to_stderr(caught)
     if args.json:
         sys.stdout.write(result.to_json() + "\n")
     elif args.csv:

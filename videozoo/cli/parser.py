@@ -46,6 +46,15 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
         help="multi-label weights (e.g. slowfast_r50's CHARADES_V1): every class with at least this probability "
         "is a label (default 0.5)",
     )
+    labels.add_argument(
+        "--labels", metavar="TEXT|FILE", default=None,
+        help="video-text models (e.g. pe_core_l14): your labels, comma-separated (\"open fridge,pour water\") or a "
+        "UTF-8 text file with one per line",
+    )
+    labels.add_argument(
+        "--template", metavar="TEXT", default=None,
+        help="with --labels: the prompt, {} marking the label (default: the publisher's prompts, averaged)",
+    )
     workers = group()
     workers.add_argument("--workers", type=_non_negative, default=None, help="decoding processes (default: automatic)")
     return {"debug": debug, "model": model, "run": run, "manifest": manifest, "windows": windows, "labels": labels, "workers": workers}

@@ -14,7 +14,7 @@ model runs in this one.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +29,10 @@ __all__ = [
     "Labels",
     "Runner",
     "check_dtype",
+    "check_labels_fit",
     "check_threshold",
     "decode_in_workers",
+    "is_video_text",
     "load_model",
     "resolve_weights",
 ]
@@ -115,6 +117,8 @@ class Runner:
     device: torch.device
     dtype: str = "fp32"
     engine: Any = None  # a videozoo.tasks.engines.Engine that runs the model instead of eager PyTorch
+    #: A video-text model's labels, given by the user (:func:`load_model`'s ``labels``); ``None``: the weights'.
+    user_labels: tuple[str, ...] | None = None
 
     @property
     def recipe(self) -> ClipRecipe:
@@ -122,7 +126,14 @@ class Runner:
 
     @property
     def labels(self) -> Labels:
+        if self.user_labels is not None:  # scaled similarities: one of the labels, softmax
+            return Labels(self.user_labels, False)
         return Labels(tuple(self.weights.categories), self.weights.multi_label)
+
+    @property
+    def has_labels(self) -> bool:
+        """Whether the model gives logits: weights with a classifier, or a video-text model given labels."""
+        return self.user_labels is not None or self.weights.has_labels
 
     def transform(self) -> nn.Module:
         """A fresh instance of the weights' preprocessing preset."""
@@ -130,6 +141,13 @@ class Runner:
 
     def require_labels(self, task: str) -> None:
         """Raise ``ValueError`` when the weights have no classifier (an encoder's): ``task`` needs labels."""
+        if self.has_labels:
+            return
+        if is_video_text(self.model):
+            raise ValueError(
+                f"{self.model_name} is a video-text model: it classifies into labels you give, and {task} was given "
+                f"none. Pass labels=[...] (on the command line --labels \"a,b,c\" or --labels FILE)."
+            )
         if not self.weights.has_labels:
             raise ValueError(
                 f"{self.weights!r} has no labels: these are an encoder's weights, which give clip embeddings "
@@ -169,6 +187,24 @@ class Runner:
             embedding = model.forward_head(features, pre_logits=True).float().cpu()
             logits = model.forward_head(features).float().cpu() if with_logits else None
         return embedding, logits
+
+
+def is_video_text(model: Any) -> bool:
+    """Whether ``model`` is a video-text model (it has a text tower and takes labels: ``set_labels``)."""
+    return callable(getattr(model, "set_labels", None)) and callable(getattr(model, "encode_text", None))
+
+
+def check_labels_fit(model: Any, model_name: str) -> None:
+    """``ValueError`` saying why labels cannot be given to ``model``, a classifier with its own classes."""
+    if is_video_text(model):
+        return
+    from videozoo.zoo import list_models
+
+    text_models = ", ".join(list_models(task="video_text")) or "none registered"
+    raise ValueError(
+        f"{model_name} is a classifier: it scores the classes it was trained on (its weights' categories) and "
+        f"cannot read other labels. Labels in words need a video-text model ({text_models})."
+    )
 
 
 def resolve_weights(model: str | nn.Module, weights: WeightsArg, *, untrained_ok: bool = False) -> tuple[WeightsEnum, str | None]:
@@ -212,6 +248,8 @@ def load_model(
     dtype: str = "fp32",
     engine: str = "torch",
     progress: bool = True,
+    labels: Sequence[str] | None = None,
+    template: str | Sequence[str] | None = None,
 ) -> Runner:
     """The model in eval mode on ``device``, with the weights member whose recipe, preset and labels go with it.
 
@@ -227,6 +265,9 @@ def load_model(
             installed, measured once): see :func:`videozoo.accelerate`. Other engines than torch run on
             the CPU, at the weights' evaluation clip (frames x crop).
         progress: show a progress bar while downloading.
+        labels: for a video-text model, the labels to classify into (its logits are the scaled similarities
+            of a clip with each label's text embedding); a classifier given labels is a ``ValueError``.
+        template: the prompt template(s) for ``labels`` (``"a video of {}."``); ``None``: the publisher's.
 
     Unknown names raise ``ValueError``; a checkpoint that cannot be read or does not fit raises
     :class:`~videozoo.errors.CheckpointError`.
@@ -239,6 +280,10 @@ def load_model(
     else:
         net, model_name = get_model(model, weights=weights, progress=progress), model
     runner = Runner(net.eval().to(where), member, model_name, str(weights_name), where, dtype)
+    if labels is not None:
+        check_labels_fit(net, model_name)
+        net.set_labels(labels, template)
+        runner.user_labels = tuple(net.categories)
     if engine != "torch":
         from videozoo.tasks.engines import accelerate
 
