@@ -4,6 +4,7 @@ publisher's layout with the tokenizer beside it, and the labels and search tasks
 
 from __future__ import annotations
 
+import json
 import sys
 import warnings
 from functools import partial
@@ -407,3 +408,91 @@ def test_timeline_command_with_labels(tiny_pe, videos, capsys) -> None:
     result = json.loads(out)
     assert len(result["windows"]) == 4
     assert all({t["label"] for t in w["top_k"]} == {"dog", "cat"} for w in result["windows"])
+
+
+# -- search ------------------------------------------------------------------------------------------
+
+
+def test_search_one_video_ranks_its_windows_by_cosine_similarity(tiny_pe, videos) -> None:
+    from videozoo.tasks.search import search_video
+    from videozoo.video.windows import iter_windows
+
+    result = search_video(videos["long"], "a dog catches a frisbee", tiny_pe, window=2, stride=1, top_k=3)
+    assert result.windows_searched == 7 and len(result.moments) == 3
+    runner = videozoo.load_model(tiny_pe)
+    with torch.inference_mode():
+        text = runner.model.encode_text(["a dog catches a frisbee"])[0]
+        stream = list(iter_windows(videos["long"], runner.recipe, runner.transform(), window=2, stride=1))
+        scores = runner.model.encode_video(torch.stack([w.clip for w in stream])) @ text
+    best = scores.argsort(descending=True)[:3].tolist()
+    assert [(m.start, m.end) for m in result.moments] == [(stream[i].start, stream[i].end) for i in best]
+    torch.testing.assert_close(torch.tensor([m.score for m in result.moments]), scores[best])
+
+
+@pytest.fixture
+def features(tiny_pe, videos, tmp_path: Path) -> Path:
+    from videozoo.tasks.extract import extract
+
+    out = tmp_path / "features"
+    extract([videos["short"], videos["long"]], tiny_pe, out, window=2, stride=2, num_workers=0)
+    return out
+
+
+def test_search_a_collection_from_extracted_features(tiny_pe, features: Path, videos) -> None:
+    import numpy as np
+
+    from videozoo.tasks.search import search_features
+
+    result = search_features(features, "someone opens the fridge", top_k=4)
+    assert result.model == tiny_pe and result.windows_searched == 1 + 4  # 2 s and 8 s at 2 s windows
+    # brute force over the .npz files extract wrote
+    runner = videozoo.load_model(tiny_pe)
+    with torch.inference_mode():
+        text = runner.model.encode_text(["someone opens the fridge"])[0].numpy()
+    rows = []
+    for npz in sorted(features.glob("*.npz")):
+        data = np.load(npz)
+        video = json.loads(str(data["record"]))["video"]
+        for (start, end), f in zip(data["times"], data["features"]):
+            rows.append((float(f @ text / np.linalg.norm(f)), video, float(start), float(end)))
+    rows.sort(key=lambda r: -r[0])
+    assert [(m.video, m.start, m.end) for m in result.moments] == [(v, s, e) for _, v, s, e in rows[:4]]
+    np.testing.assert_allclose([m.score for m in result.moments], [r[0] for r in rows[:4]], rtol=1e-5)
+    assert result.videos[0] == (rows[0][1], pytest.approx(rows[0][0], rel=1e-5)) and len(result.videos) == 2
+    # the matrix is kept beside the features and memory-mapped by the next search
+    assert (features / "search" / f"{tiny_pe}.npy").is_file()
+    again = search_features(features, "someone opens the fridge", top_k=4)
+    assert again.moments == result.moments
+
+
+def test_search_refuses_features_it_cannot_compare(tiny, tiny_pe, videos, tmp_path: Path) -> None:
+    from videozoo.tasks.extract import extract
+    from videozoo.tasks.search import search_features
+
+    classifier_features = tmp_path / "classifier"
+    extract([videos["short"]], tiny, classifier_features, num_workers=0)
+    with pytest.raises(ValueError, match=f"extracted with {tiny}.*embedded by {tiny_pe} cannot be compared"):
+        search_features(classifier_features, "a dog", tiny_pe)
+    with pytest.raises(ValueError, match=f"extracted with {tiny}, which has no text tower"):
+        search_features(classifier_features, "a dog")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ValueError, match="holds no extracted features"):
+        search_features(empty, "a dog", tiny_pe)
+
+
+def test_search_command(tiny_pe, features: Path, videos, capsys, tmp_path: Path) -> None:
+    code, out, err = run_cli(capsys, "search", features, "a dog catches a frisbee", "--json", "-k", "2")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["model"] == tiny_pe and len(result["moments"]) == 2 and result["windows_searched"] == 5
+    assert result["moments"][0]["score"] >= result["moments"][1]["score"]
+    code, out, err = run_cli(capsys, "search", videos["long"], "a dog", "-m", tiny_pe, "--window", "2")
+    assert code == 0, err
+    assert out.splitlines()[0].startswith("'a dog'") and len(out.strip().splitlines()) == 2 + 5
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = run_cli(capsys, "search", empty, "a dog")
+    assert code == 2 and "holds no extracted features" in err
+    code, _, err = run_cli(capsys, "search", videos["long"], "a dog")
+    assert code == 2 and "needs --model" in err

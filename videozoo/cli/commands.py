@@ -12,7 +12,7 @@ from typing import Any
 from videozoo.cli.exits import EXIT_OK, EXIT_OUTPUT, EXIT_UNKNOWN, EXIT_USAGE, EXIT_VIDEO, EXIT_WEIGHTS, Fail, error_line
 from videozoo.cli.render import info_lines, prediction_table, print_zoo, zoo_rows
 
-__all__ = ["classify", "models", "download", "info", "timeline", "extract", "export"]
+__all__ = ["classify", "models", "download", "info", "timeline", "extract", "export", "search"]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -520,4 +520,47 @@ def export(args: argparse.Namespace) -> int:
             f"(largest logit {result.max_abs_logit:.3g})"
         )
     print(f"recipe (clip sampling, preprocessing, categories): {result.recipe_path}")
+    return EXIT_OK
+
+
+def search(args: argparse.Namespace) -> int:
+    """``search VIDEO_OR_FEATURES QUERY``: the best moments (and, for a collection, videos)."""
+    from videozoo.tasks.search import search_features, search_video
+
+    if not args.query.strip():
+        raise Fail(EXIT_USAGE, 'QUERY is empty; describe the moment to find, e.g. "a dog catches a frisbee".')
+    _check_device(args.device)
+    if args.model is not None:
+        _model_name(args.model)
+        if not _is_video_text(args.model):
+            import videozoo
+
+            raise Fail(
+                EXIT_USAGE,
+                f"{args.model} has no text tower, so it cannot embed a query; search needs a video-text model "
+                f"({', '.join(videozoo.list_models(task='video_text'))}).",
+            )
+    if os.path.isdir(args.target):
+        try:
+            result = search_features(
+                args.target, args.query, args.model, args.weights, top_k=args.top_k, device=args.device, dtype=args.dtype
+            )
+        except ValueError as e:  # another model's features, none at all
+            raise Fail(EXIT_USAGE, str(e)) from None
+    else:
+        from videozoo.video.io import not_a_video
+
+        if args.model is None:
+            raise Fail(EXIT_USAGE, "searching a VIDEO needs --model, a video-text model (e.g. pe_core_l14).")
+        if (reason := not_a_video(args.target)) is not None:
+            raise Fail(EXIT_VIDEO, f"{args.target}: {reason}")
+        result = search_video(
+            args.target, args.query, args.model, args.weights or "DEFAULT", window=args.window, stride=args.stride,
+            top_k=args.top_k, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
+        )  # fmt: skip
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(result.to_table())
     return EXIT_OK

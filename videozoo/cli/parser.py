@@ -138,6 +138,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no summary line")
 
     p = command(
+        "search", commands.search, ["windows"],
+        help="find the moments that match a text in a video, or across the features 'videozoo extract' wrote",
+        description="Embed QUERY with a video-text model's text tower and rank windows by cosine similarity: "
+        "the windows of VIDEO (as timeline cuts them), or every window stored in a FEATURES folder of "
+        "'videozoo extract' (no decoding; the model is the one the features were extracted with).",
+    )
+    p.add_argument("target", metavar="VIDEO_OR_FEATURES", help="a video file, or the --out folder of 'videozoo extract'")
+    p.add_argument("query", metavar="QUERY", help='what to find, e.g. "a dog catches a frisbee"')
+    p.add_argument("--model", "-m", default=None, help="a video-text model (needed for a VIDEO; default for FEATURES: theirs)")
+    p.add_argument("--weights", "-w", default=None, help="weights name or local checkpoint file (default: DEFAULT, or the features')")
+    p.add_argument("--top-k", "-k", type=_positive, default=5, help="moments (and videos) to show (default 5)")
+    p.add_argument("--batch-size", "-b", type=_positive, default=8, help="windows per forward pass (default 8)")
+    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="model precision (default fp32)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs (default cpu)")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress messages")
+
+    p = command(
         "export", commands.export, [],
         help="export a model to ONNX, TorchScript or a torch.export program, verified against eager",
         description="Export MODEL with its weights to --out, run the exported graph on random clips next to "
