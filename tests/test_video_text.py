@@ -496,3 +496,16 @@ def test_search_command(tiny_pe, features: Path, videos, capsys, tmp_path: Path)
     assert code == 2 and "holds no extracted features" in err
     code, _, err = run_cli(capsys, "search", videos["long"], "a dog")
     assert code == 2 and "needs --model" in err
+
+
+def test_the_video_tower_exports_to_onnx_with_its_labels(model: PECore, tmp_path: Path) -> None:
+    """The graph of a model given labels: clips in, the logits over those labels out, checked against eager."""
+    from videozoo.tasks.export import export_model
+
+    model.set_labels(["dog", "cat", "forklift"])
+    try:
+        result = export_model(model, tmp_path / "pe.onnx", clip_shape=(2, 48, 48))
+    finally:
+        model.label_embeddings = torch.empty(0, model.embed_dim)
+        model.categories, model.num_classes = [], 0
+    assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-4 * max(1.0, result.max_abs_logit)
