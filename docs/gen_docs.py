@@ -203,7 +203,11 @@ def _models_all() -> list[str]:
 
 
 def _module(name: str) -> str:
-    return getattr(videozoo, name).__module__
+    obj = getattr(videozoo, name)
+    if hasattr(obj, "__module__"):
+        return obj.__module__
+    # a constant (e.g. TASKS): the module whose __all__ exports it
+    return next(m for m, mod in sorted(sys.modules.items()) if m.startswith("videozoo.") and name in getattr(mod, "__all__", ()))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -212,12 +216,12 @@ def _module(name: str) -> str:
 
 def _recipe(meta: dict) -> str:
     views = f"{meta['num_clips']} clip{'s' * (meta['num_clips'] != 1)} × {meta['num_crops']} crop{'s' * (meta['num_crops'] != 1)}"
+    fps = f"{meta['frame_rate']:g} fps" if meta["frame_rate"] else "the video's own frame rate"
     if meta.get("sampling") == "segments":
         return (
             f"segments: {meta['num_frames']} frames, the centre of each of {meta['num_frames']} equal segments of the "
-            f"whole video at {meta['frame_rate']:g} fps; {views}"
+            f"whole video at {fps}; {views}"
         )
-    fps = f"{meta['frame_rate']:g} fps" if meta["frame_rate"] else "the video's own frame rate"
     return f"{meta['num_frames']} frames, one every {meta['sampling_rate']} at {fps}; {views}"
 
 
@@ -248,7 +252,8 @@ def model_page(name: str) -> str:
         meta = member.meta
         preset = member.transforms()
         default = " (default)" if member is enum.DEFAULT else ""
-        categories = len(meta.get("categories", ())) or "none (features only)"
+        text = videozoo.get_model_task(name) == "video_text"
+        categories = len(meta.get("categories", ())) or ("yours, in words: `--labels` ([text](../text.md))" if text else "none (features only)")
         kind = ", multi-label: sigmoid probabilities, views combined by max" if meta.get("multi_label") else ""
         rows = [
             *_metrics(meta),
@@ -288,7 +293,8 @@ def model_page(name: str) -> str:
             "```",
             "",
             "```bash",
-            f"videozoo classify video.mp4 --model {name} --weights {member.name}",
+            f"videozoo classify video.mp4 --model {name} --weights {member.name}"
+            + (' --labels "open fridge,pour water"' if text else ""),
             "```",
             "",
         ]

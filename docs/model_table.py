@@ -51,7 +51,7 @@ def model_table(link: Callable[[str], str] | None = None) -> str:
         enum = videozoo.get_model_weights(name)
         for member in members(name):
             meta = member.meta
-            if meta.get("embedding_only", False):  # an encoder published without a classifier
+            if meta.get("embedding_only", False) and not meta.get("_metrics"):  # an encoder without a classifier
                 dataset, metrics = "– (features only)", {}
             else:
                 [(dataset, metrics)] = meta["_metrics"].items()

@@ -509,3 +509,12 @@ def test_the_video_tower_exports_to_onnx_with_its_labels(model: PECore, tmp_path
         model.label_embeddings = torch.empty(0, model.embed_dim)
         model.categories, model.num_classes = [], 0
     assert result.max_abs_diff is not None and result.max_abs_diff <= 1e-4 * max(1.0, result.max_abs_logit)
+
+
+def test_download_command_fetches_the_tokenizer_too(tiny_pe, capsys) -> None:
+    code, out, err = run_cli(capsys, "download", tiny_pe, "-q")
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert [line.split("\t")[1].rsplit("/", 1)[1] for line in lines] == [
+        "videozoo-tests--tiny-pe--open_clip_model.safetensors", "videozoo-tests--tiny-pe--tokenizer.json",
+    ]  # fmt: skip

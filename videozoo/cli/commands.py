@@ -357,11 +357,14 @@ def download(args: argparse.Namespace) -> int:
     for member in members:
         try:
             path = store.download_first(member.sources, progress=not args.quiet)
+            extras = [member.extra_file(e.role, progress=not args.quiet) for e in member.value.extra_files]  # a tokenizer
         except DownloadError as e:
             error_line(f"{member!r}: {e}")
             code = EXIT_WEIGHTS
             continue
         print(f"{member!r}\t{path}")
+        for extra in extras:
+            print(f"{member!r}\t{extra}")
     return code
 
 

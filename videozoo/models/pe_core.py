@@ -55,7 +55,6 @@ from videozoo.zoo import ExtraFile, Weights, WeightsEnum, build_model, register_
 from videozoo.zoo.tokenizer import ClipTokenizer
 
 __all__ = [
-    "K400_TEMPLATES",
     "PECore",
     "PECore_B16_Weights",
     "PECore_G14_Weights",
@@ -374,7 +373,9 @@ def _transforms(size: int) -> Any:
     )  # fmt: skip
 
 
-def _weights(repo: str, scale: str, size: int, context: int, k400: float, num_params: int) -> Weights:
+def _weights(
+    repo: str, original: str, scale: str, size: int, context: int, k400: float, num_params: int, gflops: float
+) -> Weights:
     meta = {
         "categories": [],
         "embedding_only": True,
@@ -384,7 +385,7 @@ def _weights(repo: str, scale: str, size: int, context: int, k400: float, num_pa
         "recipe": _README,
         "license": "Apache-2.0",
         "_metrics": {"Kinetics-400 (zero-shot)": {"acc@1": k400}},
-        "_ops": None,
+        "_ops": gflops,
         "_file_size": None,  # not stated here
         "model_args": {},
         "context_length": context,
@@ -395,14 +396,15 @@ def _weights(repo: str, scale: str, size: int, context: int, k400: float, num_pa
         "num_crops": 1,
         "sampling": "segments",
         "_docs": (
-            f"Meta's Perception Encoder PE-Core {scale} (facebook/{repo.replace('timm/', '')}'s weights), in open_clip's "
+            f"Meta's Perception Encoder PE-Core {scale} (the weights of facebook/{original}), in open_clip's "
             f"layout as published at huggingface.co/{repo} (open_clip_model.safetensors, with the publisher's "
             f"tokenizer.json beside it). A video-text model: give it labels (set_labels, --labels) to classify, "
             f"or search videos with text. Kinetics-400 zero-shot top-1 as the perception_models README states it: "
             f"8 frames spread over each video (the publisher takes frames i * (n - 1) / 7 of n, end frames "
             f"included; videozoo's segment recipe takes the centre frame of 8 equal segments), each frame "
             f"squashed to {size} px, the frame embeddings averaged, and each class's {len(K400_TEMPLATES)} prompts "
-            f"(K400_TEMPLATES) averaged. Prompts are cut to {context} tokens. Licence: Apache-2.0 (the "
+            f"(K400_TEMPLATES) averaged. Prompts are cut to {context} tokens. GFLOPs: multiply-adds of the vision tower on "
+            f"one 8-frame view, counted with torch.utils.flop_counter (the text tower runs once per label set). Licence: Apache-2.0 (the "
             f"perception_models README, for all its checkpoints). The tokenizer file's sha256 is not pinned "
             f"(it could not be read here): the sha256 the Hugging Face server states for it is checked."
         ),
@@ -417,17 +419,17 @@ def _weights(repo: str, scale: str, size: int, context: int, k400: float, num_pa
 
 
 class PECore_B16_Weights(WeightsEnum):
-    ZERO_SHOT = _weights("timm/PE-Core-B-16", "B/16 (224 px)", 224, 32, 65.6, 447_660_545)
+    ZERO_SHOT = _weights("timm/PE-Core-B-16", "PE-Core-B16-224", "B/16 (224 px)", 224, 32, 65.6, 447_660_545, 142.4)
     DEFAULT = ZERO_SHOT
 
 
 class PECore_L14_Weights(WeightsEnum):
-    ZERO_SHOT = _weights("timm/PE-Core-L-14-336", "L/14 (336 px)", 336, 32, 73.4, 671_138_817)
+    ZERO_SHOT = _weights("timm/PE-Core-L-14-336", "PE-Core-L14-336", "L/14 (336 px)", 336, 32, 73.4, 671_138_817, 1537.5)
     DEFAULT = ZERO_SHOT
 
 
 class PECore_G14_Weights(WeightsEnum):
-    ZERO_SHOT = _weights("timm/PE-Core-bigG-14-448", "G/14 (448 px)", 448, 72, 76.9, 2_419_267_841)
+    ZERO_SHOT = _weights("timm/PE-Core-bigG-14-448", "PE-Core-G14-448", "G/14 (448 px)", 448, 72, 76.9, 2_419_267_841, 16474.5)
     DEFAULT = ZERO_SHOT
 
 

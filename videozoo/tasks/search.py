@@ -36,7 +36,7 @@ from videozoo.tasks.extract import INDEX
 from videozoo.tasks.runner import Runner, WeightsArg, check_positive, is_video_text, load_model
 from videozoo.video.windows import iter_windows
 
-__all__ = ["Moment", "SearchResult", "WindowMatrix", "search", "search_features", "search_video", "window_matrix"]
+__all__ = ["Moment", "SearchResult", "WindowMatrix", "rank", "search", "search_features", "search_video", "window_matrix"]
 
 #: Rows of the window matrix multiplied at once (bounds the memory a search takes beyond the mapping).
 BLOCK_ROWS = 1 << 16
@@ -302,6 +302,13 @@ def search_features(
             f"{folder}: its embeddings have {windows.matrix.shape[1]} dimensions, {runner.model_name}'s text embeddings "
             f"{text.shape[0]}; extract the features again."
         )
+    moments, videos = rank(windows, text, top_k)
+    return SearchResult(query, theirs, their_weights, moments, videos, int(windows.matrix.shape[0]))
+
+
+def rank(windows: WindowMatrix, text: np.ndarray, top_k: int) -> tuple[list[Moment], list[tuple[str, float]]]:
+    """The ``top_k`` windows and the ``top_k`` videos (by their best window) for the normalised query
+    embedding ``text`` ``(D,)``, best first: one brute-force pass over the matrix."""
     scores = scores_of(windows.matrix, text)
     moments = [
         Moment(windows.video_of(i), float(windows.times[i, 0]), float(windows.times[i, 1]), float(scores[i]))
@@ -309,8 +316,7 @@ def search_features(
     ]
     per_video = np.maximum.reduceat(scores, windows.first)
     order = np.lexsort((np.arange(len(per_video)), -per_video))[:top_k]
-    videos = [(windows.videos[i], float(per_video[i])) for i in order.tolist()]
-    return SearchResult(query, theirs, their_weights, moments, videos, int(scores.shape[0]))
+    return moments, [(windows.videos[i], float(per_video[i])) for i in order.tolist()]
 
 
 def search(target: str | os.PathLike[str], query: str, model: str | None = None, weights: WeightsArg = None, **options: Any) -> SearchResult:
