@@ -518,3 +518,15 @@ def test_download_command_fetches_the_tokenizer_too(tiny_pe, capsys) -> None:
     assert [line.split("\t")[1].rsplit("/", 1)[1] for line in lines] == [
         "videozoo-tests--tiny-pe--open_clip_model.safetensors", "videozoo-tests--tiny-pe--tokenizer.json",
     ]  # fmt: skip
+
+
+def test_a_collection_classified_into_labels_keeps_them_in_its_configuration(tiny_pe, videos, capsys, tmp_path: Path) -> None:
+    manifest = tmp_path / "videos.txt"
+    manifest.write_text(f"{videos['short']}\n", encoding="utf-8")
+    out = tmp_path / "labels"
+    code, _, err = run_cli(capsys, "classify", "-m", tiny_pe, "--labels", "dog,cat", "--manifest", manifest, "--out", out, "-q")
+    assert code == 0, err
+    [record] = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+    assert {t["label"] for t in record["top_k"]} == {"dog", "cat"}
+    code, _, err = run_cli(capsys, "classify", "-m", tiny_pe, "--labels", "dog,bird", "--manifest", manifest, "--out", out, "-q")
+    assert code == 2 and "labels" in err

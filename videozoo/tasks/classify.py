@@ -350,6 +350,8 @@ def classify_collection(
     }  # fmt: skip
     if runner.user_labels is not None:  # a video-text model: its labels are part of the configuration
         config["labels"] = list(runner.user_labels)
+        template = runner.user_template
+        config["template"] = list(template) if isinstance(template, tuple) else template
 
     def process(todo: list[str]) -> Iterable[tuple[str, dict[str, Any] | None, str | None]]:
         for prediction in classifier.iter_predict(todo, top_k=top_k, on_error="return"):

@@ -119,6 +119,8 @@ class Runner:
     engine: Any = None  # a videozoo.tasks.engines.Engine that runs the model instead of eager PyTorch
     #: A video-text model's labels, given by the user (:func:`load_model`'s ``labels``); ``None``: the weights'.
     user_labels: tuple[str, ...] | None = None
+    #: The prompt template(s) given with them (``None``: the publisher's).
+    user_template: str | tuple[str, ...] | None = None
 
     @property
     def recipe(self) -> ClipRecipe:
@@ -284,6 +286,7 @@ def load_model(
         check_labels_fit(net, model_name)
         net.set_labels(labels, template)
         runner.user_labels = tuple(net.categories)
+        runner.user_template = template if template is None or isinstance(template, str) else tuple(template)
     if engine != "torch":
         from videozoo.tasks.engines import accelerate
 
