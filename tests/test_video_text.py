@@ -116,7 +116,7 @@ def test_published_builders_have_the_publishers_sizes() -> None:
         "pe_core_b16": (224, 1024, 32), "pe_core_l14": (336, 1024, 32), "pe_core_g14": (448, 1280, 72),
     }  # fmt: skip
     assert sizes["pe_core_g14"].visual.cls_token is None and sizes["pe_core_b16"].visual.cls_token is not None
-    assert videozoo.list_models(task="video_text") == sorted(CASES)
+    assert videozoo.list_models(task="video_text") == sorted([*CASES, "xclip_b16", "xclip_b16_zero_shot", "xclip_b32"])
     for name in CASES:
         member = videozoo.get_model_weights(name).DEFAULT
         assert member.meta["num_params"] == sum(p.numel() for p in sizes[name].parameters())
@@ -530,3 +530,107 @@ def test_a_collection_classified_into_labels_keeps_them_in_its_configuration(tin
     assert {t["label"] for t in record["top_k"]} == {"dog", "cat"}
     code, _, err = run_cli(capsys, "classify", "-m", tiny_pe, "--labels", "dog,bird", "--manifest", manifest, "--out", out, "-q")
     assert code == 2 and "labels" in err
+
+
+# -- X-CLIP against transformers ------------------------------------------------------------------------
+
+from videozoo.models.xclip import XCLIP, XCLIP_B32_Weights  # noqa: E402
+from videozoo.models.xclip import _build as _build_xclip  # noqa: E402
+from videozoo.models.xclip import from_huggingface_state_dict as from_hf_xclip  # noqa: E402
+
+VOCAB, MERGES = TEXT / "clip_vocab.json", TEXT / "clip_merges.txt"
+
+
+def xclip_fixture() -> dict:
+    return torch.load(TEXT / "xclip.pt", weights_only=True)
+
+
+def xclip_file() -> dict[str, torch.Tensor]:
+    """The fixture's tensors in Hugging Face's layout, with the ``position_ids`` older files carry."""
+    fx = xclip_fixture()
+    state = fill_state_dict(fx["keys"], fx["shapes"], fx["dtypes"])
+    state["logit_scale"] = torch.tensor(fx["logit_scale"])
+    state["prompts_generator.alpha"] = torch.full_like(state["prompts_generator.alpha"], 0.5)
+    state["text_model.embeddings.position_ids"] = torch.arange(77)[None]
+    return state
+
+
+@pytest.fixture(scope="module")
+def xclip() -> XCLIP:
+    m = XCLIP(**xclip_fixture()["kwargs"]).eval()
+    m.load_state_dict(from_hf_xclip(xclip_file()), strict=True)
+    m.set_tokenizer(ClipTokenizer.from_vocab_and_merges(VOCAB, MERGES, 77))
+    return m
+
+
+def test_xclip_tokenizer_matches_transformers_clip_tokenizer_fast() -> None:
+    """vocab.json and merges.txt read as CLIPTokenizerFast reads them (no ftfy), on the awkward prompts; the
+    reference pads with <|endoftext|> under an attention mask, videozoo with zeros (the text tower reads the
+    first end-of-text token either way)."""
+    fx = xclip_fixture()
+    with pytest.warns(TruncationWarning):
+        ids = ClipTokenizer.from_vocab_and_merges(VOCAB, MERGES, 77)(fx["prompts"])
+    mask = fx["attention_mask"].bool()
+    assert torch.equal(ids[mask], fx["input_ids"][mask]) and bool((ids[~mask] == 0).all())
+
+
+def test_xclip_matches_transformers(xclip: XCLIP) -> None:
+    """Video embeddings (cross-frame messages, integration transformer), projected text embeddings and the
+    logits with video-specific prompts, within 1e-4 of XCLIPModel."""
+    fx = xclip_fixture()
+    clip = torch.randn(fx["input_shape"], generator=torch.Generator().manual_seed(fx["input_seed"]))
+    with torch.inference_mode():
+        video = xclip.encode_video(clip)
+        with pytest.warns(TruncationWarning):
+            text = xclip.encode_tokens(xclip.tokenizer(fx["prompts"]))
+    assert relative_error(video, fx["video"]) <= 1e-4 and relative_error(text, fx["text"]) <= 1e-4
+    labels = [p for p in fx["prompts"] if p.strip() and len(p) < 60]
+    rows = [fx["prompts"].index(p) for p in labels]
+    xclip.set_labels(labels, template="{}")
+    try:
+        with torch.inference_mode():
+            logits = xclip(clip)
+    finally:
+        xclip.label_embeddings = torch.empty(0, xclip.embed_dim)
+        xclip.categories, xclip.num_classes = [], 0
+    # the labels are stripped and their prompts averaged (one template): the reference's rows for them
+    stripped = [i for i, p in zip(rows, labels) if p == p.strip()]
+    assert relative_error(logits[:, [rows.index(i) for i in stripped]], fx["logits"][:, stripped]) <= 1e-4
+
+
+def test_xclip_takes_its_number_of_frames(xclip: XCLIP) -> None:
+    with pytest.raises(ValueError, match="exactly 4 frames of 64x64"):
+        xclip.encode_video(torch.randn(1, 3, 8, 64, 64))
+
+
+TINY_XCLIP = "tiny_xclip_test"
+TINY_XCLIP_REPO = "https://huggingface.co/videozoo-tests/tiny-xclip/resolve/main"
+
+
+class TinyXCLIP_Weights(WeightsEnum):
+    KINETICS400_4_FRAMES = Weights(
+        url=f"{TINY_XCLIP_REPO}/model.safetensors",
+        transforms=partial(VideoClassification, crop_size=64, resize_size=64),
+        meta={**XCLIP_B32_Weights.DEFAULT.meta, "num_frames": 4, "model_args": {"num_frames": 4}, "num_params": 0},
+        state_dict_adapter=from_hf_xclip,
+        extra_files=(ExtraFile("vocab", f"{TINY_XCLIP_REPO}/vocab.json"), ExtraFile("merges", f"{TINY_XCLIP_REPO}/merges.txt")),
+    )
+    DEFAULT = KINETICS400_4_FRAMES
+
+
+def tiny_xclip_test(*, weights=None, progress=True, **kwargs):
+    return _build_xclip(TinyXCLIP_Weights, weights, progress, kwargs, {k: v for k, v in xclip_fixture()["kwargs"].items() if k != "num_frames"})
+
+
+def test_a_published_xclip_file_classifies_a_video_into_labels(tmp_path: Path, monkeypatch, videos, capsys) -> None:
+    checkpoints = tmp_path / "home" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    monkeypatch.setenv("VIDEOZOO_HOME", str(tmp_path / "home"))
+    save_file(xclip_file(), str(checkpoints / TinyXCLIP_Weights.DEFAULT.file_name))
+    for extra, source in zip(TinyXCLIP_Weights.DEFAULT.value.extra_files, (VOCAB, MERGES)):
+        (checkpoints / cache_name(extra.url)).write_bytes(source.read_bytes())
+    with videozoo.registered(tiny_xclip_test, TinyXCLIP_Weights, TINY_XCLIP, task="video_text") as name:
+        code, out, err = run_cli(capsys, "classify", videos["short"], "-m", name, "--labels", "dog,cat,forklift", "--json", "-q")
+    assert code == 0, err
+    top = json.loads(out)["results"][0]["top_k"]
+    assert sorted(t["label"] for t in top) == ["cat", "dog", "forklift"]

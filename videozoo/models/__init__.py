@@ -1,7 +1,7 @@
 """Model families, one file each; importing this package registers every builder."""
 
 from videozoo.models import efficient_x3d, hiera, mvit, resnet, resnet3d, s3d as _s3d, slowfast, swin3d, timesformer, videomae, vivit, vjepa2, x3d
-from videozoo.models import pe_core
+from videozoo.models import pe_core, xclip
 from videozoo.models._base import VideoModel
 from videozoo.models.efficient_x3d import *  # noqa: F403
 from videozoo.models.hiera import *  # noqa: F403
@@ -18,6 +18,7 @@ from videozoo.models.vjepa2 import *  # noqa: F403
 from videozoo.models.x3d import *  # noqa: F403
 from videozoo.models._video_text import VideoTextModel
 from videozoo.models.pe_core import *  # noqa: F403
+from videozoo.models.xclip import *  # noqa: F403
 
 __all__ = [
     "VideoModel",
@@ -36,4 +37,5 @@ __all__ = [
     *resnet3d.__all__,
     "VideoTextModel",
     *pe_core.__all__,
+    *xclip.__all__,
 ]

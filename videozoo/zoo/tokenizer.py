@@ -52,22 +52,60 @@ class ClipTokenizer:
     Args:
         path: the publisher's ``tokenizer.json``.
         context_length: tokens per prompt, as the text tower was trained (PE-Core B and L: 32, G: 72).
+        clean: open_clip's cleaning first (step 1 above: ftfy, HTML entities); ``False`` for publishers whose
+            reference is Hugging Face's CLIP tokenizer (its own normaliser only: NFC, whitespace, lower case).
     """
 
-    def __init__(self, path: str | os.PathLike[str], context_length: int) -> None:
-        tokenizers, ftfy = require_text_extra()
+    def __init__(self, path: str | os.PathLike[str], context_length: int, clean: bool = True) -> None:
+        tokenizers, _ = require_text_extra()
         self.path = Path(path)
         try:
             tokenizer = tokenizers.Tokenizer.from_file(str(self.path))
         except Exception as e:  # noqa: BLE001  (the library raises a bare Exception for unreadable files)
             raise ValueError(f"{self.path}: not a tokenizer.json the tokenizers library can read ({e}).") from None
+        self._setup(tokenizer, context_length, clean)
+
+    @classmethod
+    def from_vocab_and_merges(
+        cls, vocab: str | os.PathLike[str], merges: str | os.PathLike[str], context_length: int
+    ) -> ClipTokenizer:
+        """CLIP's tokenizer from a publisher's ``vocab.json`` and ``merges.txt`` (the slow tokenizer's files),
+        put together with the ``tokenizers`` library as Hugging Face's ``CLIPTokenizerFast`` puts them (NFC,
+        whitespace runs to one space, lower case; CLIP's word pattern; byte-level BPE with ``</w>``), without
+        open_clip's cleaning (``clean=False``)."""
+        tokenizers, _ = require_text_extra()
+        from tokenizers import Regex, models, normalizers, pre_tokenizers
+
+        try:
+            bpe = models.BPE.from_file(
+                str(vocab), str(merges), continuing_subword_prefix="", end_of_word_suffix="</w>", fuse_unk=False,
+                unk_token="<|endoftext|>",
+            )  # fmt: skip
+        except Exception as e:  # noqa: BLE001  (the library raises a bare Exception for unreadable files)
+            raise ValueError(f"{vocab}, {merges}: not a vocab.json and merges.txt the tokenizers library can read ({e}).") from None
+        tokenizer = tokenizers.Tokenizer(bpe)
+        tokenizer.normalizer = normalizers.Sequence(
+            [normalizers.NFC(), normalizers.Replace(Regex(r"\s+"), " "), normalizers.Lowercase()]
+        )
+        words = Regex(r"""'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""")
+        tokenizer.pre_tokenizer = pre_tokenizers.Sequence(
+            [pre_tokenizers.Split(words, behavior="removed", invert=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+        )
+        self = cls.__new__(cls)
+        self.path = Path(vocab)
+        self._setup(tokenizer, context_length, clean=False)
+        return self
+
+    def _setup(self, tokenizer: Any, context_length: int, clean: bool) -> None:
+        _, ftfy = require_text_extra()
         tokenizer.no_truncation()
         tokenizer.no_padding()
         self._tokenizer = tokenizer
         self._fix_text = ftfy.fix_text
+        self.cleans = clean
         start, end = tokenizer.token_to_id("<|startoftext|>"), tokenizer.token_to_id("<|endoftext|>")
         if start is None or end is None:
-            raise ValueError(f"{self.path}: a CLIP tokenizer.json has the tokens <|startoftext|> and <|endoftext|>.")
+            raise ValueError(f"{self.path}: a CLIP tokenizer has the tokens <|startoftext|> and <|endoftext|>.")
         self.sot_token_id: int = start
         self.eot_token_id: int = end
         if context_length < 2:
@@ -76,7 +114,9 @@ class ClipTokenizer:
         self.vocab_size: int = tokenizer.get_vocab_size()
 
     def clean(self, text: str) -> str:
-        """The text as the BPE sees it (step 1 above)."""
+        """The text as the BPE sees it (step 1 above; with ``clean=False`` the library's normaliser only)."""
+        if not self.cleans:
+            return text
         text = html.unescape(html.unescape(self._fix_text(text))).strip()
         return " ".join(text.split()).lower()
 
