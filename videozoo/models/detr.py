@@ -34,7 +34,7 @@ from videozoo.models.adapters.detr import from_detr_state_dict
 from videozoo.models.layers.boxes import box_cxcywh_to_xyxy, nms
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 
-__all__ = ["COCO_CATEGORIES", "DETR", "DETR_ResNet50_Weights", "DETR_ResNet101_Weights", "detr_resnet50", "detr_resnet101"]
+__all__ = ["DETR", "DETR_ResNet50_Weights", "DETR_ResNet101_Weights", "detr_resnet50", "detr_resnet101"]
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -443,6 +443,7 @@ def _meta(name: str, box_ap: float, num_params: int, file_size: float, note: str
         "categories": list(COCO_CATEGORIES),
         "num_params": num_params,
         "min_size": (32, 32),
+        "input": "RGB frames in [0, 1], any size; resized to shorter side 800 (longer at most 1333)",
         "recipe": _README,
         "license": "Apache-2.0",
         "_metrics": {"COCO-val2017": {"box_map": box_ap}},
