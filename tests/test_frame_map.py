@@ -196,9 +196,9 @@ def test_command_line(tmp_path: Path) -> None:
     assert data["mAP@0.5IOU"] == pytest.approx(0.5)
     assert {c["id"]: c["AP@0.5IOU"] for c in data["classes"] if c["AP@0.5IOU"] is not None} == {1: 1.0, 3: 0.0}
     (tmp_path / "bad.csv").write_text("v1,0902,0.1\n")
-    bad = subprocess.run([*cmd[:-1], str(tmp_path / "bad.csv")], capture_output=True, text=True)
+    bad = subprocess.run([*cmd[:-1], str(tmp_path / "bad.csv")], capture_output=True, text=True, check=False)
     assert bad.returncode == 2 and "bad.csv, line 1" in bad.stderr and "Traceback" not in bad.stderr
-    missing = subprocess.run([*cmd[:-1], str(tmp_path / "none.csv")], capture_output=True, text=True)
+    missing = subprocess.run([*cmd[:-1], str(tmp_path / "none.csv")], capture_output=True, text=True, check=False)
     assert missing.returncode == 2 and "none.csv: no such file" in missing.stderr
 
 

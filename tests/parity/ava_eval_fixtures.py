@@ -73,10 +73,10 @@ def official(gt: str, det: str) -> dict:
         captured.update(metrics)
 
     get_ava_performance.pprint.pprint = keep
-    labelmap = open(EVAL / "ava" / "ava_action_list_v2.1_for_activitynet_2018.pbtxt.txt")
     gt_file, det_file = io.StringIO(gt), io.StringIO(det)
     gt_file.name, det_file.name = "gt.csv", "det.csv"
-    get_ava_performance.run_evaluation(labelmap, gt_file, det_file)
+    with open(EVAL / "ava" / "ava_action_list_v2.1_for_activitynet_2018.pbtxt.txt") as labelmap:
+        get_ava_performance.run_evaluation(labelmap, gt_file, det_file)
     return {k: (None if isinstance(v, float) and np.isnan(v) else float(v)) for k, v in captured.items()}
 
 
