@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from videozoo.models.adapters.detr import from_detr_state_dict
 from videozoo.models.layers.boxes import box_cxcywh_to_xyxy, nms
+from videozoo.models.layers.kernels import fold_batch_norm
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 
 __all__ = ["DETR", "DETR_ResNet50_Weights", "DETR_ResNet101_Weights", "detr_resnet50", "detr_resnet101"]
@@ -78,6 +79,13 @@ class FrozenBatchNorm2d(nn.Module):
         return x * scale[None, :, None, None] + shift[None, :, None, None]
 
 
+def conv_bn(x: Tensor, conv: nn.Conv2d, bn: FrozenBatchNorm2d) -> Tensor:
+    """``bn(conv(x))`` as one convolution, the frozen batch norm folded into the filters (recomputed on each
+    call from the current tensors, so loading needs no refresh; the same function up to float rounding)."""
+    weight, bias = fold_batch_norm(conv.weight, bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps)
+    return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
 class Bottleneck(nn.Module):
     """ResNet v1.5's bottleneck (stride on the 3x3 convolution), 4x channel expansion."""
 
@@ -99,10 +107,12 @@ class Bottleneck(nn.Module):
             )
 
     def forward(self, x: Tensor) -> Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
-        return F.relu(self.bn3(self.conv3(out)) + identity)
+        identity = x if self.downsample is None else conv_bn(x, self.downsample[0], self.downsample[1])
+        out = F.relu(conv_bn(x, self.conv1, self.bn1), inplace=True)
+        out = F.relu(conv_bn(out, self.conv2, self.bn2), inplace=True)
+        out = conv_bn(out, self.conv3, self.bn3)
+        out += identity
+        return F.relu(out, inplace=True)
 
 
 class ResNetBackbone(nn.Module):
@@ -123,7 +133,7 @@ class ResNetBackbone(nn.Module):
         self.num_channels = in_channels
 
     def forward(self, x: Tensor) -> Tensor:
-        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
+        x = self.maxpool(F.relu(conv_bn(x, self.conv1, self.bn1), inplace=True))
         return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
 
