@@ -35,6 +35,7 @@ def reference_detr(backbone: str) -> torch.nn.Module:
     sys.modules.setdefault("scipy", scipy)
     sys.modules.setdefault("scipy.optimize", scipy.optimize)  # type: ignore[attr-defined]
     import models.backbone as detr_backbone
+
     from hubconf import _make_detr
 
     detr_backbone.is_main_process = lambda: False  # no ImageNet download
@@ -61,7 +62,7 @@ def main() -> None:
     x = torch.randn(args.batch, 3, *size)
     with torch.inference_mode():
         theirs = reference(x)
-        logits, boxes = ours(x)
+        logits, _ = ours(x)
     error = float((logits - theirs["pred_logits"]).abs().max() / theirs["pred_logits"].abs().max())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.model}, batch {args.batch} x 3 x "
           f"{size[0]} x {size[1]} (a {args.height}x{args.width} frame resized); max relative logit error {error:.1e}")

@@ -164,19 +164,39 @@ def test_detect_persons_contract(model: DETR) -> None:
     assert model.detect_persons(frames[:0]) == []
 
 
+def fixture_frames() -> torch.Tensor:
+    """The parity fixture's frames, on which the tiny reference finds persons (at the fixture's resize)."""
+    return torch.rand(TINY["frames_shape"], generator=torch.Generator().manual_seed(TINY["frames_seed"]))
+
+
+def test_detect_persons_runs_without_dropout_in_any_mode(model: DETR) -> None:
+    frames = fixture_frames()
+    model.resize_size, model.max_size = TINY["resize_size"], TINY["max_size"]
+    try:
+        evaluated = model.detect_persons(frames, score_threshold=0.0)[0]
+        model.train()
+        torch.manual_seed(1)
+        in_training_mode = model.detect_persons(frames, score_threshold=0.0)[0]
+        assert model.training
+    finally:
+        model.eval()
+        model.resize_size, model.max_size = 800, 1333
+    assert torch.equal(evaluated, in_training_mode) and len(evaluated) > 0
+
+
 def test_detect_persons_with_nms(model: DETR) -> None:
-    frames = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(6))
-    model.resize_size = None
+    frames = fixture_frames()[:1]
+    model.resize_size, model.max_size = TINY["resize_size"], TINY["max_size"]
     try:
         plain = model.detect_persons(frames, score_threshold=0.0)[0]
-        model.nms_iou_threshold = 0.3
+        model.nms_iou_threshold = 0.9
         suppressed = model.detect_persons(frames, score_threshold=0.0)[0]
     finally:
-        model.resize_size, model.nms_iou_threshold = 800, None
-    assert torch.equal(suppressed, plain[nms(plain[:, :4], plain[:, 4], 0.3)])
-    if len(suppressed) > 1:
-        iou = box_iou(suppressed[:, :4], suppressed[:, :4])
-        assert (iou.triu(1) <= 0.3).all()
+        model.resize_size, model.max_size, model.nms_iou_threshold = 800, 1333, None
+    assert torch.equal(suppressed, plain[nms(plain[:, :4], plain[:, 4], 0.9)])
+    assert 1 < len(suppressed) < len(plain)  # the tiny reference's boxes overlap: some are suppressed
+    iou = box_iou(suppressed[:, :4], suppressed[:, :4])
+    assert (iou.triu(1) <= 0.9).all()
 
 
 def test_resized_size_follows_the_publisher() -> None:
@@ -232,3 +252,18 @@ def test_nms_by_hand() -> None:
     assert nms(boxes[:0], scores[:0], 0.5).tolist() == []
     with pytest.raises(ValueError, match="boxes \\(N, 4\\)"):
         nms(boxes[:, :3], scores, 0.5)
+
+
+def test_network_exports_to_onnx(tmp_path: Path) -> None:
+    """The network (normalised images in, logits and boxes out) through torch.onnx's exporter and onnxruntime."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    model = videozoo.detr_resnet50(**{**TINY["kwargs"], "num_encoder_layers": 1, "num_decoder_layers": 1}).eval()
+    x = make_input((1, 3, 64, 96), seed=2)
+    torch.onnx.export(model, (x,), tmp_path / "detr.onnx", dynamo=True, input_names=["images"])
+    session = onnxruntime.InferenceSession(str(tmp_path / "detr.onnx"), providers=["CPUExecutionProvider"])
+    logits, boxes = session.run(None, {"images": x.numpy()})
+    with torch.inference_mode():
+        want_logits, want_boxes = model(x)
+    assert relative_error(torch.from_numpy(logits), want_logits) <= TOLERANCE
+    assert relative_error(torch.from_numpy(boxes), want_boxes) <= TOLERANCE

@@ -384,7 +384,8 @@ class DETR(nn.Module):
         Returns one ``(K, 5)`` float32 tensor per frame, rows ``(x1, y1, x2, y2, score)`` in the frames'
         pixel coordinates (clipped to the frame), sorted by score, highest first. A query is a person when
         "person" is its most probable class (softmax over the classes and "no object"; the score is that
-        probability), as DETR's post-processing labels boxes.
+        probability), as DETR's post-processing labels boxes. Runs in eval mode (no dropout) and without
+        gradients, and leaves the model's mode as it was.
         """
         self._check_frames(frames)
         threshold = self.default_score_threshold if score_threshold is None else float(score_threshold)
@@ -397,7 +398,12 @@ class DETR(nn.Module):
         if size != (height, width):  # torchvision's resize of float tensors: bilinear, antialiased
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
         x = ((x - self.mean) / self.std).to(dtype)
-        logits, boxes = self(x)
+        training = self.training
+        self.eval()  # detection never runs the transformer's dropout, whatever mode the model is in
+        try:
+            logits, boxes = self(x)
+        finally:
+            self.train(training)
         probs = logits.float().softmax(-1)[..., :-1]
         scores, labels = probs.max(-1)
         scale = torch.tensor([width, height, width, height], dtype=torch.float32, device=boxes.device)
