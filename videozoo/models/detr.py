@@ -295,7 +295,8 @@ class DETR(nn.Module):
         num_queries: object queries, the most objects one image can hold.
         hidden_dim: the transformer's width ``d``.
         num_heads: attention heads.
-        num_encoder_layers, num_decoder_layers: transformer depth.
+        num_encoder_layers: transformer encoder layers.
+        num_decoder_layers: transformer decoder layers.
         mlp_dim: the transformer MLPs' hidden width.
         dropout: dropout in the transformer while training (0.1 as published).
         layers: bottleneck blocks per ResNet stage ((3, 4, 6, 3): ResNet-50; (3, 4, 23, 3): ResNet-101).
