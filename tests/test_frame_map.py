@@ -146,6 +146,14 @@ def test_average_precision_by_hand() -> None:
     assert average_precision(np.array([0.9, 0.8]), np.array([True, True]), 4) == pytest.approx(0.5)
 
 
+def test_a_ninth_column_in_detections_is_ignored(tmp_path: Path) -> None:
+    """``videozoo detect --csv`` writes the person's track after the score."""
+    result = run(tmp_path, [gt("v", "1", A, 1)], [(*det("v", "1", A, 1, 0.9), 3), (*det("v", "1", FAR, 1, 0.95), 4)])
+    assert result.average_precision[1] == pytest.approx(0.5)
+    with pytest.raises(CSVError, match="line 1: expected"):
+        run(tmp_path, [(*gt("v", "1", A, 1), 7)], [])
+
+
 def test_keyframe_keys() -> None:
     assert keyframe_key("v", "0902") == keyframe_key("v", "902") == keyframe_key("v", "902.0") == "v,902.000000"
     assert keyframe_key("v", "902.5") != keyframe_key("v", "902")
