@@ -203,11 +203,12 @@ def _models_all() -> list[str]:
 
 
 def _module(name: str) -> str:
-    obj = getattr(videozoo, name)
-    if hasattr(obj, "__module__"):
-        return obj.__module__
-    # a constant (videozoo.TASKS): the innermost videozoo module that exports it
-    return max((m for m in list(sys.modules) if m.startswith("videozoo") and name in getattr(sys.modules[m], "__all__", ())), key=len)
+    value = getattr(videozoo, name)
+    if hasattr(value, "__module__") and not isinstance(value, tuple):
+        return value.__module__
+    # a constant: the deepest videozoo module that holds this very object under this name defines it
+    holders = [m for m, module in sys.modules.items() if m.startswith("videozoo") and getattr(module, name, None) is value]
+    return max(holders, key=lambda m: m.count("."))
 
 
 # ----------------------------------------------------------------------------------------------------

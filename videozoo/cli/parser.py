@@ -27,8 +27,8 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
     run.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="model precision (bf16: autocast; default fp32)")
     run.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs (default cpu)")
     run.add_argument(
-        "--engine", default="torch", choices=("torch", "onnxruntime", "openvino", "auto"),
-        help="what runs the model (default torch; auto: the fastest installed, measured once and cached)",
+        "--engine", default="torch", choices=("torch", "compile", "onnxruntime", "openvino", "auto"),
+        help="what runs the model (default torch; compile: torch.compile; auto: the fastest installed, measured once and remembered)",
     )
     run.add_argument("--exact", action="store_true", help="decode at full size and resize exactly as the preset does (slower)")
     manifest = group()
