@@ -119,7 +119,11 @@ def tiny() -> dict:
     frames = torch.rand((2, 3, 40, 60), generator=torch.Generator().manual_seed(3))
     thresholds = [0.0, 0.11]
     end_to_end = persons(model, frames, size=48, max_size=64, thresholds=thresholds)
+    # frames larger than the resize (as video frames are at 800 px): the antialiased downsampling
+    large = torch.rand((2, 3, 90, 130), generator=torch.Generator().manual_seed(4))
+    downsampled = persons(model, large, size=48, max_size=64, thresholds=thresholds)
     print("persons per frame:", [[len(f) for f in t] for t in end_to_end["persons"]], "resized", end_to_end["resized"])
+    print("large frames:", [[len(f) for f in t] for t in downsampled["persons"]], "resized", downsampled["resized"])
     return {
         "kwargs": TINY,
         "keys": keys,
@@ -136,6 +140,10 @@ def tiny() -> dict:
         "max_size": 64,
         "thresholds": thresholds,
         **end_to_end,
+        "large_frames_shape": [2, 3, 90, 130],
+        "large_frames_seed": 4,
+        "large_resized": downsampled["resized"],
+        "large_persons": downsampled["persons"],
         "reference": f"facebookresearch/detr, torch {torch.__version__}",
     }
 
