@@ -15,6 +15,8 @@ from videozoo.models.videomae import *  # noqa: F403
 from videozoo.models.vivit import *  # noqa: F403
 from videozoo.models.vjepa2 import *  # noqa: F403
 from videozoo.models.x3d import *  # noqa: F403
+from videozoo.models import action_detection
+from videozoo.models.action_detection import *  # noqa: F403
 
 __all__ = [
     "VideoModel",
@@ -31,4 +33,5 @@ __all__ = [
     *vivit.__all__,
     *vjepa2.__all__,
     *resnet3d.__all__,
+    *action_detection.__all__,
 ]
