@@ -61,10 +61,6 @@ __all__ = [
     "slowfast_r50_detection",
 ]
 
-#: The RoI grid, the map's stride and torchvision's sampling ratio (0: adaptive), as PyTorchVideo builds them.
-ROI_RESOLUTION = [7, 7]
-ROI_SPATIAL_SCALE = 1.0 / 16.0
-ROI_SAMPLING_RATIO = 0
 #: res5 at stride 1 with dilated 3x3 convolutions keeps the last map at 1/16 of the frame.
 DETECTION_STRIDES = (1, 2, 2, 1)
 DETECTION_DILATIONS = (1, 1, 1, 2)
@@ -80,8 +76,9 @@ def check_boxes(name: str, boxes: Tensor, batch_size: int) -> None:
         )
     if not boxes.is_floating_point():
         raise ValueError(f"{name} expects floating-point boxes; got {boxes.dtype}. Call boxes.float().")
-    if not torch.jit.is_scripting() and not torch.jit.is_tracing() and not torch.compiler.is_compiling():
-        _check_box_values(name, boxes, batch_size)
+    if not torch.jit.is_scripting():  # noqa: SIM102  (compiled out when scripting, the only form TorchScript skips)
+        if not torch.jit.is_tracing() and not torch.compiler.is_compiling():
+            _check_box_values(name, boxes, batch_size)
 
 
 @torch.jit.unused
@@ -113,7 +110,8 @@ def roi_head_features(maps: list[Tensor], boxes: Tensor) -> Tensor:
     """Steps 1-2 and the max-pool of the RoI head: ``(K, C)`` box features from the pathways' maps
     ``(B, C_i, T_i, H', W')`` (their time averaged, then concatenated)."""
     pooled = torch.cat([m.mean(2) for m in maps], 1)  # (B, C, H', W')
-    grid = roi_align(pooled, boxes, ROI_RESOLUTION, ROI_SPATIAL_SCALE, ROI_SAMPLING_RATIO, aligned=False)
+    # PyTorchVideo's RoIAlign: a 7x7 grid, the map's stride 16, torchvision's adaptive sampling ratio (0).
+    grid = roi_align(pooled, boxes, [7, 7], 1.0 / 16.0, 0, aligned=False)
     return grid.amax((2, 3))
 
 

@@ -758,19 +758,19 @@ def detect(
         keyframes: list[Keyframe] = []
         for clip, held in _iter_keyframe_frames(reader, clips):
             if box_file is not None:
-                rows = torch.tensor(given[clip.time], dtype=torch.float32)
-                pixel = rows[:, :4] * torch.tensor([width, height, width, height], dtype=torch.float32)
+                rows = torch.tensor(given[clip.time], dtype=torch.float64)
+                pixel = rows[:, :4] * torch.tensor([width, height, width, height], dtype=torch.float64)
                 scores: list[float | None] = [None if math.isnan(s) else float(s) for s in rows[:, 4].tolist()]
             else:
                 assert finder is not None
                 found = finder(held[clip.frame_index])
-                pixel, scores = found[:, :4], [float(s) for s in found[:, 4].tolist()]
+                pixel, scores = found[:, :4].double(), [float(s) for s in found[:, 4].tolist()]
             persons: list[Person] = []
             probs = torch.zeros(0, len(labels.categories))
             if len(pixel):
                 frames, factor = _resize_short_side(torch.stack([held[int(i)] for i in clip.clip]), short_side)
                 x = (frames.permute(1, 0, 2, 3).float() / 255.0 - mean) / std  # (3, T, h, w)
-                scaled = pixel * factor
+                scaled = pixel.float() * factor
                 scaled[:, 0::2] = scaled[:, 0::2].clamp(0, frames.shape[-1] - 1)
                 scaled[:, 1::2] = scaled[:, 1::2].clamp(0, frames.shape[-2] - 1)
                 rois = torch.cat([torch.zeros(len(scaled), 1), scaled], 1)
