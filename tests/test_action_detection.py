@@ -22,6 +22,7 @@ from video_factory import make_video
 import videozoo
 from videozoo.cli import main
 from videozoo.models.action_detection import (
+    AVA_LABELS,
     ResNet3DDetector,
     Slow_R50_Detection_Weights,
 )
@@ -155,13 +156,13 @@ def test_weights_meta() -> None:
         member = videozoo.get_model_weights(name).DEFAULT
         meta = member.meta
         assert len(meta["categories"]) == 80 and meta["categories"][11] == "stand" and meta["multi_label"]
-        assert [label["id"] for label in meta["ava_labels"]] == list(range(1, 81))
-        assert sum(label["evaluated"] for label in meta["ava_labels"]) == 60
-        assert not meta["ava_labels"][1]["evaluated"] and meta["ava_labels"][1]["name"] == "crawl"
+        assert len(meta["evaluated_ids"]) == 60 and 2 not in meta["evaluated_ids"] and 80 in meta["evaluated_ids"]
         assert member.url.startswith("https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/ava/")
         assert meta["keyframe"] == "middle" and meta["box_short_side"] == 256 and meta["license"] == "Apache-2.0"
         with torch.device("meta"):
             assert sum(p.numel() for p in videozoo.get_model(name).parameters()) == meta["num_params"]
+    assert [label["id"] for label in AVA_LABELS] == list(range(1, 81)) and sum(label["evaluated"] for label in AVA_LABELS) == 60
+    assert AVA_LABELS[1] == {"id": 2, "name": "crawl", "evaluated": False}
 
 
 # ----------------------------------------------------------------------------------------------------

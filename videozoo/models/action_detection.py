@@ -53,6 +53,7 @@ from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import AVA_CATEGORIES, AVA_EVALUATED_IDS
 
 __all__ = [
+    "AVA_LABELS",
     "ResNet3DDetector",
     "SlowFastDetector",
     "SlowFast_R50_Detection_Weights",
@@ -186,7 +187,8 @@ def _weights(file: str, arch: str, frames: int, rate: int, num_params: int, mAP:
         transforms=ptv_transforms(256),
         meta={
             "categories": list(AVA_CATEGORIES),
-            "ava_labels": [dict(label) for label in AVA_LABELS],
+            # AVA's action id of class index i is i + 1 (AVA_LABELS); frame-mAP is over these 60 ids.
+            "evaluated_ids": list(AVA_EVALUATED_IDS),
             "min_size": (16, 16),
             "min_temporal_size": 1,
             "num_params": num_params,
