@@ -455,3 +455,23 @@ def test_cli_boxes_manifest_and_errors(tiny_models, videos, tmp_path, capsys) ->
     assert code == 2 and "detect needs an action detector" in err
     code, _, err = run(capsys, "detect", videos["walk"], "-m", TINY_DETECTOR, "--detector", "r3d_18")
     assert code == 2 and "not a person detector" in err
+
+
+def test_export_onnx_with_boxes_as_second_input(tiny_models, tmp_path, capsys) -> None:
+    """``videozoo export`` of an action detector: ONNX with inputs video and boxes (their number a symbol),
+    verified against eager by the command; then run here with another number of boxes."""
+    onnxruntime = pytest.importorskip("onnxruntime")
+    out = tmp_path / "ava.onnx"
+    code, text, err = run(capsys, "export", TINY_DETECTOR, "--out", out, "--size", "64", "80")
+    assert code == 0, err
+    assert "input 'boxes': [K, 5]" in text and "verified against eager" in text
+    recipe = json.loads(out.with_name("ava.onnx.json").read_text())
+    assert recipe["input_boxes"]["shape"] == ["boxes", 5] and recipe["output"]["shape"] == ["boxes", 80]
+    session = onnxruntime.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    x = torch.randn(1, 3, 4, 64, 80)
+    boxes = torch.tensor([[0.0, 3.0, 4.0, 40.0, 60.0], [0.0, 50.0, 10.0, 79.0, 30.0], [0.0, 0.0, 0.0, 80.0, 64.0], [0.0, 20.0, 20.0, 22.0, 23.0]])
+    [logits] = session.run(None, {"video": x.numpy(), "boxes": boxes.numpy()})
+    model = videozoo.get_model(TINY_DETECTOR, weights="DEFAULT").eval()
+    with torch.inference_mode():
+        eager = model(x, boxes)
+    torch.testing.assert_close(torch.from_numpy(logits), eager, rtol=0, atol=1e-4 * max(1.0, eager.abs().max().item()))

@@ -436,11 +436,14 @@ def export(args: argparse.Namespace) -> int:
     except ValueError as e:  # a clip the model does not accept, an --out that cannot be written
         raise Fail(EXIT_USAGE, str(e)) from None
     shape = ", ".join(str(d) for d in result.input_shape)
+    import videozoo
     from videozoo import is_checkpoint_path
 
     shown = "random weights" if weights is None else (weights if is_checkpoint_path(weights) else member)
     print(f"exported {args.model} ({shown}) as {result.format}{' int8' if calibration else ''}: {result.path}")
     print(f"input 'video': [{shape}] float32 (B, C, T, H, W); output 'logits'")
+    if videozoo.get_model_task(args.model) == "action_detection":
+        print("input 'boxes': [K, 5] float32 rows (batch_index, x1, y1, x2, y2) in the clip's pixels; logits (K, classes)")
     if result.max_abs_diff is None:
         print("not verified (--no-verify)")
     else:

@@ -14,6 +14,8 @@ and masked), so there is no loop over boxes.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -31,7 +33,10 @@ def _axis_weights(start: Tensor, end: Tensor, bins: int, size: int, sampling_rat
         grid = torch.full_like(extent, float(sampling_ratio))
     else:
         grid = torch.ceil(extent / bins)
-    most = max(int(grid.max().item()), 1) if grid.numel() > 0 else 1
+    if torch.jit.is_scripting() or not (torch.jit.is_tracing() or torch.compiler.is_compiling()):
+        most = max(int(grid.max().item()), 1) if grid.numel() > 0 else 1
+    else:  # a graph (ONNX, torch.export) has a fixed grid: enough for any box inside the map
+        most = max(math.ceil(size / bins), 1) if sampling_ratio <= 0 else sampling_ratio
     samples = torch.arange(most, dtype=start.dtype, device=start.device)  # (G,)
     index = torch.arange(bins, dtype=start.dtype, device=start.device)  # (P,)
     # Sample positions (K, P, G), as torchvision computes them: start + p * bin + (g + .5) * bin / grid.
