@@ -53,7 +53,6 @@ from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import AVA_CATEGORIES, AVA_EVALUATED_IDS
 
 __all__ = [
-    "AVA_LABELS",
     "ResNet3DDetector",
     "SlowFastDetector",
     "SlowFast_R50_Detection_Weights",
@@ -178,7 +177,9 @@ AVA_LABELS: tuple[dict[str, Any], ...] = tuple(
 )
 
 
-def _weights(file: str, arch: str, frames: int, rate: int, num_params: int, mAP: float, adapter: Any) -> Weights:
+def _weights(
+    file: str, arch: str, frames: int, rate: int, num_params: int, mAP: float, gflops: float, adapter: Any
+) -> Weights:
     """PyTorchVideo's AVA v2.2 checkpoint ``{PTV_FILES_URL}/ava/<file>.pyth``: ``frames`` frames ``rate`` apart
     at 30 fps around the keyframe, fine-tuned from the Kinetics-400 network of the same name."""
     span = frames * rate
@@ -194,7 +195,7 @@ def _weights(file: str, arch: str, frames: int, rate: int, num_params: int, mAP:
             "num_params": num_params,
             "recipe": MODEL_ZOO_URL,
             "_metrics": {"AVA-v2.2": {"mAP": mAP}},
-            "_ops": None,
+            "_ops": gflops,
             "_file_size": None,
             "_docs": (
                 f"PyTorchVideo's {arch} AVA v2.2 detector (80 atomic actions, fine-tuned from its Kinetics-400 "
@@ -203,8 +204,10 @@ def _weights(file: str, arch: str, frames: int, rate: int, num_params: int, mAP:
                 f"AVA loader does), the full frame with its short side resized to 256 (no crop), mean 0.45 / std "
                 f"0.225, and person boxes in that frame's pixels. mAP is PyTorchVideo's model zoo figure (frame-mAP "
                 f"at IoU 0.5 over AVA's 60 evaluated classes, PySlowFast's AVA test with its Faster R-CNN person "
-                f"boxes). Multi-label: probabilities are the sigmoids of the logits. The file was not downloaded "
-                f"here; its key layout is PyTorchVideo 0.1.5's builder's."
+                f"boxes). Multi-label: probabilities are the sigmoids of the logits. GFLOPs (multiply-adds) are of one "
+                f"256x256 clip, counted with torch.utils.flop_counter (PyTorchVideo publishes none; a 16:9 frame at "
+                f"256x455 costs about 1.8 times as much). The file was not downloaded here; its key layout is "
+                f"PyTorchVideo 0.1.5's builder's."
             ),
             # The recipe in machine-readable form (the detect task reads it).
             "num_frames": frames,
@@ -224,14 +227,14 @@ def _weights(file: str, arch: str, frames: int, rate: int, num_params: int, mAP:
 
 class Slow_R50_Detection_Weights(WeightsEnum):
     AVA_V2_2 = DEFAULT = _weights(
-        "SLOW_4x16_R50_DETECTION", "Slow R50 4x16", 4, 16, 31_798_416, 19.5,
+        "SLOW_4x16_R50_DETECTION", "Slow R50 4x16", 4, 16, 31_798_416, 19.5, 41.56,
         from_pytorchvideo_slow_detection_state_dict,
     )
 
 
 class SlowFast_R50_Detection_Weights(WeightsEnum):
     AVA_V2_2 = DEFAULT = _weights(
-        "SLOWFAST_8x8_R50_DETECTION", "SlowFast R50 8x8", 32, 2, 33_828_888, 24.67,
+        "SLOWFAST_8x8_R50_DETECTION", "SlowFast R50 8x8", 32, 2, 33_828_888, 24.67, 96.89,
         from_pytorchvideo_slowfast_detection_state_dict,
     )
 
