@@ -444,6 +444,10 @@ def test_cli_boxes_manifest_and_errors(tiny_models, videos, tmp_path, capsys) ->
     records = [json.loads(line) for line in (tmp_path / "out" / "detections.jsonl").read_text().splitlines()]
     assert code == 0 and [r["status"] for r in records] == ["ok", "ok"] and "not among the videos: nobody" in err
     assert [len(r["keyframes"]) for r in records] == [1, 1]
+    code, _, err = run(capsys, "detect", "-m", TINY_DETECTOR, "--detector", TINY_PERSONS, "--rate", "2", "--manifest", manifest, "--out", tmp_path / "found")
+    records = {Path(r["video"]).stem: r for r in map(json.loads, (tmp_path / "found" / "detections.jsonl").read_text().splitlines())}
+    assert code == 0, err
+    assert [len(k["persons"]) for k in records["red"]["keyframes"]] == [0, 0, 1, 1] and records["red"]["detector"] == TINY_PERSONS
     bad = write(tmp_path / "bad.csv", "walk,1,0.5,0.1,0.4,0.9\n")
     code, _, err = run(capsys, "detect", videos["walk"], "-m", TINY_DETECTOR, "--boxes", bad)
     assert code == 2 and "bad.csv line 1: the box [0.5, 0.1, 0.4, 0.9] is inverted" in err
