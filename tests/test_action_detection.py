@@ -8,6 +8,7 @@ import csv
 import fractions
 import io
 import json
+import sys
 from functools import partial
 from pathlib import Path
 
@@ -479,3 +480,46 @@ def test_export_onnx_with_boxes_as_second_input(tiny_models, tmp_path, capsys) -
     with torch.inference_mode():
         eager = model(x, boxes)
     torch.testing.assert_close(torch.from_numpy(logits), eager, rtol=0, atol=1e-4 * max(1.0, eager.abs().max().item()))
+
+
+# ----------------------------------------------------------------------------------------------------
+# references/action_detection: training the RoI head on a generated AVA-format set
+
+
+def _reference(name: str):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "references" / "action_detection" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"ava_reference_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # (its dataclasses look their module up)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_training_the_roi_head_end_to_end(tiny_models, tmp_path, capsys) -> None:
+    make_synthetic, train = _reference("make_synthetic"), _reference("train")
+    data = tmp_path / "shapes"
+    make_synthetic.make_dataset(data, train=3, val=2, size=64, seconds=3)
+    rows = list(csv.reader((data / "train.csv").read_text().splitlines()))
+    assert len(rows) == 2 * (1 + 2 + 1) and {int(r[6]) for r in rows} == {7, 12, 14}  # 2 keyframes x persons
+    out = tmp_path / "run"
+    assert train.main(["--data", str(data), "--model", TINY_DETECTOR, "--epochs", "8", "--lr", "4", "--out", str(out)]) == 0
+    metrics = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert len(metrics) == 8 and metrics[-1]["train_loss"] < 0.5 * metrics[0]["train_loss"]
+    assert all(0.0 <= m["val_map"] <= 1.0 for m in metrics)
+    checkpoint = torch.load(out / "checkpoint.pth", weights_only=True)
+    model = videozoo.get_model(TINY_DETECTOR, weights="DEFAULT")
+    before = model.fc.weight.clone()
+    model.load_state_dict(checkpoint["model_state"])
+    assert checkpoint["epoch"] == 7 and not torch.equal(model.fc.weight, before)
+    frozen = videozoo.get_model(TINY_DETECTOR, weights="DEFAULT").state_dict()
+    assert all(torch.equal(frozen[k], v) for k, v in checkpoint["model_state"].items() if not k.startswith("fc."))  # head only
+    result = detect(data / "videos" / "val_001.mp4", model.eval(), TinyAVA_Weights.TEST_V1, boxes=_gt_boxes(data / "val.csv", tmp_path))
+    assert [len(k.persons) for k in result.keyframes] == [2, 2]
+
+
+def _gt_boxes(annotations: Path, tmp_path: Path) -> Path:
+    """AVA ground truth as a box file (its first six columns)."""
+    rows = {tuple(r[:6]) for r in csv.reader(annotations.read_text().splitlines())}
+    return write(tmp_path / "gt_boxes.csv", "".join(",".join(r) + "\n" for r in sorted(rows)))
