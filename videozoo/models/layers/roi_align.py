@@ -83,8 +83,10 @@ def roi_align(
     _, _, height, width = features.shape
     bins_h, bins_w = output_size[0], output_size[1]
     offset = 0.5 if aligned else 0.0
-    coords = boxes[:, 1:5].to(features.dtype) * spatial_scale - offset
+    # Sample positions in float32 at least (bf16 would round a coordinate of 300 pixels to 2 pixels).
+    precise = torch.float64 if features.dtype == torch.float64 else torch.float32
+    coords = boxes[:, 1:5].to(precise) * spatial_scale - offset
     wy = _axis_weights(coords[:, 1], coords[:, 3], bins_h, height, sampling_ratio, aligned)  # (K, P, H)
     wx = _axis_weights(coords[:, 0], coords[:, 2], bins_w, width, sampling_ratio, aligned)  # (K, Q, W)
     maps = features.index_select(0, boxes[:, 0].long())  # (K, C, H, W)
-    return torch.einsum("kph,kchw,kqw->kcpq", wy, maps, wx)
+    return torch.einsum("kph,kchw,kqw->kcpq", wy.to(features.dtype), maps, wx.to(features.dtype))
