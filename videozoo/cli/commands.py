@@ -12,7 +12,7 @@ from typing import Any
 from videozoo.cli.exits import EXIT_OK, EXIT_OUTPUT, EXIT_UNKNOWN, EXIT_USAGE, EXIT_VIDEO, EXIT_WEIGHTS, Fail, error_line
 from videozoo.cli.render import info_lines, prediction_table, print_zoo, zoo_rows
 
-__all__ = ["classify", "models", "download", "info", "timeline", "extract", "export"]
+__all__ = ["classify", "models", "download", "info", "timeline", "extract", "export", "detect"]
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -436,11 +436,14 @@ def export(args: argparse.Namespace) -> int:
     except ValueError as e:  # a clip the model does not accept, an --out that cannot be written
         raise Fail(EXIT_USAGE, str(e)) from None
     shape = ", ".join(str(d) for d in result.input_shape)
+    import videozoo
     from videozoo import is_checkpoint_path
 
     shown = "random weights" if weights is None else (weights if is_checkpoint_path(weights) else member)
     print(f"exported {args.model} ({shown}) as {result.format}{' int8' if calibration else ''}: {result.path}")
     print(f"input 'video': [{shape}] float32 (B, C, T, H, W); output 'logits'")
+    if videozoo.get_model_task(args.model) == "action_detection":
+        print("input 'boxes': [K, 5] float32 rows (batch_index, x1, y1, x2, y2) in the clip's pixels; logits (K, classes)")
     if result.max_abs_diff is None:
         print("not verified (--no-verify)")
     else:
@@ -450,3 +453,120 @@ def export(args: argparse.Namespace) -> int:
         )
     print(f"recipe (clip sampling, preprocessing, categories): {result.recipe_path}")
     return EXIT_OK
+
+
+def detect(args: argparse.Namespace) -> int:
+    """``videozoo detect``: persons and their actions at keyframes (AVA action detectors)."""
+    from tqdm import tqdm
+
+    import videozoo
+    from videozoo.tasks.detect import (
+        DETECTIONS,
+        BoxFileError,
+        default_detector,
+        detect,
+        detect_collection,
+        read_boxes,
+    )
+
+    _model_name(args.model)
+    if videozoo.get_model_task(args.model) != "action_detection":
+        detectors = ", ".join(videozoo.list_models(task="action_detection"))
+        raise Fail(EXIT_USAGE, f"{args.model} is a {videozoo.get_model_task(args.model)} model; detect needs an action detector: {detectors}.")
+    if args.engine != "torch":
+        raise Fail(EXIT_USAGE, "detect runs the models with --engine torch (the action detectors take boxes besides the clip).")
+    if args.json and args.csv:
+        raise Fail(EXIT_USAGE, "--json and --csv both print the detections; choose one.")
+    if args.boxes is not None and args.detector is not None:
+        raise Fail(EXIT_USAGE, "--boxes gives the persons, so no --detector runs; choose one.")
+    if args.plot is not None or args.video_out is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise Fail(EXIT_USAGE, '--plot and --video need matplotlib, which is not installed: pip install "videozoo[plot]".') from None
+    if args.plot is not None:
+        _output_folder(args.plot, "--plot")
+    if args.video_out is not None:
+        if os.path.splitext(args.video_out)[1].lower() != ".mp4":
+            raise Fail(EXIT_USAGE, f"--video {args.video_out}: the video is written as .mp4; give a file ending in .mp4.")
+        _output_file(args.video_out, "--video")
+    boxes = None
+    if args.boxes is not None:
+        try:
+            boxes = read_boxes(args.boxes)
+        except BoxFileError as e:
+            raise Fail(EXIT_USAGE, f"--boxes: {e}") from None
+    else:
+        if args.detector is not None:
+            _model_name(args.detector)
+            if videozoo.get_model_task(args.detector) != "person_detection":
+                raise Fail(EXIT_USAGE, f"--detector {args.detector} is a {videozoo.get_model_task(args.detector)} model, not a person detector.")
+        else:
+            try:
+                default_detector()
+            except ValueError as e:
+                raise Fail(EXIT_USAGE, str(e)) from None
+    options: dict[str, Any] = {
+        "threshold": args.threshold, "top_k": args.top_k, "rate": args.rate, "detector": args.detector,
+        "person_threshold": args.person_threshold,
+    }  # fmt: skip
+    if boxes is not None:
+        del options["detector"]
+    if args.manifest is not None or args.out is not None:
+        videos = _collection_args(args, [args.video] if args.video is not None else [], "a VIDEO path")
+        if args.json or args.csv or args.plot is not None or args.video_out is not None:
+            raise Fail(EXIT_USAGE, f"with --manifest the detections go to {os.path.join(args.out, DETECTIONS)} (no --json, --csv, --plot or --video).")
+        _prepare(args)
+        if boxes is not None:
+            _report_unused_ids(boxes, videos)
+        records = _collect(detect_collection, videos, args.model, args.out, args.weights, device=args.device, dtype=args.dtype, boxes=boxes, **options)
+        return _report_collection(records, os.path.join(args.out, DETECTIONS), "videos detected", args.quiet)
+    if args.video is None:
+        raise Fail(EXIT_USAGE, "give a VIDEO, or --manifest FILE with --out DIR.")
+    _prepare(args)
+    from videozoo.video.io import not_a_video
+
+    if not_a_video(args.video) is not None:
+        raise Fail(EXIT_VIDEO, f"{args.video}: {not_a_video(args.video)}")
+    if boxes is not None:
+        _report_unused_ids(boxes, [args.video])
+    bar = tqdm(desc="keyframes", unit="keyframe", file=sys.stderr, disable=args.quiet or None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        result = detect(args.video, args.model, args.weights, boxes=boxes, device=args.device, dtype=args.dtype, progress=progress, **options)
+    except BoxFileError as e:
+        raise Fail(EXIT_USAGE, f"--boxes: {e}") from None
+    finally:
+        bar.close()
+    for warning in result.warnings:
+        print(f"videozoo: warning: {warning}", file=sys.stderr)
+    if args.json:
+        sys.stdout.write(result.to_json() + "\n")
+    elif args.csv:
+        sys.stdout.write(result.to_csv())
+    else:
+        sys.stdout.write(result.to_table())
+    try:
+        if args.plot is not None:
+            paths = result.plot(args.plot)
+            print(f"wrote {len(paths)} keyframe picture(s) to {args.plot}", file=sys.stderr)
+        if args.video_out is not None:
+            result.write_video(args.video_out)
+            print(f"wrote {args.video_out}", file=sys.stderr)
+    except OSError as e:  # e.g. the disk filled up while a picture was written
+        raise Fail(EXIT_OUTPUT, f"cannot write {e.filename or 'the output'} ({e.strerror or e}); free some space or choose another path.") from None
+    return EXIT_OK
+
+
+def _report_unused_ids(boxes: Any, videos: list[str]) -> None:
+    """Say which video ids of a box file no given video has (their boxes are not used)."""
+    from pathlib import Path
+
+    unused = boxes.unused(Path(v).stem for v in videos)
+    if unused:
+        shown = ", ".join(unused[:10]) + (f" and {len(unused) - 10} more" if len(unused) > 10 else "")
+        print(f"videozoo: warning: {boxes.path} has boxes for video id(s) that are not among the videos: {shown}.", file=sys.stderr)

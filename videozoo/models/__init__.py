@@ -17,6 +17,8 @@ from videozoo.models.vjepa2 import *  # noqa: F403
 from videozoo.models.x3d import *  # noqa: F403
 from videozoo.models import detr
 from videozoo.models.detr import *  # noqa: F403
+from videozoo.models import action_detection
+from videozoo.models.action_detection import *  # noqa: F403
 
 __all__ = [
     "VideoModel",
@@ -34,4 +36,5 @@ __all__ = [
     *vjepa2.__all__,
     *resnet3d.__all__,
     *detr.__all__,
+    *action_detection.__all__,
 ]
