@@ -27,12 +27,11 @@ from videozoo.models.action_detection import (
     ResNet3DDetector,
     Slow_R50_Detection_Weights,
 )
-from videozoo.models.layers import roi_align
+from videozoo.models.layers import box_iou, roi_align
 from videozoo.tasks.detect import (
     BoxFileError,
     _iter_keyframe_frames,
     _keyframe_clips,
-    box_iou,
     detect,
     link_tracks,
     read_boxes,
@@ -457,9 +456,9 @@ def test_cli_boxes_manifest_and_errors(tiny_models, videos, tmp_path, capsys) ->
     code, _, err = run(capsys, "detect", tmp_path / "missing.mp4", "-m", TINY_DETECTOR, "--boxes", boxes)
     assert code == 4
     code, _, err = run(capsys, "detect", videos["walk"], "-m", "r3d_18", "--boxes", boxes)
-    assert code == 2 and "detect needs an action detector" in err
+    assert code == 2 and "'r3d_18' is a classification model (it labels whole clips" in err and "needs an action detection model" in err
     code, _, err = run(capsys, "detect", videos["walk"], "-m", TINY_DETECTOR, "--detector", "r3d_18")
-    assert code == 2 and "not a person detector" in err
+    assert code == 2 and "this needs a person detection model" in err
 
 
 def test_export_onnx_with_boxes_as_second_input(tiny_models, tmp_path, capsys) -> None:
@@ -523,3 +522,24 @@ def _gt_boxes(annotations: Path, tmp_path: Path) -> Path:
     """AVA ground truth as a box file (its first six columns)."""
     rows = {tuple(r[:6]) for r in csv.reader(annotations.read_text().splitlines())}
     return write(tmp_path / "gt_boxes.csv", "".join(",".join(r) + "\n" for r in sorted(rows)))
+
+
+def test_detect_with_detr_as_the_person_detector(tiny_models, videos, tmp_path) -> None:
+    """The registered person detector's interface end to end: DETR (the tiny parity build, its class head
+    biased so that every query is a person) finds the persons, the action detector labels each."""
+    from test_detr import TINY, publisher_file
+
+    torch.manual_seed(0)
+    detr = videozoo.detr_resnet50(weights=publisher_file(tmp_path / "detr-r50-e632da11.pth"), **TINY["kwargs"]).eval()
+    with torch.no_grad():
+        detr.class_embed.bias[1] += 100.0  # COCO id 1: person
+    detr.resize_size, detr.max_size = TINY["resize_size"], TINY["max_size"]
+    result = detect(videos["walk"], TINY_DETECTOR, detector=detr, rate=2)
+    assert result.detector == "DETR" and len(result.keyframes) == 3
+    queries = TINY["kwargs"]["num_queries"]
+    for k in result.keyframes:
+        assert len(k.persons) == queries and k.probs.shape == (queries, 80)
+        for p in k.persons:
+            x1, y1, x2, y2 = p.box
+            assert 0 <= x1 <= x2 <= result.width and 0 <= y1 <= y2 <= result.height and p.score > 0.99
+    assert {p.person for k in result.keyframes for p in k.persons} >= set(range(1, queries + 1))  # tracks linked

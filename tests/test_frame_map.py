@@ -146,10 +146,9 @@ def test_average_precision_by_hand() -> None:
     assert average_precision(np.array([0.9, 0.8]), np.array([True, True]), 4) == pytest.approx(0.5)
 
 
-def test_a_ninth_column_in_detections_is_ignored(tmp_path: Path) -> None:
-    """``videozoo detect --csv`` writes the person's track after the score."""
-    result = run(tmp_path, [gt("v", "1", A, 1)], [(*det("v", "1", A, 1, 0.9), 3), (*det("v", "1", FAR, 1, 0.95), 4)])
-    assert result.average_precision[1] == pytest.approx(0.5)
+def test_a_ninth_column_is_refused_as_the_official_script_does(tmp_path: Path) -> None:
+    with pytest.raises(CSVError, match=r"line 1: expected .* \(2, 7 or 8 columns\), got 9"):
+        run(tmp_path, [gt("v", "1", A, 1)], [(*det("v", "1", A, 1, 0.9), 3)])
     with pytest.raises(CSVError, match="line 1: expected"):
         run(tmp_path, [(*gt("v", "1", A, 1), 7)], [])
 

@@ -4,8 +4,7 @@
         [--labelmap ava_action_list_v2.2_for_activitynet_2019.pbtxt] [--exclusions ava_val_excluded_timestamps_v2.2.csv] [--json]
 
 Both CSVs have AVA's rows: ``video_id,timestamp,x1,y1,x2,y2,action_id`` and the person id (ground truth) or
-the score (detections; a 9th column, such as the track ``videozoo detect --csv`` writes, is ignored),
-coordinates in fractions of the frame. Without ``--labelmap`` the 60 evaluated AVA actions are scored. Prints the AP of each class and the mAP (or JSON);
+the score (detections, as ``videozoo detect --csv`` writes them), coordinates in fractions of the frame. Without ``--labelmap`` the 60 evaluated AVA actions are scored. Prints the AP of each class and the mAP (or JSON);
 exit status 2 for a malformed file, naming its line. The protocol is described in ``frame_map.py``.
 """
 

@@ -28,8 +28,8 @@ keyframes. This module follows it step by step; only the code is our own:
 
 CSV rows are ``video_id, timestamp, x1, y1, x2, y2, action_id`` and an 8th column: the person id in
 ground truth (unused), the score in detections (1.0 when absent). Coordinates are fractions of the
-frame, as AVA ships them. Detection rows may have a 9th column, ignored (``videozoo detect --csv`` writes
-the person's track there; the official script accepts 2, 7 or 8 columns only).
+frame, as AVA ships them (and as ``videozoo detect --csv`` writes them). Like the official script, 2, 7
+or 8 columns only.
 """
 
 from __future__ import annotations
@@ -165,12 +165,10 @@ def read_csv(path: str | Path, with_scores: bool) -> tuple[list[Row], list[str]]
             if not fields or all(not x.strip() for x in fields):
                 continue
             where = f"{path}, line {line}"
-            allowed = (2, 7, 8, 9) if with_scores else (2, 7, 8)
-            if len(fields) not in allowed:
-                columns = "2, 7, 8 or 9" if with_scores else "2, 7 or 8"
+            if len(fields) not in (2, 7, 8):
                 raise CSVError(
-                    f"{where}: expected video_id,timestamp[,x1,y1,x2,y2,action_id[,{'score[,person]' if with_scores else 'person_id'}]] "
-                    f"({columns} columns), got {len(fields)}: {','.join(fields)!r}"
+                    f"{where}: expected video_id,timestamp[,x1,y1,x2,y2,action_id[,{'score' if with_scores else 'person_id'}]] "
+                    f"(2, 7 or 8 columns), got {len(fields)}: {','.join(fields)!r}"
                 )
             try:
                 key = keyframe_key(fields[0], fields[1])

@@ -19,12 +19,19 @@ __all__ = ["classify", "models", "download", "info", "timeline", "extract", "exp
 # Shared steps
 
 
-def _model_name(name: str) -> str:
+def _model_name(name: str, tasks: tuple[str, ...] | None = None) -> str:
+    """``name`` if it is a registered model (of one of ``tasks``, when given), else a usage failure."""
     import videozoo
+    from videozoo.tasks.runner import check_task
     from videozoo.zoo.registry import did_you_mean
 
     if name not in videozoo.list_models():
         raise Fail(EXIT_UNKNOWN, f"Unknown model {name!r}.{did_you_mean(name, videozoo.list_models())} 'videozoo models' lists them all.")
+    if tasks is not None:
+        try:
+            check_task(name, tasks)
+        except ValueError as e:
+            raise Fail(EXIT_USAGE, str(e)) from None
     return name
 
 
@@ -70,10 +77,10 @@ def _check_device(device: str) -> None:
             raise Fail(EXIT_USAGE, "--device cuda was asked for but no CUDA device is available; use --device cpu.")
 
 
-def _prepare(args: argparse.Namespace, labels: bool = True) -> Any:
+def _prepare(args: argparse.Namespace, labels: bool = True, tasks: tuple[str, ...] = ("classification", "video_text")) -> Any:
     """The checks every model-running command starts with: the model's name, the device, the engine, the
     weights (with ``labels``: weights that classify)."""
-    _model_name(args.model)
+    _model_name(args.model, tasks)
     _check_runtime(args)
     member = _member(args.model, args.weights)
     if labels and not member.has_labels:
@@ -330,7 +337,7 @@ def timeline(args: argparse.Namespace) -> int:
 
     from videozoo.tasks.timeline import TIMELINES, timeline, timeline_collection
 
-    _model_name(args.model)
+    _model_name(args.model, ("classification", "video_text"))
     if args.json and args.csv:
         raise Fail(EXIT_USAGE, "--json and --csv both print the timeline; choose one.")
     if args.plot is not None:
@@ -394,7 +401,7 @@ def timeline(args: argparse.Namespace) -> int:
 def extract(args: argparse.Namespace) -> int:
     from videozoo.tasks.extract import INDEX, extract
 
-    _model_name(args.model)
+    _model_name(args.model, ("classification", "video_text"))
     if bool(args.videos) == bool(args.manifest):
         raise Fail(EXIT_USAGE, "give either VIDEO paths or --manifest FILE (a text file of video paths, one per line).")
     videos = _collection_args(args, [], "VIDEO paths") if args.manifest else list(args.videos)
@@ -411,7 +418,7 @@ def extract(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     from videozoo.tasks.export import export_model, published_clip
 
-    _model_name(args.model)
+    _model_name(args.model, ("classification", "video_text", "action_detection"))
     if args.weights.lower() == "none":
         member, weights = _weights_for(args.model), None  # random weights; the default's clip and recipe
     else:
@@ -469,10 +476,7 @@ def detect(args: argparse.Namespace) -> int:
         read_boxes,
     )
 
-    _model_name(args.model)
-    if videozoo.get_model_task(args.model) != "action_detection":
-        detectors = ", ".join(videozoo.list_models(task="action_detection"))
-        raise Fail(EXIT_USAGE, f"{args.model} is a {videozoo.get_model_task(args.model)} model; detect needs an action detector: {detectors}.")
+    _model_name(args.model, ("action_detection",))
     if args.engine != "torch":
         raise Fail(EXIT_USAGE, "detect runs the models with --engine torch (the action detectors take boxes besides the clip).")
     if args.json and args.csv:
@@ -498,9 +502,7 @@ def detect(args: argparse.Namespace) -> int:
             raise Fail(EXIT_USAGE, f"--boxes: {e}") from None
     else:
         if args.detector is not None:
-            _model_name(args.detector)
-            if videozoo.get_model_task(args.detector) != "person_detection":
-                raise Fail(EXIT_USAGE, f"--detector {args.detector} is a {videozoo.get_model_task(args.detector)} model, not a person detector.")
+            _model_name(args.detector, ("person_detection",))
         else:
             try:
                 default_detector()
@@ -516,14 +518,14 @@ def detect(args: argparse.Namespace) -> int:
         videos = _collection_args(args, [args.video] if args.video is not None else [], "a VIDEO path")
         if args.json or args.csv or args.plot is not None or args.video_out is not None:
             raise Fail(EXIT_USAGE, f"with --manifest the detections go to {os.path.join(args.out, DETECTIONS)} (no --json, --csv, --plot or --video).")
-        _prepare(args)
+        _prepare(args, tasks=("action_detection",))
         if boxes is not None:
             _report_unused_ids(boxes, videos)
         records = _collect(detect_collection, videos, args.model, args.out, args.weights, device=args.device, dtype=args.dtype, boxes=boxes, **options)
         return _report_collection(records, os.path.join(args.out, DETECTIONS), "videos detected", args.quiet)
     if args.video is None:
         raise Fail(EXIT_USAGE, "give a VIDEO, or --manifest FILE with --out DIR.")
-    _prepare(args)
+    _prepare(args, tasks=("action_detection",))
     from videozoo.video.io import not_a_video
 
     if not_a_video(args.video) is not None:

@@ -55,6 +55,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo.errors import VideoDecodeError
+from videozoo.models.layers import box_iou
 from videozoo.tasks.collection import CollectionTask, VideosArg, run_collection
 from videozoo.tasks.runner import Runner, WeightsArg, check_threshold, load_model
 from videozoo.video.io import VideoReader
@@ -302,9 +303,10 @@ class Detections:
         return json.dumps(self.to_dict(), indent=indent)
 
     def to_csv(self) -> str:
-        """AVA's detection format: ``video_id,timestamp,x1,y1,x2,y2,action_id,score,person`` per person and
-        action at least ``threshold`` probable; coordinates normalised to [0, 1], ``action_id`` AVA's (class
-        index + 1), ``score`` the action's probability (AVA's evaluation reads the first eight columns)."""
+        """AVA's detection format, which AVA's official evaluation reads: ``video_id,timestamp,x1,y1,x2,y2,
+        action_id,score`` per person and action at least ``threshold`` probable; coordinates normalised to
+        [0, 1], ``action_id`` AVA's (class index + 1), ``score`` the action's probability. The track of each
+        person is in :meth:`to_json` (AVA's format has no column for it)."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         index = {name: i for i, name in enumerate(self.categories)}
@@ -313,7 +315,7 @@ class Detections:
                 x1, y1, x2, y2 = p.box
                 coords = [f"{x1 / self.width:.4f}", f"{y1 / self.height:.4f}", f"{x2 / self.width:.4f}", f"{y2 / self.height:.4f}"]
                 for label, prob in p.actions:
-                    writer.writerow([self.video_id, f"{k.time:g}", *coords, index[label] + 1, f"{prob:.6f}", p.person])
+                    writer.writerow([self.video_id, f"{k.time:g}", *coords, index[label] + 1, f"{prob:.6f}"])
         return out.getvalue()
 
     def to_table(self) -> str:
@@ -536,16 +538,6 @@ def _composite(frame: Tensor, overlay: Tensor) -> Tensor:
 # Tracks
 
 
-def box_iou(a: Tensor, b: Tensor) -> Tensor:
-    """``(len(a), len(b))`` intersection over union of ``(x1, y1, x2, y2)`` boxes."""
-    area_a = (a[:, 2] - a[:, 0]).clamp(min=0) * (a[:, 3] - a[:, 1]).clamp(min=0)
-    area_b = (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
-    top_left = torch.maximum(a[:, None, :2], b[None, :, :2])
-    bottom_right = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = (bottom_right - top_left).clamp(min=0).prod(-1)
-    return inter / (area_a[:, None] + area_b[None, :] - inter).clamp(min=1e-9)
-
-
 def link_tracks(keyframes: Sequence[Keyframe], iou_threshold: float = 0.3, max_gap: int = 1) -> None:
     """Give every person of ``keyframes`` (in time order) a track id, in place.
 
@@ -718,12 +710,7 @@ def detect(
         raise ValueError(f"top_k must be at least 1, got {top_k}.")
     if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
         raise ValueError(f"rate must be a positive number of keyframes per second, got {rate!r}.")
-    if isinstance(model, str) and get_model_task(model) != "action_detection":
-        raise ValueError(
-            f"{model!r} is a {get_model_task(model)} model; detect needs an action detector: "
-            f"{', '.join(list_models(task='action_detection'))}."
-        )
-    runner = model if isinstance(model, Runner) else load_model(model, weights, device=device, dtype=dtype)
+    runner = model if isinstance(model, Runner) else load_model(model, weights, device=device, dtype=dtype, tasks=("action_detection",))
     meta = runner.weights.meta
     labels = runner.labels
     box_file = read_boxes(boxes) if boxes is not None and not isinstance(boxes, BoxFile) else boxes
@@ -842,7 +829,7 @@ def detect_collection(
         model, weights, device, dtype, boxes: as :func:`detect`; the models are loaded once per process.
         options: :func:`detect`'s other keywords (``detector``, ``rate``, ``threshold``, ...).
     """
-    runner = load_model(model, weights, device=device, dtype=dtype)
+    runner = load_model(model, weights, device=device, dtype=dtype, tasks=("action_detection",))
     box_file = read_boxes(boxes) if boxes is not None and not isinstance(boxes, BoxFile) else boxes
     config = {
         **runner.describe(), "dtype": dtype, "boxes": None if box_file is None else os.path.abspath(box_file.path),
