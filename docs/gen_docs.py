@@ -203,11 +203,12 @@ def _models_all() -> list[str]:
 
 
 def _module(name: str) -> str:
-    obj = getattr(videozoo, name)
-    if hasattr(obj, "__module__"):
-        return obj.__module__
-    # a constant (e.g. TASKS): the module whose __all__ exports it
-    return next(m for m, mod in sorted(sys.modules.items()) if m.startswith("videozoo.") and name in getattr(mod, "__all__", ()))
+    value = getattr(videozoo, name)
+    if hasattr(value, "__module__") and not isinstance(value, tuple):
+        return value.__module__
+    # a constant: the deepest videozoo module that holds this very object under this name defines it
+    holders = [m for m, module in sys.modules.items() if m.startswith("videozoo") and getattr(module, name, None) is value]
+    return max(holders, key=lambda m: m.count("."))
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -233,6 +234,8 @@ def _metrics(meta: dict) -> list[tuple[str, str]]:
 
 
 def model_page(name: str) -> str:
+    if videozoo.get_model_task(name) == "person_detection":
+        return person_detector_page(name)
     table = _model_table_module()
     enum = videozoo.get_model_weights(name)
     builder = videozoo.get_model_builder(name)
@@ -301,6 +304,59 @@ def model_page(name: str) -> str:
     return "\n".join(lines)
 
 
+def person_detector_page(name: str) -> str:
+    """The page of a person detector (task ``person_detection``): frames in, person boxes out."""
+    table = _model_table_module()
+    enum = videozoo.get_model_weights(name)
+    summary = (inspect.getdoc(videozoo.get_model_builder(name)) or "").split("\n\n")[0].replace("\n", " ")
+    lines = [
+        NOTICE.format(source=f"videozoo.get_model_weights({name!r}) and its members' meta"),
+        "",
+        f"# `{name}`",
+        "",
+        summary,
+        "",
+        f"A person detector: `model.detect_persons(frames)` takes RGB frames `(B, 3, H, W)` in [0, 1] at any size and "
+        f"returns one `(K, 5)` tensor of `(x1, y1, x2, y2, score)` rows per frame, in the frames' pixels. "
+        f"Builder: `videozoo.{name}` · weights enum: `videozoo.{enum.__name__}`, the default is `{enum.DEFAULT.name}`.",
+        "",
+    ]
+    for member in table.members(name):
+        meta = member.meta
+        [(dataset, metrics)] = meta["_metrics"].items()
+        default = " (default)" if member is enum.DEFAULT else ""
+        rows = [
+            ("Evaluated on", dataset),
+            *((key, f"{value:.2f}") for key, value in metrics.items()),
+            ("Parameters", f"{meta['num_params'] / 1e6:.2f} M ({meta['num_params']:,})"),
+            ("Input", meta["input"]),
+            ("Classes", f"{len(meta['categories'])} COCO class ids; persons are id 1"),
+            ("Licence of the weights", f"`{meta['license']}`"),
+            ("URL", f"<{member.url}>"),
+            ("Cache file", f"`{member.file_name}`"),
+            ("File size", f"{meta['_file_size']:g} MB"),
+            ("Training recipe", f"<{meta['recipe']}>"),
+        ]
+        lines += [
+            f"## `{enum.__name__}.{member.name}`{default}",
+            "",
+            "| | |",
+            "|---|---|",
+            *(f"| {key} | {_cell(value)} |" for key, value in rows),
+            "",
+            _cell(meta["_docs"]).strip(),
+            "",
+            "```python",
+            "import videozoo",
+            "",
+            f'detector = videozoo.get_model("{name}", weights="{member.name}").eval()',
+            "boxes = detector.detect_persons(frames)  # frames: (B, 3, H, W) float in [0, 1]",
+            "```",
+            "",
+        ]
+    return "\n".join(lines)
+
+
 def models_index() -> str:
     table = _model_table_module()
     return "\n".join([
@@ -321,6 +377,13 @@ def models_index() -> str:
         "are for non-commercial use only, whatever the licence of the code.",
         "",
         table.model_table(link=lambda name: f"{name}.md"),
+        "",
+        "## Person detectors",
+        "",
+        "Frames in, person boxes out (`detect_persons`), for action detection on one's own videos. Box AP is the",
+        "publisher's COCO val2017 figure over all 80 classes.",
+        "",
+        table.person_detector_table(link=lambda name: f"{name}.md"),
         "",
     ])
 

@@ -47,7 +47,7 @@ def model_table(link: Callable[[str], str] | None = None) -> str:
         "| Model | Weights | Dataset | acc@1 | acc@5 | mAP | Params (M) | GFLOPs / view | Clip: frames × stride @ fps | Crop | Views | Licence |",
         "|---|---|---|---:|---:|---:|---:|---:|---|---|---|---|",
     ]
-    for name in videozoo.list_models():
+    for name in videozoo.list_models(task="classification"):
         enum = videozoo.get_model_weights(name)
         for member in members(name):
             meta = member.meta
@@ -67,7 +67,29 @@ def model_table(link: Callable[[str], str] | None = None) -> str:
     return "\n".join(lines)
 
 
+def person_detector_table(link: Callable[[str], str] | None = None) -> str:
+    """The person detectors (task ``person_detection``): one row per weights entry."""
+    lines = [
+        "| Model | Weights | Dataset | box AP | Params (M) | Input | Licence |",
+        "|---|---|---|---:|---:|---|---|",
+    ]
+    for name in videozoo.list_models(task="person_detection"):
+        enum = videozoo.get_model_weights(name)
+        for member in members(name):
+            meta = member.meta
+            [(dataset, metrics)] = meta["_metrics"].items()
+            default = " (default)" if member is enum.DEFAULT else ""
+            model = f"[`{name}`]({link(name)})" if link else f"`{name}`"
+            lines.append(
+                f"| {model} | `{enum.__name__}.{member.name}`{default} | {dataset} | {_metric(metrics, 'box_map')} "
+                f"| {meta['num_params'] / 1e6:.1f} | {meta['input']} | {meta['license']} |"
+            )
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     if sys.argv[1:]:
         raise SystemExit("usage: python docs/model_table.py  (the page is written by docs/gen_docs.py --write)")
     print(model_table())
+    print()
+    print(person_detector_table())

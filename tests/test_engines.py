@@ -38,7 +38,7 @@ def _entries() -> list[Path]:
     return sorted(p for p in engines.engines_dir().iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+@pytest.mark.parametrize("engine", ["compile", "onnxruntime", "openvino"])
 def test_engines_match_eager_at_any_batch(engine, net):
     built = accelerate(net, None, engine=engine, clip_shape=CLIP)
     assert built.name == engine and built.dtype == "fp32" and built.max_abs_diff < 1e-4
@@ -93,6 +93,12 @@ def test_auto_measures_and_says_which_it_picked(net, monkeypatch):
     assert built.name in engines.ENGINES and built.report.startswith(f"auto: {built.name} (")
     for engine in engines.ENGINES:
         assert f"{engine} " in built.report  # each installed engine was timed
+    [choice] = (engines.engines_dir() / "auto").glob("*.json")
+    again = accelerate(net, None, engine="auto", clip_shape=CLIP)  # the next run builds only the chosen engine
+    assert again.name == built.name and again.report == f"{built.report}; remembered from an earlier run ({choice})"
+    choice.write_text("{not json")  # a damaged choice: measured again, and remembered again
+    measured = accelerate(net, None, engine="auto", clip_shape=CLIP)
+    assert "remembered" not in measured.report and json.loads(choice.read_text())["engine"] == measured.name
     monkeypatch.setitem(sys.modules, "openvino", None)  # as if it were not installed
     without = accelerate(net, None, engine="auto", clip_shape=CLIP)
     assert without.name != "openvino" and "openvino not installed (pip install 'videozoo[openvino]')" in without.report

@@ -26,8 +26,7 @@ SAME_GRAPH_AS = {
     "videomae_h": "videomae_b", "swin3d_s": "swin3d_t", "swin3d_b": "swin3d_t", "slowfast_r101": "slowfast_r50",
     "vjepa2_vith_256": "vjepa2_vitl_256", "vjepa2_vitg_256": "vjepa2_vitl_256", "vjepa2_vitg_384": "vjepa2_vitl_256",
 }
-MODELS = [name for name in videozoo.list_models() if name not in SAME_GRAPH_AS]
-MODELS = [name for name in MODELS if videozoo.get_model_task(name) != "video_text"]  # tests/test_video_text.py exports theirs
+MODELS = [name for name in videozoo.list_models(task="classification") if name not in SAME_GRAPH_AS]
 
 
 @pytest.mark.parametrize("name", sorted(SAME_GRAPH_AS))

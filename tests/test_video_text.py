@@ -634,3 +634,11 @@ def test_a_published_xclip_file_classifies_a_video_into_labels(tmp_path: Path, m
     assert code == 0, err
     top = json.loads(out)["results"][0]["top_k"]
     assert sorted(t["label"] for t in top) == ["cat", "dog", "forklift"]
+
+
+def test_every_video_text_model_has_a_parity_fixture() -> None:
+    covered: set[str] = set()
+    for path in TEXT.glob("*.pt"):
+        fx = torch.load(path, weights_only=True)
+        covered |= set(fx.get("models", [fx["model"]] if "model" in fx else []))
+    assert set(videozoo.list_models(task="video_text")) <= covered

@@ -12,19 +12,26 @@ from typing import Any
 from videozoo.cli.exits import EXIT_OK, EXIT_OUTPUT, EXIT_UNKNOWN, EXIT_USAGE, EXIT_VIDEO, EXIT_WEIGHTS, Fail, error_line
 from videozoo.cli.render import info_lines, prediction_table, print_zoo, zoo_rows
 
-__all__ = ["classify", "models", "download", "info", "timeline", "extract", "export", "search"]
+__all__ = ["classify", "models", "download", "info", "timeline", "extract", "export", "detect", "search"]
 
 
 # ----------------------------------------------------------------------------------------------------
 # Shared steps
 
 
-def _model_name(name: str) -> str:
+def _model_name(name: str, tasks: tuple[str, ...] | None = None) -> str:
+    """``name`` if it is a registered model (of one of ``tasks``, when given), else a usage failure."""
     import videozoo
+    from videozoo.tasks.runner import check_task
     from videozoo.zoo.registry import did_you_mean
 
     if name not in videozoo.list_models():
         raise Fail(EXIT_UNKNOWN, f"Unknown model {name!r}.{did_you_mean(name, videozoo.list_models())} 'videozoo models' lists them all.")
+    if tasks is not None:
+        try:
+            check_task(name, tasks)
+        except ValueError as e:
+            raise Fail(EXIT_USAGE, str(e)) from None
     return name
 
 
@@ -70,10 +77,10 @@ def _check_device(device: str) -> None:
             raise Fail(EXIT_USAGE, "--device cuda was asked for but no CUDA device is available; use --device cpu.")
 
 
-def _prepare(args: argparse.Namespace, labels: bool = True) -> Any:
+def _prepare(args: argparse.Namespace, labels: bool = True, tasks: tuple[str, ...] = ("classification", "video_text")) -> Any:
     """The checks every model-running command starts with: the model's name, the device, the engine, the
     weights (with ``labels``: weights that classify, or a video-text model and its ``--labels``)."""
-    _model_name(args.model)
+    _model_name(args.model, tasks)
     _check_runtime(args)
     member = _member(args.model, args.weights)
     if labels and _is_video_text(args.model):
@@ -396,7 +403,7 @@ def timeline(args: argparse.Namespace) -> int:
 
     from videozoo.tasks.timeline import TIMELINES, timeline, timeline_collection
 
-    _model_name(args.model)
+    _model_name(args.model, ("classification", "video_text"))
     if args.json and args.csv:
         raise Fail(EXIT_USAGE, "--json and --csv both print the timeline; choose one.")
     if args.plot is not None:
@@ -468,7 +475,7 @@ def timeline(args: argparse.Namespace) -> int:
 def extract(args: argparse.Namespace) -> int:
     from videozoo.tasks.extract import INDEX, extract
 
-    _model_name(args.model)
+    _model_name(args.model, ("classification", "video_text"))
     if bool(args.videos) == bool(args.manifest):
         raise Fail(EXIT_USAGE, "give either VIDEO paths or --manifest FILE (a text file of video paths, one per line).")
     videos = _collection_args(args, [], "VIDEO paths") if args.manifest else list(args.videos)
@@ -485,7 +492,7 @@ def extract(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     from videozoo.tasks.export import export_model, published_clip
 
-    _model_name(args.model)
+    _model_name(args.model, ("classification", "video_text", "action_detection"))
     if args.weights.lower() == "none":
         member, weights = _weights_for(args.model), None  # random weights; the default's clip and recipe
     else:
@@ -510,11 +517,14 @@ def export(args: argparse.Namespace) -> int:
     except ValueError as e:  # a clip the model does not accept, an --out that cannot be written
         raise Fail(EXIT_USAGE, str(e)) from None
     shape = ", ".join(str(d) for d in result.input_shape)
+    import videozoo
     from videozoo import is_checkpoint_path
 
     shown = "random weights" if weights is None else (weights if is_checkpoint_path(weights) else member)
     print(f"exported {args.model} ({shown}) as {result.format}{' int8' if calibration else ''}: {result.path}")
     print(f"input 'video': [{shape}] float32 (B, C, T, H, W); output 'logits'")
+    if videozoo.get_model_task(args.model) == "action_detection":
+        print("input 'boxes': [K, 5] float32 rows (batch_index, x1, y1, x2, y2) in the clip's pixels; logits (K, classes)")
     if result.max_abs_diff is None:
         print("not verified (--no-verify)")
     else:
@@ -567,3 +577,115 @@ def search(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(result.to_table())
     return EXIT_OK
+
+
+def detect(args: argparse.Namespace) -> int:
+    """``videozoo detect``: persons and their actions at keyframes (AVA action detectors)."""
+    from tqdm import tqdm
+
+    import videozoo
+    from videozoo.tasks.detect import (
+        DETECTIONS,
+        BoxFileError,
+        default_detector,
+        detect,
+        detect_collection,
+        read_boxes,
+    )
+
+    _model_name(args.model, ("action_detection",))
+    if args.engine != "torch":
+        raise Fail(EXIT_USAGE, "detect runs the models with --engine torch (the action detectors take boxes besides the clip).")
+    if args.json and args.csv:
+        raise Fail(EXIT_USAGE, "--json and --csv both print the detections; choose one.")
+    if args.boxes is not None and args.detector is not None:
+        raise Fail(EXIT_USAGE, "--boxes gives the persons, so no --detector runs; choose one.")
+    if args.plot is not None or args.video_out is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise Fail(EXIT_USAGE, '--plot and --video need matplotlib, which is not installed: pip install "videozoo[plot]".') from None
+    if args.plot is not None:
+        _output_folder(args.plot, "--plot")
+    if args.video_out is not None:
+        if os.path.splitext(args.video_out)[1].lower() != ".mp4":
+            raise Fail(EXIT_USAGE, f"--video {args.video_out}: the video is written as .mp4; give a file ending in .mp4.")
+        _output_file(args.video_out, "--video")
+    boxes = None
+    if args.boxes is not None:
+        try:
+            boxes = read_boxes(args.boxes)
+        except BoxFileError as e:
+            raise Fail(EXIT_USAGE, f"--boxes: {e}") from None
+    else:
+        if args.detector is not None:
+            _model_name(args.detector, ("person_detection",))
+        else:
+            try:
+                default_detector()
+            except ValueError as e:
+                raise Fail(EXIT_USAGE, str(e)) from None
+    options: dict[str, Any] = {
+        "threshold": args.threshold, "top_k": args.top_k, "rate": args.rate, "detector": args.detector,
+        "person_threshold": args.person_threshold,
+    }  # fmt: skip
+    if boxes is not None:
+        del options["detector"]
+    if args.manifest is not None or args.out is not None:
+        videos = _collection_args(args, [args.video] if args.video is not None else [], "a VIDEO path")
+        if args.json or args.csv or args.plot is not None or args.video_out is not None:
+            raise Fail(EXIT_USAGE, f"with --manifest the detections go to {os.path.join(args.out, DETECTIONS)} (no --json, --csv, --plot or --video).")
+        _prepare(args, tasks=("action_detection",))
+        if boxes is not None:
+            _report_unused_ids(boxes, videos)
+        records = _collect(detect_collection, videos, args.model, args.out, args.weights, device=args.device, dtype=args.dtype, boxes=boxes, **options)
+        return _report_collection(records, os.path.join(args.out, DETECTIONS), "videos detected", args.quiet)
+    if args.video is None:
+        raise Fail(EXIT_USAGE, "give a VIDEO, or --manifest FILE with --out DIR.")
+    _prepare(args, tasks=("action_detection",))
+    from videozoo.video.io import not_a_video
+
+    if not_a_video(args.video) is not None:
+        raise Fail(EXIT_VIDEO, f"{args.video}: {not_a_video(args.video)}")
+    if boxes is not None:
+        _report_unused_ids(boxes, [args.video])
+    bar = tqdm(desc="keyframes", unit="keyframe", file=sys.stderr, disable=args.quiet or None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        result = detect(args.video, args.model, args.weights, boxes=boxes, device=args.device, dtype=args.dtype, progress=progress, **options)
+    except BoxFileError as e:
+        raise Fail(EXIT_USAGE, f"--boxes: {e}") from None
+    finally:
+        bar.close()
+    for warning in result.warnings:
+        print(f"videozoo: warning: {warning}", file=sys.stderr)
+    if args.json:
+        sys.stdout.write(result.to_json() + "\n")
+    elif args.csv:
+        sys.stdout.write(result.to_csv())
+    else:
+        sys.stdout.write(result.to_table())
+    try:
+        if args.plot is not None:
+            paths = result.plot(args.plot)
+            print(f"wrote {len(paths)} keyframe picture(s) to {args.plot}", file=sys.stderr)
+        if args.video_out is not None:
+            result.write_video(args.video_out)
+            print(f"wrote {args.video_out}", file=sys.stderr)
+    except OSError as e:  # e.g. the disk filled up while a picture was written
+        raise Fail(EXIT_OUTPUT, f"cannot write {e.filename or 'the output'} ({e.strerror or e}); free some space or choose another path.") from None
+    return EXIT_OK
+
+
+def _report_unused_ids(boxes: Any, videos: list[str]) -> None:
+    """Say which video ids of a box file no given video has (their boxes are not used)."""
+    from pathlib import Path
+
+    unused = boxes.unused(Path(v).stem for v in videos)
+    if unused:
+        shown = ", ".join(unused[:10]) + (f" and {len(unused) - 10} more" if len(unused) > 10 else "")
+        print(f"videozoo: warning: {boxes.path} has boxes for video id(s) that are not among the videos: {shown}.", file=sys.stderr)

@@ -27,8 +27,8 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
     run.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="model precision (bf16: autocast; default fp32)")
     run.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs (default cpu)")
     run.add_argument(
-        "--engine", default="torch", choices=("torch", "onnxruntime", "openvino", "auto"),
-        help="what runs the model (default torch; auto: the fastest installed, measured once and cached)",
+        "--engine", default="torch", choices=("torch", "compile", "onnxruntime", "openvino", "auto"),
+        help="what runs the model (default torch; compile: torch.compile; auto: the fastest installed, measured once and remembered)",
     )
     run.add_argument("--exact", action="store_true", help="decode at full size and resize exactly as the preset does (slower)")
     manifest = group()
@@ -182,6 +182,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --int8: a text file of your video paths, one per line; their evaluation clips calibrate the activations",
     )
     p.add_argument("--no-verify", action="store_true", help="skip running the exported graph (needs no onnxruntime)")
+
+    p = command(
+        "detect", commands.detect, ["model", "manifest", "run"],
+        help="who does what, and when: persons and their actions at keyframes (AVA action detectors)",
+        description="Find the persons in keyframes of the video (a person detector, or --boxes FILE), run an "
+        "action detector (e.g. slowfast_r50_detection) on the clip around each keyframe and print each person's "
+        "actions; persons are linked across keyframes by their boxes' overlap.",
+    )
+    p.add_argument("video", nargs="?", metavar="VIDEO", help="video file (or --manifest with --out)")
+    p.add_argument("--out", "-o", metavar="DIR", default=None, help="with --manifest: detections to DIR/detections.jsonl")
+    p.add_argument("--detector", default=None, metavar="NAME", help="person detector (default: the registered one)")
+    p.add_argument(
+        "--boxes", metavar="FILE", default=None,
+        help="person boxes instead of a detector: AVA-style CSV (video_id,timestamp,x1,y1,x2,y2, normalised) or JSON; "
+        "its timestamps are the keyframes",
+    )
+    p.add_argument("--rate", type=_seconds, default=1.0, help="keyframes per second, without --boxes (default 1, as AVA)")
+    p.add_argument(
+        "--threshold", type=_probability, default=0.5,
+        help="actions at least this probable are listed (default 0.5, PyTorchVideo's demo)",
+    )
+    p.add_argument("--person-threshold", type=_probability, default=None, help="the detector's score threshold (default: its own)")
+    p.add_argument("--top-k", "-k", type=_positive, default=3, help="most probable actions kept per person besides (default 3)")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    p.add_argument("--csv", action="store_true", help="print AVA-style CSV: video_id,timestamp,x1,y1,x2,y2,action_id,score,person")
+    p.add_argument("--plot", metavar="DIR", default=None, help="also draw each keyframe with boxes and actions into DIR (needs matplotlib)")
+    p.add_argument("--video", dest="video_out", metavar="OUT.mp4", default=None,
+                   help="also write the video re-encoded with boxes and actions drawn (needs matplotlib)")  # fmt: skip
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return parser
 
 

@@ -16,6 +16,10 @@ from videozoo.models.videomae import *  # noqa: F403
 from videozoo.models.vivit import *  # noqa: F403
 from videozoo.models.vjepa2 import *  # noqa: F403
 from videozoo.models.x3d import *  # noqa: F403
+from videozoo.models import detr
+from videozoo.models.detr import *  # noqa: F403
+from videozoo.models import action_detection
+from videozoo.models.action_detection import *  # noqa: F403
 from videozoo.models._video_text import VideoTextModel
 from videozoo.models.pe_core import *  # noqa: F403
 from videozoo.models.xclip import *  # noqa: F403
@@ -35,6 +39,8 @@ __all__ = [
     *vivit.__all__,
     *vjepa2.__all__,
     *resnet3d.__all__,
+    *detr.__all__,
+    *action_detection.__all__,
     "VideoTextModel",
     *pe_core.__all__,
     *xclip.__all__,

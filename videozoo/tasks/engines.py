@@ -3,11 +3,13 @@
 :func:`accelerate` returns an :class:`Engine`: a callable with the model's ``forward`` contract (a clip
 batch ``(B, 3, T, H, W)`` in, logits out; the batch is free, the clip shape is the one it was built
 for) that also gives the clip embedding of the same pass (:meth:`Engine.run`). ``"torch"`` is the eager
-model itself (under bf16 autocast for ``dtype="bf16"``); ``"onnxruntime"`` and ``"openvino"`` run the
-graph that ``videozoo export`` writes (the eager model and its embedding head as one ONNX graph with
-two outputs, ``logits`` and ``embedding``). ``"auto"`` builds each installed engine, times it on this
-machine at the clip shape (a few runs after a warm-up) and keeps the fastest; :attr:`Engine.report`
-says what it measured.
+model itself (under bf16 autocast for ``dtype="bf16"``); ``"compile"`` is the same model through
+``torch.compile`` (Inductor: fused kernels, compiled in each process on first use); ``"onnxruntime"``
+and ``"openvino"`` run the graph that ``videozoo export`` writes (the eager model and its embedding head
+as one ONNX graph with two outputs, ``logits`` and ``embedding``). ``"auto"`` builds each installed
+engine, times it on this machine at the clip shape (a few runs after a warm-up) and keeps the fastest;
+:attr:`Engine.report` says what it measured. The choice is remembered (``engines/auto/``, keyed like the
+graphs and by the thread count and every engine's version), so later runs build only the chosen engine.
 
 Every graph is checked against eager on random clips when it is built, within :data:`TOLERANCE` of
 the largest logit for its dtype; one that differs more is never cached nor used (an explicit engine
@@ -43,7 +45,7 @@ from videozoo.zoo import WeightsEnum, get_model
 
 __all__ = ["ENGINES", "TOLERANCE", "Engine", "accelerate", "calibration_clips", "engines_dir", "fold_constants", "installed", "quantize_onnx", "runs"]
 
-ENGINES = ("torch", "onnxruntime", "openvino")
+ENGINES = ("torch", "compile", "onnxruntime", "openvino")
 ENGINE_DTYPES = (*DTYPES, "int8")
 #: Largest accepted ``|engine - eager fp32|``, relative to ``max(1, largest |logit|)``, per dtype
 #: (int8 is checked on its calibration clips: random clips are not what it was calibrated for).
@@ -136,9 +138,10 @@ def accelerate(
         clip_shape = published_clip(member)
     clip_shape = tuple(int(v) for v in clip_shape)  # type: ignore[assignment]
     clips = calibration_clips(calibration, member, clip_shape) if dtype == "int8" else None
+    key = _Key(name, net, clip_shape)
     if engine != "auto":
-        return _build(engine, dtype, name, net, clip_shape, clips)
-    return _fastest(dtype, name, net, clip_shape, clips)
+        return _build(engine, dtype, key, clips)
+    return _remembered(dtype, key, clips) or _fastest(dtype, key, clips)
 
 
 def calibration_clips(calibration: Any, member: WeightsEnum | None, clip_shape: tuple[int, int, int]) -> Tensor:
@@ -177,15 +180,43 @@ def _model(model: str | nn.Module, weights: WeightsArg, progress: bool) -> tuple
 
 
 def installed(engine: str) -> bool:
-    """Whether ``engine``'s package can be imported (torch always can)."""
+    """Whether ``engine``'s package can be imported (torch, and so ``compile``, always can)."""
     import importlib.util
 
-    return engine == "torch" or importlib.util.find_spec(engine) is not None
+    return engine in ("torch", "compile") or importlib.util.find_spec(engine) is not None
 
 
-def _fastest(dtype: str, name: str, net: nn.Module, clip_shape: tuple[int, int, int], clips: Tensor | None) -> Engine:
-    """Every installed engine that runs ``dtype`` and matches eager, timed at the clip shape; the fastest."""
-    x = torch.randn(1, 3, *clip_shape, generator=torch.Generator().manual_seed(1))
+class _Key:
+    """What identifies a network for the caches: its name, a digest of its tensors (computed once, when
+    first asked for) and the clip shape."""
+
+    def __init__(self, name: str, net: nn.Module, clip_shape: tuple[int, int, int]) -> None:
+        self.name, self.net, self.clip_shape = name, net, clip_shape
+        self._digest: str | None = None
+
+    @property
+    def digest(self) -> str:
+        if self._digest is None:
+            digest = hashlib.sha256()
+            for key, tensor in sorted(self.net.state_dict().items()):
+                digest.update(key.encode())
+                digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
+            self._digest = digest.hexdigest()
+        return self._digest
+
+    def folder(self, **versions: str) -> str:
+        """``<name>-<T>x<H>x<W>-<hash of the digest, the clip shape and versions>``."""
+        import videozoo
+
+        fields = {"model": self.name, "weights": self.digest, "clip": list(self.clip_shape)}
+        key = json.dumps({**fields, "videozoo": videozoo.__version__, "torch": torch.__version__, **versions}, sort_keys=True)
+        return f"{self.name}-{'x'.join(map(str, self.clip_shape))}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def _fastest(dtype: str, key: _Key, clips: Tensor | None) -> Engine:
+    """Every installed engine that runs ``dtype`` and matches eager, timed at the clip shape; the fastest
+    (remembered for the next run)."""
+    x = torch.randn(1, 3, *key.clip_shape, generator=torch.Generator().manual_seed(1))
     timed: list[tuple[float, Engine]] = []
     skipped = []
     for candidate in ENGINES:
@@ -196,19 +227,56 @@ def _fastest(dtype: str, name: str, net: nn.Module, clip_shape: tuple[int, int, 
             skipped.append(f"{candidate} has no {dtype}")
             continue
         try:
-            built = _build(candidate, dtype, name, net, clip_shape, clips)
+            built = _build(candidate, dtype, key, clips)
         except ExportError as e:
             skipped.append(f"{candidate} left out ({str(e).splitlines()[0]})")
             continue
         timed.append((_median_time(built, x), built))
     if not timed:
         raise ValueError(f"no installed engine runs {dtype} here: {'; '.join(skipped)}.")
-    best_time, best = min(timed, key=lambda pair: pair[0])
+    best = min(timed, key=lambda pair: pair[0])[1]
     measured = ", ".join(f"{e.name} {t * 1e3:.0f} ms" for t, e in sorted(timed, key=lambda pair: pair[0]))
-    best.report = f"auto: {best.name} ({measured} per clip of {clip_shape} in {dtype})" + (
+    best.report = f"auto: {best.name} ({measured} per clip of {key.clip_shape} in {dtype})" + (
         f"; {'; '.join(skipped)}" if skipped else ""
     )
+    _remember(dtype, key, clips, best)
     return best
+
+
+def _choice_file(dtype: str, key: _Key, clips: Tensor | None) -> Path:
+    """Where auto's choice for this network, dtype and machine setting is kept: keyed by the thread count
+    and the versions of the engines installed now (a new or removed engine measures again)."""
+    versions = {engine: _version(engine) for engine in ENGINES if engine not in ("torch", "compile") and installed(engine)}
+    calibration = "" if clips is None else hashlib.sha256(clips.numpy().tobytes()).hexdigest()[:16]
+    folder = key.folder(dtype=dtype, threads=str(torch.get_num_threads()), calibration=calibration, **versions)
+    return engines_dir() / "auto" / f"{folder}.json"
+
+
+def _remember(dtype: str, key: _Key, clips: Tensor | None, best: Engine) -> None:
+    path = _choice_file(dtype, key, clips)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps({"engine": best.name, "report": best.report}) + "\n")
+    os.replace(tmp, path)
+
+
+def _remembered(dtype: str, key: _Key, clips: Tensor | None) -> Engine | None:
+    """The engine auto chose before for this network and setting, built (and checked) again; ``None`` when
+    there is no choice yet, or it cannot be read or built (then auto measures again)."""
+    path = _choice_file(dtype, key, clips)
+    try:
+        choice = json.loads(path.read_text())
+        engine, report = choice["engine"], choice["report"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if engine not in ENGINES or not installed(engine):
+        return None
+    try:
+        built = _build(engine, dtype, key, clips)
+    except (ExportError, ImportError, ValueError):
+        return None
+    built.report = f"{report}; remembered from an earlier run ({path})"
+    return built
 
 
 def _median_time(engine: Engine, x: Tensor, repeats: int = 3) -> float:
@@ -226,8 +294,8 @@ def runs(engine: str, dtype: str) -> bool:
     if dtype == "fp32":
         return True
     if dtype == "int8":
-        return engine != "torch"  # int8 is the engines' quantizers' work
-    if engine == "torch":
+        return engine not in ("torch", "compile")  # int8 is the engines' quantizers' work
+    if engine in ("torch", "compile"):
         return True
     if engine == "openvino":
         import openvino
@@ -236,12 +304,14 @@ def runs(engine: str, dtype: str) -> bool:
     return False  # ONNX Runtime's CPU provider runs fp32
 
 
-def _build(engine: str, dtype: str, name: str, net: nn.Module, clip_shape: tuple[int, int, int], clips: Tensor | None = None) -> Engine:
+def _build(engine: str, dtype: str, key: _Key, clips: Tensor | None = None) -> Engine:
+    net, clip_shape = key.net, key.clip_shape
     if not installed(engine):
         raise ImportError(f"engine {engine!r} is not installed: pip install '{_EXTRAS[engine]}'.")
     if not runs(engine, dtype):
         why = {
             "torch": "int8 is quantized by the ONNX Runtime and OpenVINO engines",
+            "compile": "int8 is quantized by the ONNX Runtime and OpenVINO engines",
             "onnxruntime": "ONNX Runtime's CPU provider runs fp32 and int8",
             "openvino": "this CPU has no bf16 (OPTIMIZATION_CAPABILITIES)",
         }[engine]
@@ -252,12 +322,15 @@ def _build(engine: str, dtype: str, name: str, net: nn.Module, clip_shape: tuple
         run = _torch_runner(net, dtype)
         diff = _check(net, run, clip_shape)[0] if dtype != "fp32" else 0.0  # eager fp32 is the reference itself
         return Engine("torch", dtype, clip_shape, diff, run)
-    entry = _entry(name, net, clip_shape)
-    return _cached(entry, engine, dtype, net, clip_shape, clips)
+    if engine == "compile":
+        return _compiled(net, dtype, clip_shape)
+    return _cached(_entry(key), engine, dtype, net, clip_shape, clips)
 
 
-def _torch_runner(net: nn.Module, dtype: str) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
-    both = _LogitsAndEmbedding(net)
+def _torch_runner(net: nn.Module, dtype: str, compiled: bool = False) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+    both: Callable[[Tensor], tuple[Tensor, Tensor]] = _LogitsAndEmbedding(net)
+    if compiled:
+        both = torch.compile(both)
 
     @torch.inference_mode()
     def run(clips: Tensor) -> tuple[Tensor, Tensor]:
@@ -268,26 +341,31 @@ def _torch_runner(net: nn.Module, dtype: str) -> Callable[[Tensor], tuple[Tensor
     return run
 
 
+def _compiled(net: nn.Module, dtype: str, clip_shape: tuple[int, int, int]) -> Engine:
+    """``torch.compile`` of the model, compiled now (at batch 1 and 2, so the batch is dynamic) and checked
+    against eager; a compiler failure (no C++ compiler, an unsupported operator) is an ``ExportError``."""
+    run = _torch_runner(net, dtype, compiled=True)
+    try:
+        diff, scale = _check(net, run, clip_shape)
+    except Exception as e:  # Inductor's errors are long; the first line says what failed
+        raise ExportError(f"torch.compile failed: {type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}") from e
+    if diff > TOLERANCE[dtype] * max(1.0, scale):
+        raise ExportError(
+            f"compile ({dtype}) differs from eager by up to {diff:.3g} (largest logit {scale:.3g}, tolerance "
+            f"{TOLERANCE[dtype]:g} relative to it); it is not used. Use engine='torch'."
+        )
+    return Engine("compile", dtype, clip_shape, diff, run)
+
+
 # ----------------------------------------------------------------------------------------------------
 # The cache
 
 
-def _entry(name: str, net: nn.Module, clip_shape: tuple[int, int, int]) -> Path:
+def _entry(key: _Key) -> Path:
     """The cache folder of this network (its name, a digest of its tensors) at this clip shape."""
     import onnx
 
-    import videozoo
-
-    digest = hashlib.sha256()
-    for key, tensor in sorted(net.state_dict().items()):
-        digest.update(key.encode())
-        digest.update(tensor.detach().contiguous().cpu().numpy().tobytes())
-    key = json.dumps(
-        {"model": name, "weights": digest.hexdigest(), "clip": list(clip_shape), "videozoo": videozoo.__version__,
-         "torch": torch.__version__, "onnx": onnx.__version__},  # fmt: skip
-        sort_keys=True,
-    )
-    return engines_dir() / f"{name}-{'x'.join(map(str, clip_shape))}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    return engines_dir() / key.folder(onnx=onnx.__version__)
 
 
 def _cached(entry: Path, engine: str, dtype: str, net: nn.Module, clip_shape: tuple[int, int, int], clips: Tensor | None) -> Engine:

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from videozoo.zoo import ClipRecipe, WeightsEnum, get_model, get_model_weights, is_checkpoint_path
+from videozoo.zoo import ClipRecipe, WeightsEnum, get_model, get_model_task, get_model_weights, is_checkpoint_path
 
 __all__ = [
     "DTYPES",
@@ -30,6 +30,7 @@ __all__ = [
     "Runner",
     "check_dtype",
     "check_labels_fit",
+    "check_task",
     "check_threshold",
     "decode_in_workers",
     "is_video_text",
@@ -242,6 +243,31 @@ def resolve_weights(model: str | nn.Module, weights: WeightsArg, *, untrained_ok
     return member, os.fspath(weights) if is_checkpoint_path(weights) else str(member)  # type: ignore[arg-type]
 
 
+#: What a model of each task is for, in the message that refuses it elsewhere.
+_USE = {
+    "classification": "it labels whole clips: videozoo classify / timeline / extract",
+    "action_detection": "it labels each person's actions: videozoo detect VIDEO --model {name}",
+    "person_detection": "it finds the people in frames, for videozoo detect VIDEO --detector {name}",
+    "video_text": "it matches clips with texts: videozoo classify --labels, videozoo search",
+}
+
+
+def check_task(model: str, tasks: Sequence[str]) -> None:
+    """``ValueError`` when the registered ``model``'s task is not one of ``tasks``, saying what it is for."""
+    task = get_model_task(model)
+    if task not in tasks:
+        use = _USE[task].format(name=model)
+        wanted = " or ".join(t.replace("_", " ") for t in tasks)
+        raise ValueError(
+            f"{model!r} is {_a(task)} {task.replace('_', ' ')} model ({use}); this needs {_a(wanted)} {wanted} model "
+            f"('videozoo models' lists them)."
+        )
+
+
+def _a(noun: str) -> str:
+    return "an" if noun[:1] in "aeiou" else "a"
+
+
 def load_model(
     model: str | nn.Module,
     weights: WeightsArg = "DEFAULT",
@@ -250,6 +276,7 @@ def load_model(
     dtype: str = "fp32",
     engine: str = "torch",
     progress: bool = True,
+    tasks: Sequence[str] = ("classification", "video_text"),
     labels: Sequence[str] | None = None,
     template: str | Sequence[str] | None = None,
 ) -> Runner:
@@ -267,6 +294,8 @@ def load_model(
             installed, measured once): see :func:`videozoo.accelerate`. Other engines than torch run on
             the CPU, at the weights' evaluation clip (frames x crop).
         progress: show a progress bar while downloading.
+        tasks: the model tasks the caller runs (a registered model of another task is refused, naming
+            what it is for).
         labels: for a video-text model, the labels to classify into (its logits are the scaled similarities
             of a clip with each label's text embedding); a classifier given labels is a ``ValueError``.
         template: the prompt template(s) for ``labels`` (``"a video of {}."``); ``None``: the publisher's.
@@ -275,6 +304,8 @@ def load_model(
     :class:`~videozoo.errors.CheckpointError`.
     """
     check_dtype(dtype)
+    if isinstance(model, str):
+        check_task(model, tasks)
     where = _device(device)
     member, weights_name = resolve_weights(model, weights)
     if isinstance(model, nn.Module):
