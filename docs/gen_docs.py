@@ -385,6 +385,14 @@ def models_index() -> str:
         "",
         table.person_detector_table(link=lambda name: f"{name}.md"),
         "",
+        "## Video-text models",
+        "",
+        "Clips and texts in one space: they classify into labels you give (`--labels`) and find moments by",
+        "text (`videozoo search`); see [Labels in words and text search](../text.md). The figures are the",
+        "publishers' (zero-shot where the row says so; X-CLIP's Kinetics-400 weights are fine-tuned on it).",
+        "",
+        table.video_text_table(link=lambda name: f"{name}.md"),
+        "",
     ])
 
 

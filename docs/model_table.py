@@ -87,9 +87,33 @@ def person_detector_table(link: Callable[[str], str] | None = None) -> str:
     return "\n".join(lines)
 
 
+def video_text_table(link: Callable[[str], str] | None = None) -> str:
+    """The video-text models (task ``video_text``): one row per weights entry."""
+    lines = [
+        "| Model | Weights | Evaluated on | acc@1 | Params (M) | GFLOPs / view | Frames | Crop | Licence |",
+        "|---|---|---|---:|---:|---:|---|---|---|",
+    ]
+    for name in videozoo.list_models(task="video_text"):
+        enum = videozoo.get_model_weights(name)
+        for member in members(name):
+            meta = member.meta
+            [(dataset, metrics)] = meta["_metrics"].items()
+            preset = member.transforms()
+            default = " (default)" if member is enum.DEFAULT else ""
+            model = f"[`{name}`]({link(name)})" if link else f"`{name}`"
+            lines.append(
+                f"| {model} | `{enum.__name__}.{member.name}`{default} | {dataset} | {_metric(metrics, 'acc@1')} "
+                f"| {meta['num_params'] / 1e6:.1f} | {meta['_ops']:.1f} | {_clip(meta)} "
+                f"| {preset.crop_size[0]}×{preset.crop_size[1]} | {meta['license']} |"
+            )
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     if sys.argv[1:]:
         raise SystemExit("usage: python docs/model_table.py  (the page is written by docs/gen_docs.py --write)")
     print(model_table())
     print()
     print(person_detector_table())
+    print()
+    print(video_text_table())
