@@ -222,6 +222,7 @@ class PromptLayer(nn.Module):
         self.cross_attn = CrossAttention(dim, num_heads)
         self.norm1 = nn.LayerNorm(dim, eps=1e-5)
         self.norm3 = nn.LayerNorm(dim, eps=1e-5)
+        # the publisher's Sequential(Linear, QuickGELU, Dropout, Linear): its keys are mlp.0 and mlp.3
         self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), nn.Identity(), nn.Identity(), nn.Linear(4 * dim, dim))
 
     def forward(self, text: Tensor, visual: Tensor) -> Tensor:
