@@ -234,6 +234,8 @@ def _metrics(meta: dict) -> list[tuple[str, str]]:
 
 
 def model_page(name: str) -> str:
+    if videozoo.get_model_task(name) == "person_detection":
+        return person_detector_page(name)
     table = _model_table_module()
     enum = videozoo.get_model_weights(name)
     builder = videozoo.get_model_builder(name)
@@ -253,7 +255,8 @@ def model_page(name: str) -> str:
         meta = member.meta
         preset = member.transforms()
         default = " (default)" if member is enum.DEFAULT else ""
-        categories = len(meta.get("categories", ())) or "none (features only)"
+        text = videozoo.get_model_task(name) == "video_text"
+        categories = len(meta.get("categories", ())) or ("yours, in words: `--labels` ([text](../text.md))" if text else "none (features only)")
         kind = ", multi-label: sigmoid probabilities, views combined by max" if meta.get("multi_label") else ""
         rows = [
             *_metrics(meta),
@@ -293,7 +296,61 @@ def model_page(name: str) -> str:
             "```",
             "",
             "```bash",
-            f"videozoo classify video.mp4 --model {name} --weights {member.name}",
+            f"videozoo classify video.mp4 --model {name} --weights {member.name}"
+            + (' --labels "open fridge,pour water"' if text else ""),
+            "```",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def person_detector_page(name: str) -> str:
+    """The page of a person detector (task ``person_detection``): frames in, person boxes out."""
+    table = _model_table_module()
+    enum = videozoo.get_model_weights(name)
+    summary = (inspect.getdoc(videozoo.get_model_builder(name)) or "").split("\n\n")[0].replace("\n", " ")
+    lines = [
+        NOTICE.format(source=f"videozoo.get_model_weights({name!r}) and its members' meta"),
+        "",
+        f"# `{name}`",
+        "",
+        summary,
+        "",
+        f"A person detector: `model.detect_persons(frames)` takes RGB frames `(B, 3, H, W)` in [0, 1] at any size and "
+        f"returns one `(K, 5)` tensor of `(x1, y1, x2, y2, score)` rows per frame, in the frames' pixels. "
+        f"Builder: `videozoo.{name}` · weights enum: `videozoo.{enum.__name__}`, the default is `{enum.DEFAULT.name}`.",
+        "",
+    ]
+    for member in table.members(name):
+        meta = member.meta
+        [(dataset, metrics)] = meta["_metrics"].items()
+        default = " (default)" if member is enum.DEFAULT else ""
+        rows = [
+            ("Evaluated on", dataset),
+            *((key, f"{value:.2f}") for key, value in metrics.items()),
+            ("Parameters", f"{meta['num_params'] / 1e6:.2f} M ({meta['num_params']:,})"),
+            ("Input", meta["input"]),
+            ("Classes", f"{len(meta['categories'])} COCO class ids; persons are id 1"),
+            ("Licence of the weights", f"`{meta['license']}`"),
+            ("URL", f"<{member.url}>"),
+            ("Cache file", f"`{member.file_name}`"),
+            ("File size", f"{meta['_file_size']:g} MB"),
+            ("Training recipe", f"<{meta['recipe']}>"),
+        ]
+        lines += [
+            f"## `{enum.__name__}.{member.name}`{default}",
+            "",
+            "| | |",
+            "|---|---|",
+            *(f"| {key} | {_cell(value)} |" for key, value in rows),
+            "",
+            _cell(meta["_docs"]).strip(),
+            "",
+            "```python",
+            "import videozoo",
+            "",
+            f'detector = videozoo.get_model("{name}", weights="{member.name}").eval()',
+            "boxes = detector.detect_persons(frames)  # frames: (B, 3, H, W) float in [0, 1]",
             "```",
             "",
         ]
@@ -320,6 +377,21 @@ def models_index() -> str:
         "are for non-commercial use only, whatever the licence of the code.",
         "",
         table.model_table(link=lambda name: f"{name}.md"),
+        "",
+        "## Person detectors",
+        "",
+        "Frames in, person boxes out (`detect_persons`), for action detection on one's own videos. Box AP is the",
+        "publisher's COCO val2017 figure over all 80 classes.",
+        "",
+        table.person_detector_table(link=lambda name: f"{name}.md"),
+        "",
+        "## Video-text models",
+        "",
+        "Clips and texts in one space: they classify into labels you give (`--labels`) and find moments by",
+        "text (`videozoo search`); see [Labels in words and text search](../text.md). The figures are the",
+        "publishers' (zero-shot where the row says so; X-CLIP's Kinetics-400 weights are fine-tuned on it).",
+        "",
+        table.video_text_table(link=lambda name: f"{name}.md"),
         "",
     ])
 

@@ -47,11 +47,11 @@ def model_table(link: Callable[[str], str] | None = None) -> str:
         "| Model | Weights | Dataset | acc@1 | acc@5 | mAP | Params (M) | GFLOPs / view | Clip: frames × stride @ fps | Crop | Views | Licence |",
         "|---|---|---|---:|---:|---:|---:|---:|---|---|---|---|",
     ]
-    for name in videozoo.list_models():
+    for name in videozoo.list_models(task="classification"):
         enum = videozoo.get_model_weights(name)
         for member in members(name):
             meta = member.meta
-            if meta.get("embedding_only", False):  # an encoder published without a classifier
+            if meta.get("embedding_only", False) and not meta.get("_metrics"):  # an encoder without a classifier
                 dataset, metrics = "– (features only)", {}
             else:
                 [(dataset, metrics)] = meta["_metrics"].items()
@@ -67,7 +67,53 @@ def model_table(link: Callable[[str], str] | None = None) -> str:
     return "\n".join(lines)
 
 
+def person_detector_table(link: Callable[[str], str] | None = None) -> str:
+    """The person detectors (task ``person_detection``): one row per weights entry."""
+    lines = [
+        "| Model | Weights | Dataset | box AP | Params (M) | Input | Licence |",
+        "|---|---|---|---:|---:|---|---|",
+    ]
+    for name in videozoo.list_models(task="person_detection"):
+        enum = videozoo.get_model_weights(name)
+        for member in members(name):
+            meta = member.meta
+            [(dataset, metrics)] = meta["_metrics"].items()
+            default = " (default)" if member is enum.DEFAULT else ""
+            model = f"[`{name}`]({link(name)})" if link else f"`{name}`"
+            lines.append(
+                f"| {model} | `{enum.__name__}.{member.name}`{default} | {dataset} | {_metric(metrics, 'box_map')} "
+                f"| {meta['num_params'] / 1e6:.1f} | {meta['input']} | {meta['license']} |"
+            )
+    return "\n".join(lines)
+
+
+def video_text_table(link: Callable[[str], str] | None = None) -> str:
+    """The video-text models (task ``video_text``): one row per weights entry."""
+    lines = [
+        "| Model | Weights | Evaluated on | acc@1 | Params (M) | GFLOPs / view | Frames | Crop | Licence |",
+        "|---|---|---|---:|---:|---:|---|---|---|",
+    ]
+    for name in videozoo.list_models(task="video_text"):
+        enum = videozoo.get_model_weights(name)
+        for member in members(name):
+            meta = member.meta
+            [(dataset, metrics)] = meta["_metrics"].items()
+            preset = member.transforms()
+            default = " (default)" if member is enum.DEFAULT else ""
+            model = f"[`{name}`]({link(name)})" if link else f"`{name}`"
+            lines.append(
+                f"| {model} | `{enum.__name__}.{member.name}`{default} | {dataset} | {_metric(metrics, 'acc@1')} "
+                f"| {meta['num_params'] / 1e6:.1f} | {meta['_ops']:.1f} | {_clip(meta)} "
+                f"| {preset.crop_size[0]}×{preset.crop_size[1]} | {meta['license']} |"
+            )
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     if sys.argv[1:]:
         raise SystemExit("usage: python docs/model_table.py  (the page is written by docs/gen_docs.py --write)")
     print(model_table())
+    print()
+    print(person_detector_table())
+    print()
+    print(video_text_table())

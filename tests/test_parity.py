@@ -17,7 +17,7 @@ MODEL_FIXTURES = sorted(p for p in FIXTURES.glob("*.pt") if p.stem != "transform
 
 def test_every_registered_model_has_a_fixture() -> None:
     covered = {load_fixture(p)["model"] for p in MODEL_FIXTURES}
-    assert set(videozoo.list_models()) <= covered
+    assert set(videozoo.list_models(task="classification")) <= covered  # the others: their own test files
 
 
 @pytest.mark.parametrize("path", MODEL_FIXTURES, ids=lambda p: p.stem)

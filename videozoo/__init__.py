@@ -46,6 +46,7 @@ if TYPE_CHECKING:
     from videozoo.tasks.runner import Runner, load_model
     from videozoo.tasks.timeline import Timeline, timeline
     from videozoo.video.io import Video, VideoInfo, VideoReader, read_video
+    from videozoo.tasks.detect import Detections, detect, detect_collection
 
 __version__ = "0.1.0"
 
@@ -57,6 +58,9 @@ _LAZY = {
     "VideoClassifier": "videozoo.tasks.classify",
     "Prediction": "videozoo.tasks.classify",
     "timeline": "videozoo.tasks.timeline",
+    "detect": "videozoo.tasks.detect",
+    "Detections": "videozoo.tasks.detect",
+    "detect_collection": "videozoo.tasks.detect",
     "Timeline": "videozoo.tasks.timeline",
     "extract": "videozoo.tasks.extract",
     "classify_collection": "videozoo.tasks.classify",
@@ -122,6 +126,9 @@ __all__ = [
     "accelerate",
     "Engine",
     "reuse_freed_memory",
+    "detect",
+    "Detections",
+    "detect_collection",
     # errors
     "VideozooError",
     "DownloadError",

@@ -12,19 +12,26 @@ from typing import Any
 from videozoo.cli.exits import EXIT_OK, EXIT_OUTPUT, EXIT_UNKNOWN, EXIT_USAGE, EXIT_VIDEO, EXIT_WEIGHTS, Fail, error_line
 from videozoo.cli.render import info_lines, prediction_table, print_zoo, zoo_rows
 
-__all__ = ["classify", "models", "download", "info", "timeline", "extract", "export"]
+__all__ = ["classify", "models", "download", "info", "timeline", "extract", "export", "detect", "search"]
 
 
 # ----------------------------------------------------------------------------------------------------
 # Shared steps
 
 
-def _model_name(name: str) -> str:
+def _model_name(name: str, tasks: tuple[str, ...] | None = None) -> str:
+    """``name`` if it is a registered model (of one of ``tasks``, when given), else a usage failure."""
     import videozoo
+    from videozoo.tasks.runner import check_task
     from videozoo.zoo.registry import did_you_mean
 
     if name not in videozoo.list_models():
         raise Fail(EXIT_UNKNOWN, f"Unknown model {name!r}.{did_you_mean(name, videozoo.list_models())} 'videozoo models' lists them all.")
+    if tasks is not None:
+        try:
+            check_task(name, tasks)
+        except ValueError as e:
+            raise Fail(EXIT_USAGE, str(e)) from None
     return name
 
 
@@ -70,12 +77,31 @@ def _check_device(device: str) -> None:
             raise Fail(EXIT_USAGE, "--device cuda was asked for but no CUDA device is available; use --device cpu.")
 
 
-def _prepare(args: argparse.Namespace, labels: bool = True) -> Any:
+def _prepare(args: argparse.Namespace, labels: bool = True, tasks: tuple[str, ...] = ("classification", "video_text")) -> Any:
     """The checks every model-running command starts with: the model's name, the device, the engine, the
-    weights (with ``labels``: weights that classify)."""
-    _model_name(args.model)
+    weights (with ``labels``: weights that classify, or a video-text model and its ``--labels``)."""
+    _model_name(args.model, tasks)
     _check_runtime(args)
     member = _member(args.model, args.weights)
+    if labels and _is_video_text(args.model):
+        if getattr(args, "labels", None) is None:
+            raise Fail(
+                EXIT_USAGE,
+                f"{args.model} is a video-text model: it classifies into labels you give. Add --labels "
+                f"\"label one,label two\" (or --labels FILE, one label per line).",
+            )
+        if args.engine != "torch":
+            raise Fail(EXIT_USAGE, f"--labels runs the text tower in PyTorch; use --engine torch with {args.model}.")
+        if isinstance(args.labels, str):  # (timeline prepares twice)
+            args.labels = _read_labels(args.labels)
+        return member
+    if labels and getattr(args, "labels", None) is not None:
+        from videozoo.tasks.runner import check_labels_fit
+
+        try:
+            check_labels_fit(object(), args.model)
+        except ValueError as e:
+            raise Fail(EXIT_USAGE, f"--labels: {e} Leave --labels out to get {args.model}'s own classes.") from None
     if labels and not member.has_labels:
         raise Fail(
             EXIT_USAGE,
@@ -83,6 +109,45 @@ def _prepare(args: argparse.Namespace, labels: bool = True) -> Any:
             f"('videozoo extract'), not classes; {args.command} needs weights with a classifier.",
         )
     return member
+
+
+def _is_video_text(model: str) -> bool:
+    import videozoo
+
+    return videozoo.get_model_task(model) == "video_text"
+
+
+def _read_labels(value: str) -> list[str]:
+    """``--labels``: a UTF-8 file with one label per line (blank lines skipped), else comma-separated text;
+    an empty list, an empty or a repeated label is a usage error."""
+    from videozoo.models._video_text import check_labels
+
+    if os.path.isfile(value):
+        try:
+            with open(value, encoding="utf-8") as f:
+                labels = [line.strip() for line in f if line.strip()]
+        except UnicodeDecodeError as e:
+            raise Fail(
+                EXIT_USAGE,
+                f"--labels {value}: the file is not UTF-8 text (byte {e.start} cannot be read as UTF-8); save it as "
+                f"UTF-8 with one label per line.",
+            ) from None
+        where = f"--labels {value}"
+    else:
+        labels = [part.strip() for part in value.split(",")]
+        if all(not part for part in labels):
+            labels = []
+        where = "--labels"
+    try:
+        return check_labels(labels)
+    except (ValueError, TypeError) as e:
+        hint = " (a label may not contain a comma: use a file, one label per line)" if "empty" in str(e) else ""
+        raise Fail(EXIT_USAGE, f"{where}: {e}{hint}") from None
+
+
+def _warnings_to_stderr(caught: list[Any]) -> None:
+    for w in caught:
+        print(f"videozoo: warning: {w.message}", file=sys.stderr)
 
 
 def _check_runtime(args: argparse.Namespace) -> None:
@@ -197,11 +262,16 @@ def _classifier(args: argparse.Namespace, member: Any, progress: bool) -> Any:
         member.recipe.with_views(args.clips, args.crops)
     except ValueError as e:
         raise Fail(EXIT_USAGE, f"{member!r}: {e}") from None
-    classifier = VideoClassifier(
-        args.model, args.weights, clips=args.clips, crops=args.crops, device=args.device, batch_size=args.batch_size,
-        num_workers=args.workers, resize_on_decode=not args.exact, progress=progress, threshold=args.threshold,
-        dtype=args.dtype, engine=args.engine,
-    )  # fmt: skip
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:  # a label cut to the text context
+        warnings.simplefilter("always")
+        classifier = VideoClassifier(
+            args.model, args.weights, clips=args.clips, crops=args.crops, device=args.device, batch_size=args.batch_size,
+            num_workers=args.workers, resize_on_decode=not args.exact, progress=progress, threshold=args.threshold,
+            dtype=args.dtype, engine=args.engine, labels=args.labels, template=args.template,
+        )  # fmt: skip
+    _warnings_to_stderr(caught)
     _say_engine(classifier.runner, args)
     return classifier
 
@@ -294,11 +364,14 @@ def download(args: argparse.Namespace) -> int:
     for member in members:
         try:
             path = store.download_first(member.sources, progress=not args.quiet, gated=member.gated)
+            extras = [member.extra_file(e.role, progress=not args.quiet) for e in member.value.extra_files]  # a tokenizer
         except DownloadError as e:
             error_line(f"{member!r}: {e}")
             code = EXIT_WEIGHTS
             continue
         print(f"{member!r}\t{path}")
+        for extra in extras:
+            print(f"{member!r}\t{extra}")
     return code
 
 
@@ -330,7 +403,7 @@ def timeline(args: argparse.Namespace) -> int:
 
     from videozoo.tasks.timeline import TIMELINES, timeline, timeline_collection
 
-    _model_name(args.model)
+    _model_name(args.model, ("classification", "video_text"))
     if args.json and args.csv:
         raise Fail(EXIT_USAGE, "--json and --csv both print the timeline; choose one.")
     if args.plot is not None:
@@ -346,6 +419,9 @@ def timeline(args: argparse.Namespace) -> int:
         "window": args.window, "stride": args.stride, "top_k": args.top_k, "threshold": args.threshold,
         "batch_size": args.batch_size, "resize_on_decode": not args.exact,
     }  # fmt: skip
+    if args.labels is not None or _is_video_text(args.model):
+        _prepare(args)  # --labels read and checked before any video is
+        options.update(labels=args.labels, template=args.template)
     if args.manifest is not None or args.out is not None:
         videos = _collection_args(args, [args.video] if args.video is not None else [], "a VIDEO path")
         if args.json or args.csv or args.plot is not None:
@@ -369,13 +445,18 @@ def timeline(args: argparse.Namespace) -> int:
         bar.total = total
         bar.update(done - bar.n)
 
+    import warnings
+
     try:
-        result = timeline(
-            args.video, args.model, args.weights, device=args.device, dtype=args.dtype, engine=args.engine,
-            progress=progress, **options,
-        )  # fmt: skip
+        with warnings.catch_warnings(record=True) as caught:  # a label cut to the text context
+            warnings.simplefilter("always")
+            result = timeline(
+                args.video, args.model, args.weights, device=args.device, dtype=args.dtype, engine=args.engine,
+                progress=progress, **options,
+            )  # fmt: skip
     finally:
         bar.close()
+    _warnings_to_stderr(caught)
     if args.json:
         sys.stdout.write(result.to_json() + "\n")
     elif args.csv:
@@ -394,7 +475,7 @@ def timeline(args: argparse.Namespace) -> int:
 def extract(args: argparse.Namespace) -> int:
     from videozoo.tasks.extract import INDEX, extract
 
-    _model_name(args.model)
+    _model_name(args.model, ("classification", "video_text"))
     if bool(args.videos) == bool(args.manifest):
         raise Fail(EXIT_USAGE, "give either VIDEO paths or --manifest FILE (a text file of video paths, one per line).")
     videos = _collection_args(args, [], "VIDEO paths") if args.manifest else list(args.videos)
@@ -411,7 +492,7 @@ def extract(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     from videozoo.tasks.export import export_model, published_clip
 
-    _model_name(args.model)
+    _model_name(args.model, ("classification", "video_text", "action_detection"))
     if args.weights.lower() == "none":
         member, weights = _weights_for(args.model), None  # random weights; the default's clip and recipe
     else:
@@ -436,11 +517,14 @@ def export(args: argparse.Namespace) -> int:
     except ValueError as e:  # a clip the model does not accept, an --out that cannot be written
         raise Fail(EXIT_USAGE, str(e)) from None
     shape = ", ".join(str(d) for d in result.input_shape)
+    import videozoo
     from videozoo import is_checkpoint_path
 
     shown = "random weights" if weights is None else (weights if is_checkpoint_path(weights) else member)
     print(f"exported {args.model} ({shown}) as {result.format}{' int8' if calibration else ''}: {result.path}")
     print(f"input 'video': [{shape}] float32 (B, C, T, H, W); output 'logits'")
+    if videozoo.get_model_task(args.model) == "action_detection":
+        print("input 'boxes': [K, 5] float32 rows (batch_index, x1, y1, x2, y2) in the clip's pixels; logits (K, classes)")
     if result.max_abs_diff is None:
         print("not verified (--no-verify)")
     else:
@@ -450,3 +534,158 @@ def export(args: argparse.Namespace) -> int:
         )
     print(f"recipe (clip sampling, preprocessing, categories): {result.recipe_path}")
     return EXIT_OK
+
+
+def search(args: argparse.Namespace) -> int:
+    """``search VIDEO_OR_FEATURES QUERY``: the best moments (and, for a collection, videos)."""
+    from videozoo.tasks.search import search_features, search_video
+
+    if not args.query.strip():
+        raise Fail(EXIT_USAGE, 'QUERY is empty; describe the moment to find, e.g. "a dog catches a frisbee".')
+    _check_device(args.device)
+    if args.model is not None:
+        _model_name(args.model)
+        if not _is_video_text(args.model):
+            import videozoo
+
+            raise Fail(
+                EXIT_USAGE,
+                f"{args.model} has no text tower, so it cannot embed a query; search needs a video-text model "
+                f"({', '.join(videozoo.list_models(task='video_text'))}).",
+            )
+    if os.path.isdir(args.target):
+        try:
+            result = search_features(
+                args.target, args.query, args.model, args.weights, top_k=args.top_k, device=args.device, dtype=args.dtype
+            )
+        except ValueError as e:  # another model's features, none at all
+            raise Fail(EXIT_USAGE, str(e)) from None
+    else:
+        from videozoo.video.io import not_a_video
+
+        if args.model is None:
+            raise Fail(EXIT_USAGE, "searching a VIDEO needs --model, a video-text model (e.g. pe_core_l14).")
+        if (reason := not_a_video(args.target)) is not None:
+            raise Fail(EXIT_VIDEO, f"{args.target}: {reason}")
+        result = search_video(
+            args.target, args.query, args.model, args.weights or "DEFAULT", window=args.window, stride=args.stride,
+            top_k=args.top_k, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
+        )  # fmt: skip
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(result.to_table())
+    return EXIT_OK
+
+
+def detect(args: argparse.Namespace) -> int:
+    """``videozoo detect``: persons and their actions at keyframes (AVA action detectors)."""
+    from tqdm import tqdm
+
+    import videozoo
+    from videozoo.tasks.detect import (
+        DETECTIONS,
+        BoxFileError,
+        default_detector,
+        detect,
+        detect_collection,
+        read_boxes,
+    )
+
+    _model_name(args.model, ("action_detection",))
+    if args.engine != "torch":
+        raise Fail(EXIT_USAGE, "detect runs the models with --engine torch (the action detectors take boxes besides the clip).")
+    if args.json and args.csv:
+        raise Fail(EXIT_USAGE, "--json and --csv both print the detections; choose one.")
+    if args.boxes is not None and args.detector is not None:
+        raise Fail(EXIT_USAGE, "--boxes gives the persons, so no --detector runs; choose one.")
+    if args.plot is not None or args.video_out is not None:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise Fail(EXIT_USAGE, '--plot and --video need matplotlib, which is not installed: pip install "videozoo[plot]".') from None
+    if args.plot is not None:
+        _output_folder(args.plot, "--plot")
+    if args.video_out is not None:
+        if os.path.splitext(args.video_out)[1].lower() != ".mp4":
+            raise Fail(EXIT_USAGE, f"--video {args.video_out}: the video is written as .mp4; give a file ending in .mp4.")
+        _output_file(args.video_out, "--video")
+    boxes = None
+    if args.boxes is not None:
+        try:
+            boxes = read_boxes(args.boxes)
+        except BoxFileError as e:
+            raise Fail(EXIT_USAGE, f"--boxes: {e}") from None
+    else:
+        if args.detector is not None:
+            _model_name(args.detector, ("person_detection",))
+        else:
+            try:
+                default_detector()
+            except ValueError as e:
+                raise Fail(EXIT_USAGE, str(e)) from None
+    options: dict[str, Any] = {
+        "threshold": args.threshold, "top_k": args.top_k, "rate": args.rate, "detector": args.detector,
+        "person_threshold": args.person_threshold,
+    }  # fmt: skip
+    if boxes is not None:
+        del options["detector"]
+    if args.manifest is not None or args.out is not None:
+        videos = _collection_args(args, [args.video] if args.video is not None else [], "a VIDEO path")
+        if args.json or args.csv or args.plot is not None or args.video_out is not None:
+            raise Fail(EXIT_USAGE, f"with --manifest the detections go to {os.path.join(args.out, DETECTIONS)} (no --json, --csv, --plot or --video).")
+        _prepare(args, tasks=("action_detection",))
+        if boxes is not None:
+            _report_unused_ids(boxes, videos)
+        records = _collect(detect_collection, videos, args.model, args.out, args.weights, device=args.device, dtype=args.dtype, boxes=boxes, **options)
+        return _report_collection(records, os.path.join(args.out, DETECTIONS), "videos detected", args.quiet)
+    if args.video is None:
+        raise Fail(EXIT_USAGE, "give a VIDEO, or --manifest FILE with --out DIR.")
+    _prepare(args, tasks=("action_detection",))
+    from videozoo.video.io import not_a_video
+
+    if not_a_video(args.video) is not None:
+        raise Fail(EXIT_VIDEO, f"{args.video}: {not_a_video(args.video)}")
+    if boxes is not None:
+        _report_unused_ids(boxes, [args.video])
+    bar = tqdm(desc="keyframes", unit="keyframe", file=sys.stderr, disable=args.quiet or None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        result = detect(args.video, args.model, args.weights, boxes=boxes, device=args.device, dtype=args.dtype, progress=progress, **options)
+    except BoxFileError as e:
+        raise Fail(EXIT_USAGE, f"--boxes: {e}") from None
+    finally:
+        bar.close()
+    for warning in result.warnings:
+        print(f"videozoo: warning: {warning}", file=sys.stderr)
+    if args.json:
+        sys.stdout.write(result.to_json() + "\n")
+    elif args.csv:
+        sys.stdout.write(result.to_csv())
+    else:
+        sys.stdout.write(result.to_table())
+    try:
+        if args.plot is not None:
+            paths = result.plot(args.plot)
+            print(f"wrote {len(paths)} keyframe picture(s) to {args.plot}", file=sys.stderr)
+        if args.video_out is not None:
+            result.write_video(args.video_out)
+            print(f"wrote {args.video_out}", file=sys.stderr)
+    except OSError as e:  # e.g. the disk filled up while a picture was written
+        raise Fail(EXIT_OUTPUT, f"cannot write {e.filename or 'the output'} ({e.strerror or e}); free some space or choose another path.") from None
+    return EXIT_OK
+
+
+def _report_unused_ids(boxes: Any, videos: list[str]) -> None:
+    """Say which video ids of a box file no given video has (their boxes are not used)."""
+    from pathlib import Path
+
+    unused = boxes.unused(Path(v).stem for v in videos)
+    if unused:
+        shown = ", ".join(unused[:10]) + (f" and {len(unused) - 10} more" if len(unused) > 10 else "")
+        print(f"videozoo: warning: {boxes.path} has boxes for video id(s) that are not among the videos: {shown}.", file=sys.stderr)

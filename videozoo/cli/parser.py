@@ -46,6 +46,15 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
         help="multi-label weights (e.g. slowfast_r50's CHARADES_V1): every class with at least this probability "
         "is a label (default 0.5)",
     )
+    labels.add_argument(
+        "--labels", metavar="TEXT|FILE", default=None,
+        help="video-text models (e.g. pe_core_l14): your labels, comma-separated (\"open fridge,pour water\") or a "
+        "UTF-8 text file with one per line",
+    )
+    labels.add_argument(
+        "--template", metavar="TEXT", default=None,
+        help="with --labels: the prompt, {} marking the label (default: the publisher's prompts, averaged)",
+    )
     workers = group()
     workers.add_argument("--workers", type=_non_negative, default=None, help="decoding processes (default: automatic)")
     return {"debug": debug, "model": model, "run": run, "manifest": manifest, "windows": windows, "labels": labels, "workers": workers}
@@ -129,6 +138,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", "-q", action="store_true", help="no summary line")
 
     p = command(
+        "search", commands.search, ["windows"],
+        help="find the moments that match a text in a video, or across the features 'videozoo extract' wrote",
+        description="Embed QUERY with a video-text model's text tower and rank windows by cosine similarity: "
+        "the windows of VIDEO (as timeline cuts them), or every window stored in a FEATURES folder of "
+        "'videozoo extract' (no decoding; the model is the one the features were extracted with).",
+    )
+    p.add_argument("target", metavar="VIDEO_OR_FEATURES", help="a video file, or the --out folder of 'videozoo extract'")
+    p.add_argument("query", metavar="QUERY", help='what to find, e.g. "a dog catches a frisbee"')
+    p.add_argument("--model", "-m", default=None, help="a video-text model (needed for a VIDEO; default for FEATURES: theirs)")
+    p.add_argument("--weights", "-w", default=None, help="weights name or local checkpoint file (default: DEFAULT, or the features')")
+    p.add_argument("--top-k", "-k", type=_positive, default=5, help="moments (and videos) to show (default 5)")
+    p.add_argument("--batch-size", "-b", type=_positive, default=8, help="windows per forward pass (default 8)")
+    p.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="model precision (default fp32)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs (default cpu)")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress messages")
+
+    p = command(
         "export", commands.export, [],
         help="export a model to ONNX, TorchScript or a torch.export program, verified against eager",
         description="Export MODEL with its weights to --out, run the exported graph on random clips next to "
@@ -155,6 +182,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --int8: a text file of your video paths, one per line; their evaluation clips calibrate the activations",
     )
     p.add_argument("--no-verify", action="store_true", help="skip running the exported graph (needs no onnxruntime)")
+
+    p = command(
+        "detect", commands.detect, ["model", "manifest", "run"],
+        help="who does what, and when: persons and their actions at keyframes (AVA action detectors)",
+        description="Find the persons in keyframes of the video (a person detector, or --boxes FILE), run an "
+        "action detector (e.g. slowfast_r50_detection) on the clip around each keyframe and print each person's "
+        "actions; persons are linked across keyframes by their boxes' overlap.",
+    )
+    p.add_argument("video", nargs="?", metavar="VIDEO", help="video file (or --manifest with --out)")
+    p.add_argument("--out", "-o", metavar="DIR", default=None, help="with --manifest: detections to DIR/detections.jsonl")
+    p.add_argument("--detector", default=None, metavar="NAME", help="person detector (default: the registered one)")
+    p.add_argument(
+        "--boxes", metavar="FILE", default=None,
+        help="person boxes instead of a detector: AVA-style CSV (video_id,timestamp,x1,y1,x2,y2, normalised) or JSON; "
+        "its timestamps are the keyframes",
+    )
+    p.add_argument("--rate", type=_seconds, default=1.0, help="keyframes per second, without --boxes (default 1, as AVA)")
+    p.add_argument(
+        "--threshold", type=_probability, default=0.5,
+        help="actions at least this probable are listed (default 0.5, PyTorchVideo's demo)",
+    )
+    p.add_argument("--person-threshold", type=_probability, default=None, help="the detector's score threshold (default: its own)")
+    p.add_argument("--top-k", "-k", type=_positive, default=3, help="most probable actions kept per person besides (default 3)")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    p.add_argument("--csv", action="store_true", help="print AVA-style CSV: video_id,timestamp,x1,y1,x2,y2,action_id,score,person")
+    p.add_argument("--plot", metavar="DIR", default=None, help="also draw each keyframe with boxes and actions into DIR (needs matplotlib)")
+    p.add_argument("--video", dest="video_out", metavar="OUT.mp4", default=None,
+                   help="also write the video re-encoded with boxes and actions drawn (needs matplotlib)")  # fmt: skip
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return parser
 
 

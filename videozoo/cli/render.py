@@ -95,9 +95,9 @@ def info_lines(member: Any, cache: Path) -> list[str]:
         f"categories:        {len(categories)} ({', '.join(categories[:4])}{', ...' if len(categories) > 4 else ''})"
         if member.has_labels
         else "categories:        none (an encoder's weights: clip embeddings only)",
-        f"clips:             {recipe_text(member)}",
-        f"transforms:        {describe() if describe else repr(transforms)}",
     ]
+    if "num_frames" in meta:  # a clip model (a person detector takes frames: its meta says its input)
+        lines += [f"clips:             {recipe_text(member)}", f"transforms:        {describe() if describe else repr(transforms)}"]
     for key in sorted(meta):
         if key == "_metrics":
             for dataset, metrics in meta[key].items():

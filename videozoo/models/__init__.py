@@ -1,6 +1,7 @@
 """Model families, one file each; importing this package registers every builder."""
 
 from videozoo.models import efficient_x3d, hiera, mvit, resnet, resnet3d, s3d as _s3d, slowfast, swin3d, timesformer, videomae, vivit, vjepa2, x3d
+from videozoo.models import pe_core, xclip
 from videozoo.models import internvideo2
 from videozoo.models._base import VideoModel
 from videozoo.models.efficient_x3d import *  # noqa: F403
@@ -16,6 +17,13 @@ from videozoo.models.videomae import *  # noqa: F403
 from videozoo.models.vivit import *  # noqa: F403
 from videozoo.models.vjepa2 import *  # noqa: F403
 from videozoo.models.x3d import *  # noqa: F403
+from videozoo.models import detr
+from videozoo.models.detr import *  # noqa: F403
+from videozoo.models import action_detection
+from videozoo.models.action_detection import *  # noqa: F403
+from videozoo.models._video_text import VideoTextModel
+from videozoo.models.pe_core import *  # noqa: F403
+from videozoo.models.xclip import *  # noqa: F403
 from videozoo.models.internvideo2 import *  # noqa: F403
 
 __all__ = [
@@ -33,5 +41,10 @@ __all__ = [
     *vivit.__all__,
     *vjepa2.__all__,
     *resnet3d.__all__,
+    *detr.__all__,
+    *action_detection.__all__,
+    "VideoTextModel",
+    *pe_core.__all__,
+    *xclip.__all__,
     *internvideo2.__all__,
 ]

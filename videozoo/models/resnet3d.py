@@ -117,10 +117,14 @@ class ResNet3dStem(nn.Module):
         return conv_bn_folded(x, self.conv, self.bn, relu=True)
 
 
-def _middle_conv(kind: BlockKind, planes: int, stride: int, temporal_stride: int) -> nn.Module:
-    """The block's middle convolution, which carries its strides."""
+def _middle_conv(kind: BlockKind, planes: int, stride: int, temporal_stride: int, dilation: int = 1) -> nn.Module:
+    """The block's middle convolution, which carries its strides (and its spatial ``dilation``: the AVA
+    detectors' res5)."""
+    if dilation != 1 and kind != "2d":
+        raise ValueError(f"a spatial dilation needs the '2d' block, got {kind!r}.")
     if kind == "2d":
-        return nn.Conv3d(planes, planes, (1, 3, 3), (temporal_stride, stride, stride), (0, 1, 1), bias=False)
+        d = dilation
+        return nn.Conv3d(planes, planes, (1, 3, 3), (temporal_stride, stride, stride), (0, d, d), (1, d, d), bias=False)
     if kind == "channelwise":
         return nn.Conv3d(planes, planes, 3, (temporal_stride, stride, stride), 1, groups=planes, bias=False)
     return Conv2Plus1d(planes, stride, temporal_stride)
@@ -147,13 +151,13 @@ class ResNet3dBottleneck(nn.Module):
 
     def __init__(
         self, in_planes: int, planes: int, out_planes: int, temporal_kernel: int, stride: int,
-        kind: BlockKind = "2d", temporal_stride: int = 1,
+        kind: BlockKind = "2d", temporal_stride: int = 1, dilation: int = 1,
     ) -> None:
         super().__init__()
         t = temporal_kernel
         self.conv1 = nn.Conv3d(in_planes, planes, (t, 1, 1), padding=(t // 2, 0, 0), bias=False)
         self.bn1 = nn.BatchNorm3d(planes)
-        self.conv2 = _middle_conv(kind, planes, stride, temporal_stride)
+        self.conv2 = _middle_conv(kind, planes, stride, temporal_stride, dilation)
         self.bn2 = nn.BatchNorm3d(planes)
         self.conv3 = nn.Conv3d(planes, out_planes, 1, bias=False)
         self.bn3 = nn.BatchNorm3d(out_planes)
@@ -198,9 +202,11 @@ def res_stage(
     stride: int,
     kind: BlockKind = "2d",
     temporal_stride: int = 1,
+    dilation: int = 1,
 ) -> nn.Sequential:
     """One stage: ``len(temporal_kernels)`` blocks of width ``planes`` (``4 * planes`` out), the first
-    one strided; ``temporal_kernels[j]`` is block ``j``'s first kernel."""
+    one strided; ``temporal_kernels[j]`` is block ``j``'s first kernel; ``dilation``, the spatial
+    dilation of every block's middle convolution."""
     blocks = []
     for j, t in enumerate(temporal_kernels):
         first = j == 0
@@ -213,6 +219,7 @@ def res_stage(
                 stride if first else 1,
                 kind,
                 temporal_stride if first else 1,
+                dilation,
             )
         )
     return nn.Sequential(*blocks)
@@ -239,6 +246,8 @@ class ResNet3D(VideoModel):
             for every block, or a pattern repeated over the stage (I3D's ``(3, 1)``).
         spatial_strides: per stage, the stride of its first block in height and width.
         temporal_strides: per stage, the temporal stride of its first block.
+        spatial_dilations: per stage, the spatial dilation of its blocks' middle convolutions (the AVA
+            detectors' res5: stride 1, dilation 2).
         stage1_pool: a 2x1x1 temporal max-pool (stride 2) after the first stage (C2D, I3D).
         num_frames: frames of the training clip the head's window was sized for: ``(num_frames / s,
             crop_size / 32, crop_size / 32)``, ``s`` the network's total temporal stride.
@@ -253,16 +262,17 @@ class ResNet3D(VideoModel):
         self, layers: Sequence[int] = (3, 4, 6, 3), *, block: BlockKind = "2d", stem_kernel: int = 1,
         stem_pool: bool = True, temporal_kernels: Sequence[int | Sequence[int]] = (1, 1, 3, 3),
         spatial_strides: Sequence[int] = (1, 2, 2, 2), temporal_strides: Sequence[int] = (1, 1, 1, 1),
-        stage1_pool: bool = False, num_frames: int = 8, crop_size: int = 224, average_probs: bool = False,
+        spatial_dilations: Sequence[int] = (1, 1, 1, 1), stage1_pool: bool = False, num_frames: int = 8, crop_size: int = 224, average_probs: bool = False,
         num_classes: int = 400, dropout: float = 0.5,
     ) -> None:
         width = 64
         super().__init__(num_classes, num_features=width * 32, min_temporal_size=2 if stage1_pool else 1)
         self.num_layers = 4
-        stages = (layers, temporal_kernels, spatial_strides, temporal_strides)
+        stages = (layers, temporal_kernels, spatial_strides, temporal_strides, spatial_dilations)
         if any(len(entry) != 4 for entry in stages):
             raise ValueError(
-                "layers, temporal_kernels, spatial_strides and temporal_strides need 4 entries each, got "
+                "layers, temporal_kernels, spatial_strides, temporal_strides and spatial_dilations need 4 "
+                "entries each, got "
                 + ", ".join(repr(tuple(entry)) for entry in stages)
             )
         if block not in ("2d", "channelwise", "2+1d"):
@@ -278,11 +288,12 @@ class ResNet3D(VideoModel):
         self.average_probs = average_probs
         self.stem = ResNet3dStem(width, stem_kernel, stem_pool)
         in_planes = width
-        for i, (depth, kernels, stride, t_stride) in enumerate(zip(*stages)):
+        for i, (depth, kernels, stride, t_stride, dilation) in enumerate(zip(*stages)):
             pattern = [kernels] if isinstance(kernels, int) else list(kernels)
             planes = width * 2**i
             per_block = [pattern[j % len(pattern)] for j in range(depth)]
-            self.add_module(f"layer{i + 1}", res_stage(in_planes, planes, per_block, stride, block, t_stride))
+            stage = res_stage(in_planes, planes, per_block, stride, block, t_stride, dilation)
+            self.add_module(f"layer{i + 1}", stage)
             in_planes = 4 * planes
         self.stage1_pool = nn.MaxPool3d((2, 1, 1), (2, 1, 1)) if stage1_pool else None
         self.pool_window = [num_frames // time_stride, crop_size // 32, crop_size // 32]

@@ -60,7 +60,8 @@ class Pathway(nn.Module):
 
     ``lateral[i]`` are the channels a lateral connection adds to the input of stage ``i`` (zeros for
     the Fast pathway); ``temporal_kernels[i]`` is the kernel of the first ``temporal_blocks[i]``
-    blocks of stage ``i``, the others have none (1).
+    blocks of stage ``i``, the others have none (1). ``spatial_strides`` and ``spatial_dilations``: per
+    stage (the AVA detectors' res5 has stride 1 and dilation 2).
     """
 
     def __init__(
@@ -71,14 +72,18 @@ class Pathway(nn.Module):
         temporal_kernels: Sequence[int],
         temporal_blocks: Sequence[int],
         lateral: Sequence[int],
+        spatial_strides: Sequence[int] = (1, 2, 2, 2),
+        spatial_dilations: Sequence[int] = (1, 1, 1, 1),
     ) -> None:
         super().__init__()
         self.stem = ResNet3dStem(width, stem_kernel)
         in_planes = width
-        for i, (depth, kernel, n_temporal, extra) in enumerate(zip(layers, temporal_kernels, temporal_blocks, lateral)):
+        stages = zip(layers, temporal_kernels, temporal_blocks, lateral, spatial_strides, spatial_dilations)
+        for i, (depth, kernel, n_temporal, extra, stride, dilation) in enumerate(stages):
             planes = width * 2**i
             kernels = [kernel if j < n_temporal else 1 for j in range(depth)]
-            self.add_module(f"layer{i + 1}", res_stage(in_planes + extra, planes, kernels, stride=2 if i > 0 else 1))
+            stage = res_stage(in_planes + extra, planes, kernels, stride=stride, dilation=dilation)
+            self.add_module(f"layer{i + 1}", stage)
             in_planes = planes * 4
 
 
@@ -113,6 +118,8 @@ class SlowFast(VideoModel):
         crop_size: side of that training clip.
         num_classes: outputs of the classifier.
         dropout: before the classifier, while training.
+        spatial_strides: per stage of both pathways, the spatial stride of its first block.
+        spatial_dilations: per stage of both pathways, the spatial dilation of its middle convolutions.
     """
 
     stem_params = ("slow.stem", "fast.stem", "fuse0")
@@ -121,6 +128,7 @@ class SlowFast(VideoModel):
         self, layers: Sequence[int] = (3, 4, 6, 3), *, alpha: int = 4, beta_inv: int = 8, fusion_kernel: int = 7,
         temporal_blocks: Sequence[int] | None = None, num_frames: int = 32, crop_size: int = 224,
         num_classes: int = 400, dropout: float = 0.5,
+        spatial_strides: Sequence[int] = (1, 2, 2, 2), spatial_dilations: Sequence[int] = (1, 1, 1, 1),
     ) -> None:
         width = 64
         fast_width = width // beta_inv
@@ -137,8 +145,9 @@ class SlowFast(VideoModel):
         # The Fast channels after the stem and after stages 1-3, each fused into the Slow pathway at
         # twice that width: fuse0 after the stems, fuse<i> after stage i, nothing after the last.
         fast_planes = [fast_width, fast_width * 4, fast_width * 8, fast_width * 16]
-        self.slow = Pathway(width, layers, 1, (1, 1, 3, 3), blocks, lateral=[2 * p for p in fast_planes])
-        self.fast = Pathway(fast_width, layers, 5, (3, 3, 3, 3), blocks, lateral=[0, 0, 0, 0])
+        strides = (spatial_strides, spatial_dilations)
+        self.slow = Pathway(width, layers, 1, (1, 1, 3, 3), blocks, [2 * p for p in fast_planes], *strides)
+        self.fast = Pathway(fast_width, layers, 5, (3, 3, 3, 3), blocks, [0, 0, 0, 0], *strides)
         for i, planes in enumerate(fast_planes):
             self.add_module(f"fuse{i}", LateralConnection(planes, fusion_kernel, alpha))
         self.slow_pool_window = [num_frames // alpha, crop_size // 32, crop_size // 32]

@@ -121,6 +121,9 @@ class VideoClassifier:
         dtype: ``"fp32"`` or ``"bf16"`` (autocast).
         engine: what runs the model: ``"torch"``, ``"onnxruntime"``, ``"openvino"`` or ``"auto"``
             (see :func:`videozoo.accelerate`).
+        labels: a video-text model's labels (e.g. ``["open fridge", "pour water"]``): the probabilities are
+            the softmax of the clip's scaled similarity with each (see :func:`videozoo.load_model`).
+        template: the prompt template(s) for ``labels``; ``None``: the publisher's.
     """
 
     def __init__(
@@ -139,10 +142,14 @@ class VideoClassifier:
         threshold: float = 0.5,
         dtype: str = "fp32",
         engine: str = "torch",
+        labels: Sequence[str] | None = None,
+        template: str | Sequence[str] | None = None,
     ) -> None:
         check_positive(batch_size, "batch_size")
         check_threshold(threshold)
-        self.runner = load_model(model, weights, device=device, dtype=dtype, engine=engine, progress=progress)
+        self.runner = load_model(
+            model, weights, device=device, dtype=dtype, engine=engine, progress=progress, labels=labels, template=template
+        )
         self.recipe = self.runner.recipe.with_views(clips, crops)
         self.transform = self.runner.transform()
         self.labels = self.runner.labels
@@ -258,7 +265,7 @@ class _Pooling:
         c = self.classifier
         batch, who = torch.stack(self.rows[:n]), self.owners[:n]
         del self.rows[:n], self.owners[:n]
-        labelled = c.weights.has_labels
+        labelled = c.runner.has_labels
         if self.features:
             embedding, logits = c.runner.embed(batch, with_logits=labelled)
         else:
@@ -302,6 +309,8 @@ def predict(
     dtype: str = "fp32",
     engine: str = "torch",
     on_error: Literal["raise", "return"] = "raise",
+    labels: Sequence[str] | None = None,
+    template: str | Sequence[str] | None = None,
 ) -> list[Prediction]:
     """Classify one or many videos: the top-k ``(label, probability)`` pairs of each, in order.
 
@@ -309,12 +318,14 @@ def predict(
     ``predict(video, "slowfast_r50", "CHARADES_V1")[0].labels`` holds every class with a probability of
     at least ``threshold``. ``dtype="bf16"`` runs the model under bf16 autocast. ``on_error="return"``
     keeps going past a video that cannot be read: its prediction, in its place, has ``error`` set (see
-    :meth:`VideoClassifier.iter_predict`). Builds a :class:`VideoClassifier` each call; keep one to
+    :meth:`VideoClassifier.iter_predict`). A video-text model (``"pe_core_l14"``) classifies into your
+    ``labels``: ``predict(video, "pe_core_l14", labels=["open fridge", "pour water"])`` (``template``: the
+    prompt, default the publisher's). Builds a :class:`VideoClassifier` each call; keep one to
     classify many batches of videos.
     """
     classifier = VideoClassifier(
         model, weights, clips=clips, crops=crops, device=device, batch_size=batch_size, num_workers=num_workers,
-        threshold=threshold, dtype=dtype, engine=engine,
+        threshold=threshold, dtype=dtype, engine=engine, labels=labels, template=template,
     )  # fmt: skip
     return classifier.predict(videos, top_k=top_k, features=features, fps=fps, on_error=on_error)
 
@@ -337,6 +348,10 @@ def classify_collection(
         **runner.describe(), "clips": classifier.recipe.num_clips, "crops": classifier.recipe.num_crops,
         "top_k": top_k, "threshold": classifier.threshold, "dtype": runner.dtype, "exact": not classifier.resize_on_decode,
     }  # fmt: skip
+    if runner.user_labels is not None:  # a video-text model: its labels are part of the configuration
+        config["labels"] = list(runner.user_labels)
+        template = runner.user_template
+        config["template"] = list(template) if isinstance(template, tuple) else template
 
     def process(todo: list[str]) -> Iterable[tuple[str, dict[str, Any] | None, str | None]]:
         for prediction in classifier.iter_predict(todo, top_k=top_k, on_error="return"):

@@ -15,6 +15,7 @@ once the graph has been verified: a failed export leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -41,6 +42,9 @@ FORMATS: tuple[str, ...] = ("onnx", "torchscript", "exported-program")
 _ONNX_INLINE_BYTES = 1_800_000_000
 INPUT_NAME = "video"
 OUTPUT_NAME = "logits"
+#: The second input of the action detectors (``model(clip, boxes)``): ``(K, 5)`` rows ``(batch_index, x1, y1,
+#: x2, y2)`` in the clip's pixels, ``K`` a symbol of the graph.
+BOXES_NAME = "boxes"
 
 
 @dataclass(frozen=True)
@@ -125,10 +129,13 @@ def export_model(
     if hasattr(net, "check_input"):
         net.check_input(x)  # a clip the model does not take fails here, in words, not deep in a trace
     input_shape: tuple[int | str, ...] = ("batch" if dynamic_batch else trace_batch, 3, *clip_shape)
+    boxes = example_boxes(x) if takes_boxes(net) else None
+    if boxes is not None and calibration is not None:
+        raise ValueError(f"{name} is an action detector (it takes boxes besides the clip); int8 export is for the classifiers.")
 
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as tmp:
         staged = Path(tmp) / path.name
-        _export(net, x, staged, format, dynamic_batch)
+        _export(net, x, staged, format, dynamic_batch, boxes)
         if int8_clips is not None:
             _to_int8(staged, int8_clips)
         diff = scale = None
@@ -136,7 +143,7 @@ def export_model(
             clips = [x] if not dynamic_batch else [x, torch.randn(1 if trace_batch > 1 else 3, *x.shape[1:], generator=generator)]
             if int8_clips is not None:  # int8 is judged on the clips it was calibrated for
                 clips = [int8_clips[:trace_batch]] if not dynamic_batch else [int8_clips[:8]]
-            diff, scale = _verify(net, staged, format, clips)
+            diff, scale = _verify(net, staged, format, clips, boxes is not None)
             if diff > tolerance * max(1.0, scale):
                 raise ExportError(
                     f"the exported {format} graph of {name} differs from eager by up to {diff:.3g} (largest logit "
@@ -145,6 +152,12 @@ def export_model(
                     max_abs_diff=diff,
                 )
         recipe = export_recipe(name, member, weights_name, format=format, file=path.name, input_shape=input_shape, num_classes=_num_classes(net))
+        if boxes is not None:
+            recipe["input_boxes"] = {
+                "name": BOXES_NAME, "shape": ["boxes", 5], "dtype": "float32",
+                "layout": "rows (batch_index, x1, y1, x2, y2) in the clip's pixels, boxes inside the frame",
+            }  # fmt: skip
+            recipe["output"]["shape"][0] = "boxes"
         recipe["verified"] = None if diff is None else {"max_abs_diff": diff, "max_abs_logit": scale, "tolerance": tolerance, "runtime": _runtime(format)}
         recipe_path = path.with_name(path.name + ".json")
         (Path(tmp) / recipe_path.name).write_text(json.dumps(recipe, indent=2) + "\n")
@@ -267,17 +280,34 @@ def _exporting(what: str) -> Iterator[None]:
         exporter_log.setLevel(level)
 
 
-def _export(net: nn.Module, x: Tensor, path: Path, format: str, dynamic_batch: bool) -> None:
+def takes_boxes(net: nn.Module) -> bool:
+    """Whether ``net`` is called as ``net(clip, boxes)`` (the action detectors)."""
+    return "boxes" in inspect.signature(net.forward).parameters
+
+
+def example_boxes(x: Tensor, seed: int = 0) -> Tensor:
+    """Three boxes inside each clip of ``x`` (the whole frame, a person-sized one, a small one): the boxes an
+    action detector's graph is traced and verified with."""
+    g = torch.Generator().manual_seed(seed)
+    h, w = x.shape[-2:]
+    rows = []
+    for b in range(x.shape[0]):
+        x1, y1 = float(torch.randint(0, w // 2, (1,), generator=g)), float(torch.randint(0, h // 2, (1,), generator=g))
+        rows += [[b, 0.0, 0.0, w, h], [b, x1, y1, x1 + w / 3, y1 + h / 2], [b, w - 12.0, h - 20.0, w - 1.0, h - 1.0]]
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+def _export(net: nn.Module, x: Tensor, path: Path, format: str, dynamic_batch: bool, boxes: Tensor | None = None) -> None:
     if format == "torchscript":
         with _exporting("torch.jit.script"):
             torch.jit.save(torch.jit.script(net), str(path))
         return
     if format == "exported-program":
-        program = _program(net, x, dynamic_batch)
+        program = _program(net, x, dynamic_batch, boxes)
         with _exporting("torch.export.save"):
             torch.export.save(program, str(path))
         return
-    export_onnx(net, x, path, dynamic_batch=dynamic_batch)
+    export_onnx(net, x, path, dynamic_batch=dynamic_batch, boxes=boxes)
 
 
 def _to_int8(staged: Path, clips: Tensor) -> None:
@@ -291,14 +321,19 @@ def _to_int8(staged: Path, clips: Tensor) -> None:
     folded.unlink()
 
 
-def _program(net: nn.Module, x: Tensor, dynamic_batch: bool) -> torch.export.ExportedProgram:
-    dynamic_shapes = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
+def _program(net: nn.Module, x: Tensor, dynamic_batch: bool, boxes: Tensor | None = None) -> torch.export.ExportedProgram:
+    dynamic_shapes: Any = ({0: torch.export.Dim("batch", min=1, max=4096)},) if dynamic_batch else None
+    args: tuple[Tensor, ...] = (x,)
+    if boxes is not None:  # an action detector: the number of boxes is a symbol
+        dynamic_shapes = ((dynamic_shapes or (None,))[0], {0: torch.export.Dim("boxes", min=1, max=4096)})
+        args = (x, boxes)
     with _exporting("torch.export"), torch.no_grad():
-        return torch.export.export(net, (x,), dynamic_shapes=dynamic_shapes, strict=False)
+        return torch.export.export(net, args, dynamic_shapes=dynamic_shapes, strict=False)
 
 
 def export_onnx(
-    net: nn.Module, x: Tensor, path: Path, *, dynamic_batch: bool, output_names: Sequence[str] = (OUTPUT_NAME,)
+    net: nn.Module, x: Tensor, path: Path, *, dynamic_batch: bool, output_names: Sequence[str] = (OUTPUT_NAME,),
+    boxes: Tensor | None = None,
 ) -> None:
     """Write ``net`` (eval mode) traced at ``x`` as an ONNX graph with input ``video`` and ``output_names``.
 
@@ -306,10 +341,11 @@ def export_onnx(
         dynamic_batch: export the batch dimension as a symbol (trace with a batch of at least 2).
         output_names: one name per output of ``net`` (``("logits",)`` for a model; engines export a
             wrapper that also returns the clip embedding).
+        boxes: an action detector's example boxes: the graph's second input ``boxes``, their number a symbol.
 
     Raises :class:`~videozoo.errors.ExportError` when the exporter fails or onnx/onnxscript are missing.
     """
-    program = _program(net, x, dynamic_batch)
+    program = _program(net, x, dynamic_batch, boxes)
     try:
         import onnx  # noqa: F401  (the exporter needs both)
         import onnxscript  # noqa: F401
@@ -319,11 +355,11 @@ def export_onnx(
     with _exporting("torch.onnx.export"), torch.no_grad():
         torch.onnx.export(
             program,
-            (x,),
+            (x,) if boxes is None else (x, boxes),
             str(path),
             dynamo=True,
             custom_translation_table={torch.ops.aten.conv3d.default: _onnx_conv3d},
-            input_names=[INPUT_NAME],
+            input_names=[INPUT_NAME] if boxes is None else [INPUT_NAME, BOXES_NAME],
             output_names=list(output_names),
             external_data=size > _ONNX_INLINE_BYTES,
             # onnxscript's graph optimizer miscompiled mvit_v2_b (0.17 off at 8x64x64, onnxscript 0.7.2);
@@ -362,8 +398,9 @@ def _runtime(format: str) -> str:
     return f"torch {torch.__version__}"
 
 
-def _verify(net: nn.Module, path: Path, format: str, clips: list[Tensor]) -> tuple[float, float]:
-    """The largest ``|exported - eager|`` over ``clips``, and the largest eager logit."""
+def _verify(net: nn.Module, path: Path, format: str, clips: list[Tensor], with_boxes: bool = False) -> tuple[float, float]:
+    """The largest ``|exported - eager|`` over ``clips`` (``with_boxes``: an action detector's, each with two
+    sets of boxes), and the largest eager logit."""
     if format == "onnx":
         try:
             import onnxruntime
@@ -376,8 +413,9 @@ def _verify(net: nn.Module, path: Path, format: str, clips: list[Tensor]) -> tup
         options.intra_op_num_threads = torch.get_num_threads()
         session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
-        def run(x: Tensor) -> Tensor:
-            return torch.from_numpy(session.run([OUTPUT_NAME], {INPUT_NAME: x.numpy()})[0])
+        def run(x: Tensor, *boxes: Tensor) -> Tensor:
+            feeds = {INPUT_NAME: x.numpy(), **({BOXES_NAME: boxes[0].numpy()} if boxes else {})}
+            return torch.from_numpy(session.run([OUTPUT_NAME], feeds)[0])
 
     elif format == "torchscript":
         scripted = torch.jit.load(str(path))
@@ -387,10 +425,11 @@ def _verify(net: nn.Module, path: Path, format: str, clips: list[Tensor]) -> tup
     diff = scale = 0.0
     with _exporting(f"running the exported {format} graph"), torch.inference_mode():
         for x in clips:
-            eager = net(x).float()
-            out = run(x).float()
-            if out.shape != eager.shape:
-                raise ExportError(f"the exported graph returned shape {list(out.shape)}, eager {list(eager.shape)}.")
-            diff = max(diff, (out - eager).abs().max().item())
-            scale = max(scale, eager.abs().max().item())
+            for inputs in [(x,)] if not with_boxes else [(x, example_boxes(x)), (x, example_boxes(x, seed=1)[1:3])]:
+                eager = net(*inputs).float()
+                out = run(*inputs).float()
+                if out.shape != eager.shape:
+                    raise ExportError(f"the exported graph returned shape {list(out.shape)}, eager {list(eager.shape)}.")
+                diff = max(diff, (out - eager).abs().max().item())
+                scale = max(scale, eager.abs().max().item())
     return diff, scale

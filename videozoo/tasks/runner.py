@@ -14,7 +14,7 @@ model runs in this one.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,15 +22,18 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 
-from videozoo.zoo import ClipRecipe, WeightsEnum, get_model, get_model_weights, is_checkpoint_path
+from videozoo.zoo import ClipRecipe, WeightsEnum, get_model, get_model_task, get_model_weights, is_checkpoint_path
 
 __all__ = [
     "DTYPES",
     "Labels",
     "Runner",
     "check_dtype",
+    "check_labels_fit",
+    "check_task",
     "check_threshold",
     "decode_in_workers",
+    "is_video_text",
     "load_model",
     "resolve_weights",
 ]
@@ -115,6 +118,10 @@ class Runner:
     device: torch.device
     dtype: str = "fp32"
     engine: Any = None  # a videozoo.tasks.engines.Engine that runs the model instead of eager PyTorch
+    #: A video-text model's labels, given by the user (:func:`load_model`'s ``labels``); ``None``: the weights'.
+    user_labels: tuple[str, ...] | None = None
+    #: The prompt template(s) given with them (``None``: the publisher's).
+    user_template: str | tuple[str, ...] | None = None
 
     @property
     def recipe(self) -> ClipRecipe:
@@ -122,7 +129,14 @@ class Runner:
 
     @property
     def labels(self) -> Labels:
+        if self.user_labels is not None:  # scaled similarities: one of the labels, softmax
+            return Labels(self.user_labels, False)
         return Labels(tuple(self.weights.categories), self.weights.multi_label)
+
+    @property
+    def has_labels(self) -> bool:
+        """Whether the model gives logits: weights with a classifier, or a video-text model given labels."""
+        return self.user_labels is not None or self.weights.has_labels
 
     def transform(self) -> nn.Module:
         """A fresh instance of the weights' preprocessing preset."""
@@ -130,6 +144,13 @@ class Runner:
 
     def require_labels(self, task: str) -> None:
         """Raise ``ValueError`` when the weights have no classifier (an encoder's): ``task`` needs labels."""
+        if self.has_labels:
+            return
+        if is_video_text(self.model):
+            raise ValueError(
+                f"{self.model_name} is a video-text model: it classifies into labels you give, and {task} was given "
+                f"none. Pass labels=[...] (on the command line --labels \"a,b,c\" or --labels FILE)."
+            )
         if not self.weights.has_labels:
             raise ValueError(
                 f"{self.weights!r} has no labels: these are an encoder's weights, which give clip embeddings "
@@ -171,6 +192,24 @@ class Runner:
         return embedding, logits
 
 
+def is_video_text(model: Any) -> bool:
+    """Whether ``model`` is a video-text model (it has a text tower and takes labels: ``set_labels``)."""
+    return callable(getattr(model, "set_labels", None)) and callable(getattr(model, "encode_text", None))
+
+
+def check_labels_fit(model: Any, model_name: str) -> None:
+    """``ValueError`` saying why labels cannot be given to ``model``, a classifier with its own classes."""
+    if is_video_text(model):
+        return
+    from videozoo.zoo import list_models
+
+    text_models = ", ".join(list_models(task="video_text")) or "none registered"
+    raise ValueError(
+        f"{model_name} is a classifier: it scores the classes it was trained on (its weights' categories) and "
+        f"cannot read other labels. Labels in words need a video-text model ({text_models})."
+    )
+
+
 def resolve_weights(model: str | nn.Module, weights: WeightsArg, *, untrained_ok: bool = False) -> tuple[WeightsEnum, str | None]:
     """The member a ``weights`` value stands for and the name results record for it (``None``: untrained).
 
@@ -204,6 +243,31 @@ def resolve_weights(model: str | nn.Module, weights: WeightsArg, *, untrained_ok
     return member, os.fspath(weights) if is_checkpoint_path(weights) else str(member)  # type: ignore[arg-type]
 
 
+#: What a model of each task is for, in the message that refuses it elsewhere.
+_USE = {
+    "classification": "it labels whole clips: videozoo classify / timeline / extract",
+    "action_detection": "it labels each person's actions: videozoo detect VIDEO --model {name}",
+    "person_detection": "it finds the people in frames, for videozoo detect VIDEO --detector {name}",
+    "video_text": "it matches clips with texts: videozoo classify --labels, videozoo search",
+}
+
+
+def check_task(model: str, tasks: Sequence[str]) -> None:
+    """``ValueError`` when the registered ``model``'s task is not one of ``tasks``, saying what it is for."""
+    task = get_model_task(model)
+    if task not in tasks:
+        use = _USE[task].format(name=model)
+        wanted = " or ".join(t.replace("_", " ") for t in tasks)
+        raise ValueError(
+            f"{model!r} is {_a(task)} {task.replace('_', ' ')} model ({use}); this needs {_a(wanted)} {wanted} model "
+            f"('videozoo models' lists them)."
+        )
+
+
+def _a(noun: str) -> str:
+    return "an" if noun[:1] in "aeiou" else "a"
+
+
 def load_model(
     model: str | nn.Module,
     weights: WeightsArg = "DEFAULT",
@@ -212,6 +276,9 @@ def load_model(
     dtype: str = "fp32",
     engine: str = "torch",
     progress: bool = True,
+    tasks: Sequence[str] = ("classification", "video_text"),
+    labels: Sequence[str] | None = None,
+    template: str | Sequence[str] | None = None,
 ) -> Runner:
     """The model in eval mode on ``device``, with the weights member whose recipe, preset and labels go with it.
 
@@ -227,11 +294,18 @@ def load_model(
             installed, measured once): see :func:`videozoo.accelerate`. Other engines than torch run on
             the CPU, at the weights' evaluation clip (frames x crop).
         progress: show a progress bar while downloading.
+        tasks: the model tasks the caller runs (a registered model of another task is refused, naming
+            what it is for).
+        labels: for a video-text model, the labels to classify into (its logits are the scaled similarities
+            of a clip with each label's text embedding); a classifier given labels is a ``ValueError``.
+        template: the prompt template(s) for ``labels`` (``"a video of {}."``); ``None``: the publisher's.
 
     Unknown names raise ``ValueError``; a checkpoint that cannot be read or does not fit raises
     :class:`~videozoo.errors.CheckpointError`.
     """
     check_dtype(dtype)
+    if isinstance(model, str):
+        check_task(model, tasks)
     where = _device(device)
     member, weights_name = resolve_weights(model, weights)
     if isinstance(model, nn.Module):
@@ -239,6 +313,11 @@ def load_model(
     else:
         net, model_name = get_model(model, weights=weights, progress=progress), model
     runner = Runner(net.eval().to(where), member, model_name, str(weights_name), where, dtype)
+    if labels is not None:
+        check_labels_fit(net, model_name)
+        net.set_labels(labels, template)
+        runner.user_labels = tuple(net.categories)
+        runner.user_template = template if template is None or isinstance(template, str) else tuple(template)
     if engine != "torch":
         from videozoo.tasks.engines import accelerate
 

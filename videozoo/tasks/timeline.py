@@ -17,7 +17,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,6 +206,8 @@ def timeline(
     progress: Callable[[int, int], None] | None = None,
     dtype: str = "fp32",
     engine: str = "torch",
+    labels: Sequence[str] | None = None,
+    template: str | Sequence[str] | None = None,
 ) -> Timeline:
     """Classify every window of a video: what happens when.
 
@@ -224,6 +226,7 @@ def timeline(
         progress: called as ``progress(done, total)`` after each batch.
         dtype: ``"fp32"`` or ``"bf16"`` (autocast).
         engine: what runs the model (see :func:`videozoo.accelerate`).
+        labels, template: a video-text model's labels and prompt template(s) (see :func:`videozoo.load_model`).
 
     Probabilities are the softmax of the logits, or the sigmoid for multi-label weights. Raises
     :class:`~videozoo.errors.VideoDecodeError` for an unreadable video.
@@ -231,7 +234,10 @@ def timeline(
     check_positive(top_k, "top_k")
     check_positive(batch_size, "batch_size")
     check_threshold(threshold)
-    runner = model if isinstance(model, Runner) else load_model(model, weights, device=device, dtype=dtype, engine=engine)
+    if isinstance(model, Runner):
+        runner = model
+    else:
+        runner = load_model(model, weights, device=device, dtype=dtype, engine=engine, labels=labels, template=template)
     runner.require_labels("timeline")
     labels = runner.labels
     stream = iter_windows(video, runner.recipe, runner.transform(), window=window, stride=stride, resize_on_decode=resize_on_decode)
@@ -295,11 +301,14 @@ def timeline_collection(
     Args:
         videos_or_manifest: video paths, or a manifest file (see :func:`videozoo.tasks.collection.read_manifest`).
         model, weights, device, dtype, engine: as :func:`timeline`; the network is loaded once per process.
-        options: :func:`timeline`'s other keywords (``window``, ``stride``, ``top_k``, ...).
+        options: :func:`timeline`'s other keywords (``window``, ``stride``, ``top_k``, ``labels``, ...).
     """
-    runner = load_model(model, weights, device=device, dtype=dtype, engine=engine)
+    labels, template = options.pop("labels", None), options.pop("template", None)
+    runner = load_model(model, weights, device=device, dtype=dtype, engine=engine, labels=labels, template=template)
     runner.require_labels("timeline")
     config = {**runner.describe(), "dtype": dtype, **{k: v for k, v in options.items() if k != "progress"}}
+    if labels is not None:
+        config.update(labels=list(runner.labels.categories), template=template)
 
     def process(todo: list[str]) -> Iterable[tuple[str, dict[str, Any] | None, str | None]]:
         for path in todo:

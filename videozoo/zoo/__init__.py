@@ -17,10 +17,10 @@ from videozoo.zoo.registry import (
     register_model,
     registered,
 )
-from videozoo.zoo.weights import Weights, WeightsEnum, is_checkpoint_path
+from videozoo.zoo.weights import ExtraFile, Weights, WeightsEnum, is_checkpoint_path
 
 __all__ = [
-    "TASKS", "ClipRecipe", "Weights", "WeightsEnum", "build_model", "get_model", "get_model_builder", "get_model_task",
+    "TASKS", "ClipRecipe", "ExtraFile", "Weights", "WeightsEnum", "build_model", "get_model", "get_model_builder", "get_model_task",
     "get_model_weights",
     "get_weight", "is_checkpoint_path", "list_models", "load_weights", "register_model", "registered",
 ]  # fmt: skip

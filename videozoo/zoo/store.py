@@ -217,6 +217,8 @@ def download(
     file_name: str | None = None,
     retries: int = 4,
     timeout: tuple[float, float] = (10.0, 60.0),
+    sha256: str | None = None,
+    checkpoint: bool = True,
     gated: bool = False,
 ) -> Path:
     """Return the cached file for ``url``, downloading it first if it is not cached.
@@ -228,10 +230,12 @@ def download(
     whole file must start with the hash in its file name, if any, and equal the
     sha256 a Hugging Face server states for it (``X-Linked-Etag``), if any.  A cached
     file is returned as is, without network access or hash check.  ``file_name``
-    overrides the cache file's name (see :func:`cached_path`).  A file of the Hugging Face
-    Hub is requested with the user's token, if any (see the module's documentation);
-    ``gated`` says its repository is gated: without a token it fails at once, before
-    any request, naming the page whose terms to accept and the variable to set.
+    overrides the cache file's name (see :func:`cached_path`). ``sha256``, where given, is the
+    full sha256 the file must have (the files that travel with weights, such as a tokenizer's, state
+    theirs); ``checkpoint=False`` is for such files, whose first bytes are not a checkpoint's. A file of
+    the Hugging Face Hub is requested with the user's token, if any (see the module's documentation);
+    ``gated`` says its repository is gated: without a token it fails at once, before any request, naming
+    the page whose terms to accept and the variable to set.
 
     Raises :class:`~videozoo.errors.DownloadError` if the file cannot be obtained,
     at once if ``VIDEOZOO_OFFLINE`` is on; nothing is then left under the final name.
@@ -252,7 +256,10 @@ def download(
     with FileLock(str(dst.with_name(dst.name + ".lock"))):
         if dst.is_file():  # another process downloaded it while we waited
             return dst
-        _download_locked(url, dst, progress=progress, check_hash=check_hash, retries=retries, timeout=timeout)
+        _download_locked(
+            url, dst, progress=progress, check_hash=check_hash, retries=retries, timeout=timeout, sha256=sha256,
+            checkpoint=checkpoint,
+        )
     return dst
 
 
@@ -260,7 +267,8 @@ def download(
 
 
 def _download_locked(
-    url: str, dst: Path, *, progress: bool, check_hash: bool, retries: int, timeout: tuple[float, float]
+    url: str, dst: Path, *, progress: bool, check_hash: bool, retries: int, timeout: tuple[float, float],
+    sha256: str | None = None, checkpoint: bool = True,
 ) -> None:
     """Download ``url`` to ``dst``; the caller holds the lock."""
     partial = dst.with_name(dst.name + ".partial")
@@ -276,7 +284,7 @@ def _download_locked(
         while True:
             attempt += 1
             try:
-                hasher, linked = _attempt(session, url, partial, bar, timeout, remedy)
+                hasher, linked = _attempt(session, url, partial, bar, timeout, remedy, checkpoint)
                 bar.refresh()  # the finished transfer is shown, however short
                 break
             except _Unreachable as e:
@@ -298,6 +306,11 @@ def _download_locked(
                 f"The file downloaded from {url} has sha256 {digest}, but the server states {linked} for it "
                 f"(X-Linked-Etag); it was discarded. Try again later, or fetch it by hand and check it."
             )
+        if check_hash and sha256 is not None and digest != sha256:
+            raise DownloadError(
+                f"The file downloaded from {url} has sha256 {digest}, but videozoo expects {sha256} for it; it was "
+                f"discarded. Try again later, or fetch it by hand and check it."
+            )
         if hash_prefix is not None:
             if not digest.startswith(hash_prefix):
                 raise DownloadError(
@@ -305,7 +318,8 @@ def _download_locked(
                     f"not start with {hash_prefix} as its name {dst.name!r} requires; it was discarded. "
                     f"Try again later, or fetch it by hand and check it."
                 )
-        _check_complete(partial, url)
+        if checkpoint:
+            _check_complete(partial, url)
     except DownloadError:
         partial.unlink(missing_ok=True)
         _sidecar(partial).unlink(missing_ok=True)
@@ -321,6 +335,7 @@ def _attempt(
     bar: tqdm,
     timeout: tuple[float, float],
     remedy: str,
+    checkpoint: bool = True,
 ) -> tuple[Any, str | None]:
     """One HTTP request: resume or (re)start ``partial`` and stream the body into it.
 
@@ -393,7 +408,7 @@ def _attempt(
                     head += chunk
                     if len(head) >= HEAD_LEN:
                         break
-                if not looks_like_checkpoint(head):
+                if checkpoint and not looks_like_checkpoint(head):
                     kind = response.headers.get("Content-Type", "no Content-Type")
                     raise DownloadError(
                         f"{url} did not return a checkpoint but something starting with {describe_head(head)} "

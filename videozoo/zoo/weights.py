@@ -21,10 +21,24 @@ from torch import nn
 
 from videozoo.zoo.recipe import ClipRecipe
 
-__all__ = ["Weights", "WeightsEnum", "is_checkpoint_path"]
+__all__ = ["ExtraFile", "Weights", "WeightsEnum", "is_checkpoint_path"]
 
 StateDictAdapter = Callable[[Any], "dict[str, torch.Tensor]"]
 
+
+@dataclass(frozen=True)
+class ExtraFile:
+    """A file published beside a checkpoint that the model needs as well, e.g. a text model's tokenizer.
+
+    It is downloaded into the checkpoint store with the checkpoint's rules (cache name, ``VIDEOZOO_OFFLINE``,
+    locks, resuming) and checked against ``sha256`` where the publisher's file is known (the full sha256 of
+    the file; ``None``: only the sha256 a Hugging Face server states for it, if any, is checked).
+    """
+
+    #: What the model calls it (``"tokenizer"``).
+    role: str
+    url: str
+    sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -40,7 +54,8 @@ class Weights:
     Charades ``SLOW_8x8_R50.pyth``; Hugging Face files get unique names by themselves, see
     :func:`videozoo.zoo.store.cache_name`). ``fallbacks`` are further URLs of the same weights, tried in order
     where the server has no file at ``url`` (a repository's ``pytorch_model.bin`` where it publishes no
-    ``model.safetensors``); the adapter reads each of them.
+    ``model.safetensors``); the adapter reads each of them. ``extra_files`` are further files the model
+    needs beside its checkpoint (a video-text model's tokenizer), see :meth:`WeightsEnum.extra_file`.
     """
 
     url: str
@@ -49,6 +64,7 @@ class Weights:
     state_dict_adapter: StateDictAdapter | None = field(default=None, compare=False)
     file_name: str | None = None
     fallbacks: tuple[str, ...] = ()
+    extra_files: tuple[ExtraFile, ...] = field(default=(), compare=False)
 
 
 
@@ -140,6 +156,18 @@ class WeightsEnum(Enum):
     def file_names(self) -> list[str]:
         """Every name the checkpoint may have in the cache (one per source)."""
         return [name for _, name in self.sources]
+
+    def extra_file(self, role: str, *, progress: bool = True) -> Path:
+        """The local path of the file published beside the checkpoint for ``role`` (``"tokenizer"``),
+        downloaded into the checkpoint store first if it is not there (and hash-checked, see
+        :class:`ExtraFile`). ``KeyError`` naming the roles these weights have for another role."""
+        from videozoo.zoo.store import download
+
+        for extra in self.value.extra_files:
+            if extra.role == role:
+                return download(extra.url, progress=progress, sha256=extra.sha256, checkpoint=False)
+        roles = ", ".join(repr(e.role) for e in self.value.extra_files) or "none"
+        raise KeyError(f"{self!r} publishes no {role!r} file beside its checkpoint (its extra files: {roles}).")
 
     @property
     def meta(self) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 """Layers several families share: generic blocks (:mod:`.blocks`), position embeddings
-(:mod:`.pos_embed`, and the rotary ones of :mod:`.rotary`), attentive pooling (:mod:`.attentive`) and
+(:mod:`.pos_embed`, and the rotary ones of :mod:`.rotary`), attentive pooling (:mod:`.attentive`), boxes
+(IoU and non-maximum suppression, :mod:`.boxes`) and
 the CPU kernel dispatch (:mod:`.kernels`)."""
 
 from videozoo.models.layers.attentive import AttentivePooler, CrossAttention, CrossAttentionBlock
@@ -17,7 +18,9 @@ from videozoo.models.layers.blocks import (
     transformer_blocks,
     window_avg_pool,
 )
+from videozoo.models.layers.boxes import box_area, box_cxcywh_to_xyxy, box_iou, nms
 from videozoo.models.layers.kernels import conv3d_channels_last, conv_bn_folded, fold_batch_norm, linear, onednn_applies
+from videozoo.models.layers.roi_align import roi_align
 from videozoo.models.layers.pos_embed import resize_pos_embed, sinusoid_table
 from videozoo.models.layers.rotary import apply_rope, rope_3d_tables, rope_section_dim
 
@@ -30,6 +33,9 @@ __all__ = [
     "TransformerBlock",
     "TubeletEmbed",
     "apply_rope",
+    "box_area",
+    "box_cxcywh_to_xyxy",
+    "box_iou",
     "conv3d_channels_last",
     "conv_bn_folded",
     "drop_path",
@@ -40,9 +46,11 @@ __all__ = [
     "init_weights",
     "linear",
     "log_mean_softmax",
+    "nms",
     "onednn_applies",
     "resize_pos_embed",
     "rope_3d_tables",
+    "roi_align",
     "rope_section_dim",
     "sinusoid_table",
     "transformer_blocks",

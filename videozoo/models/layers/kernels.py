@@ -142,4 +142,7 @@ def conv_bn_folded(x: Tensor, conv: nn.Conv3d, bn: nn.BatchNorm3d, relu: bool = 
     """
     assert bn.running_mean is not None and bn.running_var is not None
     weight, bias = fold_batch_norm(conv.weight, bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps)
+    if conv.dilation != (1, 1, 1):  # dilated (the AVA detectors' res5): the plain convolution
+        y = F.conv3d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+        return (F.relu(y) if relu else y).contiguous(memory_format=torch.channels_last_3d)
     return conv3d_channels_last(x, weight, bias, conv.stride, conv.padding, conv.groups, relu)
