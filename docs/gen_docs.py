@@ -285,6 +285,11 @@ def model_page(name: str) -> str:
         ]
         if meta.get("_docs"):
             lines += [_cell(meta["_docs"]).strip(), ""]
+        command = (
+            f"videozoo detect video.mp4 --model {name} --weights {member.name}"
+            if videozoo.get_model_task(name) == "action_detection"
+            else f"videozoo classify video.mp4 --model {name} --weights {member.name}" + (' --labels "open fridge,pour water"' if text else "")
+        )
         lines += [
             "```python",
             "import videozoo",
@@ -296,8 +301,7 @@ def model_page(name: str) -> str:
             "```",
             "",
             "```bash",
-            f"videozoo classify video.mp4 --model {name} --weights {member.name}"
-            + (' --labels "open fridge,pour water"' if text else ""),
+            command,
             "```",
             "",
         ]
@@ -384,6 +388,14 @@ def models_index() -> str:
         "publisher's COCO val2017 figure over all 80 classes.",
         "",
         table.person_detector_table(link=lambda name: f"{name}.md"),
+        "",
+        "## Action detectors",
+        "",
+        "A clip and person boxes in, each person's actions out (`videozoo detect`; see",
+        "[Action detection](../detection.md)). frame-mAP is the publisher's AVA v2.2 figure at IoU 0.5 over the",
+        "60 evaluated actions.",
+        "",
+        table.action_detector_table(link=lambda name: f"{name}.md"),
         "",
         "## Video-text models",
         "",

@@ -87,6 +87,27 @@ def person_detector_table(link: Callable[[str], str] | None = None) -> str:
     return "\n".join(lines)
 
 
+def action_detector_table(link: Callable[[str], str] | None = None) -> str:
+    """The action detectors (task ``action_detection``): one row per weights entry."""
+    lines = [
+        "| Model | Weights | Dataset | frame-mAP | Params (M) | GFLOPs / clip | Clip: frames × stride @ fps | Box short side | Licence |",
+        "|---|---|---|---:|---:|---:|---|---|---|",
+    ]
+    for name in videozoo.list_models(task="action_detection"):
+        enum = videozoo.get_model_weights(name)
+        for member in members(name):
+            meta = member.meta
+            [(dataset, metrics)] = meta["_metrics"].items()
+            default = " (default)" if member is enum.DEFAULT else ""
+            model = f"[`{name}`]({link(name)})" if link else f"`{name}`"
+            lines.append(
+                f"| {model} | `{enum.__name__}.{member.name}`{default} | {dataset} | {_metric(metrics, 'mAP')} "
+                f"| {meta['num_params'] / 1e6:.1f} | {meta['_ops']:.1f} | {_clip(meta)} | {meta.get('box_short_side', 256)} px "
+                f"| {meta['license']} |"
+            )
+    return "\n".join(lines)
+
+
 def video_text_table(link: Callable[[str], str] | None = None) -> str:
     """The video-text models (task ``video_text``): one row per weights entry."""
     lines = [
@@ -115,5 +136,7 @@ if __name__ == "__main__":
     print(model_table())
     print()
     print(person_detector_table())
+    print()
+    print(action_detector_table())
     print()
     print(video_text_table())

@@ -31,7 +31,7 @@ from videozoo.models.layers import box_iou, roi_align
 from videozoo.tasks.detect import (
     BoxFileError,
     _iter_keyframe_frames,
-    _keyframe_clips,
+    keyframe_clips,
     detect,
     link_tracks,
     read_boxes,
@@ -245,7 +245,7 @@ def test_tracker_links_overlapping_boxes_and_ends_lost_tracks() -> None:
 
 def test_keyframe_clips_pad_with_the_edge_frames_as_pyslowfast() -> None:
     stamps = torch.arange(10, dtype=torch.float64) / 30  # a 10-frame video, shorter than the clip
-    [clip] = _keyframe_clips(stamps, [4 / 30], num_frames=4, step=8 / 30)
+    [clip] = keyframe_clips(stamps, [4 / 30], num_frames=4, step=8 / 30)
     # PySlowFast's get_sequence: range(center - 16, center + 16, 8), clamped to [0, 9]
     assert clip.frame_index == 4 and clip.clip.tolist() == [0, 0, 4, 9]
 
@@ -392,7 +392,7 @@ def test_decoding_holds_only_the_open_clips(videos, tmp_path) -> None:
     video = make_video(tmp_path / "long.mp4", num_frames=150, fps=30, size=(32, 32))
     held = []
     with VideoReader(video, backend="pyav") as reader:
-        clips = _keyframe_clips(reader.timestamps, [i / 2 for i in range(10)], num_frames=4, step=8 / 30)
+        clips = keyframe_clips(reader.timestamps, [i / 2 for i in range(10)], num_frames=4, step=8 / 30)
         for clip, frames in _iter_keyframe_frames(reader, clips):
             assert all(int(i) in frames for i in clip.clip)
             held.append(len(frames))

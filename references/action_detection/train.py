@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 
 import videozoo
-from videozoo.tasks.detect import MEAN, STD, _keyframe_clips, _resize_short_side
+from videozoo.tasks.detect import MEAN, STD, keyframe_clips, resize_short_side
 from videozoo.video.io import VideoReader
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".webm", ".avi", ".mov")
@@ -85,10 +85,10 @@ def read_annotations(path: Path, videos: Path) -> list[Keyframe]:
 def load_example(keyframe: Keyframe, meta: dict, num_classes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The model input of a keyframe: clip ``(3, T, H, W)``, boxes ``(K, 4)`` in its pixels, targets ``(K, C)``."""
     with VideoReader(keyframe.video) as reader:
-        [clip] = _keyframe_clips(reader.timestamps, [keyframe.time], meta["num_frames"], meta["sampling_rate"] / meta["frame_rate"])
+        [clip] = keyframe_clips(reader.timestamps, [keyframe.time], meta["num_frames"], meta["sampling_rate"] / meta["frame_rate"])
         frames = reader.get_frames(clip.clip).frames
     height, width = frames.shape[-2:]
-    frames, factor = _resize_short_side(frames, int(meta.get("box_short_side", 256)))
+    frames, factor = resize_short_side(frames, int(meta.get("box_short_side", 256)))
     x = (frames.permute(1, 0, 2, 3).float() / 255 - torch.tensor(MEAN).view(3, 1, 1, 1)) / torch.tensor(STD).view(3, 1, 1, 1)
     boxes = torch.tensor(keyframe.boxes) * torch.tensor([width, height, width, height]) * factor
     targets = torch.zeros(len(keyframe.actions), num_classes)

@@ -583,7 +583,6 @@ def detect(args: argparse.Namespace) -> int:
     """``videozoo detect``: persons and their actions at keyframes (AVA action detectors)."""
     from tqdm import tqdm
 
-    import videozoo
     from videozoo.tasks.detect import (
         DETECTIONS,
         BoxFileError,

@@ -68,12 +68,15 @@ __all__ = [
     "BoxFileError",
     "Detections",
     "Keyframe",
+    "KeyframeClip",
     "Person",
     "default_detector",
     "detect",
     "detect_collection",
+    "keyframe_clips",
     "link_tracks",
     "read_boxes",
+    "resize_short_side",
 ]
 
 DETECTIONS = "detections.jsonl"
@@ -603,7 +606,7 @@ def default_detector() -> str:
 
 
 @dataclass(frozen=True)
-class _Clip:
+class KeyframeClip:
     """A keyframe's place in the video: its time, its frame and the frames of its clip."""
 
     index: int
@@ -612,18 +615,18 @@ class _Clip:
     clip: Tensor  # int64 (num_frames,)
 
 
-def _keyframe_clips(timestamps: Tensor, times: Sequence[float], num_frames: int, step: float) -> list[_Clip]:
+def keyframe_clips(timestamps: Tensor, times: Sequence[float], num_frames: int, step: float) -> list[KeyframeClip]:
     """The clip of each keyframe time: ``num_frames`` frames ``step`` seconds apart, the first
     ``num_frames / 2`` steps before it, each the frame nearest its time (edge frames past either end)."""
     offsets = (torch.arange(num_frames, dtype=torch.float64) - num_frames // 2) * step
     out = []
     for i, t in enumerate(times):
         key = int(nearest_frames(timestamps, torch.tensor([t], dtype=torch.float64))[0])
-        out.append(_Clip(i, float(t), key, nearest_frames(timestamps, t + offsets)))
+        out.append(KeyframeClip(i, float(t), key, nearest_frames(timestamps, t + offsets)))
     return out
 
 
-def _iter_keyframe_frames(reader: VideoReader, clips: list[_Clip]) -> Iterator[tuple[_Clip, dict[int, Tensor]]]:
+def _iter_keyframe_frames(reader: VideoReader, clips: list[KeyframeClip]) -> Iterator[tuple[KeyframeClip, dict[int, Tensor]]]:
     """Each keyframe's clip with the frames it needs, in order, decoding the video once and holding only
     the frames of clips not yet emitted."""
     if not clips:
@@ -646,7 +649,7 @@ def _iter_keyframe_frames(reader: VideoReader, clips: list[_Clip]) -> Iterator[t
                     del held[j]
 
 
-def _resize_short_side(frames: Tensor, short_side: int) -> tuple[Tensor, float]:
+def resize_short_side(frames: Tensor, short_side: int) -> tuple[Tensor, float]:
     """uint8 ``(T, 3, H, W)`` frames with their short side ``short_side`` (bilinear, rounded back to uint8 as
     PySlowFast's cv2 resize returns them) and the factor the long side was scaled by (PySlowFast's
     ``scale_boxes``: the same factor for both coordinates)."""
@@ -746,7 +749,7 @@ def detect(
         else:
             times = [i / rate for i in range(math.floor(duration * rate - 1e-9) + 1)] if duration > 0 else [0.0]
         step = meta["sampling_rate"] / meta["frame_rate"]
-        clips = _keyframe_clips(timestamps, times, meta["num_frames"], step)
+        clips = keyframe_clips(timestamps, times, meta["num_frames"], step)
         short_side = int(meta.get("box_short_side", 256))
         mean = torch.tensor(MEAN).view(3, 1, 1, 1)
         std = torch.tensor(STD).view(3, 1, 1, 1)
@@ -763,7 +766,7 @@ def detect(
             persons: list[Person] = []
             probs = torch.zeros(0, len(labels.categories))
             if len(pixel):
-                frames, factor = _resize_short_side(torch.stack([held[int(i)] for i in clip.clip]), short_side)
+                frames, factor = resize_short_side(torch.stack([held[int(i)] for i in clip.clip]), short_side)
                 x = (frames.permute(1, 0, 2, 3).float() / 255.0 - mean) / std  # (3, T, h, w)
                 scaled = pixel.float() * factor
                 scaled[:, 0::2] = scaled[:, 0::2].clamp(0, frames.shape[-1] - 1)
