@@ -67,3 +67,18 @@ def test_every_videozoo_name_the_docs_call_exists():
         if not resolves(dotted.strip("."))
     ]
     assert missing == []
+
+
+def test_the_readme_counts_the_models_there_are() -> None:
+    import videozoo
+
+    readme = " ".join((ROOT / "README.md").read_text().split())
+    weights = {t: sum(len(videozoo.get_model_weights(m)) for m in videozoo.list_models(task=t)) for t in videozoo.TASKS}
+    count = {t: len(videozoo.list_models(task=t)) for t in videozoo.TASKS}
+    stated = (
+        f"{len(videozoo.list_models())} networks with {sum(weights.values())} published weights ({count['classification']} "
+        f"classifiers with {weights['classification']} weights on Kinetics-400/710, Something-Something V2 and Charades; "
+        f"{count['action_detection']} AVA action detectors; {count['person_detection']} person detectors; "
+        f"{count['video_text']} video-text models)"
+    )
+    assert stated in readme
