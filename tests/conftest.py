@@ -25,6 +25,10 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+# torch.compile (the engines' "compile") compiles in this process, not in a pool of compile workers that
+# would stay alive in the test worker after its test (set before torch._inductor is imported).
+os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
+
 
 @dataclass
 class Fault:

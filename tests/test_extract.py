@@ -347,38 +347,46 @@ def test_timeline_manifest_torchrun_equals_one_process_and_resumes(collection, t
 
 
 def test_two_runs_into_one_folder_never_mix_and_never_redo(collection, tmp_path, tiny):
-    """Real concurrent processes: while one `videozoo extract` writes into a folder, a run with other settings
-    is refused at once (exit 2, nothing mixed), and a run with the same settings waits for it and redoes nothing."""
+    """Real concurrent processes: two runs with the same settings started together (one writes, the other says
+    it waits for it, then redoes nothing), and, while they run, one with other settings, refused at once (exit 2,
+    nothing mixed)."""
     root, manifest = collection
     out = tmp_path / "shared"
     base = [sys.executable, str(_launcher(tmp_path))]
     slow = _extract_cmd(manifest, out, tiny, "--workers", "0", "--batch-size", "1")
-    slow[slow.index("0.5")], slow[slow.index("0.25")] = "0.3", "0.05"  # many windows: the first run takes a while
+    slow[slow.index("0.5")], slow[slow.index("0.25")] = "0.3", "0.05"  # many windows: a run takes a while
     env = _env(tmp_path / "home")
-    first = subprocess.Popen([*base, *slow], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # Started together, the two reach the folder's lock within their start-up's spread, well inside the
+    # first one's run: whichever comes second must wait (starting the second only once the first had
+    # written its configuration raced with the first's whole run on a loaded machine).
+    runs = [subprocess.Popen([*base, *slow], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    done: list[float | None] = [None, None]
     try:
-        while first.poll() is None and not (out / "extract.json").exists():
+        while all(p.poll() is None for p in runs) and not (out / "extract.json").exists():
             time.sleep(0.01)
-        same = subprocess.Popen([*base, *slow], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         other = [*slow]
         other[other.index("0.3")] = "0.4"
         refused = subprocess.run([*base, *other], env=env, capture_output=True, text=True, timeout=TIMEOUT)
-        first_running_when_refused = first.poll() is None
-        while first.poll() is None:
+        running_when_refused = any(p.poll() is None for p in runs)
+        deadline = time.time() + TIMEOUT
+        while None in done and time.time() < deadline:
+            for i, p in enumerate(runs):
+                if done[i] is None and p.poll() is not None:
+                    done[i] = time.time()
             time.sleep(0.01)
-        first_done = time.time()
-        same_err = same.communicate(timeout=TIMEOUT)[1]
+        errs = [p.communicate(timeout=TIMEOUT)[1] for p in runs]
     finally:
-        for proc in (first, same):
+        for proc in runs:
             if proc.poll() is None:
                 proc.kill()
-    assert first.returncode == EXIT_VIDEO, first.stderr.read()  # broken.mp4 is recorded as an error
-    assert same.returncode == EXIT_VIDEO, same_err
+    assert [p.returncode for p in runs] == [EXIT_VIDEO, EXIT_VIDEO], errs  # broken.mp4 is recorded as an error
     assert refused.returncode == EXIT_USAGE and "another configuration (window 0.3 there, 0.4 now)" in refused.stderr
-    if first_running_when_refused:  # the refusal did not wait for the first run to end
+    if running_when_refused:  # the refusal did not wait for the runs to end
         assert "waiting" not in refused.stderr
+    waited = ["another run is writing into" in e and "waiting for it to finish" in e for e in errs]
+    assert sorted(waited) == [False, True], errs  # exactly one waited
+    first_done = done[waited.index(False)]
     assert json.loads((out / "extract.json").read_text())["window"] == 0.3
     records = _index(out)
     assert [r["status"] for r in records].count("ok") == len(VIDEOS) and {r["window"] for r in records} == {0.3}
     assert all((out / r["output"]).stat().st_mtime <= first_done for r in records if r["status"] == "ok")  # none redone
-    assert "another run is writing into" in same_err and "waiting for it to finish" in same_err, same_err
