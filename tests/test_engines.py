@@ -119,7 +119,10 @@ def test_two_processes_building_one_entry(tiny, tmp_path):
     )
     env = {**__import__("os").environ, "OMP_NUM_THREADS": "1"}
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, str(TESTS)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(TESTS)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            start_new_session=True,  # a signal to their process group never reaches the test worker
+        )
         for _ in range(2)
     ]
     outs = [p.communicate(timeout=300) for p in procs]
