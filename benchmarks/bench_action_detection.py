@@ -90,9 +90,10 @@ def main() -> None:
         what = f"RoIAlign of {args.boxes} boxes on a {list(pooled.shape)} map"
     else:
         with torch.inference_mode():
-            error = float((ours(x, boxes).sigmoid() - reference(pathways, boxes)).abs().max())
+            error = float((ours(x, boxes).sigmoid() - reference(pathways if alpha is None else [*pathways], boxes)).abs().max())
         print(f"max |sigmoid(ours) - reference| = {error:.1e}")
-        runs = {"reference": lambda: reference(pathways, boxes), "videozoo": lambda: ours(x, boxes)}
+        # PyTorchVideo's multipathway network replaces the items of the list it is given: a new list each call
+        runs = {"reference": lambda: reference(pathways if alpha is None else [*pathways], boxes), "videozoo": lambda: ours(x, boxes)}
         what = f"{args.model}, 1 x 3 x {frames} x {args.height} x {args.width} with {args.boxes} boxes"
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {what}")
     times = interleaved(runs, args.repeats)
