@@ -121,6 +121,7 @@ def test_two_processes_building_one_entry(tiny, tmp_path):
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", script, str(TESTS)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            stdin=subprocess.DEVNULL,  # not the xdist worker's stdin, its channel to the controller
             start_new_session=True,  # a signal to their process group never reaches the test worker
         )
         for _ in range(2)
