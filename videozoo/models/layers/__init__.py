@@ -5,7 +5,9 @@ the CPU kernel dispatch (:mod:`.kernels`)."""
 
 from videozoo.models.layers.attentive import AttentivePooler, CrossAttention, CrossAttentionBlock
 from videozoo.models.layers.blocks import (
+    LayerScale,
     Mlp,
+    RMSNorm,
     SelfAttention,
     TransformerBlock,
     TubeletEmbed,
@@ -15,6 +17,8 @@ from videozoo.models.layers.blocks import (
     init_conv_bn,
     init_weights,
     log_mean_softmax,
+    merge_heads,
+    split_heads,
     transformer_blocks,
     window_avg_pool,
 )
@@ -28,7 +32,9 @@ __all__ = [
     "AttentivePooler",
     "CrossAttention",
     "CrossAttentionBlock",
+    "LayerScale",
     "Mlp",
+    "RMSNorm",
     "SelfAttention",
     "TransformerBlock",
     "TubeletEmbed",
@@ -46,6 +52,7 @@ __all__ = [
     "init_weights",
     "linear",
     "log_mean_softmax",
+    "merge_heads",
     "nms",
     "onednn_applies",
     "resize_pos_embed",
@@ -53,6 +60,7 @@ __all__ = [
     "roi_align",
     "rope_section_dim",
     "sinusoid_table",
+    "split_heads",
     "transformer_blocks",
     "window_avg_pool",
 ]

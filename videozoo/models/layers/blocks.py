@@ -1,6 +1,8 @@
 """Building blocks several families share: stochastic depth, the ResNets' initialisation, the
 fixed-window pooling of PySlowFast's heads, probability averaging over window positions, and the
-plain pre-norm transformer block (multi-head self-attention + MLP) of the ViT-style families.
+pieces of the ViT-style families: the tubelet embedding, RMSNorm, layer scale, multi-head
+self-attention through SDPA (optionally with query-key norms and 3D rotary positions) and the
+pre-norm transformer block built from them.
 
 Each is written once here; a family file imports it rather than keeping its own copy.
 """
@@ -16,9 +18,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo.models.layers.kernels import linear
+from videozoo.models.layers.rotary import apply_rope
 
 __all__ = [
+    "LayerScale",
     "Mlp",
+    "RMSNorm",
     "SelfAttention",
     "TransformerBlock",
     "TubeletEmbed",
@@ -29,6 +34,8 @@ __all__ = [
     "init_conv_bn",
     "init_weights",
     "log_mean_softmax",
+    "merge_heads",
+    "split_heads",
     "window_avg_pool",
 ]
 
@@ -121,7 +128,7 @@ def log_mean_softmax(logits: Tensor) -> Tensor:
 
 
 # ----------------------------------------------------------------------------------------------------
-# Transformer pieces (VideoMAE, TimeSformer, ViViT, Hiera)
+# Transformer pieces (VideoMAE, TimeSformer, ViViT, Hiera, InternVideo2, V-JEPA 2)
 
 class Mlp(nn.Module):
     """``fc2(act(fc1(x)))``: the transformer's feed-forward branch.
@@ -143,15 +150,67 @@ class Mlp(nn.Module):
         return linear(x, self.fc2.weight, self.fc2.bias)
 
 
+class RMSNorm(nn.Module):
+    """``weight * x / sqrt(mean(x^2) + eps)`` over the last dimension, computed in float32 (InternVideo2's)."""
+
+    def __init__(self, dim: int, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = x.float()
+        y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * y.to(x.dtype)
+
+
+class LayerScale(nn.Module):
+    """A learned per-channel scale of a residual branch (``gamma``, CaiT's layer scale)."""
+
+    def __init__(self, dim: int, init_value: float = 1e-5) -> None:
+        super().__init__()
+        self.gamma = nn.Parameter(torch.full((dim,), init_value))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.gamma
+
+
+def split_heads(x: Tensor, num_heads: int) -> Tensor:
+    """``(B, N, C) -> (B, heads, N, C / heads)``, a view where ``x``'s strides allow (SDPA's layout)."""
+    b, n, c = x.shape
+    return x.reshape(b, n, num_heads, c // num_heads).transpose(1, 2)
+
+
+def merge_heads(x: Tensor) -> Tensor:
+    """``(B, heads, N, D) -> (B, N, heads * D)``: the inverse of :func:`split_heads`."""
+    b, h, n, d = x.shape
+    return x.transpose(1, 2).reshape(b, n, h * d)
+
+
+def _norm(kind: str, dim: int, eps: float) -> nn.Module:
+    if kind == "layer":
+        return nn.LayerNorm(dim, eps=eps)
+    if kind == "rms":
+        return RMSNorm(dim, eps)
+    raise ValueError(f"norm must be 'layer' (LayerNorm) or 'rms' (RMSNorm), got {kind!r}.")
+
+
 class SelfAttention(nn.Module):
     """Multi-head self-attention over tokens ``(B, N, C)`` through ``F.scaled_dot_product_attention``.
 
     One fused ``qkv`` projection. ``qkv_bias="qv"`` gives queries and values a bias and keys none
     (BEiT's and VideoMAE's ``q_bias``/``v_bias``: the fused bias is ``cat(q_bias, 0, v_bias)``);
     ``"qkv"`` biases all three, ``"none"`` none.
+
+    Args:
+        qk_norm: RMS-normalise the queries and the keys over all heads at once (``q_norm``, ``k_norm``:
+            InternVideo2's), with epsilon ``norm_eps``.
+
+    ``forward(x, cos, sin)`` also rotates every head's queries and keys by rotary tables
+    (:func:`~videozoo.models.layers.rotary.apply_rope`; V-JEPA 2's 3D positions).
     """
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: str = "qkv") -> None:
+    def __init__(self, dim: int, num_heads: int, qkv_bias: str = "qkv", qk_norm: bool = False, norm_eps: float = 1e-6) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}.")
@@ -162,27 +221,40 @@ class SelfAttention(nn.Module):
         self.q_bias: nn.Parameter | None = nn.Parameter(torch.zeros(dim)) if qkv_bias == "qv" else None
         self.v_bias: nn.Parameter | None = nn.Parameter(torch.zeros(dim)) if qkv_bias == "qv" else None
         self.proj = nn.Linear(dim, dim)
+        self.q_norm: nn.Module = RMSNorm(dim, norm_eps) if qk_norm else nn.Identity()
+        self.k_norm: nn.Module = RMSNorm(dim, norm_eps) if qk_norm else nn.Identity()
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Tensor, cos: Tensor | None = None, sin: Tensor | None = None) -> Tensor:
         b, n, c = x.shape
         q_bias, v_bias = self.q_bias, self.v_bias
         if q_bias is not None and v_bias is not None:
             qkv = linear(x, self.qkv.weight, torch.cat([q_bias, torch.zeros_like(q_bias), v_bias]))
         else:
             qkv = linear(x, self.qkv.weight, self.qkv.bias)
-        q, k, v = qkv.reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k, v = qkv.reshape(b, n, 3, c).unbind(2)  # (B, N, C) views
+        heads = self.num_heads
+        q, k, v = split_heads(self.q_norm(q), heads), split_heads(self.k_norm(k), heads), split_heads(v, heads)
+        if cos is not None and sin is not None:
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         y = F.scaled_dot_product_attention(q, k, v)
-        return linear(y.transpose(1, 2).reshape(b, n, c), self.proj.weight, self.proj.bias)
+        return linear(merge_heads(y), self.proj.weight, self.proj.bias)
 
 
 class TransformerBlock(nn.Module):
-    """Pre-norm transformer block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``, each branch
-    dropped per sample with probability ``stochastic_depth_prob`` while training.
+    """Pre-norm transformer block: ``x + ls1(attn(norm1(x)))``, then ``x + ls2(mlp(norm2(x)))``, each
+    branch dropped per sample with probability ``stochastic_depth_prob`` while training (the layer
+    scales ``ls1``, ``ls2`` only where ``layer_scale`` is given).
 
     Args:
         qkv_bias: see :class:`SelfAttention`.
-        norm_eps: the LayerNorms' epsilon, as the checkpoint was trained with (1e-6 or 1e-12).
+        norm_eps: the norms' epsilon, as the checkpoint was trained with (1e-6 or 1e-12).
         approximate: see :class:`Mlp`.
+        norm: ``"layer"`` (LayerNorm) or ``"rms"`` (:class:`RMSNorm`) for ``norm1`` and ``norm2``.
+        qk_norm: see :class:`SelfAttention`.
+        layer_scale: the initial value of learned per-channel scales of both branches (:class:`LayerScale`);
+            ``None``: no scales.
+
+    ``forward(x, cos, sin)`` passes rotary tables to the attention (see :class:`SelfAttention`).
     """
 
     def __init__(
@@ -194,17 +266,22 @@ class TransformerBlock(nn.Module):
         norm_eps: float = 1e-6,
         stochastic_depth_prob: float = 0.0,
         approximate: str = "none",
+        norm: str = "layer",
+        qk_norm: bool = False,
+        layer_scale: float | None = None,
     ) -> None:
         super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.attn = SelfAttention(dim, num_heads, qkv_bias)
-        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
+        self.norm1 = _norm(norm, dim, norm_eps)
+        self.attn = SelfAttention(dim, num_heads, qkv_bias, qk_norm, norm_eps)
+        self.ls1: nn.Module = nn.Identity() if layer_scale is None else LayerScale(dim, layer_scale)
+        self.norm2 = _norm(norm, dim, norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), approximate)
+        self.ls2: nn.Module = nn.Identity() if layer_scale is None else LayerScale(dim, layer_scale)
         self.stochastic_depth_prob = stochastic_depth_prob
 
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + drop_path(self.attn(self.norm1(x)), self.stochastic_depth_prob, self.training)
-        return x + drop_path(self.mlp(self.norm2(x)), self.stochastic_depth_prob, self.training)
+    def forward(self, x: Tensor, cos: Tensor | None = None, sin: Tensor | None = None) -> Tensor:
+        x = x + drop_path(self.ls1(self.attn(self.norm1(x), cos, sin)), self.stochastic_depth_prob, self.training)
+        return x + drop_path(self.ls2(self.mlp(self.norm2(x))), self.stochastic_depth_prob, self.training)
 
 
 def transformer_blocks(
