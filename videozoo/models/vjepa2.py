@@ -44,8 +44,9 @@ pre-training predictor, which the encoders' files also hold, is not built (its t
 
 Key layout. Hugging Face's files keep query, key and value apart;
 :func:`videozoo.models.adapters.vjepa2.from_huggingface_state_dict` fuses them and renames the keys. The
-rotary positions and the attentive probe are shared layers (:mod:`videozoo.models.layers.rotary`,
-:mod:`videozoo.models.layers.attentive`).
+blocks (the shared :class:`~videozoo.models.layers.TransformerBlock`, given the rotary tables), the
+rotary positions and the attentive probe are shared layers (:mod:`videozoo.models.layers.blocks`,
+:mod:`videozoo.models.layers.rotary`, :mod:`videozoo.models.layers.attentive`).
 """
 
 from __future__ import annotations
@@ -54,14 +55,13 @@ from functools import partial
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import SSV2_CATEGORIES
 from videozoo.models._base import VideoModel, check_num_classes
 from videozoo.models.adapters.vjepa2 import from_huggingface_state_dict
-from videozoo.models.layers import AttentivePooler, Mlp, TubeletEmbed, apply_rope, drop_path, linear, rope_3d_tables
+from videozoo.models.layers import AttentivePooler, TubeletEmbed, init_weights, rope_3d_tables, transformer_blocks
 from videozoo.video.transforms import VideoClassification
 
 __all__ = [
@@ -79,43 +79,6 @@ __all__ = [
 
 # ----------------------------------------------------------------------------------------------------
 # The encoder
-
-
-class RopeAttention(nn.Module):
-    """Multi-head self-attention whose queries and keys are rotated by the tokens' 3D positions."""
-
-    def __init__(self, dim: int, num_heads: int) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}.")
-        self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-        b, n, c = x.shape
-        q, k, v = linear(x, self.qkv.weight, self.qkv.bias).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
-        q = apply_rope(q, cos, sin)
-        k = apply_rope(k, cos, sin)
-        y = F.scaled_dot_product_attention(q, k, v)
-        return linear(y.transpose(1, 2).reshape(b, n, c), self.proj.weight, self.proj.bias)
-
-
-class Block(nn.Module):
-    """Pre-norm block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``, each branch dropped per sample
-    with probability ``stochastic_depth_prob`` while training."""
-
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, norm_eps: float, stochastic_depth_prob: float) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=norm_eps)
-        self.attn = RopeAttention(dim, num_heads)
-        self.norm2 = nn.LayerNorm(dim, eps=norm_eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.stochastic_depth_prob = stochastic_depth_prob
-
-    def forward(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-        x = x + drop_path(self.attn(self.norm1(x), cos, sin), self.stochastic_depth_prob, self.training)
-        return x + drop_path(self.mlp(self.norm2(x)), self.stochastic_depth_prob, self.training)
 
 
 class VJEPA2(VideoModel):
@@ -175,11 +138,9 @@ class VJEPA2(VideoModel):
         self.num_layers = depth
 
         self.patch_embed = TubeletEmbed(embed_dim, patch_size, tubelet_size)
-        self.blocks = nn.ModuleList(
-            [
-                Block(embed_dim, num_heads, mlp_ratio, norm_eps, stochastic_depth_prob * i / max(depth - 1, 1))
-                for i in range(depth)
-            ]
+        # Pre-norm blocks whose attention rotates queries and keys by the tokens' 3D positions.
+        self.blocks = transformer_blocks(
+            depth, embed_dim, num_heads, stochastic_depth_prob, mlp_ratio=mlp_ratio, norm_eps=norm_eps
         )
         self.norm = nn.LayerNorm(embed_dim, eps=norm_eps)
         self.pooler: AttentivePooler | None = None
@@ -188,11 +149,7 @@ class VJEPA2(VideoModel):
 
         # transformers' initialisation: truncated normal 0.02 for linear and convolution weights, zero
         # biases, unit norms.
-        for m in self.modules():
-            if isinstance(m, (nn.Linear, nn.Conv3d)):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_weights(self, (nn.Linear, nn.Conv3d), truncated=True)
         if num_classes > 0:
             self.pooler = AttentivePooler(embed_dim, num_heads, probe_blocks - 1, norm_eps=norm_eps)
             self.pooler.init_weights()
