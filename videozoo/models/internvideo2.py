@@ -11,7 +11,8 @@ frame), a learned class token is put first and a learned position table ``(1, 1 
 is added. Each block is pre-norm with RMSNorm (epsilon 1e-6, a scale and no bias): its attention has a
 fused ``qkv`` projection without bias, RMS-normalises the queries and the keys over all heads at once
 (``q_norm``, ``k_norm``), and both branches are scaled per channel by learned layer scales (``ls1``,
-``ls2``) before the residual. There is no norm after the last block.
+``ls2``) before the residual (the shared :class:`~videozoo.models.layers.TransformerBlock` with
+``norm="rms"``, ``qk_norm`` and ``layer_scale``). There is no norm after the last block.
 
 The head. An attention pooling (``clip_projector``): one query, the mean of all tokens (the class
 token included), attends to the tokens; query, keys and values each have their own LayerNorm (1e-5),
@@ -45,7 +46,14 @@ from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES, SSV2_CATEGORIES
 from videozoo.models._base import VideoModel, crop_pair
 from videozoo.models.adapters.internvideo2 import from_internvideo2_state_dict
-from videozoo.models.layers import Mlp, TubeletEmbed, drop_path, drop_path_rates, linear, resize_pos_embed
+from videozoo.models.layers import (
+    TubeletEmbed,
+    init_weights,
+    linear,
+    resize_pos_embed,
+    split_heads,
+    transformer_blocks,
+)
 from videozoo.models.publishers.huggingface import HF_URL
 from videozoo.models.publishers.torchvision import IMAGENET_MEAN, IMAGENET_STD
 from videozoo.video.transforms import VideoClassification
@@ -63,79 +71,6 @@ __all__ = [
     "internvideo2_1b",
     "internvideo2_1b_f16",
 ]
-
-
-# ----------------------------------------------------------------------------------------------------
-# The encoder
-
-
-class RMSNorm(nn.Module):
-    """``weight * x / sqrt(mean(x^2) + eps)`` over the last dimension, computed in float32."""
-
-    def __init__(self, dim: int, eps: float = 1e-6) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(dim))
-        self.eps = eps
-
-    def forward(self, x: Tensor) -> Tensor:
-        y = x.float()
-        y = y * torch.rsqrt(y.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight * y.to(x.dtype)
-
-
-class LayerScale(nn.Module):
-    """A learned per-channel scale of a residual branch."""
-
-    def __init__(self, dim: int, init_value: float = 1e-5) -> None:
-        super().__init__()
-        self.gamma = nn.Parameter(torch.full((dim,), init_value))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return x * self.gamma
-
-
-class QKNormAttention(nn.Module):
-    """Self-attention with a bias-free fused ``qkv`` and queries and keys RMS-normalised over all heads."""
-
-    def __init__(self, dim: int, num_heads: int, norm_eps: float) -> None:
-        super().__init__()
-        if dim % num_heads:
-            raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}.")
-        self.num_heads = num_heads
-        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
-        self.proj = nn.Linear(dim, dim)
-        self.q_norm = RMSNorm(dim, norm_eps)
-        self.k_norm = RMSNorm(dim, norm_eps)
-
-    def forward(self, x: Tensor) -> Tensor:
-        b, n, c = x.shape
-        q, k, v = linear(x, self.qkv.weight, None).chunk(3, dim=-1)
-        q = self.q_norm(q).reshape(b, n, self.num_heads, -1).transpose(1, 2)
-        k = self.k_norm(k).reshape(b, n, self.num_heads, -1).transpose(1, 2)
-        v = v.reshape(b, n, self.num_heads, -1).transpose(1, 2)
-        y = F.scaled_dot_product_attention(q, k, v)
-        return linear(y.transpose(1, 2).reshape(b, n, c), self.proj.weight, self.proj.bias)
-
-
-class Block(nn.Module):
-    """``x + ls1(attn(norm1(x)))``, then ``x + ls2(mlp(norm2(x)))``; each branch dropped per sample with
-    probability ``stochastic_depth_prob`` while training."""
-
-    def __init__(
-        self, dim: int, num_heads: int, mlp_ratio: float, norm_eps: float, init_scale: float, stochastic_depth_prob: float
-    ) -> None:
-        super().__init__()
-        self.norm1 = RMSNorm(dim, norm_eps)
-        self.attn = QKNormAttention(dim, num_heads, norm_eps)
-        self.ls1 = LayerScale(dim, init_scale)
-        self.norm2 = RMSNorm(dim, norm_eps)
-        self.mlp = Mlp(dim, int(dim * mlp_ratio))
-        self.ls2 = LayerScale(dim, init_scale)
-        self.stochastic_depth_prob = stochastic_depth_prob
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + drop_path(self.ls1(self.attn(self.norm1(x))), self.stochastic_depth_prob, self.training)
-        return x + drop_path(self.ls2(self.mlp(self.norm2(x))), self.stochastic_depth_prob, self.training)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -161,11 +96,11 @@ class PoolingAttention(nn.Module):
         self.proj = nn.Linear(dim, out_dim)
 
     def forward(self, query: Tensor, keys: Tensor, values: Tensor) -> Tensor:
-        b, n, c = keys.shape
+        b, _, c = keys.shape
         heads = self.num_heads
-        q = linear(query, self.q.weight, self.q_bias).reshape(b, 1, heads, -1).transpose(1, 2)
-        k = linear(keys, self.k.weight, self.k_bias).reshape(b, n, heads, -1).transpose(1, 2)
-        v = linear(values, self.v.weight, self.v_bias).reshape(b, n, heads, -1).transpose(1, 2)
+        q = split_heads(linear(query, self.q.weight, self.q_bias), heads)
+        k = split_heads(linear(keys, self.k.weight, self.k_bias), heads)
+        v = split_heads(linear(values, self.v.weight, self.v_bias), heads)
         y = F.scaled_dot_product_attention(q, k, v).reshape(b, c)
         return linear(y, self.proj.weight, self.proj.bias)
 
@@ -249,10 +184,11 @@ class InternVideo2(VideoModel):
         self.patch_embed = TubeletEmbed(embed_dim, patch_size, 1)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, 1 + num_frames * self.grid[1] * self.grid[2], embed_dim))
-        rates = drop_path_rates(stochastic_depth_prob, depth)
-        self.blocks = nn.ModuleList(
-            [Block(embed_dim, num_heads, mlp_ratio, norm_eps, layer_scale, p) for p in rates]
-        )
+        # Pre-norm blocks with RMSNorms, query-key norms and layer scales (the shared TransformerBlock).
+        self.blocks = transformer_blocks(
+            depth, embed_dim, num_heads, stochastic_depth_prob, mlp_ratio=mlp_ratio, qkv_bias="none",
+            norm_eps=norm_eps, norm="rms", qk_norm=True, layer_scale=layer_scale,
+        )  # fmt: skip
         self.clip_projector = AttentionPooling(embed_dim, pool_heads, pool_dim)
         self.fc_norm = nn.LayerNorm(pool_dim)
         self.head_drop = nn.Dropout(dropout)
@@ -261,11 +197,7 @@ class InternVideo2(VideoModel):
         # The publisher's initialisation: truncated normal 0.02 for linear weights, zero biases, unit
         # norms; the class token at truncated normal 0.02. (Its position table starts as a 3D sine-cosine
         # table; here it starts as a truncated normal 0.02: every published file replaces it.)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                nn.init.trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_weights(self, truncated=True)
         nn.init.trunc_normal_(self.cls_token, std=0.02)
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         self.init_classifier(self.head)
