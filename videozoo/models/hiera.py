@@ -63,7 +63,7 @@ from torch import Tensor, nn
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES
 from videozoo.models._base import VideoModel
-from videozoo.models.layers import Mlp, drop_path, drop_path_rates, linear, resize_pos_embed
+from videozoo.models.layers import Mlp, TubeletEmbed, drop_path, drop_path_rates, linear, resize_pos_embed
 from videozoo.models.adapters.hiera import from_hiera_state_dict
 from videozoo.models.publishers.pytorchvideo import ptv_transforms
 
@@ -79,7 +79,8 @@ __all__ = [
     "hiera_h",
 ]
 
-PATCH_KERNEL, PATCH_STRIDE, PATCH_PADDING = (3, 7, 7), (2, 4, 4), (1, 3, 3)
+PATCH_SIZE, TUBELET_SIZE = 7, 3  # the patches' kernel: 3x7x7 ...
+PATCH_STRIDE, PATCH_PADDING = (2, 4, 4), (1, 3, 3)  # ... overlapping, at stride 2x4x4
 Q_STRIDE = (1, 2, 2)  # the query pooling of each stage transition, per axis (T, H, W)
 
 
@@ -220,17 +221,6 @@ class HieraBlock(nn.Module):
         return x + drop_path(self.mlp(self.norm2(x)), self.stochastic_depth_prob, self.training)
 
 
-class HieraPatchEmbed(nn.Module):
-    """3x7x7 convolution at stride 2x4x4 (checkpoint name ``patch_embed.proj``)."""
-
-    def __init__(self, embed_dim: int) -> None:
-        super().__init__()
-        self.proj = nn.Conv3d(3, embed_dim, PATCH_KERNEL, PATCH_STRIDE, PATCH_PADDING)  # type: ignore[arg-type]
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.proj(x)
-
-
 class Head(nn.Module):
     """Dropout (training only) and the classifier ``projection``."""
 
@@ -300,7 +290,7 @@ class Hiera(VideoModel):
         self.grid = [num_frames // PATCH_STRIDE[0], height // PATCH_STRIDE[1], width // PATCH_STRIDE[2]]
         self.num_layers = len(specs)
 
-        self.patch_embed = HieraPatchEmbed(embed_dim)
+        self.patch_embed = TubeletEmbed(embed_dim, PATCH_SIZE, TUBELET_SIZE, PATCH_STRIDE, PATCH_PADDING)
         self.pos_embed_spatial = nn.Parameter(torch.zeros(1, self.grid[1] * self.grid[2], embed_dim))
         self.pos_embed_temporal = nn.Parameter(torch.zeros(1, self.grid[0], embed_dim))
         self.blocks = nn.ModuleList(

@@ -294,12 +294,24 @@ def transformer_blocks(
 
 
 class TubeletEmbed(nn.Module):
-    """Tubelets of ``tubelet_size x patch_size x patch_size`` pixels embedded by a strided convolution."""
+    """Tubelets of ``tubelet_size x patch_size x patch_size`` pixels embedded by a 3D convolution (``proj``).
 
-    def __init__(self, embed_dim: int, patch_size: int, tubelet_size: int) -> None:
+    Args:
+        stride: the convolution's stride; ``None``: the tubelet itself (non-overlapping tubelets, the ViTs').
+        padding: the convolution's zero padding (Hiera's 3x7x7 tubelets overlap: stride 2x4x4, padding 1x3x3).
+    """
+
+    def __init__(
+        self,
+        embed_dim: int,
+        patch_size: int,
+        tubelet_size: int,
+        stride: tuple[int, int, int] | None = None,
+        padding: tuple[int, int, int] = (0, 0, 0),
+    ) -> None:
         super().__init__()
         kernel = (tubelet_size, patch_size, patch_size)
-        self.proj = nn.Conv3d(3, embed_dim, kernel, stride=kernel)
+        self.proj = nn.Conv3d(3, embed_dim, kernel, stride=kernel if stride is None else stride, padding=padding)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.proj(x)
