@@ -47,8 +47,7 @@ from torch import Tensor, nn
 
 from videozoo.models._video_text import VideoTextModel
 from videozoo.models.adapters import state_dict_of
-from videozoo.models.layers.blocks import Mlp
-from videozoo.models.layers.kernels import linear
+from videozoo.models.layers.blocks import Mlp, TransformerBlock
 from videozoo.models.publishers.huggingface import HF_URL
 from videozoo.video.transforms import VideoClassification
 from videozoo.zoo import ExtraFile, Weights, WeightsEnum, build_model, register_model
@@ -81,49 +80,6 @@ def rope_2d_table(grid: tuple[int, int], ref_grid: tuple[int, int], head_dim: in
     angles = torch.stack([x, y], dim=-1)[..., None] * bands  # (H, W, 2, head_dim / 4)
     angles = angles.flatten(-2).flatten(0, 1).repeat_interleave(2, dim=-1)  # (H * W, head_dim)
     return torch.cat([angles.sin(), angles.cos()], dim=-1)
-
-
-def rotate_pairs(x: Tensor, table: Tensor) -> Tensor:
-    """``x`` ``(..., N, h)`` with channel pairs ``(2i, 2i + 1)`` rotated by ``table``'s angles."""
-    sin, cos = table.chunk(2, dim=-1)
-    turned = torch.stack([-x[..., 1::2], x[..., ::2]], dim=-1).reshape(x.shape)
-    return x * cos + turned * sin
-
-
-class RopeAttention(nn.Module):
-    """Self-attention whose queries and keys, past the first ``num_prefix_tokens``, are rotated."""
-
-    def __init__(self, dim: int, num_heads: int, num_prefix_tokens: int) -> None:
-        super().__init__()
-        self.num_heads = num_heads
-        self.num_prefix_tokens = num_prefix_tokens
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x: Tensor, rope: Tensor) -> Tensor:
-        b, n, c = x.shape
-        qkv = linear(x, self.qkv.weight, self.qkv.bias)
-        q, k, v = qkv.reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
-        p = self.num_prefix_tokens
-        q = torch.cat([q[:, :, :p], rotate_pairs(q[:, :, p:], rope)], dim=2).type_as(v)
-        k = torch.cat([k[:, :, :p], rotate_pairs(k[:, :, p:], rope)], dim=2).type_as(v)
-        y = F.scaled_dot_product_attention(q, k, v)
-        return linear(y.transpose(1, 2).reshape(b, n, c), self.proj.weight, self.proj.bias)
-
-
-class VisionBlock(nn.Module):
-    """Pre-norm block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``."""
-
-    def __init__(self, dim: int, num_heads: int, mlp_dim: int, num_prefix_tokens: int) -> None:
-        super().__init__()
-        self.norm1 = nn.LayerNorm(dim, eps=1e-5)
-        self.attn = RopeAttention(dim, num_heads, num_prefix_tokens)
-        self.norm2 = nn.LayerNorm(dim, eps=1e-5)
-        self.mlp = Mlp(dim, mlp_dim)
-
-    def forward(self, x: Tensor, rope: Tensor) -> Tensor:
-        x = x + self.attn(self.norm1(x), rope)
-        return x + self.mlp(self.norm2(x))
 
 
 class AttentionPool(nn.Module):
@@ -177,8 +133,10 @@ class VisionTower(nn.Module):
             "rope", rope_2d_table(self.grid, self.grid, width // num_heads, rope_grid_offset), persistent=False
         )
         self.norm_pre = nn.LayerNorm(width, eps=1e-5)
+        # Pre-norm blocks whose attention rotates the patch tokens' queries and keys (the shared TransformerBlock).
         self.blocks = nn.ModuleList(
-            VisionBlock(width, num_heads, mlp_dim, self.num_prefix_tokens) for _ in range(depth)
+            TransformerBlock(width, num_heads, mlp_dim / width, norm_eps=1e-5, num_prefix_tokens=self.num_prefix_tokens)
+            for _ in range(depth)
         )
         self.norm = nn.LayerNorm(width, eps=1e-5)
         self.attn_pool = AttentionPool(width, pool_heads)
@@ -189,9 +147,9 @@ class VisionTower(nn.Module):
         if self.cls_token is not None:
             x = torch.cat([self.cls_token.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
         x = self.norm_pre(x + self.pos_embed.to(x.dtype))
-        rope = self.rope
+        sin, cos = self.rope.chunk(2, dim=-1)
         for block in self.blocks:
-            x = block(x, rope)
+            x = block(x, cos, sin)
         return self.head(self.attn_pool(self.norm(x)))
 
 

@@ -206,11 +206,17 @@ class SelfAttention(nn.Module):
         qk_norm: RMS-normalise the queries and the keys over all heads at once (``q_norm``, ``k_norm``:
             InternVideo2's), with epsilon ``norm_eps``.
 
-    ``forward(x, cos, sin)`` also rotates every head's queries and keys by rotary tables
-    (:func:`~videozoo.models.layers.rotary.apply_rope`; V-JEPA 2's 3D positions).
+        num_prefix_tokens: leading tokens (class tokens) that the rotary tables do not rotate.
+
+    ``forward(x, cos, sin)`` also rotates every head's queries and keys, past the first
+    ``num_prefix_tokens``, by rotary tables (:func:`~videozoo.models.layers.rotary.apply_rope`: V-JEPA 2's
+    3D positions, PE-Core's 2D ones), in the tables' precision, then back to the values' dtype.
     """
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: str = "qkv", qk_norm: bool = False, norm_eps: float = 1e-6) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, qkv_bias: str = "qkv", qk_norm: bool = False, norm_eps: float = 1e-6,
+        num_prefix_tokens: int = 0,
+    ) -> None:  # fmt: skip
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"dim {dim} is not divisible by num_heads {num_heads}.")
@@ -223,6 +229,7 @@ class SelfAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
         self.q_norm: nn.Module = RMSNorm(dim, norm_eps) if qk_norm else nn.Identity()
         self.k_norm: nn.Module = RMSNorm(dim, norm_eps) if qk_norm else nn.Identity()
+        self.num_prefix_tokens = num_prefix_tokens
 
     def forward(self, x: Tensor, cos: Tensor | None = None, sin: Tensor | None = None) -> Tensor:
         b, n, c = x.shape
@@ -235,9 +242,16 @@ class SelfAttention(nn.Module):
         heads = self.num_heads
         q, k, v = split_heads(self.q_norm(q), heads), split_heads(self.k_norm(k), heads), split_heads(v, heads)
         if cos is not None and sin is not None:
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            q, k = self.rotate(q, cos, sin).type_as(v), self.rotate(k, cos, sin).type_as(v)
         y = F.scaled_dot_product_attention(q, k, v)
         return linear(merge_heads(y), self.proj.weight, self.proj.bias)
+
+    def rotate(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+        """``apply_rope`` on the tokens of ``x`` ``(B, heads, N, D)`` past the prefix ones."""
+        p = self.num_prefix_tokens
+        if p == 0:
+            return apply_rope(x, cos, sin)
+        return torch.cat([x[:, :, :p], apply_rope(x[:, :, p:], cos, sin)], dim=2)
 
 
 class TransformerBlock(nn.Module):
@@ -253,6 +267,7 @@ class TransformerBlock(nn.Module):
         qk_norm: see :class:`SelfAttention`.
         layer_scale: the initial value of learned per-channel scales of both branches (:class:`LayerScale`);
             ``None``: no scales.
+        num_prefix_tokens: see :class:`SelfAttention`.
 
     ``forward(x, cos, sin)`` passes rotary tables to the attention (see :class:`SelfAttention`).
     """
@@ -269,10 +284,11 @@ class TransformerBlock(nn.Module):
         norm: str = "layer",
         qk_norm: bool = False,
         layer_scale: float | None = None,
+        num_prefix_tokens: int = 0,
     ) -> None:
         super().__init__()
         self.norm1 = _norm(norm, dim, norm_eps)
-        self.attn = SelfAttention(dim, num_heads, qkv_bias, qk_norm, norm_eps)
+        self.attn = SelfAttention(dim, num_heads, qkv_bias, qk_norm, norm_eps, num_prefix_tokens)
         self.ls1: nn.Module = nn.Identity() if layer_scale is None else LayerScale(dim, layer_scale)
         self.norm2 = _norm(norm, dim, norm_eps)
         self.mlp = Mlp(dim, int(dim * mlp_ratio), approximate)
