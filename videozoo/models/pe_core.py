@@ -47,7 +47,12 @@ from torch import Tensor, nn
 
 from videozoo.models._video_text import VideoTextModel
 from videozoo.models.adapters import state_dict_of
-from videozoo.models.layers.blocks import Mlp, TransformerBlock
+from videozoo.models.layers.blocks import (
+    Mlp,
+    TransformerBlock,
+    merge_heads,
+    split_heads,
+)
 from videozoo.models.publishers.huggingface import HF_URL
 from videozoo.video.transforms import VideoClassification
 from videozoo.zoo import ExtraFile, Weights, WeightsEnum, build_model, register_model
@@ -98,9 +103,9 @@ class AttentionPool(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         b, n, c = x.shape
         h = self.num_heads
-        q = self.q(self.latent.expand(b, -1, -1)).reshape(b, 1, h, c // h).transpose(1, 2)
-        k, v = self.kv(x).reshape(b, n, 2, h, c // h).permute(2, 0, 3, 1, 4).unbind(0)
-        y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, 1, c)
+        q = split_heads(self.q(self.latent.expand(b, -1, -1)), h)
+        k, v = self.kv(x).reshape(b, n, 2, c).unbind(2)  # (B, N, C) views
+        y = merge_heads(F.scaled_dot_product_attention(q, split_heads(k, h), split_heads(v, h)))
         y = self.proj(y)
         y = y + self.mlp(self.norm(y))
         return y[:, 0]
@@ -170,9 +175,10 @@ class TextAttention(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         b, n, c = x.shape
         qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
-        q, k, v = qkv.reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.out_proj(y.transpose(1, 2).reshape(b, n, c))
+        q, k, v = qkv.reshape(b, n, 3, c).unbind(2)  # (B, N, C) views
+        h = self.num_heads
+        y = F.scaled_dot_product_attention(split_heads(q, h), split_heads(k, h), split_heads(v, h), is_causal=True)
+        return self.out_proj(merge_heads(y))
 
 
 class TextMlp(nn.Module):

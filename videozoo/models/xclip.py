@@ -42,6 +42,7 @@ from torch import Tensor, nn
 
 from videozoo.models._video_text import VideoTextModel
 from videozoo.models.adapters import state_dict_of
+from videozoo.models.layers.blocks import merge_heads, split_heads
 from videozoo.models.publishers.huggingface import hf_files
 from videozoo.video.transforms import VideoClassification
 from videozoo.zoo import ExtraFile, Weights, WeightsEnum, build_model, register_model
@@ -66,11 +67,10 @@ class Attention(nn.Module):
         self.out_proj = nn.Linear(dim, dim)
 
     def forward(self, x: Tensor, causal: bool = False) -> Tensor:
-        b, n, c = x.shape
         h = self.num_heads
-        q, k, v = (p(x).reshape(b, n, h, c // h).transpose(1, 2) for p in (self.q_proj, self.k_proj, self.v_proj))
+        q, k, v = (split_heads(p(x), h) for p in (self.q_proj, self.k_proj, self.v_proj))
         y = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
-        return self.out_proj(y.transpose(1, 2).reshape(b, n, c))
+        return self.out_proj(merge_heads(y))
 
 
 class Mlp(nn.Module):
@@ -207,13 +207,11 @@ class CrossAttention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, queries: Tensor, keys: Tensor) -> Tensor:
-        b, nq, c = queries.shape
-        nk, h = keys.shape[1], self.num_heads
-        q = self.q_proj(queries).reshape(b, nq, h, c // h).transpose(1, 2)
-        k = self.k_proj(keys).reshape(b, nk, h, c // h).transpose(1, 2)
-        v = self.v_proj(keys).reshape(b, nk, h, c // h).transpose(1, 2)
+        h = self.num_heads
+        q = split_heads(self.q_proj(queries), h)
+        k, v = split_heads(self.k_proj(keys), h), split_heads(self.v_proj(keys), h)
         y = F.scaled_dot_product_attention(q, k, v)
-        return self.proj(y.transpose(1, 2).reshape(b, nq, c))
+        return self.proj(merge_heads(y))
 
 
 class PromptLayer(nn.Module):

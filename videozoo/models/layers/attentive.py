@@ -8,7 +8,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from videozoo.models.layers.blocks import Mlp, TransformerBlock
+from videozoo.models.layers.blocks import (
+    Mlp,
+    TransformerBlock,
+    merge_heads,
+    split_heads,
+)
 from videozoo.models.layers.kernels import linear
 
 __all__ = ["AttentivePooler", "CrossAttention", "CrossAttentionBlock"]
@@ -27,13 +32,12 @@ class CrossAttention(nn.Module):
         self.kv = nn.Linear(dim, 2 * dim)
 
     def forward(self, queries: Tensor, x: Tensor) -> Tensor:
-        b, nq, c = queries.shape
-        n = x.shape[1]
+        b, n, c = x.shape
         heads = self.num_heads
-        q = linear(queries, self.q.weight, self.q.bias).reshape(b, nq, heads, c // heads).transpose(1, 2)
-        k, v = linear(x, self.kv.weight, self.kv.bias).reshape(b, n, 2, heads, c // heads).permute(2, 0, 3, 1, 4).unbind(0)
-        y = F.scaled_dot_product_attention(q, k, v)
-        return y.transpose(1, 2).reshape(b, nq, c)
+        q = split_heads(linear(queries, self.q.weight, self.q.bias), heads)
+        k, v = linear(x, self.kv.weight, self.kv.bias).reshape(b, n, 2, c).unbind(2)  # (B, N, C) views
+        y = F.scaled_dot_product_attention(q, split_heads(k, heads), split_heads(v, heads))
+        return merge_heads(y)
 
 
 class CrossAttentionBlock(nn.Module):
