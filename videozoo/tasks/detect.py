@@ -56,7 +56,7 @@ from torch import Tensor, nn
 
 from videozoo.errors import VideoDecodeError
 from videozoo.models.layers import box_iou
-from videozoo.tasks.collection import CollectionTask, VideosArg, run_collection
+from videozoo.tasks.collection import CollectionTask, VideosArg, one_at_a_time, run_collection
 from videozoo.tasks.runner import Runner, WeightsArg, check_threshold, load_model
 from videozoo.video.io import VideoReader
 from videozoo.video.sampling import nearest_frames
@@ -843,16 +843,5 @@ def detect_collection(
         module = _detector(detector, options.pop("detector_weights", "DEFAULT"), runner.device)
         options["detector"] = module
         config["detector"] = detector if detector is not None else default_detector()
-
-    def process(todo: list[str]) -> Iterable[tuple[str, dict[str, Any] | None, str | None]]:
-        for path in todo:
-            try:
-                result = detect(path, runner, boxes=box_file, **options).to_dict()
-            except (VideoDecodeError, BoxFileError) as e:
-                yield path, None, str(e)
-                continue
-            for key in ("video", "model", "weights"):
-                result.pop(key, None)
-            yield path, result, None
-
+    process = one_at_a_time(lambda path: detect(path, runner, boxes=box_file, **options), (VideoDecodeError, BoxFileError))
     return run_collection(videos_or_manifest, out_dir, CollectionTask("detect", DETECTIONS, runner.describe(), process, config=config))
