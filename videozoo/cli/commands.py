@@ -247,7 +247,7 @@ def _collect(run: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
 
 
 def _readable_video(path: str) -> None:
-    """A VIDEO that is no video (missing, a folder, no video stream) is exit 4, said before any model runs."""
+    """A VIDEO that cannot be a video file (a URL, missing, an image, a folder) is exit 4, before any model runs."""
     from videozoo.video.io import not_a_video
 
     if (reason := not_a_video(path)) is not None:
@@ -478,7 +478,7 @@ def timeline(args: argparse.Namespace) -> int:
     _readable_video(args.video)
     import warnings
 
-    # a label cut to the text context warns
+    # the warnings caught: a label cut to the text context
     with _progress_bar("windows", "window", args.quiet) as progress, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = timeline(
