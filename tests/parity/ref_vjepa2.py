@@ -25,6 +25,9 @@ frames as ``(B, T, C, H, W)``; ``run`` transposes our ``(B, C, T, H, W)`` input.
 
 from __future__ import annotations
 
+import os
+import re
+import sys
 from functools import partial
 
 from torch import Tensor, nn
@@ -139,12 +142,178 @@ EXTRA_CASES = {
 }
 
 
+
+# ----------------------------------------------------------------------------------------------------
+# The Diving-48 probes: the authors' code
+#
+# The published Diving-48 probes (configs/{eval,inference}/{vitl,vitg-384}/diving48.yaml of
+# facebookresearch/vjepa2) read four intermediate layers of the frozen encoder: the multilevel wrapper
+# (evals/video_classification_frozen/modelcustom/vit_encoder_multiclip_multilevel.py) asks the encoder for the
+# outputs of ``out_layers``, each after the encoder's last LayerNorm, and concatenates them along the token
+# axis; the probe (src/models/attentive_pooler.py's AttentiveClassifier: 16 heads, LayerNorms at torch's
+# default 1e-5) attends over all of them. transformers' VJEPA2ForVideoClassification loads the Hugging Face
+# ports of these files but runs the probe on the last layer only (and with the encoder's 22 heads for the
+# ViT-g), so it is not their reference: the authors' code is. It is not on PyPI: bring it with the ``fetch``
+# tool (github:facebookresearch/vjepa2) and export ``src`` and ``evals`` to a folder outside the repository
+# (``VJEPA2_SRC``, default ``/work/scratch-diving/vjepa2``)::
+#
+#     git --git-dir=<mirror> archive HEAD src evals | tar x -C $VJEPA2_SRC
+#
+# The fixtures are in the Hugging Face files' layout (a tiny VJEPA2ForVideoClassification's state_dict, as
+# the ports hold the publisher's tensors: the encoder converted by convert_vjepa2_to_hf.py, the probe by
+# convert_vjepa2_classifier_to_hf.py); ``run_publisher`` maps them back to the authors' key names (query,
+# key and value fused into ``qkv``, ``k_proj``/``v_proj`` into ``kv``, ``classifier`` -> ``linear``), loads
+# them strictly into the authors' VisionTransformer (RoPE, ``out_layers``), ClipAggregation and
+# AttentiveClassifier, and runs one clip (one segment, one view) through them.
+#
+#     cd tests && VJEPA2_SRC=/work/scratch-diving/vjepa2 ~/ref-env/bin/python -m parity.ref_vjepa2 --diving48
+
+_VJEPA2_SRC = os.environ.get("VJEPA2_SRC", "/work/scratch-diving/vjepa2")
+
+# builder -> (hidden_size, encoder heads, MLP ratio, depth, out_layers, probe heads): the published
+# probes' shape at a tiny size. ViT-L reads 4 of its 24 blocks (the last included) with the encoder's 16
+# heads; the ViT-g reads 4 of 40 with 16 heads where its encoder has 22 (here 4 probe heads, 2 encoder).
+DIVING48_SMALL = {
+    "vjepa2_vitl_256_diving48": (64, 2, 4.0, 4, [1, 3], 2),
+    "vjepa2_vitg_384_diving48": (88, 2, 48 / 11, 4, [0, 2, 3], 4),
+}
+
+
+def _publisher_modules():
+    if _VJEPA2_SRC not in sys.path:
+        sys.path.insert(0, _VJEPA2_SRC)
+    import src.models.vision_transformer as vit  # the authors' code, side environment only
+    from evals.video_classification_frozen.modelcustom.vit_encoder_multiclip_multilevel import (
+        ClipAggregation,
+    )
+    from src.models.attentive_pooler import AttentiveClassifier
+
+    return vit, ClipAggregation, AttentiveClassifier
+
+
+def _to_publisher(state: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """A Hugging Face VJEPA2ForVideoClassification state_dict as the authors' encoder and classifier."""
+    import torch
+
+    encoder, probe = {}, {}
+    for key, value in state.items():
+        m = re.fullmatch(r"vjepa2\.encoder\.layer\.(\d+)\.attention\.(query|key|value)\.(weight|bias)", key)
+        if m:
+            if m.group(2) == "query":
+                prefix = key.rsplit(".query.", 1)[0]
+                fused = torch.cat([state[f"{prefix}.{p}.{m.group(3)}"] for p in ("query", "key", "value")])
+                encoder[f"blocks.{m.group(1)}.attn.qkv.{m.group(3)}"] = fused
+            continue
+        m = re.fullmatch(r"pooler\.(self_attention_layers\.\d+\.self_attn|cross_attention_layer\.cross_attn)\.([qkv])_proj\.(weight|bias)", key)
+        if m:
+            layer, part, kind = m.groups()
+            target = layer.replace("self_attention_layers", "blocks").replace("self_attn", "attn")
+            target = target.replace("cross_attention_layer", "cross_attention_block").replace("cross_attn", "xattn")
+            if "blocks" in target and part == "q":
+                probe[f"pooler.{target}.qkv.{kind}"] = torch.cat([state[f"pooler.{layer}.{p}_proj.{kind}"] for p in "qkv"])
+            elif "xattn" in target and part == "q":
+                probe[f"pooler.{target}.q.{kind}"] = value
+            elif "xattn" in target and part == "k":
+                probe[f"pooler.{target}.kv.{kind}"] = torch.cat([state[f"pooler.{layer}.{p}_proj.{kind}"] for p in "kv"])
+            continue
+        for pattern, replacement in (
+            (r"vjepa2\.encoder\.embeddings\.patch_embeddings\.proj\.", "patch_embed.proj."),
+            (r"vjepa2\.encoder\.layer\.(\d+)\.attention\.proj\.", r"blocks.\1.attn.proj."),
+            (r"vjepa2\.encoder\.layer\.(\d+)\.", r"blocks.\1."),
+            (r"vjepa2\.encoder\.layernorm\.", "norm."),
+        ):
+            if re.match(pattern, key):
+                encoder[re.sub(pattern, replacement, key)] = value
+                break
+        else:
+            for pattern, replacement in (
+                (r"pooler\.self_attention_layers\.(\d+)\.layer_norm(\d)\.", r"pooler.blocks.\1.norm\2."),
+                (r"pooler\.self_attention_layers\.(\d+)\.self_attn\.out_proj\.", r"pooler.blocks.\1.attn.proj."),
+                (r"pooler\.self_attention_layers\.(\d+)\.mlp\.", r"pooler.blocks.\1.mlp."),
+                (r"pooler\.cross_attention_layer\.layer_norm(\d)\.", r"pooler.cross_attention_block.norm\1."),
+                (r"pooler\.cross_attention_layer\.mlp\.", "pooler.cross_attention_block.mlp."),
+                (r"pooler\.query_tokens", "pooler.query_tokens"),
+                (r"classifier\.", "linear."),
+            ):
+                if re.match(pattern, key):
+                    probe[re.sub(pattern, replacement, key)] = value
+                    break
+            else:
+                raise KeyError(f"no rule for {key}")
+    return encoder, probe
+
+
+def run_publisher(name: str, model: nn.Module, x: Tensor) -> Tensor:
+    """The authors' multilevel encoder and probe, filled from ``model``'s (Hugging Face layout) tensors."""
+    hidden, heads, mlp_ratio, depth, out_layers, probe_heads = DIVING48_SMALL[name]
+    vit, ClipAggregation, AttentiveClassifier = _publisher_modules()
+    encoder_state, probe_state = _to_publisher(model.state_dict())
+    encoder = vit.VisionTransformer(
+        img_size=(x.shape[3], x.shape[4]), patch_size=16, num_frames=x.shape[2], tubelet_size=2, embed_dim=hidden,
+        depth=depth, num_heads=heads, mlp_ratio=mlp_ratio, qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6),
+        out_layers=out_layers, uniform_power=True, use_rope=True,
+    )  # fmt: skip
+    encoder.load_state_dict(encoder_state, strict=True)
+    wrapper = ClipAggregation(encoder, tubelet_size=2, max_frames=128, use_pos_embed=False, out_layers=out_layers)
+    classifier = AttentiveClassifier(embed_dim=hidden, num_heads=probe_heads, depth=4, num_classes=LABELS)
+    classifier.load_state_dict(probe_state, strict=True)
+    wrapper.eval(), classifier.eval()
+    [tokens] = wrapper([[x]])  # one segment, one spatial view
+    return classifier(tokens)
+
+
+def _diving48_case(name: str, frames: int, crop: int, fixture_name: str | None = None) -> Case:
+    hidden, heads, mlp_ratio, depth, out_layers, probe_heads = DIVING48_SMALL[name]
+
+    def factory() -> nn.Module:
+        config = VJEPA2Config(
+            patch_size=16, crop_size=crop, frames_per_clip=frames, tubelet_size=2, hidden_size=hidden,
+            num_attention_heads=heads, num_hidden_layers=depth, mlp_ratio=mlp_ratio, num_pooler_layers=3,
+            pred_hidden_size=32, pred_num_attention_heads=2, pred_num_hidden_layers=1, num_labels=LABELS,
+        )  # fmt: skip
+        model = VJEPA2ForVideoClassification(config)  # for its key names and shapes: the Hugging Face files' layout
+        model.vjepa2.predictor = None
+        return model
+
+    return Case(
+        factory=factory,
+        input_shape=(1, 3, frames, crop, crop),
+        kwargs={
+            "embed_dim": hidden,
+            "depth": depth,
+            "num_heads": heads,
+            "num_classes": LABELS,
+            "probe_layers": out_layers,
+            "probe_heads": probe_heads,
+        },
+        run=partial(run_publisher, name),
+        extra_shapes=[(2, 3, frames, crop, crop), (2, 3, frames // 2, crop, crop), (1, 3, frames, 32, 48)],
+        fixture_name=fixture_name,
+        weights="DIVING48_FPC32",
+    )
+
+
+DIVING48_CASES = {
+    "vjepa2_vitl_256_diving48": _diving48_case("vjepa2_vitl_256_diving48", 8, 32),
+    "vjepa2_vitl_256_diving48-16x48x48": _diving48_case(
+        "vjepa2_vitl_256_diving48", 16, 48, fixture_name="vjepa2_vitl_256_diving48-16x48x48"
+    ),
+    "vjepa2_vitg_384_diving48": _diving48_case("vjepa2_vitg_384_diving48", 8, 48),
+}
+CASES.update({name: DIVING48_CASES[name] for name in ("vjepa2_vitl_256_diving48", "vjepa2_vitg_384_diving48")})
+
+
 if __name__ == "__main__":
     import sys
 
     from parity.common import FIXTURES
     from parity.make_fixtures import check_against_videozoo, generate
 
+    if "--diving48" in sys.argv:
+        from parity.make_fixtures import family_main
+
+        family_main([a for a in sys.argv[1:] if a != "--diving48"], DIVING48_CASES, {})
+        raise SystemExit
     if "--published" in sys.argv:
         from parity.make_fixtures import check_published
 
