@@ -22,11 +22,11 @@ from videozoo.models.layers import apply_rope, rope_3d_tables, rope_section_dim
 from videozoo.models.vjepa2 import (
     VJEPA2,
     VJEPA2_ViTg_256_Weights,
+    VJEPA2_ViTg_384_Diving48_Weights,
     VJEPA2_ViTg_384_Weights,
     VJEPA2_ViTH_256_Weights,
     VJEPA2_ViTL_256_Diving48_Weights,
     VJEPA2_ViTL_256_Weights,
-    VJEPA2_ViTg_384_Diving48_Weights,
     vjepa2_vitg_256,
     vjepa2_vitg_384,
     vjepa2_vitg_384_diving48,

@@ -161,9 +161,9 @@ EXTRA_CASES = {
 #
 # The fixtures are in the Hugging Face files' layout (a tiny VJEPA2ForVideoClassification's state_dict, as
 # the ports hold the publisher's tensors: the encoder converted by convert_vjepa2_to_hf.py, the probe by
-# convert_vjepa2_classifier_to_hf.py); ``run_publisher`` maps them back to the authors' key names (query,
-# key and value fused into ``qkv``, ``k_proj``/``v_proj`` into ``kv``, ``classifier`` -> ``linear``), loads
-# them strictly into the authors' VisionTransformer (RoPE, ``out_layers``), ClipAggregation and
+# convert_vjepa2_classifier_to_hf.py); ``PublisherDiving48`` maps them back to the authors' key names
+# (query, key and value fused into ``qkv``, ``k_proj``/``v_proj`` into ``kv``, ``classifier`` -> ``linear``),
+# loads them strictly into the authors' VisionTransformer (RoPE, ``out_layers``), ClipAggregation and
 # AttentiveClassifier, and runs one clip (one segment, one view) through them.
 #
 #     cd tests && VJEPA2_SRC=/work/scratch-diving/vjepa2 ~/ref-env/bin/python -m parity.ref_vjepa2 --diving48
@@ -243,40 +243,81 @@ def _to_publisher(state: dict[str, Tensor]) -> tuple[dict[str, Tensor], dict[str
     return encoder, probe
 
 
-def run_publisher(name: str, model: nn.Module, x: Tensor) -> Tensor:
-    """The authors' multilevel encoder and probe, filled from ``model``'s (Hugging Face layout) tensors."""
-    hidden, heads, mlp_ratio, depth, out_layers, probe_heads = DIVING48_SMALL[name]
-    vit, ClipAggregation, AttentiveClassifier = _publisher_modules()
-    encoder_state, probe_state = _to_publisher(model.state_dict())
-    encoder = vit.VisionTransformer(
-        img_size=(x.shape[3], x.shape[4]), patch_size=16, num_frames=x.shape[2], tubelet_size=2, embed_dim=hidden,
-        depth=depth, num_heads=heads, mlp_ratio=mlp_ratio, qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6),
-        out_layers=out_layers, uniform_power=True, use_rope=True,
-    )  # fmt: skip
-    encoder.load_state_dict(encoder_state, strict=True)
-    wrapper = ClipAggregation(encoder, tubelet_size=2, max_frames=128, use_pos_embed=False, out_layers=out_layers)
-    classifier = AttentiveClassifier(embed_dim=hidden, num_heads=probe_heads, depth=4, num_classes=LABELS)
-    classifier.load_state_dict(probe_state, strict=True)
-    wrapper.eval(), classifier.eval()
-    [tokens] = wrapper([[x]])  # one segment, one spatial view
-    return classifier(tokens)
+def _to_huggingface(encoder: dict[str, Tensor], probe: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The authors' encoder and classifier state_dicts in the Hugging Face files' layout (``_to_publisher``'s inverse)."""
+    state = {}
+    for key, value in encoder.items():
+        m = re.fullmatch(r"blocks\.(\d+)\.attn\.qkv\.(weight|bias)", key)
+        if m:
+            for part, chunk in zip(("query", "key", "value"), value.chunk(3)):
+                state[f"vjepa2.encoder.layer.{m.group(1)}.attention.{part}.{m.group(2)}"] = chunk
+            continue
+        key = re.sub(r"^patch_embed\.", "embeddings.patch_embeddings.", key)
+        key = re.sub(r"^blocks\.(\d+)\.attn\.proj\.", r"layer.\1.attention.proj.", key)
+        key = re.sub(r"^blocks\.(\d+)\.", r"layer.\1.", key)
+        key = re.sub(r"^norm\.", "layernorm.", key)
+        state[f"vjepa2.encoder.{key}"] = value
+    for key, value in probe.items():
+        m = re.fullmatch(r"pooler\.blocks\.(\d+)\.attn\.qkv\.(weight|bias)", key)
+        if m:
+            for part, chunk in zip("qkv", value.chunk(3)):
+                state[f"pooler.self_attention_layers.{m.group(1)}.self_attn.{part}_proj.{m.group(2)}"] = chunk
+            continue
+        m = re.fullmatch(r"pooler\.cross_attention_block\.xattn\.kv\.(weight|bias)", key)
+        if m:
+            for part, chunk in zip("kv", value.chunk(2)):
+                state[f"pooler.cross_attention_layer.cross_attn.{part}_proj.{m.group(1)}"] = chunk
+            continue
+        for pattern, replacement in (
+            (r"pooler\.blocks\.(\d+)\.norm(\d)\.", r"pooler.self_attention_layers.\1.layer_norm\2."),
+            (r"pooler\.blocks\.(\d+)\.attn\.proj\.", r"pooler.self_attention_layers.\1.self_attn.out_proj."),
+            (r"pooler\.blocks\.(\d+)\.mlp\.", r"pooler.self_attention_layers.\1.mlp."),
+            (r"pooler\.cross_attention_block\.norm(\d)\.", r"pooler.cross_attention_layer.layer_norm\1."),
+            (r"pooler\.cross_attention_block\.xattn\.q\.", "pooler.cross_attention_layer.cross_attn.q_proj."),
+            (r"pooler\.cross_attention_block\.mlp\.", "pooler.cross_attention_layer.mlp."),
+            (r"linear\.", "classifier."),
+        ):
+            key = re.sub(pattern, replacement, key)
+        state[key] = value
+    return state
+
+
+class PublisherDiving48(nn.Module):
+    """The authors' multilevel V-JEPA 2 classifier: their ``VisionTransformer`` (RoPE, ``out_layers``) in their
+    ``ClipAggregation`` wrapper, and their ``AttentiveClassifier``, run on one clip (one segment, one view).
+    Its state_dict is read and written in the Hugging Face files' layout (the fixtures' and the members')."""
+
+    def __init__(
+        self, hidden: int, heads: int, mlp_ratio: float, depth: int, out_layers: list[int], probe_heads: int,
+        num_classes: int, crop: int, frames: int,
+    ) -> None:  # fmt: skip
+        super().__init__()
+        vit, ClipAggregation, AttentiveClassifier = _publisher_modules()
+        encoder = vit.VisionTransformer(
+            img_size=crop, patch_size=16, num_frames=frames, tubelet_size=2, embed_dim=hidden, depth=depth,
+            num_heads=heads, mlp_ratio=mlp_ratio, qkv_bias=True, norm_layer=partial(nn.LayerNorm, eps=1e-6),
+            out_layers=out_layers, uniform_power=True, use_rope=True,
+        )  # fmt: skip
+        self.encoder = ClipAggregation(encoder, tubelet_size=2, max_frames=128, use_pos_embed=False, out_layers=out_layers)
+        self.classifier = AttentiveClassifier(embed_dim=hidden, num_heads=probe_heads, depth=4, num_classes=num_classes)
+
+    def state_dict(self, *args, **kwargs) -> dict[str, Tensor]:
+        return _to_huggingface(self.encoder.model.state_dict(), self.classifier.state_dict())
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        encoder, probe = _to_publisher(state_dict)
+        self.encoder.model.load_state_dict(encoder, strict=strict, assign=assign)
+        return self.classifier.load_state_dict(probe, strict=strict, assign=assign)
+
+    def forward(self, x: Tensor) -> Tensor:
+        [tokens] = self.encoder([[x]])  # one segment, one spatial view: the model's tokens of its out_layers
+        return self.classifier(tokens)
 
 
 def _diving48_case(name: str, frames: int, crop: int, fixture_name: str | None = None) -> Case:
     hidden, heads, mlp_ratio, depth, out_layers, probe_heads = DIVING48_SMALL[name]
-
-    def factory() -> nn.Module:
-        config = VJEPA2Config(
-            patch_size=16, crop_size=crop, frames_per_clip=frames, tubelet_size=2, hidden_size=hidden,
-            num_attention_heads=heads, num_hidden_layers=depth, mlp_ratio=mlp_ratio, num_pooler_layers=3,
-            pred_hidden_size=32, pred_num_attention_heads=2, pred_num_hidden_layers=1, num_labels=LABELS,
-        )  # fmt: skip
-        model = VJEPA2ForVideoClassification(config)  # for its key names and shapes: the Hugging Face files' layout
-        model.vjepa2.predictor = None
-        return model
-
     return Case(
-        factory=factory,
+        factory=partial(PublisherDiving48, hidden, heads, mlp_ratio, depth, out_layers, probe_heads, LABELS, crop, frames),
         input_shape=(1, 3, frames, crop, crop),
         kwargs={
             "embed_dim": hidden,
@@ -286,7 +327,6 @@ def _diving48_case(name: str, frames: int, crop: int, fixture_name: str | None =
             "probe_layers": out_layers,
             "probe_heads": probe_heads,
         },
-        run=partial(run_publisher, name),
         extra_shapes=[(2, 3, frames, crop, crop), (2, 3, frames // 2, crop, crop), (1, 3, frames, 32, 48)],
         fixture_name=fixture_name,
         weights="DIVING48_FPC32",
@@ -301,6 +341,21 @@ DIVING48_CASES = {
     "vjepa2_vitg_384_diving48": _diving48_case("vjepa2_vitg_384_diving48", 8, 48),
 }
 CASES.update({name: DIVING48_CASES[name] for name in ("vjepa2_vitl_256_diving48", "vjepa2_vitg_384_diving48")})
+
+# The published Diving-48 architectures (the builders' defaults: 48 classes, the publisher's out_layers, 16
+# probe heads) in the authors' code at a 16x256x256 clip, checked in memory only and run by
+# benchmarks/bench_models.py as the reference:
+#     cd tests && ~/ref-env/bin/python -m parity.ref_vjepa2 --published vjepa2_vitl_256_diving48
+PUBLISHED_CASES.update({
+    name: Case(
+        factory=partial(PublisherDiving48, hidden, heads, ratio, depth, layers, 16, 48, 256, 16),
+        input_shape=(1, 3, 16, 256, 256),
+    )
+    for name, (hidden, heads, ratio, depth, layers) in {
+        "vjepa2_vitl_256_diving48": (1024, 16, 4.0, 24, [17, 19, 21, 23]),
+        "vjepa2_vitg_384_diving48": (1408, 22, 48 / 11, 40, [24, 29, 34, 39]),
+    }.items()
+})  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -203,7 +203,7 @@ class VJEPA2(VideoModel):
         self.num_heads = num_heads
         self.head_dim = embed_dim // num_heads
         self.probe_blocks = probe_blocks
-        self.probe_layers: list[int] = layers
+        self.probe_layers = layers
         self.probe_heads = probe_heads
         self.probe_norm_eps = norm_eps if probe_norm_eps is None else probe_norm_eps
         self.norm_eps = norm_eps
