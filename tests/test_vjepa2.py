@@ -63,7 +63,9 @@ class Tiny_VJEPA2_Weights(WeightsEnum):
 
 
 def tiny_vjepa2(*, weights=None, progress=True, **kwargs) -> VJEPA2:
-    return build_model(VJEPA2, Tiny_VJEPA2_Weights, weights, progress, kwargs, embed_dim=64, depth=2, num_heads=2)
+    return build_model(
+        VJEPA2, Tiny_VJEPA2_Weights, weights, progress, kwargs, embed_dim=64, depth=2, num_heads=2, probe_norm_eps=1e-5
+    )
 
 
 class Tiny_Diving48_L_Weights(WeightsEnum):
@@ -313,8 +315,10 @@ def test_published_architectures_and_parameter_counts(builder) -> None:
         assert (model.num_features, len(model.blocks), model.num_heads) == (width, depth, heads)
         assert model.blocks[0].mlp.fc1.out_features == mlp
         assert (model.pooler is None) is bool(member.meta.get("embedding_only"))
-        if model.pooler is not None:
+        if model.pooler is not None:  # the publisher's probe: 16 heads whatever the encoder's, LayerNorms at 1e-5
             assert len(model.pooler.blocks) == 3 and model.pooler.cross.mlp.fc1.out_features == 4 * width
+            assert model.pooler.cross.attn.num_heads == model.pooler.blocks[0].attn.num_heads == 16
+            assert {m.eps for m in model.pooler.modules() if isinstance(m, torch.nn.LayerNorm)} == {1e-5}
         assert member.meta["num_params"] == sum(p.numel() for p in model.parameters())
 
 
@@ -341,12 +345,14 @@ def test_weights_metadata() -> None:
         preset = member.transforms()
         assert preset.crop_size == (crop, crop) and preset.resize_size == ({256: 292, 384: 438}[crop],)
         assert preset.mean == (0.485, 0.456, 0.406) and preset.std == (0.229, 0.224, 0.225)
-        assert meta["license"] in ("MIT", "Apache-2.0") and meta["model_args"] == {}
+        assert meta["license"] in ("MIT", "Apache-2.0")
         if acc1 is None:  # an encoder published without a probe
             assert meta["embedding_only"] is True and meta["categories"] == [] and meta["_metrics"] == {}
+            assert meta["model_args"] == {}
             assert (meta["num_clips"], meta["num_crops"]) == (1, 1)
         else:
             assert "embedding_only" not in meta and meta["categories"] == list(SSV2_CATEGORIES)
+            assert meta["model_args"] == {"probe_heads": 16, "probe_norm_eps": 1e-5}
             assert meta["_metrics"] == {"Something-Something-V2": {"acc@1": acc1}}
             assert (meta["num_clips"], meta["num_crops"], meta["hflip"]) == (2, 3, False)
     assert VJEPA2_ViTL_256_Weights.DEFAULT is VJEPA2_ViTL_256_Weights.SSV2_FPC16

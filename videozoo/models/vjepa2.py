@@ -31,19 +31,20 @@ The probe. The classifiers are the publisher's *attentive probes*, trained on th
 pre-norm self-attention blocks over the encoder's tokens (fused ``qkv`` with biases, an output
 projection, a GELU MLP of 4x width), then one cross-attention block in which a single learned query
 token attends to the LayerNorm-ed tokens (query, key and value projections, *no* output projection),
-with a residual on the query and a GELU MLP; a linear classifier reads the query token. Heads: the
-encoder's (transformers' pooler splits the probe's width into ``num_attention_heads``).
+with a residual on the query and a GELU MLP; a linear classifier reads the query token. The publisher's
+probes have 16 heads whatever the encoder's (the ViT-g's has 22) and LayerNorms at torch's default 1e-5
+(``probe_heads``, ``probe_norm_eps``: every builder's defaults); transformers' pooler, which loads the same
+tensors, splits them into the encoder's heads and normalises at 1e-6, so its outputs differ from the
+authors' code, the reference these classifiers follow.
 
 Multilevel probes. The publisher's Diving-48 probes read four intermediate layers of the encoder (its
 multilevel wrapper's ``out_layers``: blocks 17, 19, 21, 23 of the ViT-L, 24, 29, 34, 39 of the ViT-g), each
 passed through the encoder's last LayerNorm, their tokens one after the other: the probe attends over four
 times the tokens (it has no positions, so their order does not matter). ``probe_layers`` builds that; such a
-model's :meth:`VJEPA2.forward_features` returns those concatenated tokens, the probe's input. These probes
-also use 16 heads (``probe_heads``, where the ViT-g encoder has 22) and torch's default LayerNorm epsilon
-1e-5 (``probe_norm_eps``), as the authors' ``AttentiveClassifier`` does. transformers'
+model's :meth:`VJEPA2.forward_features` returns those concatenated tokens, the probe's input. transformers'
 ``VJEPA2ForVideoClassification`` loads the Hugging Face ports of these probes but runs them on the last
-layer alone (with the encoder's heads), which is not the probe the publisher trained and evaluated; the
-Diving-48 members follow the authors' code (``vjepa2_vitl_256_diving48``, ``vjepa2_vitg_384_diving48``).
+layer alone, which is not the probe the publisher trained and evaluated; the Diving-48 members follow the
+authors' code (``vjepa2_vitl_256_diving48``, ``vjepa2_vitg_384_diving48``).
 
 Encoder-only weights (``num_classes=0``). The pre-trained encoders are published without a probe. Built
 with ``num_classes=0`` (their weights pin it: their ``meta["categories"]`` is empty and
@@ -181,7 +182,7 @@ class VJEPA2(VideoModel):
         dropout: float = 0.0,
     ) -> None:
         probe_heads = num_heads if probe_heads is None else probe_heads
-        if depth < 1 or probe_blocks < 1 or embed_dim % num_heads or embed_dim % probe_heads:
+        if depth < 1 or probe_blocks < 1 or embed_dim % num_heads or (num_classes and embed_dim % probe_heads):
             raise ValueError(
                 f"VJEPA2 needs depth >= 1, probe_blocks >= 1 and embed_dim divisible by num_heads and probe_heads; got "
                 f"depth={depth}, probe_blocks={probe_blocks}, embed_dim={embed_dim}, num_heads={num_heads}, "
@@ -298,7 +299,7 @@ class VJEPA2(VideoModel):
 #
 # Checked against the publisher (github.com/facebookresearch/vjepa2: README, src/models/vision_transformer.py,
 # configs/inference/*): the architectures (vit_large 1024/24/16, vit_huge 1280/32/16, vit_giant_xformers
-# 1408/40/22 with 48/11 MLPs; tubelets 2x16x16), the probes' 4 blocks, the accuracies (ViT-L/16 SSv2 73.7,
+# 1408/40/22 with 48/11 MLPs; tubelets 2x16x16), the probes' 4 blocks and 16 heads (LayerNorms at 1e-5), the accuracies (ViT-L/16 SSv2 73.7,
 # ViT-g/16 384 SSv2 77.3) and their evaluation clips (16 frames every 4 and 64 every 2, 2 segments x 3
 # views). The parameter counts below are this module's (the published files also hold the 22 M-parameter
 # predictor: 326.0 M, 653.9 M and 1034.6 M for the ViT-L, H and g encoders, as a port states them). Not
@@ -379,13 +380,17 @@ def _ssv2(
     license_note: str, note: str = "",
 ) -> Weights:  # fmt: skip
     """An attentive probe on Something-Something V2 with its encoder (``VJEPA2ForVideoClassification``)."""
+    heads_note = " and the encoder's 22 heads" if "ViT-g" in size else ""
     meta = _common(crop, num_params, gflops, license)
     meta.update({
         "categories": list(SSV2_CATEGORIES),
         "_metrics": {"Something-Something-V2": {"acc@1": acc1}},
         "_docs": (
-            f"The publisher's attentive probe (4 blocks) on the frozen V-JEPA 2 {size} encoder, trained on "
-            f"Something-Something V2, as ported to Hugging Face (facebook/{repo}). Top-1 accuracy as the V-JEPA 2 "
+            f"The publisher's attentive probe (4 blocks, 16 heads, LayerNorms at 1e-5) on the frozen V-JEPA 2 {size} "
+            f"encoder, trained on Something-Something V2, as ported to Hugging Face (facebook/{repo}), run as the "
+            f"authors' code runs it (src/models/attentive_pooler.py with configs/inference/*/ssv2.yaml's 16 heads; "
+            f"transformers' VJEPA2ForVideoClassification runs the same tensors with LayerNorms at 1e-6{heads_note}). "
+            f"Top-1 accuracy as the V-JEPA 2 "
             f"README states it (top-5 is not published), measured by the publisher with {frames} frames every {step} "
             f"(at the videos' own frame rate) from each of 2 segments x 3 spatial views of {crop} px: the probe "
             f"attends over the tokens of both segments at once, whereas videozoo classifies each clip alone and "
@@ -394,6 +399,7 @@ def _ssv2(
             f"checkpoint's config.json id2label was not available to check against. GFLOPs: multiply-adds of one "
             f"{frames}-frame view, counted with torch.utils.flop_counter. Licence: {license_note}{note}"
         ),
+        "model_args": {"probe_heads": 16, "probe_norm_eps": 1e-5},
         "num_frames": frames,
         "sampling_rate": step,
         "frame_rate": None,
@@ -455,9 +461,9 @@ def _diving48(
 _MIT = "the V-JEPA 2 repository's (MIT); the Hugging Face card's licence tag was not checked."
 _APACHE = "the Hugging Face card's (apache-2.0); the V-JEPA 2 repository's code is MIT."
 _G_PROBE = (
-    " Unverified: the publisher's probe configuration names 16 heads, transformers' pooler (and this one) splits "
-    "the probe into the encoder's 22 heads; whether the port re-trained or re-arranged the probe could not be "
-    "checked offline."
+    " transformers' converter (convert_vjepa2_classifier_to_hf.py) copies the publisher's probe tensors as they are "
+    "(query, key and value split, nothing re-arranged or re-trained), so the 16 heads they were trained with are "
+    "theirs; the 77.3 is the publisher's for the probe so run."
 )
 
 
@@ -527,9 +533,12 @@ _WEIGHTS_DOC = """
             ``stochastic_depth_prob`` for fine-tuning).
 """
 
-_L = {"embed_dim": 1024, "depth": 24, "num_heads": 16, "mlp_ratio": 4.0}
-_H = {"embed_dim": 1280, "depth": 32, "num_heads": 16, "mlp_ratio": 4.0}
-_G = {"embed_dim": 1408, "depth": 40, "num_heads": 22, "mlp_ratio": 48 / 11}
+# The publisher's probes (AttentiveClassifier as configs/{eval,inference}/* build it): 16 heads, whatever the
+# encoder's, and torch's default LayerNorm epsilon; a new probe (reset_classifier) is built so too.
+_PROBE_16 = {"probe_heads": 16, "probe_norm_eps": 1e-5}
+_L = {"embed_dim": 1024, "depth": 24, "num_heads": 16, "mlp_ratio": 4.0, **_PROBE_16}
+_H = {"embed_dim": 1280, "depth": 32, "num_heads": 16, "mlp_ratio": 4.0, **_PROBE_16}
+_G = {"embed_dim": 1408, "depth": 40, "num_heads": 22, "mlp_ratio": 48 / 11, **_PROBE_16}
 
 
 @register_model(VJEPA2_ViTL_256_Weights)
@@ -565,9 +574,8 @@ def vjepa2_vitg_384(
     return build_model(VJEPA2, VJEPA2_ViTg_384_Weights, weights, progress, kwargs, **_G)
 
 
-# The Diving-48 probes read four of the encoder's layers with 16 heads and LayerNorms at 1e-5: the same
-# encoder as the builders above, with the publisher's multilevel probe.
-_PROBE_16 = {"probe_heads": 16, "probe_norm_eps": 1e-5}
+# The Diving-48 probes read four of the encoder's layers: the same encoder and probe as the builders above,
+# the probe reading the publisher's out_layers.
 
 
 @register_model(VJEPA2_ViTL_256_Diving48_Weights)
@@ -576,7 +584,7 @@ def vjepa2_vitl_256_diving48(
 ) -> VJEPA2:
     """V-JEPA 2 ViT-L/16 at 256 px with the publisher's Diving-48 probe, which reads blocks 17, 19, 21 and 23
     (the encoder of :func:`vjepa2_vitl_256`)."""
-    config = {**_L, **_PROBE_16, "probe_layers": _L_DIVING48_LAYERS, "num_classes": 48}
+    config = {**_L, "probe_layers": _L_DIVING48_LAYERS, "num_classes": 48}
     return build_model(VJEPA2, VJEPA2_ViTL_256_Diving48_Weights, weights, progress, kwargs, **config)
 
 
@@ -586,7 +594,7 @@ def vjepa2_vitg_384_diving48(
 ) -> VJEPA2:
     """V-JEPA 2 ViT-g/16 at 384 px with the publisher's Diving-48 probe, which reads blocks 24, 29, 34 and 39
     (the encoder of :func:`vjepa2_vitg_384`)."""
-    config = {**_G, **_PROBE_16, "probe_layers": _G_DIVING48_LAYERS, "num_classes": 48}
+    config = {**_G, "probe_layers": _G_DIVING48_LAYERS, "num_classes": 48}
     return build_model(VJEPA2, VJEPA2_ViTg_384_Diving48_Weights, weights, progress, kwargs, **config)
 
 
