@@ -162,7 +162,7 @@ def _check_runtime(args: argparse.Namespace) -> None:
         raise Fail(EXIT_USAGE, f"--engine {args.engine} is not installed: pip install 'videozoo[{extra}]'.")
     if args.engine in ("onnxruntime", "openvino") and not runs(args.engine, args.dtype):
         raise Fail(EXIT_USAGE, f"--engine {args.engine} cannot run --dtype {args.dtype} on this machine; use --dtype fp32, "
-                   f"or --engine torch (autocast) or auto.")  # fmt: skip
+                   f"or --engine torch or auto.")  # fmt: skip
     if args.engine != "torch" and args.device != "cpu":
         raise Fail(EXIT_USAGE, f"--engine {args.engine} runs on the CPU; use --engine torch with --device {args.device}.")
 

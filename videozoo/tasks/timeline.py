@@ -224,7 +224,7 @@ def timeline(
         batch_size: windows per forward pass.
         resize_on_decode: as :func:`videozoo.predict`; False is exact and slower.
         progress: called as ``progress(done, total)`` after each batch.
-        dtype: ``"fp32"`` or ``"bf16"`` (autocast).
+        dtype: ``"fp32"`` or ``"bf16"`` (a bfloat16 copy of the model).
         engine: what runs the model (see :func:`videozoo.accelerate`).
         labels, template: a video-text model's labels and prompt template(s) (see :func:`videozoo.load_model`).
 
