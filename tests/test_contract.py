@@ -33,6 +33,9 @@ SMALL_BUILD.update({name: {"depth": 2, "probe_blocks": 2} for name in ("vjepa2_v
 SMALL_BUILD.update(
     {name: {"depth": 2, "probe_blocks": 2, "embed_dim": 704, "num_heads": 11} for name in ("vjepa2_vitg_256", "vjepa2_vitg_384")}
 )
+# Their Diving-48 probes read two of the two blocks (the published ones read four of 24 and of 40).
+SMALL_BUILD["vjepa2_vitl_256_diving48"] = {"depth": 2, "probe_blocks": 2, "probe_layers": [0, 1]}
+SMALL_BUILD["vjepa2_vitg_384_diving48"] = {"depth": 2, "probe_blocks": 2, "embed_dim": 704, "num_heads": 11, "probe_layers": [0, 1]}
 # InternVideo2 with 2 blocks: the S/14 for a 4x28x28 position table (the contract's 4x42x42 clip resamples it),
 # the larger ones for the contract's clip, the 1B at half its width.
 SMALL_BUILD.update({"internvideo2_s14": {"depth": 2, "num_frames": 4, "crop_size": 28}})
@@ -284,6 +287,7 @@ DATASET_METRICS = {
     "Something-Something-V2": {"acc@1", "acc@5"},
     "Charades": {"mAP"},  # multi-label
     "Kinetics-710": {"acc@1", "acc@5"},  # Kinetics-400, -600 and -700 merged (VideoMAE V2)
+    "Diving-48": {"acc@1"},  # V-JEPA 2's probes
 }
 
 

@@ -28,6 +28,7 @@ SAME_GRAPH_AS = {
     "internvideo2_b14": "internvideo2_s14", "internvideo2_l14": "internvideo2_s14", "internvideo2_1b": "internvideo2_s14",
     "internvideo2_1b_f16": "internvideo2_s14",
     "videomae_v2_s": "videomae_s", "videomae_v2_b": "videomae_b",
+    "vjepa2_vitg_384_diving48": "vjepa2_vitl_256_diving48",
 }
 MODELS = [name for name in videozoo.list_models(task="classification") if name not in SAME_GRAPH_AS]
 

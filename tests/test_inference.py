@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -121,14 +126,53 @@ def test_predict_keeps_the_good_results_in_order_past_a_bad_video(tiny, clips, t
     assert torch.allclose(results[3].probs, alone.probs, atol=1e-5)  # batched with another video or alone
 
 
-def test_bf16_autocast_follows_fp32(tiny, clips):
+def test_bf16_follows_fp32(tiny, clips):
     fp32 = predict(clips["a"], tiny, clips=1, crops=1, top_k=5, num_workers=0)[0]
-    bf16 = VideoClassifier(tiny, clips=1, crops=1, dtype="bf16", num_workers=0).predict(clips["a"], top_k=5)[0]
-    assert bf16.probs.dtype == torch.float32  # probabilities leave autocast as float32
+    classifier = VideoClassifier(tiny, clips=1, crops=1, dtype="bf16", num_workers=0)
+    assert all(p.dtype == torch.bfloat16 for p in classifier.model.parameters())  # weights in bf16, not autocast
+    bf16 = classifier.predict(clips["a"], top_k=5)[0]
+    assert bf16.probs.dtype == torch.float32  # probabilities leave the model as float32
     torch.testing.assert_close(bf16.probs, fp32.probs, rtol=0, atol=2e-2)
     assert not torch.equal(bf16.probs, fp32.probs)  # it did run in bf16
     with pytest.raises(ValueError, match="dtype must be one of"):
         predict(clips["a"], tiny, dtype="float16")
+
+
+def test_bf16_copies_a_module_it_is_given(tiny, clips):
+    net = videozoo.get_model(tiny, weights="DEFAULT")
+    runner = load_model(net, videozoo.get_model_weights(tiny).DEFAULT, dtype="bf16")
+    assert runner.model is not net and next(runner.model.parameters()).dtype == torch.bfloat16
+    assert next(net.parameters()).dtype == torch.float32  # the caller's module is left as it was
+    embedding, logits = runner.embed(torch.randn(2, 3, 4, 32, 32), with_logits=True)
+    assert embedding.dtype == logits.dtype == torch.float32 and logits.shape[0] == 2
+
+
+def test_bf16_refused_on_a_cpu_without_it(tiny):
+    """PyTorch's CPU kernels at AVX2 (``ATEN_CPU_CAPABILITY``, as on a CPU without AVX-512): bf16 would be
+    emulated, slower than fp32, so it is refused before the model is built, saying what to use."""
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
+        "import videozoo\n"
+        "from video_factory import TINY_NAME, tiny_parts\n"
+        "_, enum, builder = tiny_parts()\n"
+        "videozoo.register_model(enum, TINY_NAME)(builder)\n"
+        "from videozoo.tasks.runner import load_model\n"
+        "from videozoo.tasks.engines import accelerate\n"
+        "for call in (lambda: load_model(TINY_NAME, dtype='bf16'), lambda: accelerate(TINY_NAME, engine='torch', dtype='bf16')):\n"
+        "    try:\n"
+        "        call()\n"
+        "    except ValueError as e:\n"
+        "        print(e)\n"
+        "print(load_model(TINY_NAME).dtype)\n"
+    )
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2"}
+    done = subprocess.run([sys.executable, "-c", script, str(Path(__file__).parent)], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    refused, by_engine, fp32 = done.stdout.strip().splitlines()
+    assert "dtype 'bf16' needs native bfloat16 arithmetic and this CPU has neither AVX512-BF16 nor AMX" in refused
+    assert "Use dtype 'fp32'" in refused and "(PyTorch's CPU kernels: AVX2)" in refused
+    assert "engine 'torch' cannot run bf16: this CPU has neither AVX512-BF16 nor AMX" in by_engine
+    assert fp32 == "fp32"
 
 
 def test_bad_videos_raise_or_are_returned(tiny, clips, tmp_path):

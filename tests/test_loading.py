@@ -210,7 +210,7 @@ def test_builder_defaults_are_what_each_checkpoint_pins(member: videozoo.Weights
         model = videozoo.get_model(name)
     for key, value in member.meta.get("model_args", {}).items():
         built = getattr(model, key)
-        assert (built if isinstance(built, int) else tuple(built)) in (value, (value, value)), key
+        assert (built if isinstance(built, (int, float)) else tuple(built)) in (value, (value, value)), key
 
 
 # -- built with weights: no random initialisation -------------------------------------------------------

@@ -77,7 +77,7 @@ def test_the_readme_counts_the_models_there_are() -> None:
     count = {t: len(videozoo.list_models(task=t)) for t in videozoo.TASKS}
     stated = (
         f"{len(videozoo.list_models())} networks with {sum(weights.values())} published weights ({count['classification']} "
-        f"classifiers with {weights['classification']} weights on Kinetics-400/710, Something-Something V2 and Charades; "
+        f"classifiers with {weights['classification']} weights on Kinetics-400/710, Something-Something V2, Diving-48 and Charades; "
         f"{count['action_detection']} AVA action detectors; {count['person_detection']} person detectors; "
         f"{count['video_text']} video-text models)"
     )

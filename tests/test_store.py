@@ -73,10 +73,19 @@ def no_network_env(**extra: str) -> dict[str, str]:
 
 
 def cache_files(cache_dir: Path) -> list[str]:
-    """What is in the cache besides lock files (which filelock may leave behind)."""
+    """What is in the cache besides its folder of lock files, ``.locks`` (see test_the_store_holds_only_checkpoints)."""
     if not cache_dir.exists():
         return []
-    return sorted(p.name for p in cache_dir.iterdir() if not p.name.endswith(".lock"))
+    return sorted(p.name for p in cache_dir.iterdir() if p.name != store.LOCKS)
+
+
+def store_entries(cache_dir: Path) -> dict[str, list[str]]:
+    """Every entry of the cache folder and of its ``.locks`` folder, by folder."""
+    locks = cache_dir / ".locks"
+    return {
+        "store": sorted(p.name for p in cache_dir.iterdir()),
+        ".locks": sorted(p.name for p in locks.iterdir()) if locks.is_dir() else [],
+    }
 
 
 def assert_same_state_dict(a: dict, b: dict) -> None:
@@ -467,7 +476,19 @@ def test_concurrent_processes_download_once(http_server, cache_home, tmp_path):
     assert (cache_home / name).read_bytes() == data
     reqs = http_server.requests_for(name)
     assert len(reqs) == 1 and reqs[0].full_body
-    assert cache_files(cache_home) == [name]
+    assert store_entries(cache_home) == {"store": [".locks", name], ".locks": [f"{name}.lock"]}
+
+
+def test_the_store_holds_only_checkpoints(http_server, cache_home):
+    """The lock a download holds is kept in the store's hidden ``.locks`` folder, not beside the checkpoints
+    (removing it once the download is done would break the lock: see store._lock_path)."""
+    first, _ = publish(http_server.root, "conv", make_state_dict())
+    second, _ = publish(http_server.root, "linear", make_state_dict(1, torch.nn.Linear(4, 2)))
+    store.download(http_server.url(first), progress=False)
+    assert store_entries(cache_home) == {"store": [".locks", first], ".locks": [f"{first}.lock"]}
+    store.download(http_server.url(second), progress=False)
+    store.download(http_server.url(first), progress=False)  # cached: no lock taken, nothing written
+    assert store_entries(cache_home) == {"store": sorted([".locks", first, second]), ".locks": sorted([f"{first}.lock", f"{second}.lock"])}
 
 
 # ----------------------------------------------------------------------------- loading

@@ -1,10 +1,12 @@
 """V-JEPA 2 specifics: Hugging Face's files through ``weights=`` (classifier and encoder-only, the
-predictor's tensors skipped), wrong files refused, the encoder-only model's embedding and its new probe,
+predictor's tensors skipped), the Diving-48 probes' four encoder layers against the authors' code, wrong
+files refused, the encoder-only model's embedding and its new probe,
 the 3D rotary positions, the clip-size checks, the published architectures' parameter counts and the
 weights' metadata."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -14,29 +16,33 @@ import videozoo
 from parity.common import FIXTURES, TOLERANCE, load_fixture, make_input, reference_state_dict, relative_error
 from videozoo.errors import CheckpointError
 from videozoo.zoo import Weights, WeightsEnum, build_model
-from videozoo.zoo.categories import SSV2_CATEGORIES
+from videozoo.zoo.categories import DIVING48_CATEGORIES, SSV2_CATEGORIES
 from videozoo.models.adapters.vjepa2 import from_huggingface_state_dict
 from videozoo.models.layers import apply_rope, rope_3d_tables, rope_section_dim
 from videozoo.models.vjepa2 import (
     VJEPA2,
     VJEPA2_ViTg_256_Weights,
+    VJEPA2_ViTg_384_Diving48_Weights,
     VJEPA2_ViTg_384_Weights,
     VJEPA2_ViTH_256_Weights,
+    VJEPA2_ViTL_256_Diving48_Weights,
     VJEPA2_ViTL_256_Weights,
     vjepa2_vitg_256,
     vjepa2_vitg_384,
+    vjepa2_vitg_384_diving48,
     vjepa2_vith_256,
     vjepa2_vitl_256,
+    vjepa2_vitl_256_diving48,
 )
 from videozoo.video.transforms import VideoClassification
 
 LABELS = ["a", "b", "c", "d", "e"]
 
 
-def _tiny_weights(repo: str, categories: list[str]) -> Weights:
+def _tiny_weights(repo: str, categories: list[str], model_args: dict | None = None) -> Weights:
     meta = {
         "categories": categories, "num_frames": 8, "sampling_rate": 1, "frame_rate": None, "num_clips": 1,
-        "num_crops": 1, "min_size": (16, 16), "min_temporal_size": 2, "model_args": {},
+        "num_crops": 1, "min_size": (16, 16), "min_temporal_size": 2, "model_args": model_args or {},
     }  # fmt: skip
     if not categories:
         meta["embedding_only"] = True
@@ -57,7 +63,33 @@ class Tiny_VJEPA2_Weights(WeightsEnum):
 
 
 def tiny_vjepa2(*, weights=None, progress=True, **kwargs) -> VJEPA2:
-    return build_model(VJEPA2, Tiny_VJEPA2_Weights, weights, progress, kwargs, embed_dim=64, depth=2, num_heads=2)
+    return build_model(
+        VJEPA2, Tiny_VJEPA2_Weights, weights, progress, kwargs, embed_dim=64, depth=2, num_heads=2, probe_norm_eps=1e-5
+    )
+
+
+class Tiny_Diving48_L_Weights(WeightsEnum):
+    """A multilevel probe in the published format, shaped as the ViT-L's (every other block, the encoder's heads)."""
+
+    DIVING48 = _tiny_weights("tiny-vjepa2-diving48-l", LABELS, {"probe_layers": (1, 3), "probe_heads": 2, "probe_norm_eps": 1e-5})
+    DEFAULT = DIVING48
+
+
+class Tiny_Diving48_G_Weights(WeightsEnum):
+    """Shaped as the ViT-g's: three of four blocks, more probe heads than encoder heads (16 and 22 published)."""
+
+    DIVING48 = _tiny_weights("tiny-vjepa2-diving48-g", LABELS, {"probe_layers": (0, 2, 3), "probe_heads": 4, "probe_norm_eps": 1e-5})
+    DEFAULT = DIVING48
+
+
+def tiny_diving48_l(*, weights=None, progress=True, **kwargs) -> VJEPA2:
+    return build_model(VJEPA2, Tiny_Diving48_L_Weights, weights, progress, kwargs, embed_dim=64, depth=4, num_heads=2)
+
+
+def tiny_diving48_g(*, weights=None, progress=True, **kwargs) -> VJEPA2:
+    return build_model(
+        VJEPA2, Tiny_Diving48_G_Weights, weights, progress, kwargs, embed_dim=88, depth=4, num_heads=2, mlp_ratio=48 / 11
+    )
 
 
 def tiny_encoder(*, weights=None, progress=True, **kwargs) -> VJEPA2:
@@ -146,6 +178,64 @@ def test_adapter_fuses_projections_and_skips_the_predictor() -> None:
         from_huggingface_state_dict({"encoder": {}})
 
 
+# -- the Diving-48 probes: four of the encoder's layers -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fixture_name", "builder"),
+    [
+        ("vjepa2_vitl_256_diving48", tiny_diving48_l),
+        ("vjepa2_vitl_256_diving48-16x48x48", tiny_diving48_l),
+        ("vjepa2_vitg_384_diving48", tiny_diving48_g),
+    ],
+    ids=["vitl-8x32x32", "vitl-16x48x48", "vitg-8x48x48"],
+)
+def test_diving48_file_loads_strictly_and_matches_the_authors_probe(fixture_name, builder, tmp_path) -> None:
+    """A Diving-48 model.safetensors (Hugging Face's layout, predictor included) read through ``weights=``
+    as a member that pins the multilevel probe gives the authors' multilevel encoder and probe's logits
+    (tests/parity/ref_vjepa2.py), at two clip sizes; the probe run on the last layer alone does not."""
+    fixture = load_fixture(FIXTURES / f"{fixture_name}.pt")
+    enum = Tiny_Diving48_L_Weights if builder is tiny_diving48_l else Tiny_Diving48_G_Weights
+    member = enum.DIVING48
+    path = save_safetensors(with_predictor(reference_state_dict(fixture), "vjepa2."), tmp_path / member.file_name)
+    with videozoo.registered(builder, enum):
+        model = builder(weights=path).eval()
+        with pytest.raises(ValueError, match=r"probe_layers=\[3\] conflicts with .*DIVING48"):
+            builder(weights=path, probe_layers=[3])
+    assert model.probe_layers == list(fixture["kwargs"]["probe_layers"])
+    assert model.probe_heads == fixture["kwargs"]["probe_heads"] == model.pooler.cross.attn.num_heads
+    assert {m.eps for m in model.pooler.modules() if isinstance(m, torch.nn.LayerNorm)} == {1e-5}
+    assert model.norm.eps == 1e-6  # the encoder's own
+    x = make_input(fixture["input_shape"], seed=fixture["input_seed"])
+    with torch.inference_mode():
+        out = model(x)
+        tokens = model.forward_features(x)
+    assert relative_error(out, fixture["output"]) <= TOLERANCE
+    _, t, h, w = x.shape[1:]
+    assert tokens.shape == (1, len(model.probe_layers) * (t // 2) * (h // 16) * (w // 16), model.num_features)
+    single = copy.deepcopy(model)
+    single.probe_layers = [model.num_layers - 1]  # the same tensors, the probe on the last layer only
+    with torch.inference_mode():
+        assert relative_error(single(x), fixture["output"]) > 100 * TOLERANCE  # transformers' way: not the probe
+
+
+def test_multilevel_tokens_are_the_normed_outputs_of_the_probe_layers() -> None:
+    torch.manual_seed(0)
+    model = VJEPA2(embed_dim=64, depth=4, num_heads=2, num_classes=3, probe_layers=[0, 2, 3], probe_heads=4).eval()
+    x = torch.randn(2, 3, 4, 32, 48)
+    with torch.inference_mode():
+        tokens, blocks = model.forward_intermediates(x)
+        assert torch.equal(tokens, torch.cat([model.norm(blocks[i]) for i in (0, 2, 3)], dim=1))
+        assert model.forward_head(tokens, pre_logits=True).shape == (2, 64)
+    model.reset_classifier(7)
+    assert model.pooler.cross.attn.num_heads == 4
+    for bad in ([], [4], [2, 1], [1, 1], [-1]):
+        with pytest.raises(ValueError, match=r"probe_layers must be increasing indices of encoder blocks, each in 0\.\.3"):
+            VJEPA2(embed_dim=64, depth=4, num_heads=2, num_classes=3, probe_layers=bad)
+    with pytest.raises(ValueError, match="probe_heads=5"):
+        VJEPA2(embed_dim=64, depth=4, num_heads=2, num_classes=3, probe_heads=5)
+
+
 # -- encoder-only weights ---------------------------------------------------------------------------
 
 
@@ -210,6 +300,8 @@ ARCHITECTURES = {  # width, blocks, heads, MLP width: the publisher's vit_large 
     vjepa2_vith_256: (1280, 32, 16, 5120),
     vjepa2_vitg_256: (1408, 40, 22, 6144),
     vjepa2_vitg_384: (1408, 40, 22, 6144),
+    vjepa2_vitl_256_diving48: (1024, 24, 16, 4096),
+    vjepa2_vitg_384_diving48: (1408, 40, 22, 6144),
 }
 
 
@@ -223,8 +315,10 @@ def test_published_architectures_and_parameter_counts(builder) -> None:
         assert (model.num_features, len(model.blocks), model.num_heads) == (width, depth, heads)
         assert model.blocks[0].mlp.fc1.out_features == mlp
         assert (model.pooler is None) is bool(member.meta.get("embedding_only"))
-        if model.pooler is not None:
+        if model.pooler is not None:  # the publisher's probe: 16 heads whatever the encoder's, LayerNorms at 1e-5
             assert len(model.pooler.blocks) == 3 and model.pooler.cross.mlp.fc1.out_features == 4 * width
+            assert model.pooler.cross.attn.num_heads == model.pooler.blocks[0].attn.num_heads == 16
+            assert {m.eps for m in model.pooler.modules() if isinstance(m, torch.nn.LayerNorm)} == {1e-5}
         assert member.meta["num_params"] == sum(p.numel() for p in model.parameters())
 
 
@@ -251,12 +345,14 @@ def test_weights_metadata() -> None:
         preset = member.transforms()
         assert preset.crop_size == (crop, crop) and preset.resize_size == ({256: 292, 384: 438}[crop],)
         assert preset.mean == (0.485, 0.456, 0.406) and preset.std == (0.229, 0.224, 0.225)
-        assert meta["license"] in ("MIT", "Apache-2.0") and meta["model_args"] == {}
+        assert meta["license"] in ("MIT", "Apache-2.0")
         if acc1 is None:  # an encoder published without a probe
             assert meta["embedding_only"] is True and meta["categories"] == [] and meta["_metrics"] == {}
+            assert meta["model_args"] == {}
             assert (meta["num_clips"], meta["num_crops"]) == (1, 1)
         else:
             assert "embedding_only" not in meta and meta["categories"] == list(SSV2_CATEGORIES)
+            assert meta["model_args"] == {"probe_heads": 16, "probe_norm_eps": 1e-5}
             assert meta["_metrics"] == {"Something-Something-V2": {"acc@1": acc1}}
             assert (meta["num_clips"], meta["num_crops"], meta["hflip"]) == (2, 3, False)
     assert VJEPA2_ViTL_256_Weights.DEFAULT is VJEPA2_ViTL_256_Weights.SSV2_FPC16
@@ -264,6 +360,39 @@ def test_weights_metadata() -> None:
     # An encoder's weights pin num_classes=0: no classifier can be asked of them.
     with pytest.raises(ValueError, match="num_classes=174 conflicts with VJEPA2_ViTH_256_Weights.PRETRAINED_FPC64"):
         vjepa2_vith_256(weights="DEFAULT", num_classes=174)
+
+
+def test_diving48_weights_metadata() -> None:
+    """The two published Diving-48 probes: their files, the multilevel probe each pins (the publisher's
+    out_layers, 16 heads, LayerNorms at 1e-5), Diving-48's classes and the publisher's recipe."""
+    hf = "https://huggingface.co/facebook"
+    expected = {
+        VJEPA2_ViTL_256_Diving48_Weights.DIVING48_FPC32: ("vjepa2-vitl-fpc32-256-diving48", 256, (17, 19, 21, 23), 89.0, "MIT"),
+        VJEPA2_ViTg_384_Diving48_Weights.DIVING48_FPC32: ("vjepa2-vitg-fpc32-384-diving48", 384, (24, 29, 34, 39), 90.2, "Apache-2.0"),
+    }
+    for member, (repo, crop, layers, acc1, license) in expected.items():
+        meta = member.meta
+        assert type(member).DEFAULT is member
+        assert member.url == f"{hf}/{repo}/resolve/main/model.safetensors"
+        assert member.state_dict_adapter is from_huggingface_state_dict
+        assert meta["categories"] == list(DIVING48_CATEGORIES) and meta["_metrics"] == {"Diving-48": {"acc@1": acc1}}
+        assert meta["model_args"] == {"probe_layers": layers, "probe_heads": 16, "probe_norm_eps": 1e-5}
+        assert (meta["num_frames"], meta["sampling_rate"], meta["num_clips"], meta["num_crops"]) == (32, 2, 4, 3)
+        assert meta["license"] == license and "embedding_only" not in meta
+        preset = member.transforms()
+        assert preset.crop_size == (crop, crop) and preset.resize_size == ({256: 292, 384: 438}[crop],)
+        builder = vjepa2_vitl_256_diving48 if crop == 256 else vjepa2_vitg_384_diving48
+        with torch.device("meta"):
+            model = builder()
+        assert (model.probe_layers, model.probe_heads, model.num_classes) == (list(layers), 16, 48)
+        assert model.pooler.cross.attn.num_heads == 16 and model.pooler.cross.norm1.eps == 1e-5
+        assert model.num_heads == {256: 16, 384: 22}[crop]
+        # The pinned probe is the file's: another one is refused before anything is downloaded.
+        with pytest.raises(ValueError, match="probe_heads=22 conflicts with"):
+            builder(weights="DEFAULT", probe_heads=22)
+    # Diving48_vocab.json's order: transformers' converter names classes 22 and 35 so.
+    assert len(set(DIVING48_CATEGORIES)) == 48
+    assert DIVING48_CATEGORIES[22] == "Forward 25som 2Twis PIKE" and DIVING48_CATEGORIES[35] == "Inward 35som NoTwis TUCK"
 
 
 # -- encoder-only weights in the tasks ----------------------------------------------------------------

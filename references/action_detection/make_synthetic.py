@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import csv
-import fractions
 import math
 import sys
 from pathlib import Path
 
-import av
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # references/: the shared video writer
+from video_writer import write_video
 
 #: The actions, by their AVA ids (so a zoo detector's categories name them).
 ACTIONS = {"stand": 12, "walk": 14, "jump/leap": 7}
@@ -66,20 +67,6 @@ def render_video(
             track[i] = (int(x), int(y), int(x) + w, int(y) + h)
         boxes.append(track)
     return frames, boxes
-
-
-def write_video(path: Path, frames: np.ndarray, fps: int) -> None:
-    container = av.open(str(path), "w")
-    stream = container.add_stream("libx264", rate=fractions.Fraction(fps))
-    stream.width, stream.height = frames.shape[2], frames.shape[1]
-    stream.pix_fmt = "yuv420p"
-    stream.options = {"crf": "18"}
-    for frame in frames:
-        for packet in stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")):
-            container.mux(packet)
-    for packet in stream.encode():
-        container.mux(packet)
-    container.close()
 
 
 def make_dataset(out: Path, train: int, val: int, *, size: int = 96, seconds: int = 4, fps: int = 30, seed: int = 0) -> None:

@@ -23,13 +23,14 @@ with ``--hflip-prob 0``.
 from __future__ import annotations
 
 import argparse
-import fractions
 import math
 import sys
 from pathlib import Path
 
-import av
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # references/: the shared video writer
+from video_writer import write_video
 
 CLASSES = ("left", "right", "up", "down", "clockwise", "anticlockwise")
 
@@ -76,22 +77,6 @@ def render_video(label: str, rng: np.random.Generator, size: int, frames: int) -
         image += rng.normal(0.0, 0.015, size=image.shape)  # sensor noise, new every frame
         out[t] = np.clip(image * 255, 0, 255).astype(np.uint8)
     return out
-
-
-def write_video(path: Path, frames: np.ndarray, fps: float) -> None:
-    container = av.open(str(path), "w")
-    try:
-        stream = container.add_stream("libx264", rate=fractions.Fraction(fps).limit_denominator(1001))
-        stream.height, stream.width = frames.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "18"}
-        for image in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    finally:
-        container.close()
 
 
 def make_dataset(

@@ -4,9 +4,11 @@ prints. Names are checked first (an unknown model or weights name is exit 3 befo
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from videozoo.cli.exits import EXIT_OK, EXIT_OUTPUT, EXIT_UNKNOWN, EXIT_USAGE, EXIT_VIDEO, EXIT_WEIGHTS, Fail, error_line
@@ -160,7 +162,7 @@ def _check_runtime(args: argparse.Namespace) -> None:
         raise Fail(EXIT_USAGE, f"--engine {args.engine} is not installed: pip install 'videozoo[{extra}]'.")
     if args.engine in ("onnxruntime", "openvino") and not runs(args.engine, args.dtype):
         raise Fail(EXIT_USAGE, f"--engine {args.engine} cannot run --dtype {args.dtype} on this machine; use --dtype fp32, "
-                   f"or --engine torch (autocast) or auto.")  # fmt: skip
+                   f"or --engine torch or auto.")  # fmt: skip
     if args.engine != "torch" and args.device != "cpu":
         raise Fail(EXIT_USAGE, f"--engine {args.engine} runs on the CPU; use --engine torch with --device {args.device}.")
 
@@ -242,6 +244,47 @@ def _collect(run: Any, *args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         return run(*args, **kwargs)
     except ValueError as e:  # e.g. --out holds results of another configuration
         raise Fail(EXIT_USAGE, str(e)) from None
+
+
+def _readable_video(path: str) -> None:
+    """A VIDEO that cannot be a video file (a URL, missing, an image, a folder) is exit 4, before any model runs."""
+    from videozoo.video.io import not_a_video
+
+    if (reason := not_a_video(path)) is not None:
+        raise Fail(EXIT_VIDEO, f"{path}: {reason}")
+
+
+@contextlib.contextmanager
+def _progress_bar(desc: str, unit: str, quiet: bool) -> Iterator[Callable[[int, int], None]]:
+    """A progress bar on stderr (hidden by ``--quiet``), moved by the ``progress(done, total)`` it yields."""
+    from tqdm import tqdm
+
+    bar = tqdm(desc=desc, unit=unit, file=sys.stderr, disable=quiet or None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        yield progress
+    finally:
+        bar.close()
+
+
+def _one_format(args: argparse.Namespace, what: str) -> None:
+    """``--json`` and ``--csv`` both print ``what``: at most one of them (timeline, detect)."""
+    if args.json and args.csv:
+        raise Fail(EXIT_USAGE, f"--json and --csv both print the {what}; choose one.")
+
+
+def _print_result(result: Any, args: argparse.Namespace) -> None:
+    """One video's result on stdout: ``--json``, ``--csv`` or its table (timeline, detect)."""
+    if args.json:
+        sys.stdout.write(result.to_json() + "\n")
+    elif args.csv:
+        sys.stdout.write(result.to_csv())
+    else:
+        sys.stdout.write(result.to_table())
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -399,13 +442,10 @@ def info(args: argparse.Namespace) -> int:
 
 
 def timeline(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from videozoo.tasks.timeline import TIMELINES, timeline, timeline_collection
 
     _model_name(args.model, ("classification", "video_text"))
-    if args.json and args.csv:
-        raise Fail(EXIT_USAGE, "--json and --csv both print the timeline; choose one.")
+    _one_format(args, "timeline")
     if args.plot is not None:
         suffix = os.path.splitext(args.plot)[1].lower()
         if suffix not in (".png", ".svg"):
@@ -435,34 +475,18 @@ def timeline(args: argparse.Namespace) -> int:
     if args.video is None:
         raise Fail(EXIT_USAGE, "give a VIDEO, or --manifest FILE with --out DIR.")
     _prepare(args)
-    from videozoo.video.io import not_a_video
-
-    if not_a_video(args.video) is not None:
-        raise Fail(EXIT_VIDEO, f"{args.video}: {not_a_video(args.video)}")
-    bar = tqdm(desc="windows", unit="window", file=sys.stderr, disable=args.quiet or None)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
+    _readable_video(args.video)
     import warnings
 
-    try:
-        with warnings.catch_warnings(record=True) as caught:  # a label cut to the text context
-            warnings.simplefilter("always")
-            result = timeline(
-                args.video, args.model, args.weights, device=args.device, dtype=args.dtype, engine=args.engine,
-                progress=progress, **options,
-            )  # fmt: skip
-    finally:
-        bar.close()
+    # the warnings caught: a label cut to the text context
+    with _progress_bar("windows", "window", args.quiet) as progress, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = timeline(
+            args.video, args.model, args.weights, device=args.device, dtype=args.dtype, engine=args.engine,
+            progress=progress, **options,
+        )  # fmt: skip
     _warnings_to_stderr(caught)
-    if args.json:
-        sys.stdout.write(result.to_json() + "\n")
-    elif args.csv:
-        sys.stdout.write(result.to_csv())
-    else:
-        sys.stdout.write(result.to_table())
+    _print_result(result, args)
     if args.plot is not None:
         try:
             result.plot(args.plot)
@@ -561,12 +585,9 @@ def search(args: argparse.Namespace) -> int:
         except ValueError as e:  # another model's features, none at all
             raise Fail(EXIT_USAGE, str(e)) from None
     else:
-        from videozoo.video.io import not_a_video
-
         if args.model is None:
             raise Fail(EXIT_USAGE, "searching a VIDEO needs --model, a video-text model (e.g. pe_core_l14).")
-        if (reason := not_a_video(args.target)) is not None:
-            raise Fail(EXIT_VIDEO, f"{args.target}: {reason}")
+        _readable_video(args.target)
         result = search_video(
             args.target, args.query, args.model, args.weights or "DEFAULT", window=args.window, stride=args.stride,
             top_k=args.top_k, batch_size=args.batch_size, device=args.device, dtype=args.dtype,
@@ -581,8 +602,6 @@ def search(args: argparse.Namespace) -> int:
 
 def detect(args: argparse.Namespace) -> int:
     """``videozoo detect``: persons and their actions at keyframes (AVA action detectors)."""
-    from tqdm import tqdm
-
     from videozoo.tasks.detect import (
         DETECTIONS,
         BoxFileError,
@@ -595,8 +614,7 @@ def detect(args: argparse.Namespace) -> int:
     _model_name(args.model, ("action_detection",))
     if args.engine != "torch":
         raise Fail(EXIT_USAGE, "detect runs the models with --engine torch (the action detectors take boxes besides the clip).")
-    if args.json and args.csv:
-        raise Fail(EXIT_USAGE, "--json and --csv both print the detections; choose one.")
+    _one_format(args, "detections")
     if args.boxes is not None and args.detector is not None:
         raise Fail(EXIT_USAGE, "--boxes gives the persons, so no --detector runs; choose one.")
     if args.plot is not None or args.video_out is not None:
@@ -642,32 +660,17 @@ def detect(args: argparse.Namespace) -> int:
     if args.video is None:
         raise Fail(EXIT_USAGE, "give a VIDEO, or --manifest FILE with --out DIR.")
     _prepare(args, tasks=("action_detection",))
-    from videozoo.video.io import not_a_video
-
-    if not_a_video(args.video) is not None:
-        raise Fail(EXIT_VIDEO, f"{args.video}: {not_a_video(args.video)}")
+    _readable_video(args.video)
     if boxes is not None:
         _report_unused_ids(boxes, [args.video])
-    bar = tqdm(desc="keyframes", unit="keyframe", file=sys.stderr, disable=args.quiet or None)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
-    try:
-        result = detect(args.video, args.model, args.weights, boxes=boxes, device=args.device, dtype=args.dtype, progress=progress, **options)
-    except BoxFileError as e:
-        raise Fail(EXIT_USAGE, f"--boxes: {e}") from None
-    finally:
-        bar.close()
+    with _progress_bar("keyframes", "keyframe", args.quiet) as progress:
+        try:
+            result = detect(args.video, args.model, args.weights, boxes=boxes, device=args.device, dtype=args.dtype, progress=progress, **options)
+        except BoxFileError as e:
+            raise Fail(EXIT_USAGE, f"--boxes: {e}") from None
     for warning in result.warnings:
         print(f"videozoo: warning: {warning}", file=sys.stderr)
-    if args.json:
-        sys.stdout.write(result.to_json() + "\n")
-    elif args.csv:
-        sys.stdout.write(result.to_csv())
-    else:
-        sys.stdout.write(result.to_table())
+    _print_result(result, args)
     try:
         if args.plot is not None:
             paths = result.plot(args.plot)

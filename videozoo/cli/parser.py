@@ -24,7 +24,7 @@ def _parents() -> dict[str, argparse.ArgumentParser]:
         help="weights name (default: the model's DEFAULT) or the path of a local checkpoint file in the published format",
     )
     run = group()
-    run.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="model precision (bf16: autocast; default fp32)")
+    run.add_argument("--dtype", choices=("fp32", "bf16"), default="fp32", help="model precision (bf16: the model in bfloat16 where the CPU has AVX512-BF16 or AMX; default fp32)")
     run.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the model runs (default cpu)")
     run.add_argument(
         "--engine", default="torch", choices=("torch", "compile", "onnxruntime", "openvino", "auto"),

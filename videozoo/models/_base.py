@@ -101,7 +101,7 @@ class VideoModel(nn.Module):
             cast = "x.float()" if expected == "float32" else f"x.to(torch.{expected})"
             raise ValueError(
                 f"{self._name()} expects {expected} clips, the dtype of its parameters; got torch.{got}. Call "
-                f"{cast} or model.to(torch.{got}) (bf16 autocast takes float32 clips)."
+                f"{cast} or model.to(torch.{got}) (under bf16 autocast, float32 clips)."
             )
         if x.shape[2] < self.min_temporal_size:
             raise ValueError(

@@ -118,7 +118,7 @@ class VideoClassifier:
             are given, none otherwise.
         threshold: every class at least this probable is one of a prediction's ``labels`` (the point of
             multi-label weights, whose probabilities are sigmoids maxed over views).
-        dtype: ``"fp32"`` or ``"bf16"`` (autocast).
+        dtype: ``"fp32"`` or ``"bf16"`` (a bfloat16 copy of the model).
         engine: what runs the model: ``"torch"``, ``"onnxruntime"``, ``"openvino"`` or ``"auto"``
             (see :func:`videozoo.accelerate`).
         labels: a video-text model's labels (e.g. ``["open fridge", "pour water"]``): the probabilities are
@@ -316,7 +316,7 @@ def predict(
 
     ``videozoo.predict("cat.mp4", "x3d_m")[0].top_k``; for multi-label weights (Charades)
     ``predict(video, "slowfast_r50", "CHARADES_V1")[0].labels`` holds every class with a probability of
-    at least ``threshold``. ``dtype="bf16"`` runs the model under bf16 autocast. ``on_error="return"``
+    at least ``threshold``. ``dtype="bf16"`` runs the model with bfloat16 parameters. ``on_error="return"``
     keeps going past a video that cannot be read: its prediction, in its place, has ``error`` set (see
     :meth:`VideoClassifier.iter_predict`). A video-text model (``"pe_core_l14"``) classifies into your
     ``labels``: ``predict(video, "pe_core_l14", labels=["open fridge", "pour water"])`` (``template``: the

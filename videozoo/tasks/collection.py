@@ -31,7 +31,7 @@ import datetime
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ __all__ = [
     "Session",
     "VideosArg",
     "normalise",
+    "one_at_a_time",
     "read_manifest",
     "run_collection",
     "shard",
@@ -216,6 +217,29 @@ class CollectionTask:
         if error is not None:
             return {"video": path, **self.base, **self.error_fields, "status": "error", "error": error}
         return {"video": path, **self.base, "status": "ok", "error": None, **(fields or {})}
+
+
+def one_at_a_time(run: Callable[[str], Any], errors: tuple[type[Exception], ...]) -> Callable[[list[str]], Iterator[Outcome]]:
+    """A :class:`CollectionTask`'s ``process`` for a task that takes one video at a time (timeline, detect).
+
+    Args:
+        run: a video's path to its result, whose ``to_dict()`` fields but ``video``, ``model`` and
+            ``weights`` (every record carries those) are the video's record.
+        errors: the exceptions that make a video's error record (its text the error) rather than stop the run.
+    """
+
+    def process(todo: list[str]) -> Iterator[Outcome]:
+        for path in todo:
+            try:
+                fields = run(path).to_dict()
+            except errors as e:
+                yield path, None, str(e)
+                continue
+            for key in ("video", "model", "weights"):
+                fields.pop(key, None)
+            yield path, fields, None
+
+    return process
 
 
 def videos_of(videos_or_manifest: VideosArg) -> list[str]:

@@ -56,7 +56,7 @@ from torch import Tensor, nn
 
 from videozoo.errors import VideoDecodeError
 from videozoo.models.layers import box_iou
-from videozoo.tasks.collection import CollectionTask, VideosArg, run_collection
+from videozoo.tasks.collection import CollectionTask, VideosArg, one_at_a_time, run_collection
 from videozoo.tasks.runner import Runner, WeightsArg, check_threshold, load_model
 from videozoo.video.io import VideoReader
 from videozoo.video.sampling import nearest_frames
@@ -702,7 +702,7 @@ def detect(
         threshold: the actions at least this probable are a person's labels (default 0.5, PyTorchVideo's demo).
         top_k: the most probable actions kept per person besides.
         iou_threshold: :func:`link_tracks`' overlap to continue a track.
-        device, dtype: where and in which precision the models run (``"fp32"`` or ``"bf16"`` autocast).
+        device, dtype: where and in which precision the models run (``"fp32"`` or ``"bf16"``, as :func:`~videozoo.tasks.runner.load_model`).
         progress: called as ``progress(done, total)`` after each keyframe.
 
     Raises :class:`BoxFileError` for an unusable box file, ``ValueError`` for a model that is not an
@@ -772,8 +772,8 @@ def detect(
                 scaled[:, 0::2] = scaled[:, 0::2].clamp(0, frames.shape[-1] - 1)
                 scaled[:, 1::2] = scaled[:, 1::2].clamp(0, frames.shape[-2] - 1)
                 rois = torch.cat([torch.zeros(len(scaled), 1), scaled], 1)
-                with torch.inference_mode(), torch.autocast(runner.device.type, dtype=torch.bfloat16, enabled=runner.dtype == "bf16"):
-                    logits = runner.model(x[None].to(runner.device), rois.to(runner.device))
+                with torch.inference_mode():
+                    logits = runner.model(runner.model_input(x[None]), rois.to(runner.device))
                 probs = labels.probabilities(logits.float().cpu())
                 for box, score, row in zip(pixel.tolist(), scores, probs):
                     persons.append(Person(tuple(box), score, labels.above(row, threshold), labels.top_k(row, top_k)))  # type: ignore[arg-type]
@@ -843,16 +843,5 @@ def detect_collection(
         module = _detector(detector, options.pop("detector_weights", "DEFAULT"), runner.device)
         options["detector"] = module
         config["detector"] = detector if detector is not None else default_detector()
-
-    def process(todo: list[str]) -> Iterable[tuple[str, dict[str, Any] | None, str | None]]:
-        for path in todo:
-            try:
-                result = detect(path, runner, boxes=box_file, **options).to_dict()
-            except (VideoDecodeError, BoxFileError) as e:
-                yield path, None, str(e)
-                continue
-            for key in ("video", "model", "weights"):
-                result.pop(key, None)
-            yield path, result, None
-
+    process = one_at_a_time(lambda path: detect(path, runner, boxes=box_file, **options), (VideoDecodeError, BoxFileError))
     return run_collection(videos_or_manifest, out_dir, CollectionTask("detect", DETECTIONS, runner.describe(), process, config=config))

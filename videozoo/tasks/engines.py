@@ -3,7 +3,7 @@
 :func:`accelerate` returns an :class:`Engine`: a callable with the model's ``forward`` contract (a clip
 batch ``(B, 3, T, H, W)`` in, logits out; the batch is free, the clip shape is the one it was built
 for) that also gives the clip embedding of the same pass (:meth:`Engine.run`). ``"torch"`` is the eager
-model itself (under bf16 autocast for ``dtype="bf16"``); ``"compile"`` is the same model through
+model itself (a copy with bfloat16 parameters for ``dtype="bf16"``); ``"compile"`` is the same model through
 ``torch.compile`` (Inductor: fused kernels, compiled in each process on first use); ``"onnxruntime"``
 and ``"openvino"`` run the graph that ``videozoo export`` writes (the eager model and its embedding head
 as one ONNX graph with two outputs, ``logits`` and ``embedding``). ``"auto"`` builds each installed
@@ -40,7 +40,7 @@ import torch
 from torch import Tensor, nn
 
 from videozoo.errors import ExportError
-from videozoo.tasks.runner import DTYPES, WeightsArg, check_dtype, resolve_weights
+from videozoo.tasks.runner import DTYPES, WeightsArg, bf16_native, check_dtype, resolve_weights, to_bf16
 from videozoo.zoo import WeightsEnum, get_model
 
 __all__ = ["ENGINES", "TOLERANCE", "Engine", "accelerate", "calibration_clips", "engines_dir", "fold_constants", "installed", "quantize_onnx", "runs"]
@@ -113,7 +113,8 @@ def accelerate(
         model: a registered name (built with ``weights``), or a module in eval mode (``weights`` then
             names the member it holds, for its clip shape; ``None`` with an explicit ``clip_shape``).
         engine: ``"auto"``, ``"torch"``, ``"onnxruntime"`` or ``"openvino"``.
-        dtype: ``"fp32"``, ``"bf16"`` (torch: autocast; OpenVINO: its bf16 inference precision; ONNX
+        dtype: ``"fp32"``, ``"bf16"`` (torch and compile: a copy of the model with bfloat16 parameters, where
+            the CPU has AVX512-BF16 or AMX; OpenVINO: its bf16 inference precision; ONNX
             Runtime runs fp32 only) or ``"int8"`` (post-training quantization by the engine's own tool:
             NNCF for OpenVINO, ``onnxruntime.quantization`` for ONNX Runtime; needs ``calibration``).
         clip_shape: ``(T, H, W)`` of the clips it will run; default the weights' evaluation clip.
@@ -296,7 +297,7 @@ def runs(engine: str, dtype: str) -> bool:
     if dtype == "int8":
         return engine not in ("torch", "compile")  # int8 is the engines' quantizers' work
     if engine in ("torch", "compile"):
-        return True
+        return bf16_native(torch.device("cpu"))
     if engine == "openvino":
         import openvino
 
@@ -310,8 +311,8 @@ def _build(engine: str, dtype: str, key: _Key, clips: Tensor | None = None) -> E
         raise ImportError(f"engine {engine!r} is not installed: pip install '{_EXTRAS[engine]}'.")
     if not runs(engine, dtype):
         why = {
-            "torch": "int8 is quantized by the ONNX Runtime and OpenVINO engines",
-            "compile": "int8 is quantized by the ONNX Runtime and OpenVINO engines",
+            "torch": "int8 is quantized by the ONNX Runtime and OpenVINO engines" if dtype == "int8" else _NO_BF16,
+            "compile": "int8 is quantized by the ONNX Runtime and OpenVINO engines" if dtype == "int8" else _NO_BF16,
             "onnxruntime": "ONNX Runtime's CPU provider runs fp32 and int8",
             "openvino": "this CPU has no bf16 (OPTIMIZATION_CAPABILITIES)",
         }[engine]
@@ -327,15 +328,19 @@ def _build(engine: str, dtype: str, key: _Key, clips: Tensor | None = None) -> E
     return _cached(_entry(key), engine, dtype, net, clip_shape, clips)
 
 
+_NO_BF16 = "this CPU has neither AVX512-BF16 nor AMX (bf16 would be emulated, slower than fp32)"
+
+
 def _torch_runner(net: nn.Module, dtype: str, compiled: bool = False) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
-    both: Callable[[Tensor], tuple[Tensor, Tensor]] = _LogitsAndEmbedding(net)
+    """Eager (or compiled) logits and embedding; bf16 runs a copy of ``net`` with bfloat16 parameters."""
+    precision = torch.bfloat16 if dtype == "bf16" else torch.float32
+    both: Callable[[Tensor], tuple[Tensor, Tensor]] = _LogitsAndEmbedding(to_bf16(net, copy_first=True) if dtype == "bf16" else net)
     if compiled:
         both = torch.compile(both)
 
     @torch.inference_mode()
     def run(clips: Tensor) -> tuple[Tensor, Tensor]:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16"):
-            logits, embedding = both(clips)
+        logits, embedding = both(clips.to(precision))
         return logits.float(), embedding.float()
 
     return run

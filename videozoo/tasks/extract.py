@@ -115,7 +115,7 @@ def extract(
         model: a registered name, or a module with ``weights`` its member (as :func:`videozoo.predict`).
         out_dir: where the ``.npz`` files and ``index.jsonl`` go; videos whose ``.npz`` is there are skipped.
         window, stride: seconds (default: one clip of the recipe, half a window).
-        dtype: ``"fp32"`` or ``"bf16"`` (autocast, on CPU too); features are stored as float32.
+        dtype: ``"fp32"`` or ``"bf16"`` (the model with bfloat16 parameters); features are stored as float32.
         device: where the model runs; under torchrun ``"cuda"`` means ``cuda:LOCAL_RANK``.
         batch_size: windows per forward pass.
         num_workers: decoding processes (default: one per two CPU cores, at most 4; 0 decodes in this process).

@@ -13,6 +13,7 @@ model runs in this one.
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ __all__ = [
     "DTYPES",
     "Labels",
     "Runner",
+    "bf16_native",
+    "check_bf16",
     "check_dtype",
     "check_labels_fit",
     "check_task",
@@ -36,10 +39,11 @@ __all__ = [
     "is_video_text",
     "load_model",
     "resolve_weights",
+    "to_bf16",
 ]
 
-#: Model precisions: ``"bf16"`` runs the model under ``torch.autocast`` (CPU with AVX512-BF16 or AMX, or
-#: CUDA); probabilities and features come back as float32 either way.
+#: Model precisions: ``"bf16"`` runs a copy of the model whose parameters are bfloat16 (on a CPU with
+#: AVX512-BF16 or AMX, or CUDA); probabilities and features come back as float32 either way.
 DTYPES = ("fp32", "bf16")
 
 WeightsArg = WeightsEnum | str | os.PathLike[str] | None
@@ -49,6 +53,38 @@ def check_dtype(dtype: str, allowed: tuple[str, ...] = DTYPES) -> None:
     """Raise ``ValueError`` unless ``dtype`` is one of ``allowed`` (default :data:`DTYPES`)."""
     if dtype not in allowed:
         raise ValueError(f"dtype must be one of {', '.join(map(repr, allowed))}, got {dtype!r}.")
+
+
+def bf16_native(device: torch.device) -> bool:
+    """Whether ``device`` computes in bfloat16 natively: CUDA with bf16 support, or a CPU whose kernels
+    (PyTorch's dispatch level, ``ATEN_CPU_CAPABILITY``) are AVX-512 and which has AVX512-BF16 or AMX
+    instructions. Elsewhere bf16 is emulated, slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type != "cpu":
+        return False
+    avx512 = torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+    return avx512 and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def check_bf16(device: torch.device) -> None:
+    """Raise ``ValueError`` where ``device`` has no native bf16 (:func:`bf16_native`), saying what to use."""
+    if not bf16_native(device):
+        where = "this CPU has neither AVX512-BF16 nor AMX" if device.type == "cpu" else f"{device} has no bf16"
+        raise ValueError(
+            f"dtype 'bf16' needs native bfloat16 arithmetic and {where} (PyTorch's CPU kernels: "
+            f"{torch.backends.cpu.get_cpu_capability()}); emulated it runs slower than fp32. Use dtype 'fp32'."
+        )
+
+
+def to_bf16(model: nn.Module, copy_first: bool) -> nn.Module:
+    """``model`` with bfloat16 parameters and buffers (integer index tables stay as they are); a copy if
+    ``copy_first`` (a module the caller owns), else converted in place (one the task built itself).
+
+    Every operation then runs on bf16 operands: oneDNN's bf16 kernels for the linear layers and
+    convolutions, no casts in and out of each layer as autocast makes, half the weight traffic.
+    Normalisations and softmax accumulate in float32 inside PyTorch's kernels."""
+    return (copy.deepcopy(model) if copy_first else model).to(torch.bfloat16)
 
 
 def check_threshold(threshold: float) -> None:
@@ -161,16 +197,16 @@ class Runner:
         """``model`` and ``weights``, as every record of a task names them."""
         return {"model": self.model_name, "weights": self.weights_name}
 
-    def _autocast(self) -> torch.autocast:
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.dtype == "bf16")
+    def model_input(self, x: Tensor) -> Tensor:
+        """``x`` (a float32 clip batch) on the model's device, in the model's precision."""
+        return x.to(self.device, torch.bfloat16 if self.dtype == "bf16" else torch.float32, non_blocking=True)
 
     @torch.inference_mode()
     def logits(self, clips: Tensor) -> Tensor:
         """The model's logits for a batch of clips ``(B, C, T, H, W)``, on CPU, float32."""
         if self.engine is not None:
             return self.engine(clips)
-        with self._autocast():
-            return self.model(clips.to(self.device, non_blocking=True)).float().cpu()
+        return self.model(self.model_input(clips)).float().cpu()
 
     @torch.inference_mode()
     def embed(self, clips: Tensor, *, with_logits: bool = False) -> tuple[Tensor, Tensor | None]:
@@ -182,13 +218,12 @@ class Runner:
         model = self.model
         if not (hasattr(model, "forward_features") and hasattr(model, "forward_head")):
             raise ValueError(f"{type(model).__name__} has no forward_features/forward_head; it gives no clip embedding.")
-        clips = clips.to(self.device, non_blocking=True)
-        with self._autocast():
-            if hasattr(model, "check_input"):
-                model.check_input(clips)
-            features = model.forward_features(clips)
-            embedding = model.forward_head(features, pre_logits=True).float().cpu()
-            logits = model.forward_head(features).float().cpu() if with_logits else None
+        clips = self.model_input(clips)
+        if hasattr(model, "check_input"):
+            model.check_input(clips)
+        features = model.forward_features(clips)
+        embedding = model.forward_head(features, pre_logits=True).float().cpu()
+        logits = model.forward_head(features).float().cpu() if with_logits else None
         return embedding, logits
 
 
@@ -289,7 +324,8 @@ def load_model(
             of a local checkpoint file in the published format (see :meth:`WeightsEnum.resolve`).
         device: where the model runs; ``"cuda"`` needs a CUDA device (under torchrun, ``"cuda"`` is the
             rank's ``cuda:LOCAL_RANK``).
-        dtype: ``"fp32"``, or ``"bf16"`` (the model runs under bf16 autocast).
+        dtype: ``"fp32"``, or ``"bf16"``: the model runs with bfloat16 parameters (:func:`to_bf16`; a copy of
+            a module you pass), or the engine runs in bf16; refused where the device has no native bf16.
         engine: ``"torch"`` (eager PyTorch), ``"onnxruntime"``, ``"openvino"`` or ``"auto"`` (the fastest
             installed, measured once): see :func:`videozoo.accelerate`. Other engines than torch run on
             the CPU, at the weights' evaluation clip (frames x crop).
@@ -307,12 +343,17 @@ def load_model(
     if isinstance(model, str):
         check_task(model, tasks)
     where = _device(device)
+    if dtype == "bf16":
+        check_bf16(where)
     member, weights_name = resolve_weights(model, weights)
     if isinstance(model, nn.Module):
         net, model_name = model, type(model).__name__
     else:
         net, model_name = get_model(model, weights=weights, progress=progress), model
-    runner = Runner(net.eval().to(where), member, model_name, str(weights_name), where, dtype)
+    net = net.eval().to(where)
+    if dtype == "bf16" and engine == "torch":  # other engines build their bf16 graph from the fp32 model
+        net = to_bf16(net, copy_first=net is model)
+    runner = Runner(net, member, model_name, str(weights_name), where, dtype)
     if labels is not None:
         check_labels_fit(net, model_name)
         net.set_labels(labels, template)

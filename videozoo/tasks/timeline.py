@@ -17,7 +17,7 @@ import csv
 import io
 import json
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from videozoo.errors import VideoDecodeError
-from videozoo.tasks.collection import CollectionTask, VideosArg, run_collection
+from videozoo.tasks.collection import CollectionTask, VideosArg, one_at_a_time, run_collection
 from videozoo.tasks.runner import Runner, WeightsArg, check_positive, check_threshold, load_model
 from videozoo.video.windows import iter_windows
 
@@ -224,7 +224,7 @@ def timeline(
         batch_size: windows per forward pass.
         resize_on_decode: as :func:`videozoo.predict`; False is exact and slower.
         progress: called as ``progress(done, total)`` after each batch.
-        dtype: ``"fp32"`` or ``"bf16"`` (autocast).
+        dtype: ``"fp32"`` or ``"bf16"`` (a bfloat16 copy of the model).
         engine: what runs the model (see :func:`videozoo.accelerate`).
         labels, template: a video-text model's labels and prompt template(s) (see :func:`videozoo.load_model`).
 
@@ -309,16 +309,5 @@ def timeline_collection(
     config = {**runner.describe(), "dtype": dtype, **{k: v for k, v in options.items() if k != "progress"}}
     if labels is not None:
         config.update(labels=list(runner.labels.categories), template=template)
-
-    def process(todo: list[str]) -> Iterable[tuple[str, dict[str, Any] | None, str | None]]:
-        for path in todo:
-            try:
-                result = timeline(path, runner, **options).to_dict()
-            except VideoDecodeError as e:
-                yield path, None, str(e)
-                continue
-            for key in ("video", "model", "weights"):
-                result.pop(key, None)
-            yield path, result, None
-
+    process = one_at_a_time(lambda path: timeline(path, runner, **options), (VideoDecodeError,))
     return run_collection(videos_or_manifest, out_dir, CollectionTask("timeline", TIMELINES, runner.describe(), process, config=config))

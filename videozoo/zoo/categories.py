@@ -1591,3 +1591,61 @@ AVA_EVALUATED_IDS: tuple[int, ...] = (
     46, 47, 48, 49, 51, 52, 54, 56, 57, 58, 59, 60, 61, 62, 63,
     64, 65, 66, 67, 68, 69, 70, 72, 73, 74, 76, 77, 78, 79, 80,
 )
+
+# Diving-48's 48 dives in the class-index order of the dataset's Diving48_vocab.json
+# (www.svcl.ucsd.edu/projects/resound/Diving48_vocab.json, a list of [takeoff, somersaults, twists, position]
+# lists; the V2 annotations' "label" indexes it), each list's four words joined by spaces. The list was read
+# from a copy of that file (the original was not reachable offline); transformers' V-JEPA 2 converter
+# (convert_vjepa2_classifier_to_hf.py) names class 22 ['Forward', '25som', '2Twis', 'PIKE'] and class 35
+# ['Inward', '35som', 'NoTwis', 'TUCK'], as here. Hugging Face's diving48-id2label.json writes each class as
+# the Python list itself ("['Back', '15som', '05Twis', 'FREE']").
+DIVING48_CATEGORIES: tuple[str, ...] = (
+    'Back 15som 05Twis FREE',
+    'Back 15som 15Twis FREE',
+    'Back 15som 25Twis FREE',
+    'Back 15som NoTwis PIKE',
+    'Back 15som NoTwis TUCK',
+    'Back 25som 15Twis PIKE',
+    'Back 25som 25Twis PIKE',
+    'Back 25som NoTwis PIKE',
+    'Back 25som NoTwis TUCK',
+    'Back 2som 15Twis FREE',
+    'Back 2som 25Twis FREE',
+    'Back 35som NoTwis PIKE',
+    'Back 35som NoTwis TUCK',
+    'Back 3som NoTwis PIKE',
+    'Back 3som NoTwis TUCK',
+    'Back Dive NoTwis PIKE',
+    'Back Dive NoTwis TUCK',
+    'Forward 15som 1Twis FREE',
+    'Forward 15som 2Twis FREE',
+    'Forward 15som NoTwis PIKE',
+    'Forward 1som NoTwis PIKE',
+    'Forward 25som 1Twis PIKE',
+    'Forward 25som 2Twis PIKE',
+    'Forward 25som 3Twis PIKE',
+    'Forward 25som NoTwis PIKE',
+    'Forward 25som NoTwis TUCK',
+    'Forward 35som NoTwis PIKE',
+    'Forward 35som NoTwis TUCK',
+    'Forward 45som NoTwis TUCK',
+    'Forward Dive NoTwis PIKE',
+    'Forward Dive NoTwis STR',
+    'Inward 15som NoTwis PIKE',
+    'Inward 15som NoTwis TUCK',
+    'Inward 25som NoTwis PIKE',
+    'Inward 25som NoTwis TUCK',
+    'Inward 35som NoTwis TUCK',
+    'Inward Dive NoTwis PIKE',
+    'Reverse 15som 05Twis FREE',
+    'Reverse 15som 15Twis FREE',
+    'Reverse 15som 25Twis FREE',
+    'Reverse 15som 35Twis FREE',
+    'Reverse 15som NoTwis PIKE',
+    'Reverse 25som 15Twis PIKE',
+    'Reverse 25som NoTwis PIKE',
+    'Reverse 25som NoTwis TUCK',
+    'Reverse 35som NoTwis TUCK',
+    'Reverse Dive NoTwis PIKE',
+    'Reverse Dive NoTwis TUCK',
+)

@@ -14,7 +14,8 @@ has the sha256 it must have: the prefix in torchvision's ``name-<sha256 prefix>.
 names, and for Hugging Face's large files the full sha256 the server states for the
 object (``X-Linked-Etag`` on its redirect).
 Several processes (e.g. DDP ranks) asking for the same file serialise on
-``<file>.lock``: one downloads, the others wait and reuse its file.  Timeouts,
+``.locks/<file>.lock`` in the store (why there, and kept: ``_lock_path``): one downloads, the others
+wait and reuse its file; the store's folder itself holds only checkpoints.  Timeouts,
 broken transfers and 5xx/408/429 responses are retried with exponential backoff.
 A host name that does not resolve, a refused connection or an unreachable network
 fails at once (waiting would not help a machine without internet), with the path
@@ -92,6 +93,9 @@ BACKOFF_MAX: float = 30.0
 
 CHUNK_SIZE = 1 << 20
 
+#: The store's hidden folder of lock files (why there, and kept: ``_lock_path``).
+LOCKS = ".locks"
+
 
 _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
 #: ``https://huggingface.co/<org>/<repo>/resolve/<revision>/<path>``
@@ -142,6 +146,21 @@ def cached_path(
 def in_store(path: Path) -> bool:
     """Whether ``path`` lies in the checkpoint store (a damaged file there can be downloaded again)."""
     return path.resolve().is_relative_to(get_dir().resolve())
+
+
+def _lock_path(dst: Path) -> Path:
+    """The lock file that downloads of ``dst`` serialise on: ``<dst's folder>/.locks/<name>.lock``.
+
+    The lock files sit in a hidden folder of their own rather than beside the checkpoints, and they are
+    never removed. Removing one when its download is done breaks the lock: a process that opened the file
+    and waits on it is granted the lock on the removed file while a newcomer creates a new file under the
+    same name and locks that one, so two processes download into the same ``.partial`` at once.
+    Removing it while still holding it is safe only where every waiter checks, once granted, that the
+    name still leads to its file: filelock checks ``st_nlink`` only in its recent versions, and on NFS (a
+    cache shared by the nodes of a job) a removed file that is still open is renamed, not unlinked, so
+    the check cannot see it. (huggingface_hub's cache keeps its lock files in a ``.locks`` folder alike.)
+    """
+    return dst.parent / LOCKS / (dst.name + ".lock")
 
 
 def cache_name(url: str) -> str:
@@ -252,8 +271,9 @@ def download(
     repository = hf_repository(url)
     if gated and repository is not None and _hf_token() is None:
         raise DownloadError(_gated_message(url, repository, None, None))
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(dst.with_name(dst.name + ".lock"))):
+    lock = _lock_path(dst)
+    lock.parent.mkdir(parents=True, exist_ok=True)  # and dst's folder
+    with FileLock(str(lock)):
         if dst.is_file():  # another process downloaded it while we waited
             return dst
         _download_locked(

@@ -24,17 +24,21 @@ _ONEDNN = (
     and hasattr(torch.ops.mkldnn, "_linear_pointwise")
     and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
 )
+# bf16 operands (a model converted with ``model.to(torch.bfloat16)``) take the same fused operators where the
+# CPU has native bf16 dot products (AVX512-BF16 or AMX); elsewhere oneDNN would emulate them slowly.
+_ONEDNN_BF16 = _ONEDNN and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def onednn_applies(x: Tensor, weight: Tensor) -> bool:
-    """Whether :func:`linear` and :func:`conv3d_channels_last` take oneDNN for these operands: CPU fp32
-    inference with oneDNN available and enabled, outside autocast and any tracer (torch.jit.trace, dynamo:
+    """Whether :func:`linear` and :func:`conv3d_channels_last` take oneDNN for these operands: CPU fp32 (or
+    bf16, where the CPU has it) inference with oneDNN available and enabled, outside autocast and any tracer (torch.jit.trace, dynamo:
     torch.export and torch.compile, the ONNX exporters), whose graphs must stay portable."""
     return (
         _ONEDNN
         and bool(torch.backends.mkldnn.enabled)
         and x.device.type == "cpu"
-        and x.dtype == weight.dtype == torch.float32
+        and x.dtype == weight.dtype
+        and (x.dtype == torch.float32 or (x.dtype == torch.bfloat16 and _ONEDNN_BF16))
         and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
         and not torch.is_autocast_enabled("cpu")
         and not torch.jit.is_tracing()
