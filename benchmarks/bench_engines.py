@@ -34,8 +34,25 @@ HERE = Path(__file__).resolve().parent
 ENGINES = ("torch", "compile", "onnxruntime", "openvino")
 
 
-def peaks(dtypes: list[str]) -> dict[str, float]:
-    """GFLOP/s of the fastest kernel measured per dtype."""
+def openvino_matmul_peak(dtype: str, threads: int) -> float:
+    """GFLOP/s of OpenVINO's own (3136 x 1024) @ (1024 x 4096) product at ``dtype`` (f32 or bf16)."""
+    import numpy as np
+    import openvino
+    import openvino.opset13 as ops
+
+    from bench_models import best_of
+
+    a = ops.parameter([3136, 1024], openvino.Type.f32)
+    product = ops.matmul(a, ops.constant(np.random.randn(1024, 4096).astype(np.float32)), False, False)
+    config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "bf16" if dtype == "bf16" else "f32"}
+    request = openvino.Core().compile_model(openvino.Model([product], [a]), "CPU", config).create_infer_request()
+    x = np.random.randn(3136, 1024).astype(np.float32)
+    return 2 * 3136 * 1024 * 4096 / best_of(lambda: request.infer({0: x})) / 1e9
+
+
+def peaks(dtypes: list[str], threads: int) -> dict[str, str]:
+    """The fastest kernel measured per dtype: oneDNN's convolution and inner product (through torch) and
+    OpenVINO's matrix product for fp32 / bf16, ``torch._int_mm`` (int8 x int8 -> int32) for int8."""
     from bench_models import best_of, onednn_peaks
 
     out = {}
@@ -43,9 +60,14 @@ def peaks(dtypes: list[str]) -> dict[str, float]:
         if dtype == "int8":
             a, b = torch.randint(-128, 127, (3136, 1024), dtype=torch.int8), torch.randint(-128, 127, (1024, 4096), dtype=torch.int8)
             seconds = best_of(lambda: torch._int_mm(a, b))  # noqa: B023
-            out[dtype] = 2 * 3136 * 1024 * 4096 / seconds / 1e9
+            found = {"torch._int_mm": 2 * 3136 * 1024 * 4096 / seconds / 1e9}
         else:
-            out[dtype] = max(onednn_peaks(torch.float32 if dtype == "fp32" else torch.bfloat16).values())
+            found = {f"oneDNN {k}": v for k, v in onednn_peaks(torch.float32 if dtype == "fp32" else torch.bfloat16).items()}
+            try:
+                found["OpenVINO matmul"] = openvino_matmul_peak(dtype, threads)
+            except ImportError:
+                pass
+        out[dtype] = found
     return out
 
 
@@ -124,9 +146,11 @@ def main(argv: list[str] | None = None) -> None:
         print("ROWS " + json.dumps(one_model(args.one, args.batch_sizes, args.dtypes, args.repeats, args.threads)), flush=True)
         return
     torch.set_num_threads(args.threads)
-    peak = peaks(args.dtypes)
+    found = peaks(args.dtypes, args.threads)
+    peak = {d: max(kernels.values()) for d, kernels in found.items()}
     header = [
-        f"peaks (GFLOP/s): " + ", ".join(f"{d} {p:.0f}" for d, p in peak.items()) + f"; {args.threads} threads; median of {args.repeats}",
+        "kernel peaks (GFLOP/s): " + "; ".join(f"{d}: " + ", ".join(f"{k} {v:.0f}" for k, v in kernels.items()) for d, kernels in found.items()),
+        f"{args.threads} threads; interleaved rounds, median of {args.repeats}; torch {torch.__version__}",
         "",
         "| model | clip | batch | dtype | torch ms | compile ms | ORT ms | OpenVINO ms | auto ms (choice) | fastest peer / auto | auto GFLOP/s (% peak) |",
         "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|",
