@@ -7,14 +7,15 @@ For each model at its published clip (``--shape T H W`` to override), batch size
 are timed in interleaved rounds (one forward of each per round, ``--repeats`` rounds after a warm-up)
 and their medians compared:
 
-- ``videozoo``: the eager model (bf16: ``torch.autocast``);
+- ``videozoo``: the eager model (bf16: a copy with bfloat16 parameters, as ``dtype="bf16"`` runs it);
 - ``openvino``: ``videozoo.accelerate(engine="openvino")`` — the exported graph compiled by OpenVINO
   (fp32 with ``INFERENCE_PRECISION_HINT=f32``, bf16 with its bf16 precision), checked against eager;
 - ``onnxruntime``: the graph ``videozoo.export.export_model`` writes (dynamic batch), in an
   onnxruntime session with the same thread count (fp32 only: ORT's CPU kernels have no bf16);
-- ``compile``: ``torch.compile`` (inductor, ``freezing`` on) of the same model;
+- ``compile``: ``torch.compile`` (inductor, ``freezing`` on) of the same model (bf16: of the bf16 copy);
 - ``reference``: torchvision / pytorchvideo / transformers / hiera with the same weights (the parity
-  fill), where the side environment has them and ``tests/parity`` has a published-size case.
+  fill), where the side environment has them and ``tests/parity`` has a published-size case (bf16: under
+  ``torch.autocast``, as their documentation runs it).
 
 Reported: videozoo's latency and achieved GFLOP/s (FLOPs counted by torch's ``FlopCounterMode`` on
 the portable path, a multiply-add = 2) against the machine's measured oneDNN peaks (a 3x3x3 conv and
@@ -133,6 +134,8 @@ class PeakRSS:
 
 def reference_cases() -> dict:
     """Published-size reference cases from the parity generator, where their library imports here."""
+    from parity.common import Case
+
     cases = {}
     for path in sorted((ROOT / "tests" / "parity").glob("ref_*.py")):
         try:
@@ -140,8 +143,8 @@ def reference_cases() -> dict:
         except ImportError:
             continue
         published = getattr(module, "PUBLISHED_CASES", None)
-        own = published if published is not None else {k: c for k, c in module.CASES.items() if not c.kwargs}
-        cases.update(own)
+        own = published if published is not None else {k: c for k, c in getattr(module, "CASES", {}).items() if not getattr(c, "kwargs", True)}
+        cases.update({k: c for k, c in own.items() if isinstance(c, Case)})  # the video-text generators keep other tables
     return cases
 
 
@@ -198,6 +201,11 @@ def sdpa_flop_count_of_cpu_kernel(query_shape, key_shape, value_shape, *args, ou
 
 # ----------------------------------------------------------------------------------------------------
 # The table
+
+
+def _under(context: contextlib.AbstractContextManager, run: Callable[[], torch.Tensor]) -> torch.Tensor:
+    with context:
+        return run()
 
 
 def fmt_ms(seconds: float | None) -> str:
@@ -281,23 +289,30 @@ def main(argv: list[str] | None = None) -> None:
                         openvino[dtype] = accelerate(model, None, engine="openvino", dtype=dtype, clip_shape=clip)
                     except Exception as e:  # reported in the table, the other runners go on
                         emit(f"<!-- {name} {dtype}: OpenVINO failed: {str(e).splitlines()[0][:200]} -->")
-            comp = compiled(model) if "compile" in args.runners else None
+            half = copy.deepcopy(model).to(torch.bfloat16) if "bf16" in args.dtypes else None
+            comp = {d: compiled(model if d == "fp32" else half) for d in args.dtypes} if "compile" in args.runners else None
             for batch in args.batch_sizes:
                 x = torch.randn(batch, 3, *clip, generator=torch.Generator().manual_seed(0))
+                xb = x.bfloat16()
                 for dtype in args.dtypes:
                     autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=dtype == "bf16")
-                    runs: dict[str, Callable[[], torch.Tensor]] = {"videozoo": lambda: model(x)}
+                    runs: dict[str, Callable[[], torch.Tensor]] = {
+                        "videozoo": (lambda: model(x)) if dtype == "fp32" else (lambda: half(xb))  # noqa: B023
+                    }
                     if dtype in openvino:
                         runs["openvino"] = lambda: openvino[dtype](x)  # noqa: B023  (run in this iteration)
                     if ort is not None and dtype == "fp32":
                         runs["onnxruntime"] = lambda: ort(x)
                     if comp is not None:
-                        runs["compile"] = lambda: comp(x)
+                        runs["compile"] = (lambda: comp["fp32"](x)) if dtype == "fp32" else (lambda: comp["bf16"](xb))  # noqa: B023
                     if ref is not None and "reference" in args.runners:
                         case = cases[name]
                         runs["reference"] = (lambda: case.run(ref, x)) if case.run else (lambda: ref(x))
+                    if "reference" in runs:  # the reference runs under autocast, ours as they are
+                        plain = runs["reference"]
+                        runs["reference"] = lambda plain=plain, autocast=autocast: _under(autocast, plain)
                     memory: dict[str, float] = {}
-                    with torch.inference_mode(), autocast:
+                    with torch.inference_mode():
                         for key, run in list(runs.items()):  # warm-up (compilation), then memory
                             try:
                                 run()
@@ -319,7 +334,7 @@ def main(argv: list[str] | None = None) -> None:
                     cells.append(" / ".join(f"{memory[k]:.0f}" if k in memory else "-" for k in RUNNERS))
                     emit("| " + " | ".join(cells) + " |")
                     del runs
-            del comp, ort, openvino
+            del comp, ort, openvino, half
         torch._dynamo.reset()
         gc.collect()
     if markdown is not None:
