@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     lines.append(f"Speed: batch 1 at {'x'.join(map(str, speed_shape))}, median of {args.repeats} interleaved rounds.")
     lines.append("")
     columns = ["engine", "dtype", *(["video acc@1", "clip acc@1"] if labels is not None else [])]
-    columns += ["top-1 = fp32 (videos)", "top-1 = fp32 (clips)", "max \\|Δ logit\\| (rel.)", "ms per clip", "vs eager fp32"]
+    columns += ["top-1 = fp32 (videos)", "top-1 = fp32 (clips)", "max \\|Δ logit\\| (rel.)", "mean \\|Δ logit\\|", "ms per clip", "vs eager fp32"]
     lines += ["| " + " | ".join(columns) + " |", "|---|---|" + "---:|" * (len(columns) - 2)]
     target = torch.tensor(labels) if labels is not None else None
     for key, out in logits.items():
@@ -208,6 +208,7 @@ def main(argv: list[str] | None = None) -> None:
         diff = (out - reference).abs().max().item()
         row += f" {int((videos == ref_videos).sum())}/{len(scored)} | {int((clips == ref_clips).sum())}/{len(views)} |"
         row += f" {diff:.3g} ({diff / max(scale, 1e-12):.2%}) |"
+        row += f" {(out - reference).abs().mean().item():.3g} |"
         row += f" {med[key] * 1e3:.2f} | {med['torch fp32'] / med[key]:.2f}x |" if key in med else " — | — |"
         lines.append(row)
     text = "\n".join(lines) + "\n"
