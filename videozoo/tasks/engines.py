@@ -557,9 +557,7 @@ def _load(engine: str, graph: Path, dtype: str) -> Callable[[Tensor], tuple[Tens
     if dtype == "int8":
         return _openvino_int8(graph, threads)
     core = openvino.Core()
-    config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads}
-    if dtype != "int8":  # int8 runs as quantized; f32 or bf16 for the rest of the graph otherwise
-        config["INFERENCE_PRECISION_HINT"] = "bf16" if dtype == "bf16" else "f32"
+    config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "bf16" if dtype == "bf16" else "f32"}
     compiled = core.compile_model(str(graph), "CPU", config)
     request = compiled.create_infer_request()
 
