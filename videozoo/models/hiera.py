@@ -49,7 +49,7 @@ Speed (CPU; measured against the reference in docs/performance-notes.md):
   pooled before it is split into heads;
 * the linear layers run on oneDNN in fp32 inference (``layers.linear``, the MLP's GELU fused);
 * attention is ``F.scaled_dot_product_attention``, except in bf16/fp16 on CPU, where two matrix
-  products and a softmax beat its fused kernel (``_attention``).
+  products and a softmax beat its fused kernel (the shared ``attention``).
 """
 
 from __future__ import annotations
@@ -57,13 +57,12 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.zoo.categories import KINETICS400_CATEGORIES
 from videozoo.models._base import VideoModel
-from videozoo.models.layers import Mlp, TubeletEmbed, drop_path, drop_path_rates, linear, resize_pos_embed
+from videozoo.models.layers import Mlp, TubeletEmbed, attention, drop_path, drop_path_rates, linear, resize_pos_embed
 from videozoo.models.adapters.hiera import from_hiera_state_dict
 from videozoo.models.publishers.pytorchvideo import ptv_transforms
 
@@ -148,15 +147,6 @@ def _unroll(x: Tensor, levels: int, strides: list[int], unit_tokens: list[int]) 
     return x.reshape(shape).permute(order).reshape(b, t * h * w, c)
 
 
-def _attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
-    """``softmax(q k^T / sqrt(head_dim)) v`` over ``(..., tokens, head_dim)``: SDPA, except in bf16/fp16
-    on CPU, where two matrix products and a softmax beat its fused kernel (docs/performance-notes.md)."""
-    if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
-        scores = torch.matmul(q * q.shape[-1] ** -0.5, k.transpose(-1, -2))
-        return torch.matmul(scores.softmax(-1), v)
-    return F.scaled_dot_product_attention(q, k, v)
-
-
 # ----------------------------------------------------------------------------------------------------
 # Building blocks
 
@@ -190,7 +180,7 @@ class MaskUnitAttention(nn.Module):
         q = q.reshape(b * windows, nq // windows, heads, c // heads).transpose(1, 2)
         k = k.reshape(b * windows, n // windows, heads, c // heads).transpose(1, 2)
         v = v.reshape(b * windows, n // windows, heads, c // heads).transpose(1, 2)
-        y = _attention(q, k, v)
+        y = attention(q, k, v)
         return linear(y.transpose(1, 2).reshape(b, nq, c), self.proj.weight, self.proj.bias)
 
 

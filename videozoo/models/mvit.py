@@ -76,7 +76,7 @@ from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.models._base import VideoModel
-from videozoo.models.layers import drop_path_mask, drop_path_rates, init_weights, linear, onednn_applies
+from videozoo.models.layers import attention, drop_path_mask, drop_path_rates, init_weights, linear, onednn_applies
 from videozoo.models.adapters.mvit import from_pyslowfast_state_dict, from_pytorchvideo_state_dict
 from videozoo.models.publishers.pytorchvideo import (
     MODEL_ZOO_URL,
@@ -351,7 +351,7 @@ class MultiscaleAttention(nn.Module):
             if rel_spatial is not None and rel_temporal is not None:
                 bias = (rel_spatial[:, :, :, None, :] + rel_temporal[..., None]).reshape(b, n, self.num_heads, -1)
                 mask = F.pad(bias, [1, 0]).transpose(1, 2)  # the class-token key has no position: zero bias
-            out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), attn_mask=mask)
+            out = attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2), mask)
             out = out.transpose(1, 2)  # (B, n, heads, head_dim); contiguous as SDPA lays out its result
         if self.residual_pool:
             if starts_with_class_token:

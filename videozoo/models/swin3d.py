@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from videozoo.zoo import WeightsEnum, build_model, register_model
 from videozoo.models._base import FeatureLayer, VideoModel
-from videozoo.models.layers import drop_path, drop_path_rates, init_weights, linear
+from videozoo.models.layers import attention, drop_path, drop_path_rates, init_weights, linear
 from videozoo.models.publishers.torchvision import IMAGENET_MEAN, IMAGENET_STD, tv_weights
 from videozoo.video.transforms import VideoClassification
 
@@ -197,9 +197,10 @@ class ShiftedWindowAttention3d(nn.Module):
         for i in range(len(layout.masked)):
             start, end = layout.bounds[i], layout.bounds[i + 1]
             mask = bias + layout.masks[i] if layout.masked[i] else bias
-            y = F.scaled_dot_product_attention(
-                q[start:end], k[start:end], v[start:end], attn_mask=mask.unsqueeze(0).to(q.dtype), dropout_p=p
-            )
+            if p > 0.0:
+                y = F.scaled_dot_product_attention(q[start:end], k[start:end], v[start:end], attn_mask=mask.unsqueeze(0).to(q.dtype), dropout_p=p)
+            else:
+                y = attention(q[start:end], k[start:end], v[start:end], mask.unsqueeze(0).to(q.dtype))
             y = F.dropout(linear(y.transpose(1, 2).reshape(-1, c), self.proj.weight, self.proj.bias), self.dropout, self.training)
             out.view(-1, c).index_copy_(0, layout.gather[start * n : end * n], y)
         return out[:, :t, :h, :w] if layout.pad[0] + layout.pad[1] + layout.pad[2] > 0 else out

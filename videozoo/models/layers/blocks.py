@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from videozoo.models.layers.kernels import linear
+from videozoo.models.layers.kernels import attention, linear
 from videozoo.models.layers.rotary import apply_rope
 
 __all__ = [
@@ -196,7 +196,8 @@ def _norm(kind: str, dim: int, eps: float) -> nn.Module:
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention over tokens ``(B, N, C)`` through ``F.scaled_dot_product_attention``.
+    """Multi-head self-attention over tokens ``(B, N, C)`` through :func:`~videozoo.models.layers.kernels.attention`
+    (``F.scaled_dot_product_attention``, or its faster form in bf16 on CPU).
 
     One fused ``qkv`` projection. ``qkv_bias="qv"`` gives queries and values a bias and keys none
     (BEiT's and VideoMAE's ``q_bias``/``v_bias``: the fused bias is ``cat(q_bias, 0, v_bias)``);
@@ -243,7 +244,7 @@ class SelfAttention(nn.Module):
         q, k, v = split_heads(self.q_norm(q), heads), split_heads(self.k_norm(k), heads), split_heads(v, heads)
         if cos is not None and sin is not None:
             q, k = self.rotate(q, cos, sin).type_as(v), self.rotate(k, cos, sin).type_as(v)
-        y = F.scaled_dot_product_attention(q, k, v)
+        y = attention(q, k, v)
         return linear(merge_heads(y), self.proj.weight, self.proj.bias)
 
     def rotate(self, x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["conv3d_channels_last", "conv_bn_folded", "fold_batch_norm", "linear", "onednn_applies"]
+__all__ = ["attention", "conv3d_channels_last", "conv_bn_folded", "fold_batch_norm", "linear", "onednn_applies"]
 
 # PyTorch's fp32 matrix products on CPU go to MKL's sgemm, which on the AVX-512 machines these models are
 # benchmarked on reaches about half the throughput of oneDNN's inner product (the kernel ONNX Runtime
@@ -59,6 +59,43 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: str | None = No
             return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight.contiguous(), bias, post_op, [], algorithm)
     y = F.linear(x, weight, bias)
     return y if gelu is None else F.gelu(y, approximate=gelu)
+
+
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, block: int = 256) -> Tensor:
+    """``softmax(q k^T / sqrt(head_dim) + mask) v`` over ``(..., tokens, head_dim)``, as
+    ``F.scaled_dot_product_attention(q, k, v, attn_mask=mask)`` (``mask``: an additive float bias that
+    broadcasts to ``(..., queries, keys)``, or ``None``).
+
+    In bf16 or fp16 on CPU, outside autograd and tracers, it is two matrix products and a softmax per
+    ``block`` queries: PyTorch's fused CPU kernel runs no faster in bf16 than in fp32, where the bf16
+    products run at twice the rate (1.6x the fused kernel at VideoMAE-S's 1568 tokens,
+    docs/performance-notes.md). Blocks of queries bound the scores' memory to ``block`` rows per head.
+    """
+    if not torch.jit.is_scripting():  # (compiled out when scripting)
+        if _blocked_applies(q):
+            out = q.new_empty(q.shape[:-1] + v.shape[-1:])
+            keys, v = k.contiguous().transpose(-1, -2), v.contiguous()  # once, not once per block
+            n = q.shape[-2]
+            block = -(-n // -(-n // block))  # equal blocks of at most ``block``
+            for start in range(0, n, block):
+                scores = torch.matmul(q[..., start : start + block, :] * q.shape[-1] ** -0.5, keys)
+                if mask is not None:
+                    scores = scores + (mask if mask.shape[-2] == 1 else mask[..., start : start + block, :])
+                out[..., start : start + block, :] = torch.matmul(scores.softmax(-1), v)
+            return out
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def _blocked_applies(q: Tensor) -> bool:
+    """Whether :func:`attention` takes its blocked path: bf16/fp16 CPU inference outside any tracer."""
+    return (
+        q.device.type == "cpu"
+        and q.dtype in (torch.bfloat16, torch.float16)
+        and not (torch.is_grad_enabled() and q.requires_grad)
+        and not torch.jit.is_tracing()
+        and not torch.compiler.is_compiling()
+        and not torch.onnx.is_in_onnx_export()
+    )
 
 
 def conv3d_channels_last(
