@@ -9,7 +9,8 @@ engines a user gets: ``torch`` (eager; bf16: the model with bfloat16 parameters)
 OpenVINO's bf16 precision; int8: each engine's own quantizer, calibrated on 8 random clips) — and then
 ``auto`` (``engine="auto"``: it measures the installed engines and keeps the fastest, so its build
 reuses the cached graphs). All are timed in interleaved rounds (one forward of each per round, median of
-``--repeats`` after a warm-up). Reported per model, batch and dtype: each engine's milliseconds, auto's
+``--repeats`` after a warm-up, 0.3 s apart: ONNX Runtime's threads spin on after a run and slowed the
+engine timed right after them by up to 40 %). Reported per model, batch and dtype: each engine's milliseconds, auto's
 choice and ``fastest peer / auto`` (1.00 or above: auto is as fast as the fastest peer), and auto's
 achieved GFLOP/s (FLOPs of the model, multiply-add = 2) against the machine's measured peak for that
 dtype (the best kernel measured: oneDNN's inner product and convolution, for int8 ``torch._int_mm``).
@@ -111,7 +112,7 @@ def one_model(name: str, batch_sizes: list[int], dtypes: list[str], repeats: int
             calls = {key: (lambda e=e: e(x)) for key, e in built.items()}
             for call in calls.values():
                 call()
-            med = interleaved_medians(calls, repeats)
+            med = interleaved_medians(calls, repeats, pause=0.3)  # no engine's spinning threads slow the next
             rows.append({"model": name, "clip": clip, "batch": batch, "dtype": dtype, "ms": {k: v * 1e3 for k, v in med.items()},
                          "auto": built["auto"].name if "auto" in built else None, "gflops": flops * batch / 1e9, "notes": notes})  # fmt: skip
         del built

@@ -30,6 +30,20 @@ import pytest
 os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
 
+def pytest_testnodedown(node, error):  # pytest-xdist's controller, when a worker ends
+    """A worker that died mid-run (xdist: "node down: Not properly terminated") gets its exit status said:
+    -9 is SIGKILL (the kernel's out-of-memory killer, when its log says so), other negatives other signals,
+    where xdist alone names only the test that was running."""
+    if not error:
+        return
+    popen = getattr(getattr(node.gateway, "_io", None), "popen", None)
+    try:
+        status = popen.wait(timeout=10) if popen is not None else None
+    except Exception as e:  # the status is a diagnosis only; the failure is reported by xdist either way
+        status = f"unknown ({type(e).__name__})"
+    print(f"\n[{node.gateway.id}] worker process ended with status {status}", flush=True)
+
+
 @dataclass
 class Fault:
     """Misbehaviour for one served file name; counters are consumed as requests arrive."""
