@@ -156,7 +156,7 @@ def matched_pair(name: str, case) -> tuple[torch.nn.Module, torch.nn.Module]:
     ref = case.factory().eval()
     sd = ref.state_dict()
     fixture = {
-        "model": name, "kwargs": case.kwargs, "wrap": case.wrap, "compare": case.compare,
+        "model": name, "kwargs": case.kwargs, "wrap": case.wrap, "compare": case.compare, "weights": case.weights,
         "keys": list(sd), "shapes": [list(t.shape) for t in sd.values()],
         "dtypes": [str(t.dtype).split(".")[1] for t in sd.values()],
     }

@@ -552,35 +552,27 @@ def _load(engine: str, graph: Path, dtype: str) -> Callable[[Tensor], tuple[Tens
             return torch.from_numpy(logits), torch.from_numpy(embedding)
 
         return run
-    import openvino
-
-    if dtype == "int8":
-        return _openvino_int8(graph, threads)
-    core = openvino.Core()
-    config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "bf16" if dtype == "bf16" else "f32"}
-    compiled = core.compile_model(str(graph), "CPU", config)
-    request = compiled.create_infer_request()
-
-    def run_ov(clips: Tensor) -> tuple[Tensor, Tensor]:
-        out = request.infer({"video": clips.float().contiguous().numpy()})
-        return torch.from_numpy(out["logits"].copy()), torch.from_numpy(out["embedding"].copy())
-
-    return run_ov
+    return _openvino(graph, dtype, threads)
 
 
+def _openvino(graph: Path, dtype: str, threads: int) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
+    """OpenVINO's CPU plugin running ``graph``, compiled for each batch size it is given (a static shape,
+    compiled on first use of that size; the graph itself keeps its dynamic batch).
 
-def _openvino_int8(graph: Path, threads: int) -> Callable[[Tensor], tuple[Tensor, Tensor]]:
-    """OpenVINO's int8 graph compiled for each batch size it is given (a static shape, compiled on first use).
-
-    With the batch left dynamic, OpenVINO's CPU plugin (2026.4) runs the quantized residual additions of
-    a ResNet wrongly: measured on mc3_18 trained on references/' motion set, the same int8 graph (NNCF's,
-    or ONNX Runtime's QDQ one) agreed with fp32's top-1 on 70 % of clips with a dynamic batch and on
-    98-100 % with a static one, where ONNX Runtime runs that QDQ graph at 100 % (docs/engines.md, int8).
+    Static shapes are faster: OpenVINO 2026.4 ran x3d_m's dynamic-batch graph at batch 1 in 747 ms and the
+    same graph compiled for batch 1 in 356 ms on the development machine (its kernels and memory plan are
+    chosen for the shape). And they are right: with the batch left dynamic, its CPU plugin ran the
+    quantized residual additions of an int8 ResNet wrongly (mc3_18 trained on references/' motion set:
+    top-1 agreement with fp32 70 % dynamic, 98-100 % static; docs/engines.md, int8). fp32 runs at f32
+    precision, bf16 at bf16; int8 as quantized.
     """
     import openvino
 
     core = openvino.Core()
     model = core.read_model(str(graph))
+    config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads}
+    if dtype != "int8":
+        config["INFERENCE_PRECISION_HINT"] = "bf16" if dtype == "bf16" else "f32"
     requests: dict[tuple[int, ...], Any] = {}
 
     def run(clips: Tensor) -> tuple[Tensor, Tensor]:
@@ -589,7 +581,7 @@ def _openvino_int8(graph: Path, threads: int) -> Callable[[Tensor], tuple[Tensor
         if request is None:
             static = model.clone()
             static.reshape({"video": list(x.shape)})
-            request = requests[x.shape] = core.compile_model(static, "CPU", {"INFERENCE_NUM_THREADS": threads}).create_infer_request()
+            request = requests[x.shape] = core.compile_model(static, "CPU", config).create_infer_request()
         out = request.infer({"video": x})
         return torch.from_numpy(out["logits"].copy()), torch.from_numpy(out["embedding"].copy())
 
