@@ -190,8 +190,15 @@ def count_flops(model: torch.nn.Module, x: torch.Tensor) -> float:
     Attention counts as its two products: torch's table lacks the CPU SDPA kernel."""
     cpu_attention = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: sdpa_flop_count_of_cpu_kernel}
     counter = FlopCounterMode(display=False, custom_mapping=cpu_attention)
-    with counter, torch.no_grad(), torch.backends.mkldnn.flags(enabled=False):
-        model(x[:1])
+    needs_grad = [p for p in model.parameters() if p.requires_grad]
+    for p in needs_grad:  # the counter's module tracker hooks tensors that require grad (V-JEPA 2's probe
+        p.requires_grad_(False)  # query tokens, expanded, tripped it under no_grad)
+    try:
+        with counter, torch.no_grad(), torch.backends.mkldnn.flags(enabled=False):
+            model(x[:1])
+    finally:
+        for p in needs_grad:
+            p.requires_grad_(True)
     return counter.get_total_flops() * x.shape[0]
 
 
