@@ -41,9 +41,7 @@ def onednn_applies(x: Tensor, weight: Tensor) -> bool:
         and (x.dtype == torch.float32 or (x.dtype == torch.bfloat16 and _ONEDNN_BF16))
         and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
         and not torch.is_autocast_enabled("cpu")
-        and not torch.jit.is_tracing()
-        and not torch.compiler.is_compiling()
-        and not torch.onnx.is_in_onnx_export()
+        and not _traced()
     )
 
 
@@ -92,10 +90,14 @@ def _blocked_applies(q: Tensor) -> bool:
         q.device.type == "cpu"
         and q.dtype in (torch.bfloat16, torch.float16)
         and not (torch.is_grad_enabled() and q.requires_grad)
-        and not torch.jit.is_tracing()
-        and not torch.compiler.is_compiling()
-        and not torch.onnx.is_in_onnx_export()
+        and not _traced()
     )
+
+
+def _traced() -> bool:
+    """Whether a tracer records this call (torch.jit.trace, dynamo: torch.export and torch.compile, the ONNX
+    exporters): their graphs keep the plain operators, portable to any machine."""
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or torch.onnx.is_in_onnx_export()
 
 
 def conv3d_channels_last(
