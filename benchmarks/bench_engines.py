@@ -43,10 +43,13 @@ def openvino_matmul_peak(dtype: str, threads: int) -> float:
 
     from bench_models import best_of
 
+    from videozoo.tasks.engines import openvino_core
+
     a = ops.parameter([3136, 1024], openvino.Type.f32)
     product = ops.matmul(a, ops.constant(np.random.randn(1024, 4096).astype(np.float32)), False, False)
     config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "bf16" if dtype == "bf16" else "f32"}
-    request = openvino.Core().compile_model(openvino.Model([product], [a]), "CPU", config).create_infer_request()
+    core = openvino_core()  # videozoo's one Core: Cores dropped out of order crash the process (engines.openvino_core)
+    request = core.compile_model(openvino.Model([product], [a]), "CPU", config).create_infer_request()
     x = np.random.randn(3136, 1024).astype(np.float32)
     return 2 * 3136 * 1024 * 4096 / best_of(lambda: request.infer({0: x})) / 1e9
 

@@ -36,10 +36,10 @@ def torch_profile(model: torch.nn.Module, x: torch.Tensor, repeats: int) -> dict
 
 def openvino_profile(graph: Path, x: torch.Tensor, dtype: str, threads: int, repeats: int) -> dict[str, float]:
     """Real milliseconds per forward of each (node type, kernel) OpenVINO ran."""
-    import openvino
+    from videozoo.tasks.engines import openvino_core
 
     config = {"INFERENCE_NUM_THREADS": threads, "PERF_COUNT": True, "INFERENCE_PRECISION_HINT": "bf16" if dtype == "bf16" else "f32"}
-    request = openvino.Core().compile_model(str(graph), "CPU", config).create_infer_request()
+    request = openvino_core().compile_model(str(graph), "CPU", config).create_infer_request()
     request.infer({"video": x.numpy()})
     totals: dict[str, float] = collections.defaultdict(float)
     for _ in range(repeats):

@@ -30,6 +30,7 @@ import pytest
 os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 
 
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: the suite also runs with -p no:xdist
 def pytest_testnodedown(node, error):  # pytest-xdist's controller, when a worker ends
     """A worker that died mid-run (xdist: "node down: Not properly terminated") gets its exit status said:
     -9 is SIGKILL (the kernel's out-of-memory killer, when its log says so), other negatives other signals,

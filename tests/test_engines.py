@@ -133,6 +133,35 @@ def test_two_processes_building_one_entry(tiny, tmp_path):
     assert (entry / GRAPH).is_file() and not list(entry.parent.glob(f".{entry.name}.*"))
 
 
+def test_openvino_engines_leave_the_process_able_to_take_signals(tiny, tmp_path):
+    """OpenVINO's CPU plugin swaps the signal stack of the thread that makes a Core and unmaps its own when the
+    Core goes: Cores dropped out of order once left a process on an unmapped stack, killed (SIGSEGV) by the
+    next SIGCHLD with a Python handler (a DataLoader with workers sets one). Real process: engines at two batch
+    sizes and an int8 one quantized by NNCF, dropped first-made first, then children exit."""
+    script = (
+        "import gc, signal, subprocess, sys; sys.path.insert(0, sys.argv[1])\n"
+        "import torch, videozoo\n"
+        "from videozoo.tasks.engines import accelerate\n"
+        "from video_factory import TINY_NAME, tiny_parts\n"
+        "_, enum, builder = tiny_parts()\n"
+        "videozoo.register_model(enum, TINY_NAME)(builder)\n"
+        "signal.signal(signal.SIGCHLD, lambda *_: None)  # as torch's DataLoader does once it has run workers\n"
+        "net = videozoo.get_model(TINY_NAME, weights='DEFAULT').eval()\n"
+        "fp32 = accelerate(net, None, engine='openvino', clip_shape=(4, 32, 32))\n"
+        "fp32(torch.randn(3, 3, 4, 32, 32))\n"
+        "int8 = accelerate(net, None, engine='openvino', dtype='int8', clip_shape=(4, 32, 32), calibration=torch.randn(4, 3, 4, 32, 32))\n"
+        "del fp32; gc.collect(); del int8; gc.collect()\n"
+        "for _ in range(3):\n"
+        "    subprocess.run([sys.executable, '-c', 'pass'], check=True)\n"
+        "print('alive')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(TESTS)], capture_output=True, text=True, timeout=300,
+        stdin=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    assert done.returncode == 0 and done.stdout.strip() == "alive", (done.returncode, done.stderr[-2000:])
+
+
 def test_tasks_and_the_command_line_take_an_engine(tiny, tmp_path, capsys):
     video = make_video(tmp_path / "v.mp4", num_frames=24, fps=15, size=(40, 48))
     eager = videozoo.predict(video, tiny, clips=1, crops=1, num_workers=0)[0]

@@ -24,14 +24,17 @@ processes building the same entry serialise on a file lock, and the entry appear
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import hashlib
 import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,7 +46,7 @@ from videozoo.errors import ExportError
 from videozoo.tasks.runner import DTYPES, WeightsArg, bf16_native, check_dtype, resolve_weights, to_bf16
 from videozoo.zoo import WeightsEnum, get_model
 
-__all__ = ["ENGINES", "TOLERANCE", "Engine", "accelerate", "calibration_clips", "engines_dir", "fold_constants", "installed", "quantize_onnx", "runs"]
+__all__ = ["ENGINES", "TOLERANCE", "Engine", "accelerate", "calibration_clips", "engines_dir", "fold_constants", "installed", "openvino_core", "quantize_onnx", "runs"]
 
 ENGINES = ("torch", "compile", "onnxruntime", "openvino")
 ENGINE_DTYPES = (*DTYPES, "int8")
@@ -299,9 +302,7 @@ def runs(engine: str, dtype: str) -> bool:
     if engine in ("torch", "compile"):
         return bf16_native(torch.device("cpu"))
     if engine == "openvino":
-        import openvino
-
-        return "BF16" in openvino.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+        return "BF16" in openvino_core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
     return False  # ONNX Runtime's CPU provider runs fp32
 
 
@@ -481,10 +482,49 @@ def _quantize_openvino(graph: Path, target: Path, clips: Tensor) -> None:
     import nncf
     import openvino
 
-    model = openvino.Core().read_model(str(graph))
+    model = openvino_core().read_model(str(graph))
     dataset = nncf.Dataset([clip[None].numpy() for clip in clips])
-    quantized = nncf.quantize(model, dataset, subset_size=len(clips))
+    # NNCF makes and drops Cores of its own (openvino_core says why that matters); its progress bar is not output
+    with _signal_stack_kept(), contextlib.redirect_stdout(sys.stderr):
+        quantized = nncf.quantize(model, dataset, subset_size=len(clips))
     openvino.save_model(quantized, str(target))
+
+
+@functools.cache
+def openvino_core() -> Any:
+    """The process's one ``openvino.Core``, kept until the process ends; every OpenVINO call here uses it.
+
+    OpenVINO's CPU plugin (2025.x, 2026.x) gives the thread that creates a Core a signal stack of its own
+    (room for AMX state) and, when that Core goes, puts back the stack it found there and unmaps its own.
+    Cores that go in another order than they came leave the thread on an unmapped signal stack; the next
+    signal that runs a Python handler on it (SIGCHLD, once a PyTorch DataLoader has run workers) then kills
+    the process with SIGSEGV wherever it is. One Core that never goes cannot be taken out of order. Code
+    that uses OpenVINO beside videozoo in one process is safe with this Core, or with Cores of its own kept
+    as long (tests/test_engines.py shows the crash with two Cores).
+    """
+    import openvino
+
+    return openvino.Core()
+
+
+class _SignalStack(ctypes.Structure):
+    _fields_ = [("sp", ctypes.c_void_p), ("flags", ctypes.c_int), ("size", ctypes.c_size_t)]  # Linux's stack_t
+
+
+@contextlib.contextmanager
+def _signal_stack_kept() -> Iterator[None]:
+    """Runs the block, then gives the calling thread back the signal stack it had before (Linux), so that
+    OpenVINO Cores made and dropped in the block cannot leave it on an unmapped one (:func:`openvino_core`)."""
+    if not sys.platform.startswith("linux"):
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    before = _SignalStack()
+    libc.sigaltstack(None, ctypes.byref(before))
+    try:
+        yield
+    finally:
+        libc.sigaltstack(ctypes.byref(before), None)
 
 
 def _export_entry(entry: Path, net: nn.Module, clip_shape: tuple[int, int, int]) -> None:
@@ -566,9 +606,7 @@ def _openvino(graph: Path, dtype: str, threads: int) -> Callable[[Tensor], tuple
     top-1 agreement with fp32 70 % dynamic, 98-100 % static; docs/engines.md, int8). fp32 runs at f32
     precision, bf16 at bf16; int8 as quantized.
     """
-    import openvino
-
-    core = openvino.Core()
+    core = openvino_core()
     model = core.read_model(str(graph))
     config: dict[str, Any] = {"INFERENCE_NUM_THREADS": threads}
     if dtype != "int8":
