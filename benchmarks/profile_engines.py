@@ -1,13 +1,17 @@
 """Where the time goes: PyTorch's profile of videozoo's eager forward beside OpenVINO's own (``PERF_COUNT``).
 
     python benchmarks/profile_engines.py --models r3d_18 swin3d_t --dtype fp32 --repeats 5
+    python benchmarks/profile_engines.py --models r2plus1d_18 s3d --against compile
 
 Per model (random weights, batch 1, its published clip, ``--threads`` threads): the eager forward under
 ``torch.profiler`` and the graph ``videozoo export`` writes compiled by OpenVINO with ``PERF_COUNT``, both
 grouped by kind of operation (PyTorch: the operator; OpenVINO: the node type and the kernel it chose),
 milliseconds per forward (mean of ``--repeats`` after a warm-up) and the share of the forward. The two
 columns of one kind are the same work done by each engine, so a kind where OpenVINO's time is much lower
-is where its kernels (or its fusion of the nodes around them) win. Run it with the machine otherwise idle.
+is where its kernels (or its fusion of the nodes around them) win. ``--against compile`` profiles
+``torch.compile`` of the same model instead of OpenVINO (Inductor's generated kernels appear under their
+``cpp_fused_...`` names, the library calls it makes under their operator names). Run it with the machine
+otherwise idle.
 """
 
 from __future__ import annotations
@@ -64,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--against", choices=("openvino", "compile"), default="openvino")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     for name in args.models:
@@ -75,10 +80,13 @@ def main(argv: list[str] | None = None) -> None:
             export_onnx(model, x, graph, dynamic_batch=False)  # the batch-1 graph OpenVINO compiles anyway
             ours = model if args.dtype == "fp32" else model.to(torch.bfloat16)
             eager = torch_profile(ours, x.to(next(ours.parameters()).dtype), args.repeats)
-            engine = openvino_profile(graph, x, args.dtype, args.threads, args.repeats)
+            if args.against == "compile":
+                engine = torch_profile(torch.compile(ours), x.to(next(ours.parameters()).dtype), args.repeats)
+            else:
+                engine = openvino_profile(graph, x, args.dtype, args.threads, args.repeats)
         print(f"\n## {name} {tuple(x.shape[2:])} {args.dtype}")
         show("videozoo eager (torch.profiler, self time)", eager, args.top)
-        show("OpenVINO (PERF_COUNT, real time)", engine, args.top)
+        show("torch.compile (torch.profiler, self time)" if args.against == "compile" else "OpenVINO (PERF_COUNT, real time)", engine, args.top)
 
 
 if __name__ == "__main__":
