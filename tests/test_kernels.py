@@ -23,3 +23,47 @@ def test_attention_in_blocks_of_queries_is_sdpa(mask_shape):
     reference = F.scaled_dot_product_attention(*[t.float() for t in half], attn_mask=mask)
     assert got.dtype == torch.bfloat16 and got.shape == expected.shape
     torch.testing.assert_close(got.float(), reference, atol=3e-2, rtol=0)
+
+
+def test_folded_filters_follow_every_change_of_the_parameters():
+    """conv_bn_folded keeps the folded filters between calls; loading, an optimizer step, BatchNorm's running
+    statistics in training, a new tensor and ``.to()`` all fold again, so it always equals ``bn(conv(x))``."""
+    from videozoo.models.layers import conv_bn_folded
+
+    torch.manual_seed(0)
+    conv, bn = torch.nn.Conv3d(4, 8, (3, 3, 3), padding=1, bias=False), torch.nn.BatchNorm3d(8)
+    x = torch.randn(2, 4, 3, 6, 6).contiguous(memory_format=torch.channels_last_3d)
+
+    def check(mode) -> None:
+        bn.eval()
+        with torch.no_grad():
+            expected = bn(conv(x))
+        with mode():
+            got = conv_bn_folded(x, conv, bn)
+            again = conv_bn_folded(x, conv, bn)
+        torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+        assert torch.equal(again, got)
+
+    for mode in (torch.inference_mode, torch.no_grad):
+        check(mode)
+        with torch.no_grad():
+            bn.running_var.mul_(3.0)  # in place
+        check(mode)
+        other = torch.nn.Conv3d(4, 8, (3, 3, 3), padding=1, bias=False)
+        conv.load_state_dict(other.state_dict())  # loading copies into the same tensors
+        check(mode)
+        bn.train()  # a training step: BatchNorm's statistics and the filters change in place
+        optimizer = torch.optim.SGD([*conv.parameters(), *bn.parameters()], lr=0.5)
+        bn(conv(x)).square().mean().backward()
+        optimizer.step()
+        check(mode)
+        bn.weight = torch.nn.Parameter(torch.rand(8))  # a new tensor
+        check(mode)
+    conv.double(), bn.double()
+    x = x.double()
+    check(torch.inference_mode)
+    # where autograd records, the folded filters are computed in the graph (fine-tuning with frozen statistics)
+    bn.eval()
+    conv.weight.grad = bn.weight.grad = None
+    conv_bn_folded(x, conv, bn).sum().backward()
+    assert conv.weight.grad is not None and bn.weight.grad is not None

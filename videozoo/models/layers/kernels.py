@@ -9,6 +9,8 @@ plain operators only. How much faster each path is: docs/performance-notes.md.
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -180,12 +182,41 @@ def conv_bn_folded(x: Tensor, conv: nn.Conv3d, bn: nn.BatchNorm3d, relu: bool = 
 
     ``x`` is channels-last, and so is the result. Eager only (TorchScript takes no modules as
     arguments): the convolutional families call it from an ``@torch.jit.unused`` eval path, and scripted
-    models run the unfolded modules, the same function up to float rounding. The folded filters are
-    recomputed from the current parameters on every call, so loading or fine-tuning needs no refresh.
+    models run the unfolded modules, the same function up to float rounding. The folded filters follow
+    the current parameters (:func:`_folded_filters`), so loading or fine-tuning needs no refresh.
     """
     assert bn.running_mean is not None and bn.running_var is not None
-    weight, bias = fold_batch_norm(conv.weight, bn.running_mean, bn.running_var, bn.weight, bn.bias, bn.eps)
+    weight, bias = _folded_filters(conv, bn)
     if conv.dilation != (1, 1, 1):  # dilated (the AVA detectors' res5): the plain convolution
         y = F.conv3d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
         return (F.relu(y) if relu else y).contiguous(memory_format=torch.channels_last_3d)
     return conv3d_channels_last(x, weight, bias, conv.stride, conv.padding, conv.groups, relu)
+
+
+# conv -> (the identity and version of each tensor folded, the folded filters); weak, so the cache goes
+# with the module, and outside it, so that state_dict, deepcopy and pickling never see it.
+_FOLDED: weakref.WeakKeyDictionary[nn.Conv3d, tuple[tuple, tuple[Tensor, Tensor]]] = weakref.WeakKeyDictionary()
+
+
+def _folded_filters(conv: nn.Conv3d, bn: nn.BatchNorm3d) -> tuple[Tensor, Tensor]:
+    """:func:`fold_batch_norm` of ``conv`` and ``bn``, filters channels-last (the layout oneDNN takes).
+
+    Where no gradient is recorded and no tracer runs, the result is kept for the module and reused while
+    the five tensors it was folded from stay the same: a tensor replaced (loading into new tensors,
+    ``.to()``, whose ``param.data = ...`` keeps the tensor but moves its storage) or changed in place
+    (``load_state_dict``, an optimizer step, BatchNorm's running statistics in training: each bumps the
+    tensor's version) folds again. Folding on every call, with the copy into
+    oneDNN's layout, cost r3d_18 8 % of its forward (docs/benchmarks.md). The kept filters are one more
+    copy of the convolutions' weights; the tensors they were folded from are held until the next fold.
+    """
+    tensors = (conv.weight, bn.running_mean, bn.running_var, bn.weight, bn.bias)
+    if torch.is_grad_enabled() or _traced() or any(t.is_inference() for t in tensors):  # (those keep no version)
+        return fold_batch_norm(*tensors, bn.eps)  # type: ignore[arg-type]
+    state = (torch.is_inference_mode_enabled(), bn.eps, tuple((id(t), t._version, t.data_ptr()) for t in tensors))
+    kept = _FOLDED.get(conv)
+    if kept is not None and kept[0][:3] == state:
+        return kept[1]
+    weight, bias = fold_batch_norm(*tensors, bn.eps)  # type: ignore[arg-type]
+    folded = weight.contiguous(memory_format=torch.channels_last_3d), bias
+    _FOLDED[conv] = ((*state, tensors), folded)  # the tensors held: their identities cannot be reused meanwhile
+    return folded
