@@ -7,7 +7,7 @@ model itself (a copy with bfloat16 parameters for ``dtype="bf16"``); ``"compile"
 ``torch.compile`` (Inductor: fused kernels, compiled in each process on first use); ``"onnxruntime"``
 and ``"openvino"`` run the graph that ``videozoo export`` writes (the eager model and its embedding head
 as one ONNX graph with two outputs, ``logits`` and ``embedding``). ``"auto"`` builds each installed
-engine, times it on this machine at the clip shape (a few runs after a warm-up) and keeps the fastest;
+engine, times them on this machine at the clip shape (interleaved rounds after a warm-up) and keeps the fastest;
 :attr:`Engine.report` says what it measured. The choice is remembered (``engines/auto/``, keyed like the
 graphs and by the thread count and every engine's version), so later runs build only the chosen engine.
 
@@ -221,7 +221,7 @@ def _fastest(dtype: str, key: _Key, clips: Tensor | None) -> Engine:
     """Every installed engine that runs ``dtype`` and matches eager, timed at the clip shape; the fastest
     (remembered for the next run)."""
     x = torch.randn(1, 3, *key.clip_shape, generator=torch.Generator().manual_seed(1))
-    timed: list[tuple[float, Engine]] = []
+    built: list[Engine] = []
     skipped = []
     for candidate in ENGINES:
         if not installed(candidate):
@@ -231,13 +231,12 @@ def _fastest(dtype: str, key: _Key, clips: Tensor | None) -> Engine:
             skipped.append(f"{candidate} has no {dtype}")
             continue
         try:
-            built = _build(candidate, dtype, key, clips)
+            built.append(_build(candidate, dtype, key, clips))
         except ExportError as e:
             skipped.append(f"{candidate} left out ({str(e).splitlines()[0]})")
-            continue
-        timed.append((_median_time(built, x), built))
-    if not timed:
+    if not built:
         raise ValueError(f"no installed engine runs {dtype} here: {'; '.join(skipped)}.")
+    timed = list(zip(_interleaved_times(built, x), built))
     best = min(timed, key=lambda pair: pair[0])[1]
     measured = ", ".join(f"{e.name} {t * 1e3:.0f} ms" for t, e in sorted(timed, key=lambda pair: pair[0]))
     best.report = f"auto: {best.name} ({measured} per clip of {key.clip_shape} in {dtype})" + (
@@ -283,14 +282,29 @@ def _remembered(dtype: str, key: _Key, clips: Tensor | None) -> Engine | None:
     return built
 
 
-def _median_time(engine: Engine, x: Tensor, repeats: int = 3) -> float:
-    engine.run(x)  # warm-up: first-run allocations and kernel selection
-    times = []
-    for _ in range(repeats):
+def _interleaved_times(engines: list[Engine], x: Tensor, budget: float = 2.0, pause: float = 0.05) -> list[float]:
+    """Median seconds per call of each engine on ``x``: a warm-up call of each, then rounds of one call of
+    each, as many as fit in ``budget`` seconds (3 to 15), ``pause`` seconds before each call.
+
+    Timed together after every build, not each right after its own: a build (compile's above all) leaves
+    the machine busy for a while, and ONNX Runtime's threads spin on after a run, slowing whatever runs
+    next; interleaving spreads such effects over all engines alike. Timed one after another with three
+    calls each, auto chose eager (59 ms) over OpenVINO (47 ms) for efficient_x3d_s on the 2-core
+    development machine.
+    """
+    per_round = 0.0
+    for engine in engines:
         start = time.perf_counter()
-        engine.run(x)
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+        engine.run(x)  # warm-up: first-run allocations and kernel selection
+        per_round += time.perf_counter() - start + pause
+    times: list[list[float]] = [[] for _ in engines]
+    for _ in range(max(3, min(15, int(budget / per_round)))):
+        for engine, spent in zip(engines, times):
+            time.sleep(pause)
+            start = time.perf_counter()
+            engine.run(x)
+            spent.append(time.perf_counter() - start)
+    return [sorted(spent)[len(spent) // 2] for spent in times]
 
 
 def runs(engine: str, dtype: str) -> bool:
