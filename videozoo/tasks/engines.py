@@ -514,7 +514,7 @@ def openvino_core() -> Any:
     signal that runs a Python handler on it (SIGCHLD, once a PyTorch DataLoader has run workers) then kills
     the process with SIGSEGV wherever it is. One Core that never goes cannot be taken out of order. Code
     that uses OpenVINO beside videozoo in one process is safe with this Core, or with Cores of its own kept
-    as long (tests/test_engines.py shows the crash with two Cores).
+    as long. (tests/test_engines.py: a process that drops its OpenVINO engines, then takes SIGCHLD.)
     """
     import openvino
 
