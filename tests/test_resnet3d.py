@@ -306,21 +306,34 @@ def test_folded_eval_path_agrees_with_the_modules(name: str) -> None:
         ((3, 3, 3), (1, 1, 1), (1, 1, 1), 1),  # PyTorch's im2col path for an input this small
     ],
 )
-@pytest.mark.parametrize("relu", [False, True])
+@pytest.mark.parametrize(("activation", "residual"), [("none", False), ("relu", False), ("swish", False), ("none", True), ("relu", True)])
 @pytest.mark.parametrize("path", ["onednn", "portable"])
-def test_conv3d_channels_last_is_conv3d(kernel, stride, padding, groups, relu: bool, path: str) -> None:
+def test_conv3d_channels_last_is_conv3d(kernel, stride, padding, groups, activation: str, residual: bool, path: str) -> None:
+    """Every path of conv3d_channels_last, with the shortcut's sum and each activation fused (oneDNN) or after."""
     torch.manual_seed(0)  # unseeded draws missed the 1e-5 tolerance in some runs (2 of 9 here, before this change too)
     x = torch.randn(1, 8, 4, 9, 10).contiguous(memory_format=torch.channels_last_3d)
     weight = torch.randn(16, 8 // groups, *kernel, requires_grad=path == "portable")  # autograd: F.conv
     bias = torch.randn(16)
     assert onednn_applies(x, weight) == (path == "onednn")
-    out = conv3d_channels_last(x, weight, bias, stride, padding, groups, relu=relu)
     expected = F.conv3d(x, weight, bias, stride, padding, 1, groups)
-    torch.testing.assert_close(out, F.relu(expected) if relu else expected, rtol=1e-5, atol=1e-5)
+    other = torch.randn(expected.shape).contiguous(memory_format=torch.channels_last_3d) if residual else None
+    kept = None if other is None else other.clone()
+    out = conv3d_channels_last(x, weight, bias, stride, padding, groups, activation, other)
+    if other is not None:
+        expected = expected + other
+        assert torch.equal(other, kept)  # the residual is read, never written
+    expected = {"none": expected, "relu": F.relu(expected), "swish": F.silu(expected)}[activation]
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
     assert out.is_contiguous(memory_format=torch.channels_last_3d)
     if path == "portable":
         out.sum().backward()
         assert weight.grad is not None
+
+
+def test_conv3d_channels_last_refuses_swish_after_a_residual() -> None:
+    x = torch.randn(1, 8, 2, 4, 4).contiguous(memory_format=torch.channels_last_3d)
+    with pytest.raises(ValueError, match="'none' or 'relu'"):
+        conv3d_channels_last(x, torch.randn(8, 8, 1, 1, 1), None, (1, 1, 1), (0, 0, 0), 1, "swish", x)
 
 
 # -- meta ---------------------------------------------------------------------------------------------------

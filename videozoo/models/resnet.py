@@ -94,18 +94,18 @@ class BasicBlock(nn.Module):
         """``forward`` in eval mode on a channels-last ``x``, each BN folded into its convolution."""
         downsample = self.downsample
         shortcut = x if downsample is None else conv_bn_folded(x, downsample[0], downsample[1])
-        out = _unit_folded(x, self.conv1, relu=True)
-        return F.relu(_unit_folded(out, self.conv2).add_(shortcut), inplace=True)
+        out = _unit_folded(x, self.conv1, "relu")
+        return _unit_folded(out, self.conv2, "relu", residual=shortcut)
 
 
-def _unit_folded(x: Tensor, unit: nn.Sequential, relu: bool = False) -> Tensor:
-    """``unit[1](unit[0](x))`` (a convolution of :func:`_conv`, then its BN) with the BNs folded, then
-    ReLU if ``relu``."""
+def _unit_folded(x: Tensor, unit: nn.Sequential, activation: str = "none", residual: Tensor | None = None) -> Tensor:
+    """``unit[1](unit[0](x))`` (a convolution of :func:`_conv`, then its BN) with the BNs folded, plus
+    ``residual``, then ``activation`` (as :func:`~videozoo.models.layers.conv_bn_folded`)."""
     conv, bn = unit[0], unit[1]
     if isinstance(conv, nn.Sequential):  # (2+1)D: spatial convolution, BN, ReLU, temporal convolution
-        x = conv_bn_folded(x, conv[0], conv[1], relu=True)
+        x = conv_bn_folded(x, conv[0], conv[1], activation="relu")
         conv = conv[3]
-    return conv_bn_folded(x, conv, bn, relu)
+    return conv_bn_folded(x, conv, bn, activation, residual)
 
 
 class VideoResNet(VideoModel):
@@ -176,7 +176,7 @@ class VideoResNet(VideoModel):
     def _stem_folded(self, x: Tensor) -> Tensor:
         stem = self.stem
         for i in range(0, len(stem), 3):  # (convolution, BN, ReLU) once or twice
-            x = conv_bn_folded(x, stem[i], stem[i + 1], relu=True)
+            x = conv_bn_folded(x, stem[i], stem[i + 1], activation="relu")
         return x
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:

@@ -114,7 +114,7 @@ class ResNet3dStem(nn.Module):
 
     @torch.jit.unused
     def _conv_bn_relu_folded(self, x: Tensor) -> Tensor:
-        return conv_bn_folded(x, self.conv, self.bn, relu=True)
+        return conv_bn_folded(x, self.conv, self.bn, activation="relu")
 
 
 def _middle_conv(kind: BlockKind, planes: int, stride: int, temporal_stride: int, dilation: int = 1) -> nn.Module:
@@ -181,18 +181,18 @@ class ResNet3dBottleneck(nn.Module):
 
     @torch.jit.unused
     def _forward_folded(self, x: Tensor) -> Tensor:
-        """``forward`` in eval mode with each BN folded into the convolution before it: one pass over the
-        activations instead of two (recomputed from the current parameters on every call, so loading or
-        fine-tuning needs no refresh)."""
+        """``forward`` in eval mode with each BN folded into the convolution before it, and the shortcut's
+        sum and the last ReLU into the last convolution: one pass over the activations instead of three
+        (the folded filters follow the current parameters, so loading or fine-tuning needs no refresh)."""
         downsample = self.downsample
         shortcut = x if downsample is None else conv_bn_folded(x, downsample[0], downsample[1])
-        out = conv_bn_folded(x, self.conv1, self.bn1, relu=True)
+        out = conv_bn_folded(x, self.conv1, self.bn1, activation="relu")
         conv2 = self.conv2
         if isinstance(conv2, Conv2Plus1d):
-            out = conv_bn_folded(out, conv2.conv_t, conv2.bn, relu=True)
+            out = conv_bn_folded(out, conv2.conv_t, conv2.bn, activation="relu")
             conv2 = conv2.conv_xy
-        out = conv_bn_folded(out, conv2, self.bn2, relu=True)
-        return F.relu(conv_bn_folded(out, self.conv3, self.bn3).add_(shortcut), inplace=True)
+        out = conv_bn_folded(out, conv2, self.bn2, activation="relu")
+        return conv_bn_folded(out, self.conv3, self.bn3, "relu", residual=shortcut)
 
 
 def res_stage(

@@ -57,7 +57,7 @@ class ConvBNReLU(nn.Sequential):
 
     @torch.jit.unused
     def _forward_folded(self, x: Tensor) -> Tensor:
-        return conv_bn_folded(x, self[0], self[1], relu=True)
+        return conv_bn_folded(x, self[0], self[1], activation="relu")
 
 
 class TemporalSeparableConv(nn.Sequential):

@@ -33,9 +33,11 @@ from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
 from videozoo.models._base import VideoModel
 from videozoo.models.layers import (
     conv3d_channels_last,
+    conv_bn_folded,
     fold_batch_norm,
     init_conv_bn,
     log_mean_softmax,
+    position_mean,
     window_avg_pool,
 )
 from videozoo.models.adapters.x3d import from_pytorchvideo_state_dict
@@ -61,16 +63,25 @@ def _round_width(width: float, multiplier: float, divisor: int = 8) -> int:
     return int(rounded + divisor if rounded < 0.9 * scaled else rounded)
 
 
+def _folds(training: bool, x: Tensor) -> bool:
+    """Whether a module takes its fused eval path (:meth:`ConvBN.folded`): eager (the callers check),
+    eval mode, a channels-last input."""
+    return not training and x.is_contiguous(memory_format=torch.channels_last_3d)
+
+
 class ConvBN(nn.Module):
     """A bias-free ``Conv3d`` followed by ``BatchNorm3d`` (or by nothing when ``norm=False``).
 
     Two ways of computing the same function faster, neither visible in the state_dict:
 
-    * with the BN in eval mode, one convolution whose weight and bias fold the BN in (recomputed from
-      the current parameters on every call): one pass over the activations instead of two;
+    * with the BN in eval mode, one convolution whose weight and bias fold the BN in: one pass over the
+      activations instead of two;
     * on a channels-last input, a 1x1x1 convolution is a matrix product over rows of channels
       (``F.linear`` on a view), and a kt x 1 x 1 one is a 2D convolution over a (T, H*W) view; PyTorch's
       CPU convolution would take slow paths for both (with a single thread), converting layouts.
+
+    ``forward`` is what TorchScript and the tracers see; eager eval-mode blocks call :meth:`folded`,
+    which also fuses the activation and the shortcut's sum into oneDNN's convolution.
     """
 
     def __init__(
@@ -107,6 +118,16 @@ class ConvBN(nn.Module):
         # send every later layer down the slow path).
         return conv3d_channels_last(x, weight, bias, conv.stride, conv.padding, conv.groups)
 
+    @torch.jit.unused
+    def folded(self, x: Tensor, activation: str = "none", residual: Tensor | None = None) -> Tensor:
+        """``forward`` in eval mode on a channels-last ``x``, plus ``residual``, then ``activation``
+        (``"relu"`` or ``"swish"``): in CPU inference one oneDNN convolution with the BN folded into filters
+        kept between calls and the rest fused (:func:`~videozoo.models.layers.conv_bn_folded`)."""
+        conv = self.conv
+        if self.bn is None:
+            return conv3d_channels_last(x, conv.weight, None, conv.stride, conv.padding, conv.groups, activation, residual)
+        return conv_bn_folded(x, conv, self.bn, activation, residual)
+
 
 class SqueezeExcitation(nn.Module):
     """Channel attention: global average, bottleneck MLP, sigmoid gate."""
@@ -117,7 +138,7 @@ class SqueezeExcitation(nn.Module):
         self.fc2 = nn.Linear(reduced, channels)
 
     def forward(self, x: Tensor) -> Tensor:
-        scale = torch.sigmoid(self.fc2(F.relu(self.fc1(x.mean((2, 3, 4))), inplace=True)))
+        scale = torch.sigmoid(self.fc2(F.relu(self.fc1(position_mean(x)), inplace=True)))
         return x * scale[:, :, None, None, None]
 
 
@@ -132,6 +153,8 @@ class X3DStem(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self._conv_xy_channels_last(x) if x.device.type == "cpu" else self.conv_xy(x)
+        if _folds(self.training, x) and not torch.jit.is_scripting():
+            return self.conv_t.folded(x, "relu")
         return F.relu(self.conv_t(x), inplace=True)
 
     def _conv_xy_channels_last(self, x: Tensor) -> Tensor:
@@ -171,12 +194,27 @@ class X3DBottleneck(nn.Module):
             self.downsample = ConvBN(in_planes, out_planes, stride=(1, stride, stride), norm=norm)
 
     def forward(self, x: Tensor) -> Tensor:
+        if _folds(self.training, x) and not torch.jit.is_scripting():
+            return self._forward_folded(x)
         shortcut = x if self.downsample is None else self.downsample(x)
         out = self.conv2(F.relu(self.conv1(x), inplace=True))
         if self.se is not None:
             out = self.se(out)
         out = self.conv3(F.silu(out, inplace=True))  # Swish
         return F.relu(out.add_(shortcut), inplace=True)
+
+    @torch.jit.unused
+    def _forward_folded(self, x: Tensor) -> Tensor:
+        """``forward`` with every activation and the shortcut's sum fused into the convolution before it
+        (:meth:`ConvBN.folded`); the SE, when there is one, sits between the channel-wise convolution and
+        its Swish."""
+        shortcut = x if self.downsample is None else self.downsample.folded(x)
+        out = self.conv1.folded(x, "relu")
+        if self.se is None:
+            out = self.conv2.folded(out, "swish")
+        else:
+            out = F.silu(self.se(self.conv2.folded(out)), inplace=True)
+        return self.conv3.folded(out, "relu", residual=shortcut)
 
 
 class X3D(VideoModel):
@@ -268,6 +306,8 @@ class X3D(VideoModel):
             x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         else:
             x = self.run_layers(x, [self.layer1, self.layer2, self.layer3, self.layer4])
+        if _folds(self.training, x) and not torch.jit.is_scripting():
+            return self.conv5.folded(x, "relu")
         return F.relu(self.conv5(x), inplace=True)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:

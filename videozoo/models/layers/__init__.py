@@ -23,7 +23,9 @@ from videozoo.models.layers.blocks import (
     window_avg_pool,
 )
 from videozoo.models.layers.boxes import box_area, box_cxcywh_to_xyxy, box_iou, nms
-from videozoo.models.layers.kernels import attention, conv3d_channels_last, conv_bn_folded, fold_batch_norm, linear, onednn_applies
+from videozoo.models.layers.kernels import (
+    attention, conv3d_channels_last, conv_bn_folded, fold_batch_norm, linear, onednn_applies, position_mean,
+)
 from videozoo.models.layers.roi_align import roi_align
 from videozoo.models.layers.pos_embed import resize_pos_embed, sinusoid_table
 from videozoo.models.layers.rotary import apply_rope, rope_3d_tables, rope_section_dim
@@ -56,6 +58,7 @@ __all__ = [
     "merge_heads",
     "nms",
     "onednn_applies",
+    "position_mean",
     "resize_pos_embed",
     "rope_3d_tables",
     "roi_align",

@@ -15,7 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["attention", "conv3d_channels_last", "conv_bn_folded", "fold_batch_norm", "linear", "onednn_applies"]
+__all__ = [
+    "attention", "conv3d_channels_last", "conv_bn_folded", "fold_batch_norm", "linear", "onednn_applies", "position_mean",
+]
 
 # PyTorch's fp32 matrix products on CPU go to MKL's sgemm, which on the AVX-512 machines these models are
 # benchmarked on reaches about half the throughput of oneDNN's inner product (the kernel ONNX Runtime
@@ -59,6 +61,23 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None, gelu: str | None = No
             return torch.ops.mkldnn._linear_pointwise(x.contiguous(), weight.contiguous(), bias, post_op, [], algorithm)
     y = F.linear(x, weight, bias)
     return y if gelu is None else F.gelu(y, approximate=gelu)
+
+
+def position_mean(x: Tensor) -> Tensor:
+    """``x.mean((2, 3, 4))`` of a ``(B, C, T, H, W)`` clip: the mean of each channel, ``(B, C)``.
+
+    For a bf16 ``channels_last_3d`` clip on CPU, outside autograd and tracers, it is a matrix product of
+    a row of ones with the clip's rows of channels (oneDNN's bf16 product, accumulating in fp32), then
+    the division: PyTorch's bf16 reduction over these dimensions runs 5-10x slower than its fp32 one (1.2
+    ms against 0.12 for X3D-S's first squeeze-excitation), the product as fast as fp32.
+    """
+    if not torch.jit.is_scripting():  # (compiled out when scripting)
+        if _blocked_applies(x) and x.dtype == torch.bfloat16 and x.is_contiguous(memory_format=torch.channels_last_3d):
+            b, c = x.shape[:2]
+            rows = x.permute(0, 2, 3, 4, 1).reshape(b, -1, c)  # a view: (B, positions, C)
+            ones = x.new_ones(b, 1, rows.shape[1])
+            return torch.bmm(ones, rows).view(b, c).div_(rows.shape[1])
+    return x.mean((2, 3, 4))
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, block: int = 256) -> Tensor:
@@ -109,18 +128,23 @@ def conv3d_channels_last(
     stride: tuple[int, int, int],
     padding: tuple[int, int, int],
     groups: int = 1,
-    relu: bool = False,
+    activation: str = "none",
+    residual: Tensor | None = None,
 ) -> Tensor:
-    """``F.conv3d`` (no dilation) of a ``channels_last_3d`` clip, then ReLU if ``relu``, with a
+    """``F.conv3d`` (no dilation) of a ``channels_last_3d`` clip, plus ``residual`` if given, then
+    ``activation`` (``"none"``, ``"relu"`` or ``"swish"``, only the first two with a residual), with a
     ``channels_last_3d`` result, run where the CPU convolution is fast.
 
     A ``t x 1 x 1`` kernel (spatial stride 1) runs as a 2D convolution over a (T, H*W) view, a
     ``1 x h x w`` kernel (temporal stride 1) as one over the frames: oneDNN's 2D kernels beat its 3D
-    ones on these. In CPU fp32 inference (:func:`onednn_applies`) every convolution is oneDNN's,
-    called directly with the ReLU fused: ``F.conv3d`` sends small inputs (batch 1, few frames:
-    B*C*T*H <= 20480) with kernels no wider than 3 to PyTorch's slow im2col path instead. Elsewhere
-    (autograd, autocast, tracers) ``F.conv2d`` / ``F.conv3d`` run, then ReLU.
+    ones on these. In CPU inference (:func:`onednn_applies`) every convolution is oneDNN's, called
+    directly with the sum and the activation fused into it (one pass over the output instead of three):
+    ``F.conv3d`` sends small inputs (batch 1, few frames: B*C*T*H <= 20480) with kernels no wider than 3
+    to PyTorch's slow im2col path instead. Elsewhere (autograd, autocast, tracers) ``F.conv2d`` /
+    ``F.conv3d`` run, then the sum and the activation.
     """
+    if residual is not None and activation == "swish":
+        raise ValueError("conv3d_channels_last: a residual takes activation 'none' or 'relu'")
     onednn = False
     if not torch.jit.is_scripting():  # (compiled out when scripting, the only form TorchScript skips)
         onednn = onednn_applies(x, weight)
@@ -129,13 +153,21 @@ def conv3d_channels_last(
     st, pad = [stride[0], stride[1], stride[2]], [padding[0], padding[1], padding[2]]  # lists slice in TorchScript
     if (kh, kw) == (1, 1) and st[1:] == [1, 1] and pad[1:] == [0, 0]:
         planes = x.permute(0, 2, 3, 4, 1).reshape(b, t, h * w, c).permute(0, 3, 1, 2)  # (B, C, T, H*W)
-        y = _conv(planes, weight.squeeze(-1), bias, st[:2], pad[:2], groups, relu, onednn)
+        other = residual  # the residual (B, C', T', H, W) in the same view
+        if residual is not None:
+            r = residual.permute(0, 2, 3, 4, 1)
+            other = r.reshape(b, r.shape[1], h * w, r.shape[4]).permute(0, 3, 1, 2)
+        y = _conv(planes, weight.squeeze(-1), bias, st[:2], pad[:2], groups, activation, other, onednn)
         return y.permute(0, 2, 3, 1).reshape(b, y.shape[2], h, w, y.shape[1]).permute(0, 4, 1, 2, 3)
     if kt == 1 and st[0] == 1 and pad[0] == 0:
         frames = x.permute(0, 2, 1, 3, 4).reshape(b * t, c, h, w)  # channels-last frames
-        y = _conv(frames, weight.squeeze(2), bias, st[1:], pad[1:], groups, relu, onednn)
+        other = residual
+        if residual is not None:
+            r = residual.permute(0, 2, 1, 3, 4)
+            other = r.reshape(b * t, r.shape[2], r.shape[3], r.shape[4])
+        y = _conv(frames, weight.squeeze(2), bias, st[1:], pad[1:], groups, activation, other, onednn)
         return y.permute(0, 2, 3, 1).reshape(b, t, y.shape[2], y.shape[3], y.shape[1]).permute(0, 4, 1, 2, 3)
-    y = _conv(x, weight, bias, st, pad, groups, relu, onednn)
+    y = _conv(x, weight, bias, st, pad, groups, activation, residual, onednn)
     return y.contiguous(memory_format=torch.channels_last_3d)
 
 
@@ -146,21 +178,33 @@ def _conv(
     stride: list[int],
     padding: list[int],
     groups: int,
-    relu: bool,
+    activation: str,
+    residual: Tensor | None,
     onednn: bool,
 ) -> Tensor:
-    """A channels-last 2D or 3D convolution, then ReLU if ``relu``; oneDNN's fused one if ``onednn``."""
+    """A channels-last 2D or 3D convolution, plus ``residual``, then ``activation``; oneDNN's fused one
+    if ``onednn``."""
     if onednn:
         layout = torch.channels_last if x.dim() == 4 else torch.channels_last_3d  # oneDNN's fast filter layout
-        return torch.ops.mkldnn._convolution_pointwise(
-            x, weight.contiguous(memory_format=layout), bias, padding, stride, [1] * (x.dim() - 2), groups,
-            "relu" if relu else "none", [], "",
+        weight = weight.contiguous(memory_format=layout)
+        dilation = [1] * (x.dim() - 2)
+        if residual is None:
+            return torch.ops.mkldnn._convolution_pointwise(
+                x, weight, bias, padding, stride, dilation, groups, activation, [], ""
+            )
+        return torch.ops.mkldnn._convolution_pointwise(  # the "binary" overload
+            x, residual.contiguous(memory_format=layout), weight, bias, padding, stride, dilation, groups, "add",
+            None, None if activation == "none" else activation, [], None,
         )
     if x.dim() == 4:
         y = F.conv2d(x, weight, bias, stride, padding, 1, groups)
     else:
         y = F.conv3d(x, weight, bias, stride, padding, 1, groups)
-    return F.relu(y, inplace=True) if relu else y
+    if residual is not None:
+        y = y.add_(residual)
+    if activation == "relu":
+        return F.relu(y, inplace=True)
+    return F.silu(y, inplace=True) if activation == "swish" else y
 
 
 def fold_batch_norm(
@@ -176,9 +220,12 @@ def fold_batch_norm(
     return weight * factor.reshape([-1] + [1] * (weight.dim() - 1)), shift - mean * factor
 
 
-def conv_bn_folded(x: Tensor, conv: nn.Conv3d, bn: nn.BatchNorm3d, relu: bool = False) -> Tensor:
-    """``bn(conv(x))`` for an eval-mode ``bn``, then ReLU if ``relu``, as one convolution with the BN
-    folded into its filters (and the ReLU fused where :func:`conv3d_channels_last` can).
+def conv_bn_folded(
+    x: Tensor, conv: nn.Conv3d, bn: nn.BatchNorm3d, activation: str = "none", residual: Tensor | None = None
+) -> Tensor:
+    """``bn(conv(x))`` for an eval-mode ``bn``, plus ``residual`` if given, then ``activation`` (as
+    :func:`conv3d_channels_last`), as one convolution with the BN folded into its filters (and the sum
+    and activation fused where :func:`conv3d_channels_last` can).
 
     ``x`` is channels-last, and so is the result. Eager only (TorchScript takes no modules as
     arguments): the convolutional families call it from an ``@torch.jit.unused`` eval path, and scripted
@@ -189,8 +236,10 @@ def conv_bn_folded(x: Tensor, conv: nn.Conv3d, bn: nn.BatchNorm3d, relu: bool = 
     weight, bias = _folded_filters(conv, bn)
     if conv.dilation != (1, 1, 1):  # dilated (the AVA detectors' res5): the plain convolution
         y = F.conv3d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
-        return (F.relu(y) if relu else y).contiguous(memory_format=torch.channels_last_3d)
-    return conv3d_channels_last(x, weight, bias, conv.stride, conv.padding, conv.groups, relu)
+        y = y if residual is None else y + residual
+        y = F.relu(y) if activation == "relu" else F.silu(y) if activation == "swish" else y
+        return y.contiguous(memory_format=torch.channels_last_3d)
+    return conv3d_channels_last(x, weight, bias, conv.stride, conv.padding, conv.groups, activation, residual)
 
 
 # conv -> (the identity and version of each tensor folded, the folded filters); weak, so the cache goes
