@@ -157,7 +157,7 @@ def test_unreadable_videos_are_skipped_warned_and_counted(main_run, data: Path) 
     garbage, truncated = str(data / "train" / "left" / "zz_garbage.mp4"), str(data / "val" / "up" / "zz_truncated.mp4")
     assert f"skipping an unreadable video (another one takes its place): {garbage}" in stderr
     assert f"leaving an unreadable video out of the evaluation: {truncated}" in stderr
-    assert stderr.count(f"warning: skipping an unreadable video") <= 2  # once per process that met it, not per epoch
+    assert stderr.count("warning: skipping an unreadable video") <= 2  # once per process that met it, not per epoch
     for m in _metrics(out):
         assert m["train_skipped"] >= 1 and m["val_skipped"] == 1
         assert m["unreadable"] == sorted([garbage, truncated])

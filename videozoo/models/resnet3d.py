@@ -57,7 +57,6 @@ from functools import partial
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from videozoo.zoo import Weights, WeightsEnum, build_model, register_model
