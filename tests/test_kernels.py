@@ -25,6 +25,22 @@ def test_attention_in_blocks_of_queries_is_sdpa(mask_shape):
     torch.testing.assert_close(got.float(), reference, atol=3e-2, rtol=0)
 
 
+@pytest.mark.parametrize("mask_shape", [(40, 1, 392, 392), (1, 2, 392, 392)])
+def test_attention_in_blocks_of_windows_is_sdpa(mask_shape):
+    """Many windows of 392 tokens (Swin3D's shape): the bf16 path takes the windows a few at a time (6 of 40
+    here, the last group shorter), with a mask per window or one for all."""
+    from videozoo.models.layers import attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(40, 2, 392, 8, generator=g).bfloat16() for _ in range(3))
+    mask = torch.randn(*mask_shape, generator=g).bfloat16()
+    with torch.inference_mode():
+        got = attention(q, k, v, mask)
+    reference = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), attn_mask=mask.float())
+    assert got.dtype == torch.bfloat16 and got.shape == reference.shape
+    torch.testing.assert_close(got.float(), reference, atol=3e-2, rtol=0)
+
+
 def test_folded_filters_follow_every_change_of_the_parameters():
     """conv_bn_folded keeps the folded filters between calls; loading, an optimizer step, BatchNorm's running
     statistics in training, a new tensor and ``.to()`` all fold again, so it always equals ``bn(conv(x))``."""
@@ -67,3 +83,16 @@ def test_folded_filters_follow_every_change_of_the_parameters():
     conv.weight.grad = bn.weight.grad = None
     conv_bn_folded(x, conv, bn).sum().backward()
     assert conv.weight.grad is not None and bn.weight.grad is not None
+
+
+def test_position_mean_is_the_mean_over_positions():
+    """bf16 channels-last clips take the product with ones; every other clip is ``mean((2, 3, 4))`` itself."""
+    from videozoo.models.layers import position_mean
+
+    x = torch.randn(2, 6, 3, 5, 7, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(position_mean(x), x.mean((2, 3, 4)))
+    half = x.bfloat16().contiguous(memory_format=torch.channels_last_3d)
+    with torch.inference_mode():
+        got = position_mean(half)
+    assert got.dtype == torch.bfloat16 and got.shape == (2, 6)
+    torch.testing.assert_close(got.float(), half.float().mean((2, 3, 4)), atol=1e-2, rtol=1e-2)

@@ -80,29 +80,48 @@ def position_mean(x: Tensor) -> Tensor:
     return x.mean((2, 3, 4))
 
 
-def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, block: int = 256) -> Tensor:
+def attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None = None, block: int | None = None) -> Tensor:
     """``softmax(q k^T / sqrt(head_dim) + mask) v`` over ``(..., tokens, head_dim)``, as
     ``F.scaled_dot_product_attention(q, k, v, attn_mask=mask)`` (``mask``: an additive float bias that
     broadcasts to ``(..., queries, keys)``, or ``None``).
 
     In bf16 or fp16 on CPU, outside autograd and tracers, it is two matrix products and a softmax per
-    ``block`` queries: PyTorch's fused CPU kernel runs no faster in bf16 than in fp32, where the bf16
-    products run at twice the rate (1.6x the fused kernel at VideoMAE-S's 1568 tokens,
-    docs/performance-notes.md). Blocks of queries bound the scores' memory to ``block`` rows per head.
+    block of ``block`` queries: PyTorch's fused CPU kernel runs no faster in bf16 than in fp32, where the
+    bf16 products run at twice the rate (1.6x the fused kernel at VideoMAE-S's 1568 tokens,
+    docs/performance-notes.md). By default a block holds about 400 K scores per head: about 200 queries
+    of 2,049 keys (InternVideo2-S/14) or 1,568 (VideoMAE-S), where 128-256 were fastest; 1,000 of 392
+    keys (MViT's pooled attention: 1.5x faster than blocks of 256, whose overhead per block dominated);
+    every query of a 392-token window (Swin3D). The first dimension (windows, clips) is taken a few at a
+    time, so that a block's scores stay near 2 M (4 MB, in cache while the softmax and the second
+    product read them): 4 of Swin3D-T's first-stage windows at a time ran 1.15x faster than all 128.
     """
     if not torch.jit.is_scripting():  # (compiled out when scripting)
-        if _blocked_applies(q):
-            out = q.new_empty(q.shape[:-1] + v.shape[-1:])
-            keys, v = k.contiguous().transpose(-1, -2), v.contiguous()  # once, not once per block
-            n = q.shape[-2]
-            block = -(-n // -(-n // block))  # equal blocks of at most ``block``
-            for start in range(0, n, block):
-                scores = torch.matmul(q[..., start : start + block, :] * q.shape[-1] ** -0.5, keys)
-                if mask is not None:
-                    scores = scores + (mask if mask.shape[-2] == 1 else mask[..., start : start + block, :])
-                out[..., start : start + block, :] = torch.matmul(scores.softmax(-1), v)
-            return out
+        if _blocked_applies(q) and q.dim() >= 3:
+            return _attention_in_blocks(q, k, v, mask, block)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def _attention_in_blocks(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, block: int | None) -> Tensor:
+    """:func:`attention`'s bf16 path: blocks of queries, and of the first dimension."""
+    out = q.new_empty(q.shape[:-1] + v.shape[-1:])
+    keys, v = k.contiguous().transpose(-1, -2), v.contiguous()  # once, not once per block
+    n, m = q.shape[-2], k.shape[-2]
+    rows = max(64, (3 << 17) // m) if block is None else block
+    rows = -(-n // -(-n // rows))  # equal blocks of at most ``rows``
+    per_item = q[0, ..., :1, :1].numel() * rows * m  # scores of one item of the first dimension
+    items = max(1, (1 << 21) // per_item) if block is None else q.shape[0]
+    mask_items = mask is not None and mask.dim() == q.dim() and mask.shape[0] > 1
+    scale = q.shape[-1] ** -0.5
+    for i in range(0, q.shape[0], items):
+        j = i + items
+        qi, ki, vi, oi = q[i:j], keys[i:j] if keys.shape[0] > 1 else keys, v[i:j] if v.shape[0] > 1 else v, out[i:j]
+        mi = mask[i:j] if mask is not None and mask_items else mask
+        for start in range(0, n, rows):
+            scores = torch.matmul(qi[..., start : start + rows, :] * scale, ki)
+            if mi is not None:
+                scores = scores.add_(mi if mi.shape[-2] == 1 else mi[..., start : start + rows, :])
+            oi[..., start : start + rows, :] = torch.matmul(scores.softmax(-1), vi)
+    return out
 
 
 def _blocked_applies(q: Tensor) -> bool:
