@@ -197,6 +197,25 @@ def test_int8_through_the_engines_quantizers_calibrated_on_your_videos(engine, t
     assert quantized.stat().st_mtime_ns == stamp
 
 
+def test_calibration_takes_a_share_of_every_video(tiny, tmp_path, monkeypatch):
+    """Not the first videos' views until the budget is spent: an equal share from each, spread over its views."""
+    from videozoo.video.views import clip_views
+
+    member = videozoo.get_model_weights(tiny).DEFAULT
+    sizes = [(40, 48), (48, 64), (36, 40)]
+    videos = [make_video(tmp_path / f"c{i}.mp4", num_frames=30, fps=15, size=size) for i, size in enumerate(sizes)]
+    views = [clip_views(v, member.recipe, member.transforms()) for v in videos]
+    assert all(len(v) >= 2 for v in views)
+    monkeypatch.setattr(engines, "MAX_CALIBRATION", 5)
+    clips = engines.calibration_clips(videos, member, tuple(views[0].shape[2:]))
+    source = [[i for i, v in enumerate(views) if any(torch.equal(c, w) for w in v)] for c in clips]
+    assert [s[0] for s in source] == [0, 0, 1, 1, 2]  # shares 2, 2, 1
+    assert torch.equal(clips[0], views[0][0]) and torch.equal(clips[1], views[0][-1])  # first and last view
+    monkeypatch.setattr(engines, "MAX_CALIBRATION", 2)  # fewer clips than videos: one each from two of them
+    clips = engines.calibration_clips(videos, member, tuple(views[0].shape[2:]))
+    assert torch.equal(clips[0], views[0][0]) and torch.equal(clips[1], views[1][0])
+
+
 def test_int8_on_openvino_runs_each_batch_size_at_a_static_shape(tiny):
     """OpenVINO's CPU plugin runs an int8 ResNet's quantized residual additions wrongly when the batch is left
     dynamic: on this tiny net with larger BatchNorm gains, 6.3 off eager where the same graph compiled for the

@@ -37,6 +37,7 @@ from videozoo.models.layers import (
     fold_batch_norm,
     init_conv_bn,
     log_mean_softmax,
+    onednn_applies,
     position_mean,
     window_avg_pool,
 )
@@ -63,10 +64,12 @@ def _round_width(width: float, multiplier: float, divisor: int = 8) -> int:
     return int(rounded + divisor if rounded < 0.9 * scaled else rounded)
 
 
-def _folds(training: bool, x: Tensor) -> bool:
-    """Whether a module takes its fused eval path (:meth:`ConvBN.folded`): eager (the callers check),
-    eval mode, a channels-last input."""
-    return not training and x.is_contiguous(memory_format=torch.channels_last_3d)
+def _folds(training: bool, x: Tensor, weight: Tensor) -> bool:
+    """Whether a module takes its fused eval path (:meth:`ConvBN.folded`): eval mode, a channels-last input,
+    and oneDNN's fused operators for it (:func:`~videozoo.models.layers.onednn_applies`: CPU inference,
+    outside autocast and every tracer, so that exported and compiled graphs keep ``forward``'s operators).
+    Eager only: callers ask inside ``if not torch.jit.is_scripting()``."""
+    return not training and x.is_contiguous(memory_format=torch.channels_last_3d) and onednn_applies(x, weight)
 
 
 class ConvBN(nn.Module):
@@ -153,8 +156,9 @@ class X3DStem(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self._conv_xy_channels_last(x) if x.device.type == "cpu" else self.conv_xy(x)
-        if _folds(self.training, x) and not torch.jit.is_scripting():
-            return self.conv_t.folded(x, "relu")
+        if not torch.jit.is_scripting():  # (compiled out when scripting)
+            if _folds(self.training, x, self.conv_t.conv.weight):
+                return self.conv_t.folded(x, "relu")
         return F.relu(self.conv_t(x), inplace=True)
 
     def _conv_xy_channels_last(self, x: Tensor) -> Tensor:
@@ -194,8 +198,9 @@ class X3DBottleneck(nn.Module):
             self.downsample = ConvBN(in_planes, out_planes, stride=(1, stride, stride), norm=norm)
 
     def forward(self, x: Tensor) -> Tensor:
-        if _folds(self.training, x) and not torch.jit.is_scripting():
-            return self._forward_folded(x)
+        if not torch.jit.is_scripting():  # (compiled out when scripting)
+            if _folds(self.training, x, self.conv1.conv.weight):
+                return self._forward_folded(x)
         shortcut = x if self.downsample is None else self.downsample(x)
         out = self.conv2(F.relu(self.conv1(x), inplace=True))
         if self.se is not None:
@@ -306,8 +311,9 @@ class X3D(VideoModel):
             x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         else:
             x = self.run_layers(x, [self.layer1, self.layer2, self.layer3, self.layer4])
-        if _folds(self.training, x) and not torch.jit.is_scripting():
-            return self.conv5.folded(x, "relu")
+        if not torch.jit.is_scripting():  # (compiled out when scripting)
+            if _folds(self.training, x, self.conv5.conv.weight):
+                return self.conv5.folded(x, "relu")
         return F.relu(self.conv5(x), inplace=True)
 
     def forward_head(self, x: Tensor, pre_logits: bool = False) -> Tensor:

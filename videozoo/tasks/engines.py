@@ -149,7 +149,9 @@ def accelerate(
 
 
 def calibration_clips(calibration: Any, member: WeightsEnum | None, clip_shape: tuple[int, int, int]) -> Tensor:
-    """int8's calibration clips ``(N, 3, T, H, W)``, at most :data:`MAX_CALIBRATION`."""
+    """int8's calibration clips ``(N, 3, T, H, W)``, at most :data:`MAX_CALIBRATION`: from video files, each
+    video's evaluation views (the weights' recipe and preset), an equal share of them from every video
+    (evenly spaced over its views), or from as many videos as clips, spread over the list."""
     if calibration is None:
         raise ValueError(
             "dtype='int8' needs calibration clips from your own videos: pass calibration=[video files] (or a "
@@ -162,13 +164,18 @@ def calibration_clips(calibration: Any, member: WeightsEnum | None, clip_shape: 
             raise ValueError("Calibration from video files needs the weights member (its recipe and preset).")
         from videozoo.video.views import clip_views
 
-        transform, found = member.transforms(), []
-        for video in calibration:
-            found.extend(clip_views(video, member.recipe, transform).unbind(0))
-            if len(found) >= MAX_CALIBRATION:
-                break
-        if not found:
+        videos = list(calibration)
+        if not videos:
             raise ValueError("calibration lists no videos.")
+        # Every video's share, spread over its views (time and crops): a list in order (a class per
+        # folder, say) calibrates on all of it, not on its first few videos.
+        if len(videos) > MAX_CALIBRATION:
+            videos = [videos[i * len(videos) // MAX_CALIBRATION] for i in range(MAX_CALIBRATION)]
+        transform, found = member.transforms(), []
+        for i, video in enumerate(videos):
+            views = clip_views(video, member.recipe, transform)
+            share = min(len(views), MAX_CALIBRATION // len(videos) + (i < MAX_CALIBRATION % len(videos)))
+            found.extend(views[torch.linspace(0, len(views) - 1, share).round().long()].unbind(0))
         clips = torch.stack(found)
     if clips.dim() != 5 or tuple(clips.shape[1:]) != (3, *clip_shape):
         raise ValueError(f"calibration clips must be (N, 3, {', '.join(map(str, clip_shape))}); got {list(clips.shape)}.")
