@@ -96,6 +96,19 @@ def test_auto_measures_and_says_which_it_picked(net, monkeypatch):
     [choice] = (engines.engines_dir() / "auto").glob("*.json")
     again = accelerate(net, None, engine="auto", clip_shape=CLIP)  # the next run builds only the chosen engine
     assert again.name == built.name and again.report == f"{built.report}; remembered from an earlier run ({choice})"
+    # batches of more than one clip: measured again at the first one, remembered beside the batch-1 choice
+    clips = torch.randn(3, 3, *CLIP)
+    torch.testing.assert_close(again(clips), _eager(net, clips)[0], atol=1e-4, rtol=1e-4)
+    assert "; batches of 3 and more: " in again.report and all(f"{e} " in again.report.split("batches of 3")[1] for e in engines.ENGINES)
+    batched = json.loads(choice.read_text())["batched"]
+    assert json.loads(choice.read_text())["engine"] == built.name and batched in engines.ENGINES
+    report = again.report
+    again(clips[:2])  # a shorter batch: the same choice, not measured again
+    assert again.report == report
+    third = accelerate(net, None, engine="auto", clip_shape=CLIP)
+    assert third.report.endswith(f"; batches of more than one clip: {batched}, remembered")
+    torch.testing.assert_close(third(clips), _eager(net, clips)[0], atol=1e-4, rtol=1e-4)
+    assert third.report.endswith(", remembered")  # used without measuring
     choice.write_text("{not json")  # a damaged choice: measured again, and remembered again
     measured = accelerate(net, None, engine="auto", clip_shape=CLIP)
     assert "remembered" not in measured.report and json.loads(choice.read_text())["engine"] == measured.name
