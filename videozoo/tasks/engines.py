@@ -296,6 +296,8 @@ def _auto_engine(
                 f"; {'; '.join(skipped)}" if skipped else ""
             )
             _remember(dtype, key, clips, {"batched": name})
+            for unused in [n for n in built if n not in (first.name, name)]:
+                del built[unused]  # measured and not chosen: their graphs and weights need not stay in memory
         chosen["batched"] = name
         return built[name].run(x)
 
